@@ -1,0 +1,176 @@
+// Picks the C addon for FastCDC when it was built (about 1.7x the JS speed),
+// else the TS twin; both give the same cut points, so the choice never
+// changes what gets stored. SAFE_CHUNKER=ts forces TS, SAFE_CHUNKER=native
+// makes a missing addon an error instead of a silent slowdown.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CdcParams, cdcMasks, checkParams, checkRange, cutsTs } from './fastcdc.js';
+
+export type { CdcParams } from './fastcdc.js';
+export { cdcParams, gearTable, cutsTs } from './fastcdc.js';
+
+export type CutFn = (p: CdcParams, buf: Uint8Array, start: number, end: number, eof: boolean) => number[];
+
+interface NativeAddon {
+  cuts(gear: Uint32Array, buf: Uint8Array, start: number, end: number, min: number, avg: number,
+       max: number, maskS: number, maskL: number, eof: boolean): Uint32Array;
+}
+
+// Compiled JS runs from dist/src/chunkstore, sources from src/chunkstore:
+// the addon's place is fixed relative to the package root, not to this file.
+function repoRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+function loadNative(): { addon: NativeAddon | null; error: string | null } {
+  const root = repoRoot();
+  if (!root) return { addon: null, error: 'package.json not found above chunker module' };
+  const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    if (typeof addon?.cuts !== 'function') return { addon: null, error: `${path} has no cuts()` };
+    return { addon, error: null };
+  } catch (e) {
+    return { addon: null, error: `${path}: ${(e as Error).message}` };
+  }
+}
+
+const mode = process.env.SAFE_CHUNKER;
+const loaded = loadNative();
+if (mode === 'native' && !loaded.addon) {
+  throw new Error(`SAFE_CHUNKER=native but the addon did not load (${loaded.error}); run npm run build`);
+}
+const addon = mode === 'ts' ? null : loaded.addon;
+
+/** Why the addon is unavailable (null when it loaded, even if SAFE_CHUNKER=ts). */
+export const nativeLoadError: string | null = loaded.error;
+
+/** True when cuts() uses the C addon. */
+export const nativeLoaded: boolean = addon !== null;
+
+/** Native cuts regardless of SAFE_CHUNKER, or null if the addon is absent (for tests and benchmarks). */
+export const cutsNative: CutFn | null = loaded.addon
+  ? ((na: NativeAddon): CutFn => (p, buf, start, end, eof) => {
+      checkParams(p);
+      checkRange(buf, start, end);
+      const { maskS, maskL } = cdcMasks(p.avg);
+      return Array.from(na.cuts(p.gear, buf, start, end, p.min, p.avg, p.max, maskS, maskL, eof));
+    })(loaded.addon)
+  : null;
+
+/** Same contract as cutsTs (see fastcdc.ts), with the fastest available implementation. */
+export const cuts: CutFn = addon && cutsNative ? cutsNative : cutsTs;
+
+/**
+ * Incremental chunking of a byte stream: push() blocks of any size, then
+ * finish(). Yields exactly the chunks of cuts(p, whole, 0, len, true).
+ *
+ * Returned chunks are subarray views, either of the `data` passed to the same
+ * push() call or of a buffer this object has let go of; never of memory it
+ * will write again. A caller that overwrites `data` after push() returns must
+ * first be done with (or copy) the chunks.
+ *
+ * Memory: at most max bytes are held between calls (pending < max). Bytes
+ * that arrive while the held bytes plus the new data stay below max are only
+ * appended, not scanned, so tiny pushes don't rescan the held bytes each time.
+ * When a push completes the held bytes to max, the chunk straddling the seam
+ * is decided there; the rest of the push is cut in place, without copying.
+ */
+export class StreamChunker {
+  readonly params: CdcParams;
+  private readonly cut: CutFn;
+  private buf: Uint8Array | null = null;
+  private len = 0;
+
+  constructor(p: CdcParams, cut: CutFn = cuts) {
+    checkParams(p);
+    this.params = p;
+    this.cut = cut;
+  }
+
+  /** Bytes held back waiting for more data (always < max). */
+  get pending(): number {
+    return this.len;
+  }
+
+  push(data: Uint8Array): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    const max = this.params.max;
+    const L = data.length;
+    let off = 0;
+    while (this.len > 0) {
+      if (off === L) return out;
+      const buf = this.buf!;
+      const take = Math.min(L - off, max - this.len);
+      buf.set(data.subarray(off, off + take), this.len);
+      const old = this.len;
+      this.len += take;
+      off += take;
+      if (this.len < max) return out;
+      // max bytes always hold at least one decided chunk.
+      const lens = this.cut(this.params, buf, 0, max, false);
+      let c = 0;
+      for (const n of lens) {
+        out.push(buf.subarray(c, c + n));
+        c += n;
+      }
+      // Views of buf are out now, so it is never written again.
+      this.buf = null;
+      if (c >= old) {
+        // Past the seam: the bytes after c are still in `data`; cut them
+        // there (they get scanned twice, but that is < max bytes).
+        off -= max - c;
+        this.len = 0;
+      } else {
+        // Held bytes that were appended unscanned may hold several chunks
+        // and leave the seam undecided: carry the tail and top up again.
+        this.buf = alloc(max);
+        this.buf.set(buf.subarray(c, max), 0);
+        this.len = max - c;
+      }
+    }
+    if (L - off >= max) {
+      const lens = this.cut(this.params, data, off, L, false);
+      for (const n of lens) {
+        out.push(data.subarray(off, off + n));
+        off += n;
+      }
+    }
+    if (off < L) {
+      this.buf ??= alloc(max);
+      this.buf.set(data.subarray(off), 0);
+      this.len = L - off;
+    }
+    return out;
+  }
+
+  /** The remaining chunks; the chunker is then empty and may be reused. */
+  finish(): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    if (this.len === 0) return out;
+    const buf = this.buf!;
+    const lens = this.cut(this.params, buf, 0, this.len, true);
+    let c = 0;
+    for (const n of lens) {
+      out.push(buf.subarray(c, c + n));
+      c += n;
+    }
+    this.buf = null;
+    this.len = 0;
+    return out;
+  }
+}
+
+// Every byte gets overwritten before it is read; skip the zero fill.
+function alloc(n: number): Uint8Array {
+  return Buffer.allocUnsafeSlow(n);
+}

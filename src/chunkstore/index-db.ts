@@ -1,0 +1,48 @@
+// The chunk index: SQLite (better-sqlite3, WAL). One database file per host holds the
+// chunkstore's tables and the snapshot layer's, so a file's chunk-list swap and its
+// refcount changes commit in one transaction.
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+export function openDb(path: string, opts: { readonly?: boolean } = {}): Db {
+  const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: 30_000 });
+  if (!opts.readonly) {
+    db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode: a commit survives a process crash; only a power loss may lose the last
+    // transactions, never corrupt. Pack bytes are fsynced before the rows naming them.
+    db.pragma('synchronous = NORMAL');
+  }
+  db.pragma('cache_size = -65536');
+  return db;
+}
+
+export function createChunkTables(db: Db): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS packs (
+      pack   INTEGER PRIMARY KEY AUTOINCREMENT,
+      size   INTEGER NOT NULL DEFAULT 0,   -- bytes in the file once sealed
+      live   INTEGER NOT NULL DEFAULT 0,   -- bytes of records the index still names
+      sealed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS chunks (
+      id     BLOB PRIMARY KEY,             -- SHA-256 of the handle: public name
+      pack   INTEGER NOT NULL,
+      off    INTEGER NOT NULL,
+      len    INTEGER NOT NULL,             -- box bytes (ciphertext + tag)
+      raw    INTEGER NOT NULL,             -- plaintext bytes
+      refs   INTEGER NOT NULL DEFAULT 0,   -- references by the local host's tree
+      handle BLOB                          -- known for our own chunks: lets verify check tags
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS chunks_by_pack ON chunks(pack, off);
+    CREATE INDEX IF NOT EXISTS chunks_unreferenced ON chunks(id) WHERE refs = 0;
+    -- References held for other hosts of the group (buddy clients), by owner.
+    CREATE TABLE IF NOT EXISTS owner_refs (
+      owner  INTEGER NOT NULL,
+      id     BLOB NOT NULL,
+      n      INTEGER NOT NULL,
+      PRIMARY KEY (id, owner)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+  `);
+}

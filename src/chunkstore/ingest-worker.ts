@@ -1,0 +1,85 @@
+// Worker-thread side of the ingest pool: chunks, seals and commits batches of files.
+// Layers above reuse serveIngest() with a hook that runs inside each commit's transaction
+// (the filesystem swaps chunk lists there), so data and tree change atomically.
+import { parentPort, workerData } from 'node:worker_threads';
+import { cdcParams } from './fastcdc.js';
+import { Ingester, type IngestedFile } from './ingest.js';
+import { MissingChunkError, ChunkStore } from './store.js';
+
+export interface IngestWorkerData {
+  storeDir: string;
+  convergence: Uint8Array;
+  avgChunk: number;
+  /** Extra data for a hook's own use (e.g. the tree database path). */
+  extra?: unknown;
+}
+
+export interface IngestJob {
+  key: number;
+  path: string;
+}
+
+export type IngestOutcome = { key: number; file: IngestedFile } | { key: number; error: string; code?: string };
+
+export interface BatchRequest {
+  batch: number;
+  jobs: IngestJob[];
+}
+
+export interface BatchReply {
+  batch: number;
+  outcomes: IngestOutcome[];
+  /** Set when the whole batch failed to commit (e.g. disk full): nothing of it is stored. */
+  error?: string;
+  code?: string;
+}
+
+export type CommitHook = (done: { job: IngestJob; file: IngestedFile }[]) => void;
+
+/** How many times a batch is re-ingested when a deduplicated chunk was collected under it. */
+const RETRIES = 3;
+
+export function serveIngest(makeHook?: (store: ChunkStore, data: IngestWorkerData) => CommitHook): void {
+  const data = workerData as IngestWorkerData;
+  const store = ChunkStore.open(data.storeDir, data.convergence);
+  const ingester = new Ingester(store, cdcParams(data.avgChunk, data.convergence));
+  const hook = makeHook?.(store, data);
+  const port = parentPort!;
+  port.on('message', (msg: BatchRequest | 'close') => {
+    if (msg === 'close') {
+      ingester.close();
+      store.close();
+      port.close();
+      return;
+    }
+    port.postMessage(runBatch(ingester, hook, msg));
+  });
+}
+
+function runBatch(ingester: Ingester, hook: CommitHook | undefined, req: BatchRequest): BatchReply {
+  for (let attempt = 0; ; attempt++) {
+    const outcomes: IngestOutcome[] = [];
+    const done: { job: IngestJob; file: IngestedFile }[] = [];
+    try {
+      for (const job of req.jobs) {
+        try {
+          const file = ingester.ingestFile(job.path);
+          outcomes.push({ key: job.key, file });
+          done.push({ job, file });
+        } catch (err) {
+          const e = err as NodeJS.ErrnoException;
+          // A file that vanished or cannot be read fails alone; a store error fails the batch.
+          if (e.syscall === 'open' || e.syscall === 'read') outcomes.push({ key: job.key, error: e.message, code: e.code });
+          else throw err;
+        }
+      }
+      ingester.commit(hook ? () => hook(done) : undefined);
+      return { batch: req.batch, outcomes };
+    } catch (err) {
+      ingester.abandon();
+      if (err instanceof MissingChunkError && attempt < RETRIES) continue;
+      const e = err as NodeJS.ErrnoException;
+      return { batch: req.batch, outcomes: [], error: e.message, code: e.code };
+    }
+  }
+}

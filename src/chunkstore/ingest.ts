@@ -1,0 +1,120 @@
+// Turns files into stored chunks: read in blocks, cut by FastCDC, dedup against the index,
+// seal new chunks into packs. Synchronous by design: it runs in a worker thread.
+// Durability: commit() fsyncs the packs first, then inserts the rows naming those bytes and
+// the references in one transaction, so the index never names bytes a crash could lose.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { StreamChunker } from './chunker.js';
+import type { CdcParams } from './fastcdc.js';
+import type { PackWriter } from './packs.js';
+import { chunkId } from './sealer.js';
+import type { ChunkRow, ChunkStore } from './store.js';
+
+export interface ChunkRef {
+  handle: Uint8Array;
+  raw: number;
+}
+
+export interface IngestedFile {
+  size: number;
+  chunks: ChunkRef[];
+  /** Chunks this file added to the store (not found there or earlier in the batch). */
+  fresh: number;
+}
+
+const READ_BLOCK = 1 << 20;
+
+export class Ingester {
+  private readonly writer: PackWriter;
+  private readonly pending = new Map<string, ChunkRow>();
+  private readonly refs: Buffer[] = [];
+  private readonly block = Buffer.allocUnsafe(READ_BLOCK);
+  /** Bytes sealed into packs since the last commit: callers commit in batches by it. */
+  pendingBytes = 0;
+
+  constructor(private readonly store: ChunkStore, private readonly params: CdcParams) {
+    this.writer = store.newWriter();
+  }
+
+  /** Chunk and store the file at `path`, streaming. */
+  ingestFile(path: string): IngestedFile {
+    const fd = openSync(path, 'r');
+    try {
+      return this.ingestFd(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  ingestFd(fd: number): IngestedFile {
+    return this.ingestBlocks((buf) => readSync(fd, buf, 0, buf.length, null));
+  }
+
+  ingestBuffer(data: Uint8Array): IngestedFile {
+    let at = 0;
+    return this.ingestBlocks((buf) => {
+      const n = Math.min(buf.length, data.length - at);
+      buf.set(data.subarray(at, at + n));
+      at += n;
+      return n;
+    });
+  }
+
+  private ingestBlocks(fill: (buf: Buffer) => number): IngestedFile {
+    const chunker = new StreamChunker(this.params);
+    const out: IngestedFile = { size: 0, chunks: [], fresh: 0 };
+    for (;;) {
+      const n = fill(this.block);
+      if (n === 0) break;
+      out.size += n;
+      for (const c of chunker.push(this.block.subarray(0, n))) this.add(c, out);
+    }
+    for (const c of chunker.finish()) this.add(c, out);
+    return out;
+  }
+
+  private add(plain: Uint8Array, out: IngestedFile): void {
+    const sealer = this.store.sealer;
+    const handle = sealer.handleOf(plain);
+    const id = chunkId(handle);
+    const key = id.toString('latin1');
+    if (!this.pending.has(key) && !this.store.has(id)) {
+      const box = sealer.sealWithHandle(plain, handle, id);
+      this.pending.set(key, { id, handle, raw: plain.length, ...this.writer.append(id, box) });
+      this.pendingBytes += box.length;
+      out.fresh++;
+    }
+    this.refs.push(id);
+    out.chunks.push({ handle, raw: plain.length });
+  }
+
+  /**
+   * Make everything ingested since the last commit durable and referenced (owner 0), and
+   * run `inTxn` in the same transaction. Throws MissingChunkError if a chunk found by
+   * dedup was collected meanwhile: the caller re-ingests (the chunk is then written anew).
+   */
+  commit(inTxn?: () => void): void {
+    this.writer.sync();
+    const rows = [...this.pending.values()];
+    const refs = this.refs.slice();
+    this.pending.clear();
+    this.refs.length = 0;
+    this.pendingBytes = 0;
+    this.store.db.transaction(() => {
+      this.store.insert(rows);
+      this.store.incref(refs);
+      inTxn?.();
+    })();
+  }
+
+  /** Drop what was ingested since the last commit (its pack bytes become dead space). */
+  abandon(): void {
+    this.writer.discard();
+    this.pending.clear();
+    this.refs.length = 0;
+    this.pendingBytes = 0;
+  }
+
+  close(): void {
+    this.writer.seal();
+  }
+}

@@ -1,0 +1,158 @@
+// Append-only pack files. A record is [u32 box length][32-byte id][box]; the index names
+// (pack, offset of box, length). Records are only ever appended; dead ones are dropped by
+// compaction (gc.ts), which rewrites live records into a new pack.
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, writeSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ID_BYTES } from './sealer.js';
+
+export const PACK_MAGIC = Buffer.from('SAFEPK01');
+export const RECORD_HEAD = 4 + ID_BYTES;
+/** Largest box a record may hold: a max-size chunk that did not compress, plus framing. */
+export const MAX_BOX = 64 * 1024 * 1024;
+
+export function packPath(dir: string, pack: number): string {
+  return join(dir, (pack & 0xff).toString(16).padStart(2, '0'), `${pack}.pack`);
+}
+
+export interface Placed {
+  pack: number;
+  off: number;
+  len: number;
+}
+
+/**
+ * Writes one pack at a time; the owner rotates it past `target` bytes. Bytes are buffered
+ * in memory and reach the file on flush(); sync() makes them durable, and only then may
+ * the index name them.
+ */
+export class PackWriter {
+  private fd = -1;
+  private pack = -1;
+  private size = 0;
+  private buf = Buffer.allocUnsafe(1 << 20);
+  private used = 0;
+
+  constructor(
+    private readonly dir: string,
+    private readonly allocate: () => number,
+    private readonly onSealed: (pack: number, size: number) => void,
+    private readonly target = 16 << 20,
+  ) {}
+
+  append(id: Uint8Array, box: Uint8Array): Placed {
+    if (box.length > MAX_BOX) throw new Error(`chunk box of ${box.length} bytes exceeds the pack record limit`);
+    if (this.fd < 0) this.open();
+    const need = RECORD_HEAD + box.length;
+    if (this.used + need > this.buf.length) {
+      this.flush();
+      if (need > this.buf.length) this.buf = Buffer.allocUnsafe(need);
+    }
+    this.buf.writeUInt32LE(box.length, this.used);
+    this.buf.set(id, this.used + 4);
+    this.buf.set(box, this.used + RECORD_HEAD);
+    this.used += need;
+    const placed = { pack: this.pack, off: this.size + RECORD_HEAD, len: box.length };
+    this.size += need;
+    return placed;
+  }
+
+  /** Pack bytes durable; rotates to a new pack once past the target size. */
+  sync(): void {
+    if (this.fd < 0) return;
+    this.flush();
+    fsyncSync(this.fd);
+    if (this.size >= this.target) this.seal();
+  }
+
+  /** Finish the current pack (after sync): it becomes eligible for compaction. */
+  seal(): void {
+    if (this.fd < 0) return;
+    this.flush();
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    this.onSealed(this.pack, this.size);
+    this.fd = -1;
+  }
+
+  /**
+   * Give up the current pack after a failed write (disk full): its bytes may be torn, so
+   * nothing more is appended to it. Rows naming it were never committed; its bytes are dead.
+   */
+  discard(): void {
+    this.used = 0;
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    try {
+      closeSync(fd);
+      this.onSealed(this.pack, statSync(packPath(this.dir, this.pack)).size);
+    } catch {
+      // Still unsealed in the index: the next recovering open seals it at its real size.
+    }
+  }
+
+  get openPack(): number {
+    return this.fd < 0 ? -1 : this.pack;
+  }
+
+  private open(): void {
+    this.pack = this.allocate();
+    const path = packPath(this.dir, this.pack);
+    mkdirSync(join(path, '..'), { recursive: true });
+    this.fd = openSync(path, 'wx');
+    writeSync(this.fd, PACK_MAGIC);
+    this.size = PACK_MAGIC.length;
+  }
+
+  private flush(): void {
+    let done = 0;
+    while (done < this.used) done += writeSync(this.fd, this.buf, done, this.used - done);
+    this.used = 0;
+  }
+}
+
+export interface PackRecord {
+  id: Buffer;
+  off: number;
+  len: number;
+}
+
+export interface PackScan {
+  records: PackRecord[];
+  /** Bytes past the last whole record (a torn tail from a crash), or a bad header. */
+  problem?: string;
+  size: number;
+  data: Buffer;
+}
+
+/** Walks a pack's records without trusting the index: used by verify and compaction. */
+export function scanPack(path: string): PackScan {
+  const data = readFileSync(path);
+  const records: PackRecord[] = [];
+  if (data.length < PACK_MAGIC.length || !data.subarray(0, PACK_MAGIC.length).equals(PACK_MAGIC)) {
+    return { records, problem: 'bad pack header', size: data.length, data };
+  }
+  let at = PACK_MAGIC.length;
+  while (at < data.length) {
+    if (at + RECORD_HEAD > data.length) return { records, problem: `torn record header at offset ${at}`, size: data.length, data };
+    const len = data.readUInt32LE(at);
+    if (len > MAX_BOX || at + RECORD_HEAD + len > data.length) {
+      return { records, problem: `torn or oversized record at offset ${at}`, size: data.length, data };
+    }
+    records.push({ id: Buffer.from(data.subarray(at + 4, at + RECORD_HEAD)), off: at + RECORD_HEAD, len });
+    at += RECORD_HEAD + len;
+  }
+  return { records, size: data.length, data };
+}
+
+/** Positional read of exactly len bytes; a short read means the pack was truncated. */
+export function readExact(fd: number, off: number, len: number, what: string): Buffer {
+  const out = Buffer.allocUnsafe(len);
+  let got = 0;
+  while (got < len) {
+    const n = readSync(fd, out, got, len - got, off + got);
+    if (n === 0) throw new Error(`${what}: pack ends before the chunk (truncated pack)`);
+    got += n;
+  }
+  return out;
+}

@@ -1,0 +1,125 @@
+// Convergent encryption of one chunk (DESIGN.md "Keys and names"):
+//   handle H = HMAC-SHA256(convergence secret, plaintext)
+//   key    K = HKDF-Expand(PRK = H, "safe/v1/chunk-key"), i.e. HMAC(H, info || 0x01): H is
+//            already a uniform key, so the Extract step adds nothing (and cost 5x the time)
+//   id     I = SHA-256(H)
+//   stored AES-256-GCM(K, nonce 0, aad I, codec byte || body)
+// K is used for exactly one plaintext, so a fixed nonce is safe, and the ciphertext is
+// deterministic: a host can recompute what a buddy must hold (audits).
+import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+import { Compressor, Decompressor } from 'zstd-napi';
+
+export const HANDLE_BYTES = 32;
+export const ID_BYTES = 32;
+export const TAG_BYTES = 16;
+const NONCE = Buffer.alloc(12);
+const KEY_INFO = Buffer.from('safe/v1/chunk-key\x01', 'latin1');
+
+const enum Codec { Raw = 0, Zstd = 1 }
+
+/**
+ * zstd level 1: on 200 MB of linux source in 16 KiB chunks, level 1 keeps 31.5% at 248 MB/s,
+ * level 3 30.2% at 200 MB/s; on random data 1130 vs 890 MB/s (README, "Compression").
+ */
+export const ZSTD_LEVEL = 1;
+
+/** Compression must save at least this fraction of the chunk to be kept. */
+const MIN_SAVING = 1 / 32;
+
+export class ChunkError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChunkError';
+  }
+}
+
+export function chunkId(handle: Uint8Array): Buffer {
+  return createHash('sha256').update(handle).digest();
+}
+
+function chunkKey(handle: Uint8Array): Buffer {
+  return createHmac('sha256', handle).update(KEY_INFO).digest();
+}
+
+export interface Sealed {
+  handle: Buffer;
+  id: Buffer;
+  /** ciphertext || GCM tag */
+  box: Buffer;
+  raw: number;
+}
+
+/** One per thread: zstd contexts are reused across chunks. */
+export class Sealer {
+  private readonly compressor = new Compressor();
+  private readonly decompressor = new Decompressor();
+
+  /** Without a convergence secret a sealer can only open chunks (verify, status, buddies). */
+  constructor(private readonly convergence: Uint8Array | null, private readonly level = ZSTD_LEVEL) {
+    this.compressor.setParameters({ compressionLevel: level, checksumFlag: false, contentSizeFlag: true });
+  }
+
+  handleOf(plain: Uint8Array): Buffer {
+    if (!this.convergence) throw new Error('this chunkstore was opened without its convergence secret: it cannot write');
+    return createHmac('sha256', this.convergence).update(plain).digest();
+  }
+
+  /** Seal a chunk whose handle is already known (the caller may have deduplicated by it). */
+  sealWithHandle(plain: Uint8Array, handle: Buffer, id: Buffer): Buffer {
+    let codec = Codec.Raw;
+    let body: Uint8Array = plain;
+    if (this.level > 0 && plain.length >= 64) {
+      const z = this.compressor.compress(plain);
+      if (z.length <= plain.length * (1 - MIN_SAVING)) {
+        codec = Codec.Zstd;
+        body = z;
+      }
+    }
+    const cipher = createCipheriv('aes-256-gcm', chunkKey(handle), NONCE);
+    cipher.setAAD(id);
+    const head = cipher.update(Buffer.of(codec));
+    const mid = cipher.update(body);
+    cipher.final();
+    return Buffer.concat([head, mid, cipher.getAuthTag()]);
+  }
+
+  seal(plain: Uint8Array): Sealed {
+    const handle = this.handleOf(plain);
+    const id = chunkId(handle);
+    return { handle, id, box: this.sealWithHandle(plain, handle, id), raw: plain.length };
+  }
+
+  /** Decrypt and check a stored chunk; throws ChunkError on any tampering. */
+  open(handle: Uint8Array, box: Uint8Array, id: Uint8Array = chunkId(handle)): Buffer {
+    if (box.length < TAG_BYTES + 1) throw new ChunkError(`chunk ${hexId(id)} is truncated (${box.length} bytes)`);
+    const plain = openBox(chunkKey(handle), id, box);
+    const body = plain.subarray(1);
+    switch (plain[0]) {
+      case Codec.Raw:
+        return body;
+      case Codec.Zstd:
+        try {
+          return this.decompressor.decompress(body);
+        } catch (cause) {
+          throw new ChunkError(`chunk ${hexId(id)}: bad compressed body`, { cause });
+        }
+      default:
+        throw new ChunkError(`chunk ${hexId(id)}: unknown codec ${plain[0]}`);
+    }
+  }
+}
+
+function openBox(key: Buffer, id: Uint8Array, box: Uint8Array): Buffer {
+  const decipher = createDecipheriv('aes-256-gcm', key, NONCE);
+  decipher.setAAD(id);
+  decipher.setAuthTag(box.subarray(box.length - TAG_BYTES));
+  const out = decipher.update(box.subarray(0, box.length - TAG_BYTES));
+  try {
+    decipher.final();
+  } catch (cause) {
+    throw new ChunkError(`chunk ${hexId(id)} failed authentication (corrupt or substituted)`, { cause });
+  }
+  return out;
+}
+
+export const hexId = (id: Uint8Array): string => Buffer.from(id).toString('hex');

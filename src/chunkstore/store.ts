@@ -1,0 +1,264 @@
+// The local chunkstore: packs on disk, the SQLite index, per-owner refcounts.
+// One ChunkStore per thread; the daemon's main thread opens it with `recover`, worker
+// threads open their own connection to the same files.
+import { closeSync, existsSync, mkdirSync, openSync, read as readCb, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createChunkTables, openDb, type Db } from './index-db.js';
+import { PackWriter, packPath, readExact, type Placed } from './packs.js';
+import { ChunkError, Sealer, chunkId, hexId } from './sealer.js';
+
+export interface ChunkRow extends Placed {
+  id: Buffer;
+  raw: number;
+  handle: Buffer | null;
+}
+
+export interface Location {
+  pack: number;
+  off: number;
+  len: number;
+  raw: number;
+}
+
+export interface StoreStats {
+  chunks: number;
+  packs: number;
+  /** Bytes of pack files on disk. */
+  packBytes: number;
+  /** Bytes of boxes the index names. */
+  liveBytes: number;
+  /** Plaintext bytes of the stored chunks (each once). */
+  uniqueRaw: number;
+  /** Plaintext bytes referenced by the tree, counting every reference. */
+  referencedRaw: number;
+}
+
+export class MissingChunkError extends ChunkError {}
+
+const FD_CACHE = 64;
+
+export class ChunkStore {
+  readonly db: Db;
+  readonly packsDir: string;
+  readonly sealer: Sealer;
+  private readonly fds = new Map<number, OpenPack>();
+  private readonly q;
+
+  private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {
+    this.db = db;
+    this.packsDir = join(dir, 'packs');
+    this.sealer = new Sealer(convergence);
+    this.q = {
+      loc: db.prepare<[Uint8Array], Location>('SELECT pack, off, len, raw FROM chunks WHERE id = ?'),
+      has: db.prepare<[Uint8Array], { one: number }>('SELECT 1 AS one FROM chunks WHERE id = ?').pluck(),
+      insert: db.prepare('INSERT OR IGNORE INTO chunks (id, pack, off, len, raw, refs, handle) VALUES (?, ?, ?, ?, ?, 0, ?)'),
+      live: db.prepare('UPDATE packs SET live = live + ? WHERE pack = ?'),
+      incref: db.prepare('UPDATE chunks SET refs = refs + 1 WHERE id = ?'),
+      decref: db.prepare('UPDATE chunks SET refs = refs - 1 WHERE id = ? AND refs > 0'),
+      ownerInc: db.prepare('INSERT INTO owner_refs (owner, id, n) VALUES (?, ?, 1) ON CONFLICT (id, owner) DO UPDATE SET n = n + 1'),
+      ownerDec: db.prepare('UPDATE owner_refs SET n = n - 1 WHERE owner = ? AND id = ? AND n > 0'),
+      ownerDrop: db.prepare('DELETE FROM owner_refs WHERE owner = ? AND id = ? AND n = 0'),
+      allocPack: db.prepare('INSERT INTO packs (size, live, sealed) VALUES (0, 0, 0)'),
+      sealPack: db.prepare('UPDATE packs SET size = ?, sealed = 1 WHERE pack = ?'),
+      refs: db.prepare<[Uint8Array], number>('SELECT refs FROM chunks WHERE id = ?').pluck(),
+    };
+  }
+
+  /**
+   * Opens (creating if needed) the store in `dir`. `recover` is for the single owner
+   * process at start: packs left open by a crashed writer are sealed at their real size,
+   * their unindexed tails being dead bytes for compaction.
+   */
+  static open(dir: string, convergence: Uint8Array | null, opts: { recover?: boolean; create?: boolean } = {}): ChunkStore {
+    const dbPath = join(dir, 'index.db');
+    if (!opts.create && !existsSync(dbPath)) throw new Error(`no chunkstore at ${dir} (index.db missing)`);
+    mkdirSync(join(dir, 'packs'), { recursive: true });
+    const db = openDb(dbPath);
+    try {
+      createChunkTables(db);
+    } catch (cause) {
+      db.close();
+      throw new Error(`chunk index ${dbPath} is unreadable: ${(cause as Error).message}`, { cause });
+    }
+    const store = new ChunkStore(dir, convergence, db);
+    try {
+      if (opts.recover) store.sealOrphanPacks();
+    } catch (err) {
+      // Disk full: still usable for reading; the packs get sealed at a later open.
+      if ((err as { code?: string }).code !== 'SQLITE_FULL') throw err;
+    }
+    return store;
+  }
+
+  private sealOrphanPacks(): void {
+    const open = this.db.prepare('SELECT pack FROM packs WHERE sealed = 0').pluck().all() as number[];
+    for (const pack of open) {
+      const path = packPath(this.packsDir, pack);
+      const size = existsSync(path) ? statSync(path).size : 0;
+      this.q.sealPack.run(size, pack);
+    }
+  }
+
+  newWriter(target?: number): PackWriter {
+    return new PackWriter(
+      this.packsDir,
+      () => Number(this.q.allocPack.run().lastInsertRowid),
+      (pack, size) => this.q.sealPack.run(size, pack),
+      target,
+    );
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.q.has.get(id) !== undefined;
+  }
+
+  location(id: Uint8Array): Location | undefined {
+    return this.q.loc.get(id);
+  }
+
+  refs(id: Uint8Array): number | undefined {
+    return this.q.refs.get(id) as number | undefined;
+  }
+
+  /** Index rows for boxes already durable in packs. Call inside a transaction. */
+  insert(rows: Iterable<ChunkRow>): void {
+    for (const r of rows) {
+      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.handle).changes > 0) this.q.live.run(r.len + 36, r.pack);
+    }
+  }
+
+  incref(ids: Iterable<Uint8Array>, owner = 0): void {
+    for (const id of ids) {
+      if (owner === 0) {
+        if (this.q.incref.run(id).changes === 0) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
+      } else {
+        if (!this.has(id)) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
+        this.q.ownerInc.run(owner, id);
+      }
+    }
+  }
+
+  decref(ids: Iterable<Uint8Array>, owner = 0): void {
+    for (const id of ids) {
+      if (owner === 0) {
+        if (this.q.decref.run(id).changes === 0) throw new ChunkError(`refcount of chunk ${hexId(id)} would go below zero`);
+      } else {
+        if (this.q.ownerDec.run(owner, id).changes === 0) throw new ChunkError(`owner ${owner} holds no reference to chunk ${hexId(id)}`);
+        this.q.ownerDrop.run(owner, id);
+      }
+    }
+  }
+
+  /** The stored box (ciphertext + tag) of a chunk: what buddies receive. */
+  readBox(id: Uint8Array): Buffer {
+    const loc = this.location(id);
+    if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
+    return this.withPack(loc.pack, (fd) => readExact(fd, loc.off, loc.len, `chunk ${hexId(id)} in pack ${loc.pack}`));
+  }
+
+  /** Plaintext of a chunk, authenticated. Synchronous: for worker threads and tools. */
+  read(handle: Uint8Array): Buffer {
+    const id = chunkId(handle);
+    return this.sealer.open(handle, this.readBox(id), id);
+  }
+
+  /** Plaintext of a chunk without blocking the thread on disk I/O (FUSE reads). */
+  async readAsync(handle: Uint8Array): Promise<Buffer> {
+    const id = chunkId(handle);
+    const loc = this.location(id);
+    if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
+    const box = await this.withPackAsync(loc.pack, (fd) => readAt(fd, loc.off, loc.len));
+    if (box.length !== loc.len) throw new ChunkError(`chunk ${hexId(id)} in pack ${loc.pack}: pack ends before the chunk (truncated pack)`);
+    return this.sealer.open(handle, box, id);
+  }
+
+  stats(): StoreStats {
+    const c = this.db
+      .prepare('SELECT count(*) AS chunks, coalesce(sum(len),0) AS liveBytes, coalesce(sum(raw),0) AS uniqueRaw, coalesce(sum(raw*refs),0) AS referencedRaw FROM chunks')
+      .get() as { chunks: number; liveBytes: number; uniqueRaw: number; referencedRaw: number };
+    const p = this.db.prepare('SELECT count(*) AS packs, coalesce(sum(size),0) AS packBytes FROM packs').get() as { packs: number; packBytes: number };
+    return { ...c, ...p };
+  }
+
+  /** Forget a cached descriptor (the pack was deleted by compaction). */
+  dropPack(pack: number): void {
+    const open = this.fds.get(pack);
+    if (!open) return;
+    this.fds.delete(pack);
+    if (open.pins === 0) closeSync(open.fd);
+    else open.doomed = true;
+  }
+
+  close(): void {
+    for (const open of this.fds.values()) closeSync(open.fd);
+    this.fds.clear();
+    this.db.close();
+  }
+
+  private withPack<T>(pack: number, fn: (fd: number) => T): T {
+    const open = this.pin(pack);
+    try {
+      return fn(open.fd);
+    } finally {
+      this.unpin(open);
+    }
+  }
+
+  private async withPackAsync<T>(pack: number, fn: (fd: number) => Promise<T>): Promise<T> {
+    const open = this.pin(pack);
+    try {
+      return await fn(open.fd);
+    } finally {
+      this.unpin(open);
+    }
+  }
+
+  // A descriptor in use by an async read is pinned: closing it could let the number be reused
+  // by another file under the read's feet.
+  private pin(pack: number): OpenPack {
+    let open = this.fds.get(pack);
+    if (open) {
+      this.fds.delete(pack);
+    } else {
+      try {
+        open = { fd: openSync(packPath(this.packsDir, pack), 'r'), pins: 0, doomed: false };
+      } catch (cause) {
+        throw new ChunkError(`pack ${pack} is missing or unreadable`, { cause });
+      }
+    }
+    this.fds.set(pack, open);
+    open.pins++;
+    for (const [p, o] of this.fds) {
+      if (this.fds.size <= FD_CACHE) break;
+      if (o.pins > 0) continue;
+      this.fds.delete(p);
+      closeSync(o.fd);
+    }
+    return open;
+  }
+
+  private unpin(open: OpenPack): void {
+    open.pins--;
+    if (open.pins === 0 && open.doomed) closeSync(open.fd);
+  }
+}
+
+interface OpenPack {
+  fd: number;
+  pins: number;
+  doomed: boolean;
+}
+
+function readAt(fd: number, off: number, len: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const out = Buffer.allocUnsafe(len);
+    const step = (got: number): void => {
+      readCb(fd, out, got, len - got, off + got, (err, n) => {
+        if (err) return reject(err);
+        if (n === 0 || got + n === len) return resolve(out.subarray(0, got + n));
+        step(got + n);
+      });
+    };
+    step(0);
+  });
+}

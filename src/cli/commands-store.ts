@@ -1,0 +1,97 @@
+// init, status, verify: the commands that work on a host's local state.
+import { existsSync } from 'node:fs';
+import { hostname, homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ChunkStore } from '../chunkstore/store.js';
+import { verifyStore } from '../chunkstore/verify.js';
+import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
+import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
+import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
+import { UserError } from './errors.js';
+import { Progress } from './progress.js';
+import { ask, secret } from './secrets.js';
+
+export interface Out {
+  json: boolean;
+  print(human: string, data: unknown): void;
+}
+
+export interface InitOptions {
+  host?: string;
+  mount?: string;
+  group?: string;
+  offer?: string;
+  listen?: string;
+  peer?: string[];
+}
+
+export async function init(opts: InitOptions, out: Out): Promise<void> {
+  const home = safeHome();
+  if (existsSync(paths(home).config)) throw new UserError(`a host already exists in ${home} (set SAFE_HOME for another)`);
+  const host = opts.host ?? (await ask('Hostname', hostname()));
+  if (!/^[^\s/]{1,253}$/.test(host)) throw new UserError(`not a usable hostname: '${host}'`);
+  const mount = resolve(opts.mount ?? (await ask('Mount point', join(homedir(), 'safe'))));
+  const group = opts.group ?? null;
+  const offer = parseSize(opts.offer ?? '10G');
+  const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`, true);
+  const keys = hostKeys(await hostMaster(host, pass));
+  const gk = group ? await groupKeys(group, await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true)) : null;
+  const convergence = gk ? gk.convergence : keys.soloConvergence;
+  const cfg: HostConfig = {
+    version: 1,
+    host,
+    mount,
+    group,
+    offer,
+    listen: [opts.listen ?? '/ip4/0.0.0.0/tcp/4747'],
+    peers: opts.peer ?? [],
+    avgChunk: DEFAULT_AVG_CHUNK,
+    schedule: '0 * * * *',
+    verifier: keys.verifier,
+    sealed: sealSecrets(keys, convergence, gk),
+    created: new Date().toISOString(),
+  };
+  ChunkStore.open(paths(home).store, convergence, { create: true }).close();
+  saveConfig(home, cfg);
+  out.print(
+    `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}`,
+    { home, host, mount, group, offer },
+  );
+}
+
+export async function status(out: Out): Promise<void> {
+  const home = safeHome();
+  const cfg = loadConfig(home);
+  const store = ChunkStore.open(paths(home).store, null);
+  try {
+    const s = store.stats();
+    const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
+    out.print(
+      [
+        `host ${cfg.host} (${home})`,
+        `mount ${cfg.mount}: not mounted`,
+        `store ${formatBytes(s.packBytes)} in ${s.packs} packs, ${s.chunks} chunks; ${formatBytes(s.referencedRaw)} referenced, dedup+compression ratio ${dedup.toFixed(2)}`,
+      ].join('\n'),
+      { host: cfg.host, home, mount: cfg.mount, mounted: false, store: { ...s, ratio: dedup } },
+    );
+  } finally {
+    store.close();
+  }
+}
+
+export async function verify(out: Out): Promise<boolean> {
+  const home = safeHome();
+  loadConfig(home);
+  const store = ChunkStore.open(paths(home).store, null);
+  try {
+    const bar = new Progress('verify');
+    const r = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));
+    bar.done();
+    const lines = [`checked ${r.chunks} chunks in ${r.packs} packs (${formatBytes(r.bytes)}): ${r.problems.length === 0 ? 'no problems' : `${r.problems.length} problems`}`];
+    for (const p of r.problems) lines.push(`  ${p.kind}: ${p.detail}`);
+    out.print(lines.join('\n'), { ok: r.problems.length === 0, ...r });
+    return r.problems.length === 0;
+  } finally {
+    store.close();
+  }
+}

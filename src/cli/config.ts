@@ -1,0 +1,135 @@
+// A host's config in SAFE_HOME/config.json. Only derived checks and secrets sealed under the
+// host's metadata key are written: unlocking always needs the passphrase.
+import { createCipheriv, createDecipheriv, randomBytes, hkdfSync } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, fsyncSync, openSync, closeSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
+import { UserError } from './errors.js';
+import { secret } from './secrets.js';
+
+export interface HostConfig {
+  version: 1;
+  host: string;
+  mount: string;
+  group: string | null;
+  offer: number;
+  listen: string[];
+  peers: string[];
+  /** Average chunk size in bytes; fixed at init (changing it would stop dedup with old data). */
+  avgChunk: number;
+  /** Snapshot schedule, cron syntax. */
+  schedule: string;
+  verifier: string;
+  /** Group keys sealed under the host's metadata key (base64 nonce||ciphertext||tag). */
+  sealed: string;
+  created: string;
+}
+
+interface SealedSecrets {
+  convergence: string;
+  pnetKey?: string;
+  rendezvous?: string;
+}
+
+export interface Unlocked {
+  config: HostConfig;
+  keys: HostKeys;
+  convergence: Uint8Array;
+  group: GroupKeys | null;
+}
+
+export function safeHome(): string {
+  if (process.env.SAFE_HOME) return process.env.SAFE_HOME;
+  const data = process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share');
+  return join(data, 'safe');
+}
+
+export const paths = (home: string) => ({
+  config: join(home, 'config.json'),
+  store: join(home, 'store'),
+  staging: join(home, 'staging'),
+  socket: join(home, 'daemon.sock'),
+  pid: join(home, 'daemon.pid'),
+  log: join(home, 'daemon.log'),
+});
+
+export function loadConfig(home: string): HostConfig {
+  const file = paths(home).config;
+  if (!existsSync(file)) throw new UserError(`no host in ${home}: run 'safe init' first (or set SAFE_HOME)`);
+  let cfg: HostConfig;
+  try {
+    cfg = JSON.parse(readFileSync(file, 'utf8')) as HostConfig;
+  } catch (cause) {
+    throw new UserError(`config ${file} is unreadable: ${(cause as Error).message}`, 1, { cause });
+  }
+  if (cfg.version !== 1) throw new UserError(`config ${file} has unknown version ${String(cfg.version)}`);
+  return cfg;
+}
+
+export function saveConfig(home: string, cfg: HostConfig): void {
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  const file = paths(home).config;
+  const tmp = file + '.tmp';
+  writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+  const fd = openSync(tmp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, file);
+}
+
+const configKey = (keys: HostKeys): Buffer => Buffer.from(hkdfSync('sha256', keys.metaKey, Buffer.alloc(0), 'safe/v1/config', 32));
+
+export function sealSecrets(keys: HostKeys, convergence: Uint8Array, group: GroupKeys | null): string {
+  const body: SealedSecrets = { convergence: Buffer.from(convergence).toString('base64') };
+  if (group) {
+    body.pnetKey = Buffer.from(group.pnetKey).toString('base64');
+    body.rendezvous = group.rendezvous;
+  }
+  const nonce = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', configKey(keys), nonce);
+  const ct = Buffer.concat([c.update(JSON.stringify(body)), c.final()]);
+  return Buffer.concat([nonce, ct, c.getAuthTag()]).toString('base64');
+}
+
+function openSecrets(keys: HostKeys, sealed: string): SealedSecrets {
+  const raw = Buffer.from(sealed, 'base64');
+  const d = createDecipheriv('aes-256-gcm', configKey(keys), raw.subarray(0, 12));
+  d.setAuthTag(raw.subarray(raw.length - 16));
+  try {
+    return JSON.parse(Buffer.concat([d.update(raw.subarray(12, raw.length - 16)), d.final()]).toString()) as SealedSecrets;
+  } catch (cause) {
+    throw new UserError('the config’s sealed secrets do not open with this passphrase (config damaged?)', 1, { cause });
+  }
+}
+
+/** Asks for (or reads) the passphrase and derives everything; a wrong one is one clear line. */
+export async function unlock(home: string, cfg = loadConfig(home)): Promise<Unlocked> {
+  const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${cfg.host}`);
+  const keys = hostKeys(await hostMaster(cfg.host, pass));
+  if (keys.verifier !== cfg.verifier) throw new UserError(`wrong passphrase for host '${cfg.host}'`);
+  const s = openSecrets(keys, cfg.sealed);
+  const group: GroupKeys | null =
+    cfg.group && s.pnetKey && s.rendezvous
+      ? { pnetKey: Buffer.from(s.pnetKey, 'base64'), rendezvous: s.rendezvous, convergence: Buffer.from(s.convergence, 'base64') }
+      : null;
+  return { config: cfg, keys, convergence: Buffer.from(s.convergence, 'base64'), group };
+}
+
+const UNITS: Record<string, number> = { '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30, T: 2 ** 40 };
+
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
+  if (!m) throw new UserError(`not a size: '${text}' (e.g. 20G, 500M)`);
+  return Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
+}
+
+export function formatBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < u.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? n : n.toFixed(1)} ${u[i]}`;
+}

@@ -1,0 +1,87 @@
+// The `safe` command: parse, dispatch, and turn every failure into one line and an exit code.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UserError } from './errors.js';
+import { init, status, verify, type Out } from './commands-store.js';
+
+const USAGE = `usage: safe <command> [options]   (--json for machine output)
+  init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]...
+  status
+  verify`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+const common: Options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
+
+function parse(args: string[], options: Options) {
+  try {
+    return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
+  } catch (cause) {
+    throw new UserError(`${(cause as Error).message.split('\n')[0]}\n${USAGE}`, 2, { cause });
+  }
+}
+
+function output(json: boolean): Out {
+  return {
+    json,
+    print(human, data) {
+      process.stdout.write(json ? JSON.stringify(data) + '\n' : human + '\n');
+    },
+  };
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'init': {
+      const { values } = parse(rest, {
+        host: { type: 'string' },
+        mount: { type: 'string' },
+        group: { type: 'string' },
+        offer: { type: 'string' },
+        listen: { type: 'string' },
+        peer: { type: 'string', multiple: true },
+      });
+      await init(values as Parameters<typeof init>[0], output(!!values.json));
+      return 0;
+    }
+    case 'status': {
+      const { values } = parse(rest, {});
+      await status(output(!!values.json));
+      return 0;
+    }
+    case 'verify': {
+      const { values } = parse(rest, { remote: { type: 'boolean' } });
+      if (values.remote) throw new UserError('verify --remote needs backup buddies, which this version does not have yet');
+      return (await verify(output(!!values.json))) ? 0 : 1;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UserError(`unknown command '${cmd}'\n${USAGE}`, 2);
+  }
+}
+
+export function describe(err: unknown): { message: string; code: number } {
+  if (err instanceof UserError) return { message: err.message, code: err.exitCode };
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === 'ENOSPC') return { message: `disk full${e.path ? ` at ${e.path}` : ''}: nothing was lost, free space and retry`, code: 1 };
+  if (e?.code === 'EACCES' || e?.code === 'EPERM') return { message: `permission denied${e.path ? `: ${e.path}` : ''}`, code: 1 };
+  if (e?.code === 'SQLITE_FULL') return { message: 'disk full while updating the index: nothing was lost, free space and retry', code: 1 };
+  if (typeof e?.code === 'string' && e.code.startsWith('SQLITE_')) return { message: `index database error (${e.code}): ${e.message}`, code: 1 };
+  return { message: e instanceof Error ? e.message : String(err), code: 1 };
+}
+
+run(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const { message, code } = describe(err);
+    process.stderr.write(`safe: ${message}\n`);
+    if (process.env.SAFE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = code;
+  },
+);

@@ -1,0 +1,64 @@
+// Secrets come from the environment (scripts, tests) or a terminal prompt; never argv, never disk.
+import { openSync, closeSync } from 'node:fs';
+import { ReadStream, WriteStream } from 'node:tty';
+import { UserError } from './errors.js';
+
+async function promptHidden(question: string): Promise<string> {
+  let fd: number;
+  try {
+    fd = openSync('/dev/tty', 'r+');
+  } catch {
+    throw new UserError(`${question.replace(/:\s*$/, '')} is needed: set it in the environment or run at a terminal`);
+  }
+  const input = new ReadStream(fd);
+  const output = new WriteStream(fd);
+  output.write(question);
+  input.setRawMode(true);
+  input.resume();
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const done = (err?: Error): void => {
+      input.setRawMode(false);
+      input.pause();
+      input.removeAllListeners('data');
+      output.write('\n');
+      input.destroy();
+      output.destroy();
+      try { closeSync(fd); } catch { /* closed by the streams */ }
+      if (err) reject(err);
+      else resolve(answer);
+    };
+    input.on('data', (buf: Buffer) => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new UserError('interrupted', 130));
+        if (ch === '\u007f' || ch === '\b') answer = answer.slice(0, -1);
+        else answer += ch;
+      }
+    });
+  });
+}
+
+export async function secret(envName: string, question: string, confirm = false): Promise<string> {
+  const fromEnv = process.env[envName];
+  if (fromEnv !== undefined) {
+    if (fromEnv === '') throw new UserError(`${envName} is set but empty`);
+    return fromEnv;
+  }
+  const first = await promptHidden(`${question}: `);
+  if (!first) throw new UserError(`${question.toLowerCase()} must not be empty`);
+  if (confirm && (await promptHidden(`${question} (again): `)) !== first) throw new UserError(`the two ${question.toLowerCase()}s differ`);
+  return first;
+}
+
+export async function ask(question: string, fallback: string): Promise<string> {
+  if (!process.stdin.isTTY) return fallback;
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const a = (await rl.question(`${question} [${fallback}]: `)).trim();
+    return a || fallback;
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,276 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, closeSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { tmpdir } from 'node:os';
+import { ChunkStore, MissingChunkError } from '../../src/chunkstore/store.js';
+import { Ingester, type IngestedFile } from '../../src/chunkstore/ingest.js';
+import { cdcParams } from '../../src/chunkstore/fastcdc.js';
+import { ChunkError, Sealer, chunkId } from '../../src/chunkstore/sealer.js';
+import { collectGarbage } from '../../src/chunkstore/gc.js';
+import { verifyStore } from '../../src/chunkstore/verify.js';
+import { packPath } from '../../src/chunkstore/packs.js';
+import { seededBytes, secret32, tempDir } from '../helpers.js';
+
+const AVG = 16384;
+
+function fresh(): { store: ChunkStore; ing: Ingester; dir: string; conv: Buffer } {
+  const dir = tempDir();
+  const conv = secret32();
+  const store = ChunkStore.open(dir, conv, { create: true, recover: true });
+  return { store, ing: new Ingester(store, cdcParams(AVG, conv)), dir, conv };
+}
+
+function readBack(store: ChunkStore, f: IngestedFile): Buffer {
+  return Buffer.concat(f.chunks.map((c) => store.read(c.handle)));
+}
+
+const ids = (f: IngestedFile): Buffer[] => f.chunks.map((c) => chunkId(c.handle));
+
+test('sealer: round trip, determinism, tamper detection', () => {
+  const s = new Sealer(secret32());
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 0, maxLength: 70000 }), fc.boolean(), (data, compressible) => {
+      const plain = compressible ? Buffer.from(Buffer.from(data).toString('hex').repeat(3)) : Buffer.from(data);
+      const a = s.seal(plain);
+      const b = s.seal(plain);
+      assert.deepEqual(a.box, b.box, 'convergent: same plaintext, same ciphertext');
+      assert.deepEqual(s.open(a.handle, a.box), plain);
+      if (a.box.length > 0) {
+        const bad = Buffer.from(a.box);
+        bad[bad.length >> 1]! ^= 1;
+        assert.throws(() => s.open(a.handle, bad), ChunkError);
+      }
+    }),
+    { numRuns: 60 },
+  );
+  const other = new Sealer(secret32());
+  const text = Buffer.from('same content, another group');
+  assert.notDeepEqual(s.seal(text).id, other.seal(text).id, 'ids depend on the convergence secret');
+  const compressible = Buffer.alloc(65536, 'a');
+  assert.ok(s.seal(compressible).box.length < 1000, 'compressible chunks are compressed');
+  const random = seededBytes(65536, 7);
+  assert.equal(s.seal(random).box.length, 65536 + 1 + 16, 'incompressible chunks are stored raw (+codec byte +tag)');
+});
+
+test('ingest: round trip, dedup within and across files, refcounts', () => {
+  const { store, ing } = fresh();
+  const data = seededBytes(1_000_000, 1);
+  const a = ing.ingestBuffer(data);
+  const b = ing.ingestBuffer(data);
+  assert.equal(b.fresh, 0, 'the second copy adds nothing');
+  ing.commit();
+  assert.deepEqual(readBack(store, a), data);
+  assert.equal(a.size, data.length);
+  for (const id of ids(a)) assert.equal(store.refs(id), 2);
+  const c = ing.ingestBuffer(data);
+  assert.equal(c.fresh, 0);
+  ing.commit();
+  for (const id of ids(a)) assert.equal(store.refs(id), 3);
+  assert.equal(verifyStore(store).problems.length, 0);
+  store.close();
+});
+
+test('zero-length input has no chunks; unknown ids are a clear error', () => {
+  const { store, ing } = fresh();
+  const e = ing.ingestBuffer(Buffer.alloc(0));
+  ing.commit();
+  assert.equal(e.size, 0);
+  assert.equal(e.chunks.length, 0);
+  assert.throws(() => store.read(secret32()), MissingChunkError);
+  assert.throws(() => store.readBox(secret32()), /not in the store/);
+  assert.throws(() => store.incref([secret32()]), MissingChunkError);
+  store.close();
+});
+
+test('refcounts follow a model; GC keeps exactly the referenced chunks', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(5), fc.boolean()), { minLength: 1, maxLength: 25 }), (ops) => {
+      const { store, ing } = fresh();
+      const files = new Map<number, IngestedFile[]>();
+      const model = new Map<string, number>();
+      for (const [which, add] of ops) {
+        const held = files.get(which) ?? [];
+        if (add || held.length === 0) {
+          const f = ing.ingestBuffer(seededBytes(60_000 + which * 9000, which + 1));
+          ing.commit();
+          held.push(f);
+          for (const id of ids(f)) model.set(id.toString('hex'), (model.get(id.toString('hex')) ?? 0) + 1);
+        } else {
+          const f = held.pop()!;
+          store.db.transaction(() => store.decref(ids(f)))();
+          for (const id of ids(f)) model.set(id.toString('hex'), model.get(id.toString('hex'))! - 1);
+        }
+        files.set(which, held);
+      }
+      collectGarbage(store, { threshold: 1 });
+      for (const [hex, n] of model) assert.equal(store.refs(Buffer.from(hex, 'hex')) ?? 0, n, `refcount of ${hex}`);
+      for (const held of files.values()) for (const f of held) readBack(store, f);
+      const live = store.db.prepare('SELECT count(*) FROM chunks').pluck().get();
+      assert.equal(live, [...model.values()].filter((n) => n > 0).length);
+      assert.equal(verifyStore(store).problems.length, 0);
+      store.close();
+    }),
+    { numRuns: 15 },
+  );
+});
+
+test('GC compacts packs and frees space while keeping live chunks readable', () => {
+  const { store, ing, dir } = fresh();
+  const keep = ing.ingestBuffer(seededBytes(3_000_000, 11));
+  const drop = ing.ingestBuffer(seededBytes(9_000_000, 12));
+  ing.commit();
+  ing.close();
+  const before = store.stats().packBytes;
+  store.db.transaction(() => store.decref(ids(drop)))();
+  const r = collectGarbage(store);
+  assert.ok(r.collected > 0);
+  assert.ok(r.bytesFreed >= 8_000_000, `freed ${r.bytesFreed}`);
+  const after = store.stats();
+  assert.ok(after.packBytes < before - 8_000_000);
+  assert.deepEqual(readBack(store, keep), seededBytes(3_000_000, 11));
+  assert.equal(verifyStore(store).problems.length, 0);
+  const onDisk = readdirSync(join(dir, 'packs'), { recursive: true }).filter((f) => String(f).endsWith('.pack'));
+  assert.equal(onDisk.length, after.packs, 'no pack file left behind');
+  store.close();
+});
+
+test('verify names a flipped byte, a truncated pack and a missing pack', () => {
+  const { store, ing } = fresh();
+  const f = ing.ingestBuffer(seededBytes(500_000, 3));
+  ing.commit();
+  ing.close();
+  const victim = chunkId(f.chunks[2]!.handle);
+  const loc = store.location(victim)!;
+  const path = packPath(store.packsDir, loc.pack);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.from([readFileSync(path)[loc.off + 5]! ^ 0x40]), 0, 1, loc.off + 5);
+  closeSync(fd);
+  let r = verifyStore(store);
+  assert.equal(r.problems.length, 1);
+  assert.equal(r.problems[0]!.kind, 'bad-chunk');
+  assert.equal(r.problems[0]!.id, victim.toString('hex'));
+  assert.throws(() => store.read(f.chunks[2]!.handle), /failed authentication/);
+
+  const last = chunkId(f.chunks[f.chunks.length - 1]!.handle);
+  truncateSync(path, store.location(last)!.off + 3);
+  r = verifyStore(store);
+  assert.ok(r.problems.some((p) => p.kind === 'missing-chunk' && p.id === last.toString('hex')));
+  store.dropPack(loc.pack);
+  assert.throws(() => store.read(f.chunks[f.chunks.length - 1]!.handle), /truncated/);
+
+  unlinkSync(path);
+  store.dropPack(loc.pack);
+  r = verifyStore(store);
+  assert.ok(r.problems.some((p) => p.kind === 'missing-pack'));
+  assert.throws(() => store.read(f.chunks[0]!.handle), /missing or unreadable/);
+  store.close();
+});
+
+test('a damaged index is a clear error at open', () => {
+  const { store, dir } = fresh();
+  store.close();
+  const db = join(dir, 'index.db');
+  writeFileSync(db, Buffer.alloc(4096, 7));
+  for (const f of ['index.db-wal', 'index.db-shm']) try { unlinkSync(join(dir, f)); } catch { /* absent */ }
+  assert.throws(() => ChunkStore.open(dir, secret32()), /unreadable|not a database/);
+});
+
+test('files over 4 GiB (sparse) ingest with correct size and content', { timeout: 120_000 }, () => {
+  const { store, ing, dir } = fresh();
+  const path = join(dir, 'huge');
+  const size = 4 * 1024 ** 3 + 12345;
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, size);
+  writeSync(fd, Buffer.from('tail marker'), 0, 11, size - 11);
+  writeSync(fd, Buffer.from('head marker'), 0, 11, 0);
+  closeSync(fd);
+  const f = ing.ingestFile(path);
+  ing.commit();
+  assert.equal(f.size, size);
+  assert.equal(f.chunks.reduce((s, c) => s + c.raw, 0), size);
+  assert.ok(f.fresh < 10, `a sparse file dedups to a few chunks (${f.fresh})`);
+  assert.deepEqual(store.read(f.chunks[0]!.handle).subarray(0, 11), Buffer.from('head marker'));
+  const tail = store.read(f.chunks[f.chunks.length - 1]!.handle);
+  assert.deepEqual(tail.subarray(tail.length - 11), Buffer.from('tail marker'));
+  assert.ok(statSync(join(dir, 'index.db')).size < 10 << 20);
+  store.close();
+});
+
+test('kill -9 mid-ingest: reopen, verify clean, every committed file readable', { timeout: 60_000 }, async () => {
+  for (let round = 0; round < 3; round++) {
+    const dir = tempDir();
+    const conv = secret32();
+    const child = spawn(process.execPath, [new URL('../fixtures/ingest-loop.js', import.meta.url).pathname, dir, conv.toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+    const killAfter = 5 + round * 7;
+    await new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (text.split('\n').length > killAfter) {
+          clearInterval(check);
+          setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve();
+          }, round * 3);
+        }
+      }, 2);
+    });
+    await new Promise((r) => child.once('exit', r));
+    const committed = text.split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as { seed: number; size: number; handles: string[] });
+    assert.ok(committed.length >= killAfter);
+    const store = ChunkStore.open(dir, conv, { recover: true });
+    assert.deepEqual(verifyStore(store).problems, []);
+    for (const c of committed) {
+      const data = Buffer.concat(c.handles.map((h) => store.read(Buffer.from(h, 'hex'))));
+      assert.equal(data.length, c.size);
+      assert.deepEqual(data, seededBytes(c.size, c.seed));
+    }
+    collectGarbage(store, { threshold: 1 });
+    assert.deepEqual(verifyStore(store).problems, []);
+    store.close();
+  }
+});
+
+test('disk full: the writer gets ENOSPC, the store stays consistent', { timeout: 60_000 }, (t) => {
+  const mnt = mkdtempSync(join(tmpdir(), 'safe-full-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'ignore' });
+  } catch {
+    rmSync(mnt, { recursive: true });
+    t.skip('needs root to mount a small tmpfs');
+    return;
+  }
+  t.after(() => {
+    execFileSync('umount', ['-l', mnt]);
+    rmSync(mnt, { recursive: true });
+  });
+  const conv = secret32();
+  const dir = join(mnt, 'store');
+  mkdirSync(dir);
+  const store = ChunkStore.open(dir, conv, { create: true, recover: true });
+  const ing = new Ingester(store, cdcParams(AVG, conv));
+  const kept: { f: IngestedFile; seed: number }[] = [];
+  let err: NodeJS.ErrnoException | undefined;
+  for (let seed = 1; seed < 100 && !err; seed++) {
+    try {
+      const f = ing.ingestBuffer(seededBytes(300_000, seed));
+      ing.commit();
+      kept.push({ f, seed });
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+      ing.abandon();
+    }
+  }
+  assert.ok(err, 'the disk filled up');
+  assert.match(String(err.code ?? err.message), /ENOSPC|SQLITE_FULL/);
+  assert.ok(kept.length > 0);
+  for (const { f, seed } of kept) assert.deepEqual(readBack(store, f), seededBytes(300_000, seed));
+  store.close();
+  const again = ChunkStore.open(dir, conv, { recover: true });
+  assert.deepEqual(verifyStore(again).problems, []);
+  for (const { f, seed } of kept) assert.deepEqual(readBack(again, f), seededBytes(300_000, seed));
+  again.close();
+});
