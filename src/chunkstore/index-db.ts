@@ -17,6 +17,17 @@ export function openDb(path: string, opts: { readonly?: boolean } = {}): Db {
   return db;
 }
 
+const cache = new WeakMap<Db, Map<string, Database.Statement>>();
+
+/** A prepared statement cached per connection: for helpers called per file or per chunk. */
+export function prepared<P extends unknown[] | {} = unknown[], R = unknown>(db: Db, sql: string): Database.Statement<P, R> {
+  let m = cache.get(db);
+  if (!m) cache.set(db, (m = new Map()));
+  let st = m.get(sql);
+  if (!st) m.set(sql, (st = db.prepare(sql)));
+  return st as unknown as Database.Statement<P, R>;
+}
+
 export function createChunkTables(db: Db): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS packs (

@@ -1,7 +1,8 @@
 // The local chunkstore: packs on disk, the SQLite index, per-owner refcounts.
 // One ChunkStore per thread; the daemon's main thread opens it with `recover`, worker
 // threads open their own connection to the same files.
-import { closeSync, existsSync, mkdirSync, openSync, read as readCb, statSync } from 'node:fs';
+import { existsSync, mkdirSync, read as readCb, statSync } from 'node:fs';
+import { FdCache } from './fd-cache.js';
 import { join } from 'node:path';
 import { createChunkTables, openDb, type Db } from './index-db.js';
 import { PackWriter, packPath, readExact, type Placed } from './packs.js';
@@ -35,19 +36,18 @@ export interface StoreStats {
 
 export class MissingChunkError extends ChunkError {}
 
-const FD_CACHE = 64;
-
 export class ChunkStore {
   readonly db: Db;
   readonly packsDir: string;
   readonly sealer: Sealer;
-  private readonly fds = new Map<number, OpenPack>();
+  private readonly fds: FdCache<number>;
   private readonly q;
 
   private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {
     this.db = db;
     this.packsDir = join(dir, 'packs');
     this.sealer = new Sealer(convergence);
+    this.fds = new FdCache((pack) => packPath(this.packsDir, pack));
     this.q = {
       loc: db.prepare<[Uint8Array], Location>('SELECT pack, off, len, raw FROM chunks WHERE id = ?'),
       has: db.prepare<[Uint8Array], { one: number }>('SELECT 1 AS one FROM chunks WHERE id = ?').pluck(),
@@ -182,71 +182,31 @@ export class ChunkStore {
 
   /** Forget a cached descriptor (the pack was deleted by compaction). */
   dropPack(pack: number): void {
-    const open = this.fds.get(pack);
-    if (!open) return;
-    this.fds.delete(pack);
-    if (open.pins === 0) closeSync(open.fd);
-    else open.doomed = true;
+    this.fds.drop(pack);
   }
 
   close(): void {
-    for (const open of this.fds.values()) closeSync(open.fd);
-    this.fds.clear();
+    this.fds.closeAll();
     this.db.close();
   }
 
   private withPack<T>(pack: number, fn: (fd: number) => T): T {
-    const open = this.pin(pack);
     try {
-      return fn(open.fd);
-    } finally {
-      this.unpin(open);
+      return this.fds.withSync(pack, fn);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).syscall === 'open') throw new ChunkError(`pack ${pack} is missing or unreadable`, { cause });
+      throw cause;
     }
   }
 
   private async withPackAsync<T>(pack: number, fn: (fd: number) => Promise<T>): Promise<T> {
-    const open = this.pin(pack);
     try {
-      return await fn(open.fd);
-    } finally {
-      this.unpin(open);
+      return await this.fds.with(pack, fn);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).syscall === 'open') throw new ChunkError(`pack ${pack} is missing or unreadable`, { cause });
+      throw cause;
     }
   }
-
-  // A descriptor in use by an async read is pinned: closing it could let the number be reused
-  // by another file under the read's feet.
-  private pin(pack: number): OpenPack {
-    let open = this.fds.get(pack);
-    if (open) {
-      this.fds.delete(pack);
-    } else {
-      try {
-        open = { fd: openSync(packPath(this.packsDir, pack), 'r'), pins: 0, doomed: false };
-      } catch (cause) {
-        throw new ChunkError(`pack ${pack} is missing or unreadable`, { cause });
-      }
-    }
-    this.fds.set(pack, open);
-    open.pins++;
-    for (const [p, o] of this.fds) {
-      if (this.fds.size <= FD_CACHE) break;
-      if (o.pins > 0) continue;
-      this.fds.delete(p);
-      closeSync(o.fd);
-    }
-    return open;
-  }
-
-  private unpin(open: OpenPack): void {
-    open.pins--;
-    if (open.pins === 0 && open.doomed) closeSync(open.fd);
-  }
-}
-
-interface OpenPack {
-  fd: number;
-  pins: number;
-  doomed: boolean;
 }
 
 function readAt(fd: number, off: number, len: number): Promise<Buffer> {

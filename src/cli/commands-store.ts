@@ -8,6 +8,7 @@ import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
 import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
+import { callDaemon } from './control.js';
 import { Progress } from './progress.js';
 import { ask, secret } from './secrets.js';
 
@@ -62,6 +63,8 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
 export async function status(out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
+  const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
+  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number }) : null;
   const store = ChunkStore.open(paths(home).store, null);
   try {
     const s = store.stats();
@@ -69,10 +72,12 @@ export async function status(out: Out): Promise<void> {
     out.print(
       [
         `host ${cfg.host} (${home})`,
-        `mount ${cfg.mount}: not mounted`,
+        daemon
+          ? `mount ${cfg.mount}: mounted (pid ${daemon.pid}); ${daemon.pendingChunking} files waiting to be chunked, ${daemon.writersOpen} open for writing`
+          : `mount ${cfg.mount}: not mounted`,
         `store ${formatBytes(s.packBytes)} in ${s.packs} packs, ${s.chunks} chunks; ${formatBytes(s.referencedRaw)} referenced, dedup+compression ratio ${dedup.toFixed(2)}`,
       ].join('\n'),
-      { host: cfg.host, home, mount: cfg.mount, mounted: false, store: { ...s, ratio: dedup } },
+      { host: cfg.host, home, mount: cfg.mount, mounted: !!daemon, daemon, store: { ...s, ratio: dedup } },
     );
   } finally {
     store.close();

@@ -2,9 +2,12 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from './errors.js';
 import { init, status, verify, type Out } from './commands-store.js';
+import { daemonMain, mount, unmount } from './commands-mount.js';
 
 const USAGE = `usage: safe <command> [options]   (--json for machine output)
   init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]...
+  mount [--foreground]
+  unmount
   status
   verify`;
 
@@ -43,6 +46,19 @@ async function run(argv: string[]): Promise<number> {
       await init(values as Parameters<typeof init>[0], output(!!values.json));
       return 0;
     }
+    case 'mount': {
+      const { values } = parse(rest, { foreground: { type: 'boolean' } });
+      await mount(!!values.foreground, output(!!values.json));
+      return 0;
+    }
+    case 'unmount': {
+      const { values } = parse(rest, {});
+      await unmount(output(!!values.json));
+      return 0;
+    }
+    case '__daemon':
+      await daemonMain();
+      return 0;
     case 'status': {
       const { values } = parse(rest, {});
       await status(output(!!values.json));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import {
-  type CdcParams, cdcMasks, cdcParams, cutsTs, gearTable, MAX_AVG, MIN_AVG,
+  type CdcParams, cdcMasks, cdcParams, cutsTs, cutsTsBytewise, gearTable, MAX_AVG, MIN_AVG,
 } from '../../src/chunkstore/fastcdc.js';
 import { type CutFn, cuts, cutsNative, nativeLoadError, StreamChunker } from '../../src/chunkstore/chunker.js';
 
@@ -114,6 +114,7 @@ test('golden vector', () => {
   assert.equal(sum(got), data.length);
   assert.deepEqual(got.slice(0, 12), GOLDEN_4096);
   assert.deepEqual(cuts(p, data, 0, data.length, true), got);
+  assert.deepEqual(cutsTsBytewise(p, data, 0, data.length, true), got);
 });
 const GOLDEN_4096 = [4097, 4468, 4183, 7059, 4996, 1077, 4657, 4870, 1214, 4385, 5805, 5182];
 
@@ -171,15 +172,28 @@ test('chunk lengths: within [min, max] except the last; sum covers the range on 
   );
 });
 
+test('word-at-a-time TS equals the bytewise TS', () => {
+  fc.assert(
+    fc.property(arbCase, ({ p, buf, start, end, eof }) => {
+      assert.deepEqual(cutsTs(p, buf, start, end, eof), cutsTsBytewise(p, buf, start, end, eof));
+    }),
+    { numRuns: 300 },
+  );
+});
+
+// The word reads depend on the alignment of buf.byteOffset + index.
 test('cuts do not depend on where the range sits in the buffer', () => {
   fc.assert(
     fc.property(arbCase, fc.integer({ min: 0, max: 100 }), ({ p, buf, start, end, eof }, pad) => {
+      const want = cutsTs(p, buf, start, end, eof);
       const shifted = new Uint8Array(pad + buf.length);
       shifted.set(buf, pad);
-      assert.deepEqual(cutsTs(p, shifted, start + pad, end + pad, eof), cutsTs(p, buf, start, end, eof));
+      assert.deepEqual(cutsTs(p, shifted, start + pad, end + pad, eof), want);
+      assert.deepEqual(cutsTs(p, shifted.subarray(pad), start, end, eof), want);
+      if (cutsNative) assert.deepEqual(cutsNative(p, shifted.subarray(pad), start, end, eof), want);
       // A Buffer (other hidden class, pooled offset) must cut the same.
       const asBuffer = Buffer.from(buf.subarray(start, end));
-      assert.deepEqual(cutsTs(p, asBuffer, 0, asBuffer.length, eof), cutsTs(p, buf, start, end, eof));
+      assert.deepEqual(cutsTs(p, asBuffer, 0, asBuffer.length, eof), want);
     }),
     { numRuns: 100 },
   );
@@ -204,6 +218,7 @@ test('native and TS agree at large averages and on Buffers', { skip: NO_NATIVE }
     for (const eof of [true, false]) {
       const a = nat(p, data, 3, data.length, eof);
       assert.deepEqual(a, cutsTs(p, data, 3, data.length, eof), `avg ${avg} eof ${eof}`);
+      assert.deepEqual(a, cutsTsBytewise(p, data, 3, data.length, eof), `avg ${avg} eof ${eof}`);
     }
   }
 });
@@ -256,32 +271,37 @@ test('StreamChunker is reusable after finish()', () => {
   assert.equal(sum(first.map((c) => c.length)), a.length);
 });
 
+// Resync is statistical: an insert that kills a cut point within the hash
+// window (32 bytes) of it shifts the next chunks' starts, and with min-skipping
+// that can cascade a few chunks (1000 random trials here: 92% changed 1
+// chunk, mean 1.16, worst 13). So check the mean over a fixed sample (fixed
+// seed: no flaky tail) and bound the worst case loosely.
 test('content-shift resilience: an insert near the start leaves later chunks intact', () => {
   const seed = new Uint8Array(32).fill(9);
   const p = cdcParams(8192, seed);
-  fc.assert(
-    fc.property(
-      fc.integer(), fc.integer({ min: 0, max: 20_000 }), fc.uint8Array({ minLength: 1, maxLength: 300 }),
-      (dataSeed, at, ins) => {
-        const orig = xorshiftBytes(1 << 20, dataSeed);
-        const edited = new Uint8Array(orig.length + ins.length);
-        edited.set(orig.subarray(0, at), 0);
-        edited.set(ins, at);
-        edited.set(orig.subarray(at), at + ins.length);
-        const chunksOf = (b: Uint8Array) => {
-          const out: string[] = [];
-          let o = 0;
-          for (const n of cuts(p, b, 0, b.length, true)) out.push(digest(b.subarray(o, (o += n))));
-          return out;
-        };
-        const before = new Set(chunksOf(orig));
-        const after = chunksOf(edited);
-        const fresh = after.filter((h) => !before.has(h)).length;
-        // ~128 chunks; an edit should only disturb the chunk(s) around it.
-        assert.ok(fresh <= 3, `${fresh} of ${after.length} chunks changed`);
-        assert.ok(after.length > 64);
-      },
-    ),
-    { numRuns: 25 },
+  const cases = fc.sample(
+    fc.tuple(fc.integer(), fc.integer({ min: 0, max: 20_000 }), fc.uint8Array({ minLength: 1, maxLength: 300 })),
+    { seed: 20161, numRuns: 40 },
   );
+  const chunksOf = (b: Uint8Array) => {
+    const out: string[] = [];
+    let o = 0;
+    for (const n of cuts(p, b, 0, b.length, true)) out.push(digest(b.subarray(o, (o += n))));
+    return out;
+  };
+  let total = 0;
+  for (const [dataSeed, at, ins] of cases) {
+    const orig = xorshiftBytes(1 << 20, dataSeed);
+    const edited = new Uint8Array(orig.length + ins.length);
+    edited.set(orig.subarray(0, at), 0);
+    edited.set(ins, at);
+    edited.set(orig.subarray(at), at + ins.length);
+    const before = new Set(chunksOf(orig));
+    const after = chunksOf(edited);
+    const fresh = after.filter((h) => !before.has(h)).length;
+    assert.ok(after.length > 64);
+    assert.ok(fresh >= 1 && fresh <= 24, `${fresh} of ${after.length} chunks changed`);
+    total += fresh;
+  }
+  assert.ok(total / cases.length <= 2.5, `mean ${total / cases.length} changed chunks per edit`);
 });

@@ -1,0 +1,97 @@
+// mount / unmount: start the daemon (in the background, or --foreground) and stop it.
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { loadConfig, paths, safeHome, unlock } from './config.js';
+import { callDaemon } from './control.js';
+import { runDaemon } from './daemon.js';
+import { UserError } from './errors.js';
+import { isMountPoint } from '../fs/mount.js';
+import type { Out } from './commands-store.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
+
+function logger(): (m: string) => void {
+  return (m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
+}
+
+export async function mount(foreground: boolean, out: Out): Promise<void> {
+  const home = safeHome();
+  const cfg = loadConfig(home);
+  const running = await callDaemon(paths(home).socket, { cmd: 'status' }, 5000);
+  if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
+  const keys = await unlock(home, cfg);
+  if (foreground) {
+    const d = await runDaemon(home, cfg, { convergence: keys.convergence }, logger());
+    out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: process.pid });
+    await d.done;
+    return;
+  }
+  const log = openSync(paths(home).log, 'a', 0o600);
+  const child = spawn(process.execPath, [BIN, '__daemon'], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: undefined } });
+  closeSync(log);
+  child.stdin!.end(JSON.stringify({ convergence: Buffer.from(keys.convergence).toString('hex') }) + '\n');
+  const answer = await new Promise<string>((resolve) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', (line) => resolve(line));
+    child.once('exit', (code) => resolve(`error the daemon exited (code ${code}); see ${paths(home).log}`));
+  });
+  child.stdout!.destroy();
+  child.unref();
+  if (!answer.startsWith('ready')) throw new UserError(answer.replace(/^error /, ''));
+  out.print(`mounted ${cfg.mount}`, { mounted: true, mount: cfg.mount, pid: child.pid });
+}
+
+/** Entry of the background daemon process: keys arrive on stdin, never via argv or env. */
+export async function daemonMain(): Promise<void> {
+  const home = safeHome();
+  const cfg = loadConfig(home);
+  const line = await new Promise<string>((resolve) => {
+    const rl = createInterface({ input: process.stdin });
+    rl.once('line', (l) => {
+      rl.close();
+      resolve(l);
+    });
+  });
+  const { convergence } = JSON.parse(line) as { convergence: string };
+  let d;
+  try {
+    d = await runDaemon(home, cfg, { convergence: Buffer.from(convergence, 'hex') }, logger());
+  } catch (err) {
+    process.stdout.write(`error ${(err as Error).message}\n`);
+    logger()(`failed to start: ${(err as Error).stack}`);
+    process.exit(1);
+  }
+  process.stdout.write('ready\n');
+  process.stdout.end();
+  await d.done;
+  process.exit(0);
+}
+
+export async function unmount(out: Out): Promise<void> {
+  const home = safeHome();
+  const cfg = loadConfig(home);
+  const reply = await callDaemon(paths(home).socket, { cmd: 'unmount' });
+  if (reply?.ok) {
+    out.print(`unmounted ${cfg.mount}`, { mounted: false, mount: cfg.mount });
+    return;
+  }
+  if (reply && !reply.ok) throw new UserError(`unmount failed: ${reply.error}`);
+  if (isMountPoint(cfg.mount) || staleMount(cfg.mount)) {
+    execFileSync('fusermount', ['-uz', cfg.mount], { stdio: 'ignore' });
+    out.print(`no daemon was running; removed the stale mount at ${cfg.mount}`, { mounted: false, mount: cfg.mount, stale: true });
+    return;
+  }
+  throw new UserError(`not mounted (${cfg.mount})`);
+}
+
+function staleMount(mnt: string): boolean {
+  try {
+    execFileSync('stat', [mnt], { stdio: 'ignore' });
+    return false;
+  } catch {
+    return true;
+  }
+}

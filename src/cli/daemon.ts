@@ -1,0 +1,132 @@
+// The daemon: one per SAFE_HOME. Opens the store and tree, recovers staging files left by a
+// crash, mounts the filesystem, serves the control socket, and on unmount/SIGTERM/SIGINT
+// finishes pending chunking and makes everything durable before it exits.
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { ChunkStore } from '../chunkstore/store.js';
+import { Tree } from '../snapshot/tree.js';
+import { Staging } from '../fs/staging.js';
+import { Filesystem } from '../fs/filesystem.js';
+import { ChunkQueue } from '../fs/chunk-queue.js';
+import { mountFs, prepareMountPoint } from '../fs/mount.js';
+import { paths, type HostConfig } from './config.js';
+import { serveControl, type Request } from './control.js';
+import { UserError } from './errors.js';
+
+export interface DaemonKeys {
+  convergence: Uint8Array;
+}
+
+export interface DaemonHandle {
+  done: Promise<void>;
+}
+
+function takeLock(pidFile: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(pidFile, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(pidFile, 'utf8'));
+      if (pid && pid !== process.pid && alive(pid)) throw new UserError(`a safe daemon already runs on this SAFE_HOME (pid ${pid})`);
+      unlinkSync(pidFile);
+    }
+  }
+  throw new UserError(`cannot take the lock ${pidFile}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys, log: (m: string) => void): Promise<DaemonHandle> {
+  const p = paths(home);
+  takeLock(p.pid);
+  let store: ChunkStore | undefined;
+  try {
+    try {
+      store = ChunkStore.open(p.store, keys.convergence, { recover: true });
+    } catch (cause) {
+      throw new UserError(`cannot open the store: ${(cause as Error).message}`, 1, { cause });
+    }
+    const tree = new Tree(store.db, store);
+    const staging = new Staging(p.staging, 0);
+    const fs = new Filesystem(tree, store, staging, home);
+    const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 2000);
+    const queue = new ChunkQueue(
+      {
+        wanted: (ino, gen) => fs.wanted(ino, gen),
+        path: (ino, gen) => staging.path(ino, gen),
+        settled: (ino, gen) => fs.settled(ino, gen),
+        failed: (ino, gen, err) => {
+          log(`chunking ${ino}-${gen} failed: ${err.message}; retrying in 30 s`);
+          queue.schedule(ino, gen, 30_000);
+        },
+      },
+      { storeDir: p.store, convergence: keys.convergence, avgChunk: cfg.avgChunk },
+      delay,
+    );
+    fs.attachQueue(queue);
+    const rec = fs.recoverStaging();
+    if (rec.queued + rec.removed > 0) log(`recovered staging: ${rec.queued} files to chunk, ${rec.removed} stale removed`);
+    try {
+      await prepareMountPoint(cfg.mount);
+    } catch (cause) {
+      throw new UserError((cause as Error).message, 1, { cause });
+    }
+    const mounted = await mountFs(cfg.mount, fs, log);
+    log(`mounted ${cfg.mount}`);
+
+    let stopping: Promise<void> | undefined;
+    const stop = (): Promise<void> =>
+      (stopping ??= (async () => {
+        log('unmounting');
+        await mounted.unmount().catch((err: Error) => log(`unmount: ${err.message}`));
+        await fs.closeAll();
+        await queue.close();
+        server.close();
+        store!.db.pragma('wal_checkpoint(TRUNCATE)');
+        store!.close();
+        try { unlinkSync(p.socket); } catch { /* already gone */ }
+        unlinkSync(p.pid);
+        log('stopped cleanly');
+      })());
+
+    const handle = async (req: Request): Promise<unknown> => {
+      switch (req.cmd) {
+        case 'status':
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch };
+        case 'flush':
+          await queue.flush();
+          return { pendingChunking: queue.pending };
+        case 'unmount':
+          await stop();
+          return { stopped: true };
+        default:
+          throw new Error(`unknown command ${(req as { cmd: string }).cmd}`);
+      }
+    };
+    const server = serveControl(p.socket, handle);
+    const done = new Promise<void>((resolve) => {
+      const onSignal = (sig: string): void => {
+        log(`${sig}: stopping`);
+        void stop().then(resolve);
+      };
+      process.once('SIGTERM', () => onSignal('SIGTERM'));
+      process.once('SIGINT', () => onSignal('SIGINT'));
+      server.on('close', () => void stopping?.then(resolve));
+    });
+    return { done };
+  } catch (err) {
+    store?.close();
+    try { unlinkSync(p.pid); } catch { /* not ours */ }
+    throw err;
+  }
+}

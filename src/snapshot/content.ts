@@ -1,0 +1,49 @@
+// File content as chunk lists: immutable, shared by the inode rows (live and snapshot) that
+// have the same content, and the only holders of the tree's chunk references.
+import { prepared, type Db } from '../chunkstore/index-db.js';
+import type { ChunkStore } from '../chunkstore/store.js';
+import { chunkId } from '../chunkstore/sealer.js';
+
+export interface ChunkRefLike {
+  handle: Uint8Array;
+  raw: number;
+}
+
+function addChunkList(db: Db, chunks: ChunkRefLike[], users: number): number {
+  const size = chunks.reduce((s, c) => s + c.raw, 0);
+  const cl = Number(prepared(db, 'INSERT INTO clists (users, size) VALUES (?, ?)').run(users, size).lastInsertRowid);
+  const ins = prepared(db, 'INSERT INTO crefs (cl, off, handle, raw) VALUES (?, ?, ?, ?)');
+  let off = 0;
+  for (const c of chunks) {
+    ins.run(cl, off, c.handle, c.raw);
+    off += c.raw;
+  }
+  return cl;
+}
+
+/**
+ * Inside the ingest commit: the chunks of staging generation `gen` of inode `ino` replace
+ * it in every row that still has it (live and snapshots alike: same bytes). If none does
+ * (deleted or rewritten meanwhile), the references the commit took are given back.
+ * Returns whether any row took the chunks.
+ */
+export function swapStaged(db: Db, store: ChunkStore, ino: number, gen: number, chunks: ChunkRefLike[]): boolean {
+  const rows = prepared<[number, number], number>(db, 'SELECT count(*) FROM inodes WHERE ino = ? AND staged = ?').pluck().get(ino, gen)!;
+  if (rows === 0) {
+    store.decref(chunks.map((c) => chunkId(c.handle)));
+    return false;
+  }
+  const cl = addChunkList(db, chunks, rows);
+  prepared(db, 'UPDATE inodes SET cl = ?, staged = NULL WHERE ino = ? AND staged = ?').run(cl, ino, gen);
+  return true;
+}
+
+/** One row stopped using chunk list `cl`; the last one releases its chunk references. */
+export function releaseChunkList(db: Db, store: ChunkStore, cl: number): void {
+  prepared(db, 'UPDATE clists SET users = users - 1 WHERE cl = ?').run(cl);
+  if ((prepared<[number], number>(db, 'SELECT users FROM clists WHERE cl = ?').pluck().get(cl) ?? 0) > 0) return;
+  const handles = prepared<[number], Buffer>(db, 'SELECT handle FROM crefs WHERE cl = ?').pluck().all(cl);
+  store.decref(handles.map((h) => chunkId(h)));
+  prepared(db, 'DELETE FROM crefs WHERE cl = ?').run(cl);
+  prepared(db, 'DELETE FROM clists WHERE cl = ?').run(cl);
+}

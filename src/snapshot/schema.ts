@@ -1,0 +1,59 @@
+// The versioned tree's tables. Every row of inodes and entries carries an epoch range
+// [born, died): a snapshot records the current epoch and bumps it, and a row changed after
+// that is copied, not updated. died IS NULL means "still live".
+import type { Db } from '../chunkstore/index-db.js';
+
+export function createTreeTables(db: Db): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS inodes (
+      ino    INTEGER NOT NULL,
+      born   INTEGER NOT NULL,
+      died   INTEGER,
+      kind   INTEGER NOT NULL,          -- S_IFMT bits: file, dir, symlink
+      mode   INTEGER NOT NULL,          -- permission bits
+      uid    INTEGER NOT NULL,
+      gid    INTEGER NOT NULL,
+      nlink  INTEGER NOT NULL,
+      size   INTEGER NOT NULL,
+      atime  REAL NOT NULL,             -- ms since the epoch (fuse-native passes Dates)
+      mtime  REAL NOT NULL,
+      ctime  REAL NOT NULL,
+      target BLOB,                      -- symlink target
+      cl     INTEGER,                   -- chunk list, once the content is chunked
+      staged INTEGER,                   -- staging generation while it is not
+      xattrs BLOB,                      -- JSON {name: base64}
+      PRIMARY KEY (ino, born)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS inodes_died ON inodes(died) WHERE died IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS inodes_staged ON inodes(ino, staged) WHERE staged IS NOT NULL;
+    CREATE TABLE IF NOT EXISTS entries (
+      parent INTEGER NOT NULL,
+      name   BLOB NOT NULL,
+      born   INTEGER NOT NULL,
+      died   INTEGER,
+      ino    INTEGER NOT NULL,
+      PRIMARY KEY (parent, name, born)
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS entries_died ON entries(died) WHERE died IS NOT NULL;
+    -- Chunk lists are immutable; inode rows share them (users counts the rows).
+    CREATE TABLE IF NOT EXISTS clists (
+      cl    INTEGER PRIMARY KEY AUTOINCREMENT,
+      users INTEGER NOT NULL,
+      size  INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS crefs (
+      cl     INTEGER NOT NULL,
+      off    INTEGER NOT NULL,          -- offset of the chunk in the file
+      handle BLOB NOT NULL,
+      raw    INTEGER NOT NULL,
+      PRIMARY KEY (cl, off)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS snapshots (
+      epoch INTEGER PRIMARY KEY,
+      name  TEXT NOT NULL UNIQUE,
+      time  INTEGER NOT NULL,
+      label TEXT
+    );
+    CREATE TABLE IF NOT EXISTS tree_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+  `);
+}

@@ -1,0 +1,318 @@
+// The versioned tree: inodes and directory entries with epoch ranges, chunk lists, snapshots.
+// All calls are short synchronous SQLite statements: the filesystem calls them from FUSE
+// callbacks on the JS thread. Writes happen at the current epoch; a row born before it is
+// visible to a snapshot, so changing it kills it (died = epoch) and inserts a copy.
+import type { Db } from '../chunkstore/index-db.js';
+import type { ChunkStore } from '../chunkstore/store.js';
+import { releaseChunkList } from './content.js';
+import { createTreeTables } from './schema.js';
+
+export const S_IFMT = 0o170000;
+export const S_IFREG = 0o100000;
+export const S_IFDIR = 0o040000;
+export const S_IFLNK = 0o120000;
+export const ROOT = 1;
+
+export interface Inode {
+  ino: number;
+  born: number;
+  died: number | null;
+  kind: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  size: number;
+  atime: number;
+  mtime: number;
+  ctime: number;
+  target: Buffer | null;
+  cl: number | null;
+  staged: number | null;
+  xattrs: string | null;
+}
+
+export interface Entry {
+  name: Buffer;
+  ino: number;
+}
+
+export interface ChunkSpan {
+  off: number;
+  handle: Buffer;
+  raw: number;
+}
+
+export class TreeError extends Error {
+  constructor(readonly errno: 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'ENOTEMPTY' | 'EINVAL' | 'EXDEV', message: string) {
+    super(message);
+  }
+}
+
+const LIVE = '(died IS NULL OR died > @e) AND born <= @e';
+
+export class Tree {
+  private e: number;
+  private nextIno: number;
+  private readonly q;
+  private depth = 0;
+  private readonly released: [number, number][] = [];
+  /** Called when no row references a staging generation any more: its file can go. */
+  onStagedReleased: (ino: number, gen: number) => void = () => {};
+
+  constructor(readonly db: Db, private readonly store: ChunkStore) {
+    createTreeTables(db);
+    const get = db.prepare<[string], number>('SELECT v FROM tree_meta WHERE k = ?').pluck();
+    this.q = {
+      inode: db.prepare<{ ino: number; e: number }, Inode>(`SELECT * FROM inodes WHERE ino = @ino AND ${LIVE}`),
+      lookup: db.prepare<{ parent: number; name: Buffer; e: number }, number>(`SELECT ino FROM entries WHERE parent = @parent AND name = @name AND ${LIVE}`).pluck(),
+      list: db.prepare<{ parent: number; e: number }, Entry>(`SELECT name, ino FROM entries WHERE parent = @parent AND ${LIVE} ORDER BY name`),
+      hasChild: db.prepare<{ parent: number; e: number }, number>(`SELECT 1 FROM entries WHERE parent = @parent AND ${LIVE} LIMIT 1`).pluck(),
+      entryRow: db.prepare<{ parent: number; name: Buffer; e: number }, { born: number; ino: number }>(`SELECT born, ino FROM entries WHERE parent = @parent AND name = @name AND ${LIVE}`),
+      insInode: db.prepare(`INSERT INTO inodes (ino, born, died, kind, mode, uid, gid, nlink, size, atime, mtime, ctime, target, cl, staged, xattrs)
+        VALUES (@ino, @born, NULL, @kind, @mode, @uid, @gid, @nlink, @size, @atime, @mtime, @ctime, @target, @cl, @staged, @xattrs)`),
+      updInode: db.prepare(`UPDATE inodes SET kind=@kind, mode=@mode, uid=@uid, gid=@gid, nlink=@nlink, size=@size, atime=@atime, mtime=@mtime,
+        ctime=@ctime, target=@target, cl=@cl, staged=@staged, xattrs=@xattrs WHERE ino=@ino AND born=@born`),
+      delInode: db.prepare('DELETE FROM inodes WHERE ino = ? AND born = ?'),
+      killInode: db.prepare('UPDATE inodes SET died = ? WHERE ino = ? AND born = ?'),
+      insEntry: db.prepare('INSERT INTO entries (parent, name, born, died, ino) VALUES (?, ?, ?, NULL, ?)'),
+      delEntry: db.prepare('DELETE FROM entries WHERE parent = ? AND name = ? AND born = ?'),
+      killEntry: db.prepare('UPDATE entries SET died = ? WHERE parent = ? AND name = ? AND born = ?'),
+      clUse: db.prepare('UPDATE clists SET users = users + ? WHERE cl = ?'),
+      chunkAt: db.prepare<[number, number], ChunkSpan>('SELECT off, handle, raw FROM crefs WHERE cl = ? AND off <= ? ORDER BY off DESC LIMIT 1'),
+      stagedUsers: db.prepare<[number, number], number>('SELECT count(*) FROM inodes WHERE ino = ? AND staged = ?').pluck(),
+      setMeta: db.prepare('INSERT INTO tree_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
+    };
+    this.e = get.get('epoch') ?? 1;
+    this.nextIno = get.get('next_ino') ?? ROOT + 1;
+    if (!this.inode(ROOT)) {
+      const now = Date.now();
+      db.transaction(() => {
+        this.q.setMeta.run('epoch', this.e);
+        this.q.insInode.run({ ino: ROOT, born: this.e, kind: S_IFDIR, mode: 0o755, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, nlink: 2, size: 0, atime: now, mtime: now, ctime: now, target: null, cl: null, staged: null, xattrs: null });
+      })();
+    }
+  }
+
+  get epoch(): number {
+    return this.e;
+  }
+
+  inode(ino: number, e = this.e): Inode | undefined {
+    return this.q.inode.get({ ino, e });
+  }
+
+  lookup(parent: number, name: Buffer, e = this.e): number | undefined {
+    return this.q.lookup.get({ parent, name, e }) as number | undefined;
+  }
+
+  list(parent: number, e = this.e): Entry[] {
+    return this.q.list.all({ parent, e });
+  }
+
+  /** The chunk holding byte `off` of chunk list `cl`. */
+  chunkAt(cl: number, off: number): ChunkSpan | undefined {
+    return this.q.chunkAt.get(cl, off);
+  }
+
+  /** Number of inode rows (any epoch) whose content is staging generation `gen`. */
+  stagedUsers(ino: number, gen: number): number {
+    return this.q.stagedUsers.get(ino, gen)!;
+  }
+
+  /**
+   * Run fn in a transaction (nested calls join the outer one). Staging files released by it
+   * are reported only once the outermost transaction committed: a rollback keeps them.
+   */
+  tx<T>(fn: () => T): T {
+    this.depth++;
+    try {
+      const out = this.db.transaction(fn)();
+      if (this.depth === 1) for (const [ino, gen] of this.released.splice(0)) this.onStagedReleased(ino, gen);
+      return out;
+    } catch (err) {
+      if (this.depth === 1) this.released.length = 0;
+      throw err;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  /** Create an inode and its entry in `parent`. */
+  create(parent: number, name: Buffer, init: Pick<Inode, 'kind' | 'mode' | 'uid' | 'gid'> & { target?: Buffer; now: number }): Inode {
+    return this.tx(() => {
+      const dir = this.dirOf(parent);
+      if (this.lookup(parent, name) !== undefined) throw new TreeError('EEXIST', 'exists');
+      const ino = this.nextIno++;
+      this.q.setMeta.run('next_ino', this.nextIno);
+      const isDir = init.kind === S_IFDIR;
+      const node: Inode = {
+        ino, born: this.e, died: null, kind: init.kind, mode: init.mode & 0o7777, uid: init.uid, gid: init.gid,
+        nlink: isDir ? 2 : 1, size: init.target ? init.target.length : 0,
+        atime: init.now, mtime: init.now, ctime: init.now, target: init.target ?? null, cl: null, staged: null, xattrs: null,
+      };
+      this.q.insInode.run(node);
+      this.q.insEntry.run(parent, name, this.e, ino);
+      this.put(dir, { mtime: init.now, ctime: init.now, nlink: dir.nlink + (isDir ? 1 : 0) });
+      return node;
+    });
+  }
+
+  link(ino: number, parent: number, name: Buffer, now: number): Inode {
+    return this.tx(() => {
+      const dir = this.dirOf(parent);
+      const node = this.must(ino);
+      if (node.kind === S_IFDIR) throw new TreeError('EINVAL', 'hard link to a directory');
+      if (this.lookup(parent, name) !== undefined) throw new TreeError('EEXIST', 'exists');
+      this.q.insEntry.run(parent, name, this.e, ino);
+      this.put(dir, { mtime: now, ctime: now });
+      return this.put(node, { nlink: node.nlink + 1, ctime: now });
+    });
+  }
+
+  /** Remove a non-directory entry; returns the inode as it is afterwards (nlink may be 0). */
+  unlink(parent: number, name: Buffer, now: number): Inode {
+    return this.tx(() => {
+      const dir = this.dirOf(parent);
+      const row = this.q.entryRow.get({ parent, name, e: this.e });
+      if (!row) throw new TreeError('ENOENT', 'no such entry');
+      const node = this.must(row.ino);
+      if (node.kind === S_IFDIR) throw new TreeError('EISDIR', 'is a directory');
+      this.dropEntry(parent, name, row.born);
+      this.put(dir, { mtime: now, ctime: now });
+      const after = { ...node, nlink: node.nlink - 1, ctime: now };
+      if (after.nlink > 0) return this.put(node, { nlink: after.nlink, ctime: now });
+      this.dropInode(node);
+      return after;
+    });
+  }
+
+  rmdir(parent: number, name: Buffer, now: number): void {
+    this.tx(() => {
+      const dir = this.dirOf(parent);
+      const row = this.q.entryRow.get({ parent, name, e: this.e });
+      if (!row) throw new TreeError('ENOENT', 'no such entry');
+      const node = this.must(row.ino);
+      if (node.kind !== S_IFDIR) throw new TreeError('ENOTDIR', 'not a directory');
+      if (this.q.hasChild.get({ parent: node.ino, e: this.e })) throw new TreeError('ENOTEMPTY', 'directory not empty');
+      this.dropEntry(parent, name, row.born);
+      this.dropInode(node);
+      this.put(dir, { mtime: now, ctime: now, nlink: dir.nlink - 1 });
+    });
+  }
+
+  /** rename(2): replaces a file target, or an empty directory target with a directory. */
+  rename(from: number, name: Buffer, to: number, newName: Buffer, now: number): { replaced?: Inode } {
+    return this.tx(() => {
+      const src = this.q.entryRow.get({ parent: from, name, e: this.e });
+      if (!src) throw new TreeError('ENOENT', 'no such entry');
+      const node = this.must(src.ino);
+      this.dirOf(to);
+      if (from === to && name.equals(newName)) return {};
+      if (node.kind === S_IFDIR && this.isAncestor(node.ino, to)) throw new TreeError('EINVAL', 'cannot move a directory into itself');
+      let replaced: Inode | undefined;
+      const dst = this.q.entryRow.get({ parent: to, name: newName, e: this.e });
+      if (dst) {
+        if (dst.ino === src.ino) {
+          // Two names of one inode: rename(2) does nothing.
+          return {};
+        }
+        const victim = this.must(dst.ino);
+        if (victim.kind === S_IFDIR) {
+          if (node.kind !== S_IFDIR) throw new TreeError('EISDIR', 'target is a directory');
+          this.rmdir(to, newName, now);
+        } else {
+          if (node.kind === S_IFDIR) throw new TreeError('ENOTDIR', 'target is not a directory');
+          replaced = this.unlink(to, newName, now);
+        }
+      }
+      this.dropEntry(from, name, src.born);
+      this.q.insEntry.run(to, newName, this.e, src.ino);
+      const isDir = node.kind === S_IFDIR;
+      const a = this.must(from);
+      this.put(a, { mtime: now, ctime: now, nlink: a.nlink - (isDir && from !== to ? 1 : 0) });
+      if (from !== to) {
+        const b = this.must(to);
+        this.put(b, { mtime: now, ctime: now, nlink: b.nlink + (isDir ? 1 : 0) });
+      }
+      this.put(this.must(src.ino), { ctime: now });
+      return { replaced };
+    });
+  }
+
+  /** Change attributes (or content) of a live inode, copying the row if a snapshot sees it. */
+  update(ino: number, changes: Partial<Omit<Inode, 'ino' | 'born' | 'died'>>): Inode {
+    return this.tx(() => this.put(this.must(ino), changes));
+  }
+
+  /** Record a new snapshot at the current epoch and move on: O(1) in the tree's size. */
+  snapshot(name: string, time: number, label: string | null): number {
+    return this.tx(() => {
+      const epoch = this.e;
+      this.db.prepare('INSERT INTO snapshots (epoch, name, time, label) VALUES (?, ?, ?, ?)').run(epoch, name, time, label);
+      this.e = epoch + 1;
+      this.q.setMeta.run('epoch', this.e);
+      return epoch;
+    });
+  }
+
+  private must(ino: number): Inode {
+    const node = this.inode(ino);
+    if (!node) throw new TreeError('ENOENT', `no inode ${ino}`);
+    return node;
+  }
+
+  private dirOf(ino: number): Inode {
+    const dir = this.must(ino);
+    if (dir.kind !== S_IFDIR) throw new TreeError('ENOTDIR', 'not a directory');
+    return dir;
+  }
+
+  private isAncestor(ancestor: number, ino: number): boolean {
+    const up = this.db.prepare<{ ino: number; e: number }, number>(`SELECT parent FROM entries WHERE ino = @ino AND ${LIVE} LIMIT 1`).pluck();
+    for (let cur: number | undefined = ino; cur !== undefined && cur !== ROOT; cur = up.get({ ino: cur, e: this.e }) as number | undefined) {
+      if (cur === ancestor) return true;
+    }
+    return ancestor === ROOT;
+  }
+
+  /** Write a live row's new state: in place if born at this epoch, else kill + copy. */
+  private put(node: Inode, changes: Partial<Inode>): Inode {
+    const next: Inode = { ...node, ...changes, ino: node.ino, died: null };
+    if (next.cl !== null && next.cl !== node.cl) this.q.clUse.run(1, next.cl);
+    if (node.born === this.e) {
+      this.q.updInode.run(next);
+      if (node.cl !== null && node.cl !== next.cl) this.releaseChunkList(node.cl);
+      if (node.staged !== null && node.staged !== next.staged) this.releaseStaged(node.ino, node.staged);
+    } else {
+      this.q.killInode.run(this.e, node.ino, node.born);
+      next.born = this.e;
+      if (next.cl !== null && next.cl === node.cl) this.q.clUse.run(1, next.cl);
+      this.q.insInode.run(next);
+    }
+    return next;
+  }
+
+  private dropInode(node: Inode): void {
+    if (node.born === this.e) {
+      this.q.delInode.run(node.ino, node.born);
+      if (node.cl !== null) this.releaseChunkList(node.cl);
+      if (node.staged !== null) this.releaseStaged(node.ino, node.staged);
+    } else {
+      this.q.killInode.run(this.e, node.ino, node.born);
+    }
+  }
+
+  private dropEntry(parent: number, name: Buffer, born: number): void {
+    if (born === this.e) this.q.delEntry.run(parent, name, born);
+    else this.q.killEntry.run(this.e, parent, name, born);
+  }
+
+  private releaseChunkList(cl: number): void {
+    releaseChunkList(this.db, this.store, cl);
+  }
+
+  private releaseStaged(ino: number, gen: number): void {
+    if (this.stagedUsers(ino, gen) === 0) this.released.push([ino, gen]);
+  }
+}
