@@ -49,7 +49,7 @@ function dropUnreferenced(store: ChunkStore, batch: number): number {
         }
       }
       return gone;
-    })();
+    }).immediate();
     total += n;
     if (n < batch) return total;
   }
@@ -90,7 +90,7 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
       if (stillNamed.get(c.pack)! > 0) return false;
       dropPack.run(c.pack);
       return true;
-    })();
+    }).immediate();
     if (!ok) continue;
     store.dropPack(c.pack);
     if (existsSync(path)) unlinkSync(path);

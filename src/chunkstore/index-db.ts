@@ -5,6 +5,11 @@ import Database from 'better-sqlite3';
 
 export type Db = Database.Database;
 
+/**
+ * Write transactions must start with BEGIN IMMEDIATE (`db.transaction(fn).immediate()`):
+ * a deferred one that reads first and then writes fails at once with SQLITE_BUSY when another
+ * connection (an ingest worker) committed in between; an immediate one waits its turn.
+ */
 export function openDb(path: string, opts: { readonly?: boolean } = {}): Db {
   const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: 30_000 });
   if (!opts.readonly) {

@@ -103,7 +103,7 @@ export class Ingester {
       this.store.insert(rows);
       this.store.incref(refs);
       inTxn?.();
-    })();
+    }).immediate();
   }
 
   /** Drop what was ingested since the last commit (its pack bytes become dead space). */

@@ -66,6 +66,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         path: (ino, gen) => staging.path(ino, gen),
         settled: (ino, gen) => fs.settled(ino, gen),
         failed: (ino, gen, err) => {
+          // Deleted or rewritten while waiting: nothing to chunk, nothing to report.
+          if (!fs.wanted(ino, gen)) return fs.settled(ino, gen);
           log(`chunking ${ino}-${gen} failed: ${err.message}; retrying in 30 s`);
           queue.schedule(ino, gen, 30_000);
         },

@@ -127,7 +127,7 @@ export class Tree {
   tx<T>(fn: () => T): T {
     this.depth++;
     try {
-      const out = this.db.transaction(fn)();
+      const out = this.db.transaction(fn).immediate();
       if (this.depth === 1) for (const [ino, gen] of this.released.splice(0)) this.onStagedReleased(ino, gen);
       return out;
     } catch (err) {

@@ -1,0 +1,60 @@
+// A real host for tests: its own SAFE_HOME and mount point, the daemon in its own process
+// (driven only from this one: never from the process serving the mount).
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+
+export const SAFE_BIN = new URL('../../../bin/safe', import.meta.url).pathname;
+
+export interface Host {
+  home: string;
+  mnt: string;
+  env: NodeJS.ProcessEnv;
+  safe(...args: string[]): SpawnSyncReturns<string>;
+  /** Run safe and fail the test on a non-zero exit. */
+  ok(...args: string[]): string;
+  mount(): void;
+  unmount(): void;
+  /** Wait until every closed file is chunked. */
+  settle(timeoutMs?: number): Promise<void>;
+  status(): { mounted: boolean; daemon: { pendingChunking: number; writersOpen: number; pid: number } | null; store: { chunks: number; packBytes: number } };
+}
+
+export function makeHost(opts: { delayMs?: number; init?: boolean } = {}): Host {
+  const root = mkdtempSync(join(tmpdir(), 'safe-host-'));
+  const home = join(root, 'home');
+  const mnt = join(root, 'mnt');
+  mkdirSync(mnt);
+  const env = { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: 'test passphrase', SAFE_CHUNK_DELAY_MS: String(opts.delayMs ?? 50) };
+  const safe = (...args: string[]): SpawnSyncReturns<string> => spawnSync(SAFE_BIN, args, { env, encoding: 'utf8', timeout: 600_000 });
+  const ok = (...args: string[]): string => {
+    const r = safe(...args);
+    if (r.status !== 0) throw new Error(`safe ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  };
+  const host: Host = {
+    home, mnt, env, safe, ok,
+    mount: () => void ok('mount'),
+    unmount: () => void ok('unmount'),
+    status: () => JSON.parse(ok('status', '--json')),
+    async settle(timeoutMs = 60_000) {
+      const t0 = Date.now();
+      for (;;) {
+        const s = host.status();
+        if (!s.daemon || s.daemon.pendingChunking === 0) return;
+        if (Date.now() - t0 > timeoutMs) throw new Error(`chunking did not finish: ${JSON.stringify(s.daemon)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+  if (opts.init !== false) ok('init', '--host', 'testhost', '--mount', mnt);
+  after(() => {
+    safe('unmount');
+    spawnSync('fusermount', ['-uz', mnt]);
+    if (process.env.SAFE_TEST_KEEP) process.stderr.write(`kept ${root}\n`);
+    else rmSync(root, { recursive: true, force: true });
+  });
+  return host;
+}
