@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeHost, SAFE_BIN } from './mounted.js';
+import { seededBytes } from '../helpers.js';
+
+test('kill -9 of the daemon mid-write loses nothing closed and fsynced', { timeout: 180_000 }, async () => {
+  const h = makeHost({ delayMs: 20 });
+  for (let round = 0; round < 3; round++) {
+    h.mount();
+    const dir = join(h.mnt, `round${round}`);
+    mkdirSync(dir);
+    const pid = h.status().daemon!.pid;
+    const child = spawn(process.execPath, [new URL('../fixtures/write-loop.js', import.meta.url).pathname, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d));
+    const target = 20 + round * 25;
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (out.split('\n').length > target) {
+          clearInterval(t);
+          process.kill(pid, 'SIGKILL');
+          resolve();
+        }
+      }, 5);
+    });
+    await new Promise((r) => child.once('exit', r));
+    const done = out.split('\n').filter(Boolean).map(Number);
+    assert.ok(done.length >= target);
+    // The next mount clears the stale mount and chunks leftover staging files.
+    h.mount();
+    for (let r = 0; r <= round; r++) {
+      const files = r === round ? done : null;
+      if (files) for (const i of files) assert.deepEqual(readFileSync(join(h.mnt, `round${r}`, `f${i}`)), seededBytes(1000 + (i % 13) * 40_000, i), `round ${r} file f${i}`);
+      else assert.ok(readdirSync(join(h.mnt, `round${r}`)).length > 0);
+    }
+    await h.settle();
+    assert.match(h.ok('verify'), /no problems/);
+    h.unmount();
+  }
+});
+
+test('bad input: second daemon, busy mount point, missing store, wrong passphrase', { timeout: 60_000 }, () => {
+  const h = makeHost();
+  h.mount();
+  const again = h.safe('mount');
+  assert.notEqual(again.status, 0);
+  assert.match(again.stderr, /^safe: already mounted/);
+  assert.equal(again.stderr.trim().split('\n').length, 1, 'one line');
+  h.unmount();
+  const unm = h.safe('unmount');
+  assert.notEqual(unm.status, 0);
+  assert.match(unm.stderr, /not mounted/);
+
+  writeFileSync(join(h.mnt, 'stray'), 'x');
+  const busy = h.safe('mount');
+  assert.notEqual(busy.status, 0);
+  assert.match(busy.stderr, /not empty/);
+  spawnSync('rm', [join(h.mnt, 'stray')]);
+
+  const bad = spawnSync(SAFE_BIN, ['mount'], { env: { ...h.env, SAFE_PASSPHRASE: 'not it' }, encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.equal(bad.stderr.trim(), "safe: wrong passphrase for host 'testhost'");
+
+  spawnSync('mv', [join(h.home, 'store'), join(h.home, 'store.away')]);
+  const missing = h.safe('mount');
+  assert.notEqual(missing.status, 0);
+  assert.match(missing.stderr, /store/);
+  assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');
+  spawnSync('mv', [join(h.home, 'store.away'), join(h.home, 'store')]);
+  h.mount();
+  h.unmount();
+});
