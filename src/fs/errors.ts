@@ -1,11 +1,13 @@
 import { constants } from 'node:os';
 import { TreeError } from '../snapshot/tree.js';
 
-/** An errno for the kernel, raised inside an operation. */
-export class FsError extends Error {
-  constructor(readonly code: keyof typeof constants.errno, message = code) {
-    super(message);
-  }
+/**
+ * An errno for the kernel, raised inside an operation. Deliberately not an Error: ENOENT is
+ * the answer to every negative lookup, and capturing a stack trace each time cost more than
+ * the lookup itself.
+ */
+export class FsError {
+  constructor(readonly code: keyof typeof constants.errno) {}
 }
 
 /** Negative errno for any error an operation threw; unexpected ones become EIO (and are logged). */

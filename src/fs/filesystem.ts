@@ -1,8 +1,8 @@
 // The filesystem behind the mount: FUSE operations on paths, mapped onto the versioned tree,
 // staging files and the chunkstore. Callbacks run on the JS thread: every call here is a
 // short SQLite statement or async I/O; chunking happens in worker threads (ChunkQueue).
-import { open as openAsync, copyFile, statfs as statfsAsync, type FileHandle } from 'node:fs/promises';
-import { constants as fsc, read } from 'node:fs';
+import { copyFile, statfs as statfsAsync } from 'node:fs/promises';
+import { closeSync, constants as fsc, fdatasync, ftruncateSync, openSync, readSync, write as writeCb, writeSync } from 'node:fs';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { ROOT, S_IFDIR, S_IFLNK, S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import { FdCache } from '../chunkstore/fd-cache.js';
@@ -35,11 +35,15 @@ interface Where {
   live: boolean;
 }
 
-/** A file open for writing: its private working generation, published on last close. */
+/**
+ * A file open for writing: its private working generation, published on last close.
+ * Its reads and writes are synchronous: they hit the page cache in tens of microseconds,
+ * less than a hop through libuv's thread pool costs (measured: 3x more small-file cycles/s).
+ */
 interface OpenFile {
   ino: number;
   gen: number;
-  fh: FileHandle;
+  fd: number;
   writers: number;
   size: number;
   dirty: boolean;
@@ -357,12 +361,11 @@ export class Filesystem {
     return h;
   }
 
-  async read(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  read(fh: number, buf: Buffer, len: number, pos: number): number | Promise<number> {
     const h = this.handle(fh);
     const of = h.live ? this.openFiles.get(h.ino) : undefined;
     if (of) {
-      const { bytesRead } = await of.fh.read(buf, 0, Math.min(len, Math.max(0, of.size - pos)), pos);
-      return bytesRead;
+      return readSync(of.fd, buf, 0, Math.min(len, Math.max(0, of.size - pos)), pos);
     }
     const n = this.tree.inode(h.ino, h.epoch);
     if (!n) throw new FsError('ENOENT');
@@ -371,22 +374,23 @@ export class Filesystem {
     if (want === 0) return 0;
     if (n.staged !== null) {
       const key = `${n.ino}-${n.staged}`;
-      return this.stagedFds.with(key, (fd) => readFully(fd, buf, want, pos));
+      return this.stagedFds.withSync(key, (fd) => readFully(fd, buf, want, pos));
     }
     if (n.cl !== null) {
-      const got = await this.reader.read(n.cl, n.size, buf, want, pos);
-      if (got < want) buf.fill(0, got, want);
-      return want;
+      return this.reader.read(n.cl, n.size, buf, want, pos).then((got) => {
+        if (got < want) buf.fill(0, got, want);
+        return want;
+      });
     }
     buf.fill(0, 0, want);
     return want;
   }
 
-  async write(fh: number, buf: Buffer, len: number, pos: number): Promise<number> {
+  write(fh: number, buf: Buffer, len: number, pos: number): number {
     const h = this.handle(fh);
     const of = this.openFiles.get(h.ino);
     if (!h.write || !of) throw new FsError('EBADF');
-    const { bytesWritten } = await of.fh.write(buf, 0, len, pos);
+    const bytesWritten = writeSync(of.fd, buf, 0, len, pos);
     of.size = Math.max(of.size, pos + bytesWritten);
     of.dirty = true;
     of.mtime = of.ctime = Date.now();
@@ -406,21 +410,21 @@ export class Filesystem {
     }
     const target = of ?? (await this.openForWrite(w.ino, size === 0));
     try {
-      await this.resize(target, size);
+      this.resize(target, size);
     } finally {
       if (!of) await this.closeWriter(target);
     }
   }
 
-  async ftruncate(fh: number, size: number): Promise<void> {
+  ftruncate(fh: number, size: number): void {
     const h = this.handle(fh);
     const of = this.openFiles.get(h.ino);
     if (!h.write || !of) throw new FsError('EBADF');
-    await this.resize(of, size);
+    this.resize(of, size);
   }
 
-  private async resize(of: OpenFile, size: number): Promise<void> {
-    await of.fh.truncate(size);
+  private resize(of: OpenFile, size: number): void {
+    ftruncateSync(of.fd, size);
     of.size = size;
     of.dirty = true;
     of.mtime = of.ctime = Date.now();
@@ -429,7 +433,7 @@ export class Filesystem {
   async fsync(fh: number): Promise<void> {
     const h = this.handle(fh);
     const of = this.openFiles.get(h.ino);
-    if (of) await of.fh.datasync();
+    if (of) await new Promise<void>((res, rej) => fdatasync(of.fd, (err) => (err ? rej(err) : res())));
   }
 
   async release(fh: number): Promise<void> {
@@ -464,7 +468,7 @@ export class Filesystem {
     const ready = this.openFiles.get(ino);
     if (ready) {
       ready.writers++;
-      if (trunc) await this.resize(ready, 0);
+      if (trunc) this.resize(ready, 0);
       return ready;
     }
     const pending = this.opening.get(ino);
@@ -490,26 +494,26 @@ export class Filesystem {
     if (n.kind !== S_IFREG) throw new FsError('EINVAL');
     const empty = trunc || n.size === 0;
     const { gen, path } = this.staging.create(ino);
-    let fh: FileHandle | undefined;
+    let fd = -1;
     try {
       if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
-      fh = await openAsync(path, 'r+');
-      if (!empty && n.cl !== null) await this.materialize(n, fh);
-      if (!empty && n.size > 0) await fh.truncate(n.size);
+      fd = openSync(path, 'r+');
+      if (!empty && n.cl !== null) await this.materialize(n, fd);
+      if (!empty && n.size > 0) ftruncateSync(fd, n.size);
     } catch (err) {
-      await fh?.close();
+      if (fd >= 0) closeSync(fd);
       this.staging.remove(ino, gen);
       throw err;
     }
-    return { ino, gen, fh, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, mtime: n.mtime, ctime: n.ctime };
+    return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, mtime: n.mtime, ctime: n.ctime };
   }
 
-  private async materialize(n: Inode, fh: FileHandle): Promise<void> {
+  private async materialize(n: Inode, fd: number): Promise<void> {
     const block = Buffer.allocUnsafe(1 << 20);
     for (let pos = 0; pos < n.size; ) {
       const got = await this.reader.read(n.cl!, n.size, block, Math.min(block.length, n.size - pos), pos);
       if (got === 0) break;
-      await fh.write(block, 0, got, pos);
+      await new Promise<void>((res, rej) => writeCb(fd, block, 0, got, pos, (err) => (err ? rej(err) : res())));
       pos += got;
     }
   }
@@ -517,7 +521,7 @@ export class Filesystem {
   private async closeWriter(of: OpenFile): Promise<void> {
     if (--of.writers > 0) return;
     this.openFiles.delete(of.ino);
-    await of.fh.close();
+    closeSync(of.fd);
     const live = this.tree.inode(of.ino);
     if (!of.dirty || !live) {
       this.staging.remove(of.ino, of.gen);
@@ -538,14 +542,14 @@ export class Filesystem {
   }
 }
 
-async function readFully(fd: number, buf: Buffer, len: number, pos: number): Promise<number> {
+/** Staged files may be shorter than the inode's size (a hole at the end): zeros. */
+function readFully(fd: number, buf: Buffer, len: number, pos: number): number {
   let got = 0;
   while (got < len) {
-    const n = await new Promise<number>((res, rej) => read(fd, buf, got, len - got, pos + got, (e, k) => (e ? rej(e) : res(k))));
+    const n = readSync(fd, buf, got, len - got, pos + got);
     if (n === 0) break;
     got += n;
   }
   if (got < len) buf.fill(0, got, len);
   return len;
 }
-

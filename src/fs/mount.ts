@@ -50,7 +50,7 @@ const none = (cb: Cb): void => cb(0);
 const count = (cb: Cb, n: number): void => cb(n);
 
 export function fuseOps(fs: Filesystem, log: (m: string) => void): Record<string, unknown> {
-  return {
+  const ops: Record<string, (...a: unknown[]) => void> = {
     getattr: op(log, (p: string) => fs.getattr(p)),
     fgetattr: op(log, (p: string) => fs.getattr(p)),
     access: op(log, () => 0, none),
@@ -81,6 +81,12 @@ export function fuseOps(fs: Filesystem, log: (m: string) => void): Record<string
     listxattr: op(log, (p: string) => fs.listxattr(p)),
     removexattr: op(log, (p: string, name: string) => fs.removexattr(p, name), none),
   };
+  if (process.env.SAFE_FUSE_TRACE) {
+    const counts: Record<string, number> = {};
+    for (const [k, f] of Object.entries(ops)) ops[k] = (...a: unknown[]) => { counts[k] = (counts[k] ?? 0) + 1; f(...a); };
+    setInterval(() => log(`ops: ${JSON.stringify(counts)}`), 2000).unref();
+  }
+  return ops;
 }
 
 export interface Mounted {

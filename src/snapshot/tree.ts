@@ -56,6 +56,7 @@ export class Tree {
   private nextIno: number;
   private readonly q;
   private depth = 0;
+  private readonly runTx;
   private readonly released: [number, number][] = [];
   /** Called when no row references a staging generation any more: its file can go. */
   onStagedReleased: (ino: number, gen: number) => void = () => {};
@@ -63,9 +64,11 @@ export class Tree {
   constructor(readonly db: Db, private readonly store: ChunkStore) {
     createTreeTables(db);
     const get = db.prepare<[string], number>('SELECT v FROM tree_meta WHERE k = ?').pluck();
+    this.runTx = db.transaction((fn: () => unknown) => fn());
     this.q = {
-      inode: db.prepare<{ ino: number; e: number }, Inode>(`SELECT * FROM inodes WHERE ino = @ino AND ${LIVE}`),
-      lookup: db.prepare<{ parent: number; name: Buffer; e: number }, number>(`SELECT ino FROM entries WHERE parent = @parent AND name = @name AND ${LIVE}`).pluck(),
+      // Positional parameters: named ones cost 14 µs a lookup here instead of 8.5.
+      inode: db.prepare<[number, number, number], Inode>('SELECT * FROM inodes WHERE ino = ? AND born <= ? AND (died IS NULL OR died > ?)'),
+      lookup: db.prepare<[number, Buffer, number, number], number>('SELECT ino FROM entries WHERE parent = ? AND name = ? AND born <= ? AND (died IS NULL OR died > ?)').pluck(),
       list: db.prepare<{ parent: number; e: number }, Entry>(`SELECT name, ino FROM entries WHERE parent = @parent AND ${LIVE} ORDER BY name`),
       hasChild: db.prepare<{ parent: number; e: number }, number>(`SELECT 1 FROM entries WHERE parent = @parent AND ${LIVE} LIMIT 1`).pluck(),
       entryRow: db.prepare<{ parent: number; name: Buffer; e: number }, { born: number; ino: number }>(`SELECT born, ino FROM entries WHERE parent = @parent AND name = @name AND ${LIVE}`),
@@ -99,11 +102,11 @@ export class Tree {
   }
 
   inode(ino: number, e = this.e): Inode | undefined {
-    return this.q.inode.get({ ino, e });
+    return this.q.inode.get(ino, e, e);
   }
 
   lookup(parent: number, name: Buffer, e = this.e): number | undefined {
-    return this.q.lookup.get({ parent, name, e }) as number | undefined;
+    return this.q.lookup.get(parent, name, e, e) as number | undefined;
   }
 
   list(parent: number, e = this.e): Entry[] {
@@ -127,7 +130,7 @@ export class Tree {
   tx<T>(fn: () => T): T {
     this.depth++;
     try {
-      const out = this.db.transaction(fn).immediate();
+      const out = this.runTx.immediate(fn) as T;
       if (this.depth === 1) for (const [ino, gen] of this.released.splice(0)) this.onStagedReleased(ino, gen);
       return out;
     } catch (err) {
