@@ -555,7 +555,7 @@ class Fuse extends Nanoresource {
       if (list && !err) {
         if (!listBuf.length) {
           let size = 0
-          for (const name of list) size += Buffer.byteLength(name) + 1
+          for (const name of list) size += Buffer.byteLength(name, 'latin1') + 1 // SAFE PATCH (byte names)
           size += 128 // fuse yells if we do not signal room for some mac stuff also
           return signal(size, listBuf.buffer)
         }
@@ -568,8 +568,8 @@ class Fuse extends Nanoresource {
 
         let ptr = 0
         for (const name of list) {
-          listBuf.write(name, ptr)
-          ptr += Buffer.byteLength(name)
+          listBuf.write(name, ptr, 'latin1') // SAFE PATCH (byte names)
+          ptr += Buffer.byteLength(name, 'latin1')
           listBuf[ptr++] = 0
         }
 
