@@ -3,7 +3,14 @@
 import { createConnection, createServer, type Server } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 
-export type Request = { cmd: 'status' } | { cmd: 'unmount' } | { cmd: 'snapshot'; label?: string } | { cmd: 'flush' };
+import type { Policy } from '../snapshot/retention.js';
+
+export type Request =
+  | { cmd: 'status' }
+  | { cmd: 'unmount' }
+  | { cmd: 'snapshot'; label?: string }
+  | { cmd: 'forget'; policy: Policy; dryRun: boolean; allowAll: boolean }
+  | { cmd: 'flush' };
 export type Reply = { ok: true; data?: unknown } | { ok: false; error: string };
 
 export function serveControl(path: string, handle: (req: Request) => Promise<unknown>): Server {

@@ -10,6 +10,9 @@ import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint } from '../fs/mount.js';
 import { paths, type HostConfig } from './config.js';
 import { serveControl, type Request } from './control.js';
+import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
+import { retain, type Policy } from '../snapshot/retention.js';
+import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 
 export interface DaemonKeys {
@@ -113,12 +116,33 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         case 'flush':
           await queue.flush();
           return { pendingChunking: queue.pending };
+        case 'snapshot': {
+          const t0 = performance.now();
+          const time = Date.now();
+          const name = snapshotName(time, req.label ?? null, (n) => findSnapshot(tree.db, n) !== undefined);
+          const epoch = tree.snapshot(name, time, req.label ?? null);
+          return { name, epoch, time, ms: performance.now() - t0 };
+        }
+        case 'forget':
+          return forget(req.policy, req.dryRun, req.allowAll);
         case 'unmount':
           await stop();
           return { stopped: true };
         default:
           throw new Error(`unknown command ${(req as { cmd: string }).cmd}`);
       }
+    };
+    /** Apply a retention policy, release what only the forgotten snapshots held, then collect. */
+    const forget = async (policy: Policy, dryRun: boolean, allowAll: boolean): Promise<unknown> => {
+      const all = listSnapshots(tree.db);
+      const keep = retain(all, policy);
+      const drop = all.filter((s) => !keep.has(s.name)).map((s) => s.name);
+      if (all.length > 0 && keep.size === 0 && !allowAll) throw new Error('this would forget every snapshot; pass --allow-empty to really do it');
+      if (dryRun) return { keep: [...keep].sort(), forget: drop, dryRun: true };
+      const r = forgetSnapshots(tree.db, store!, drop);
+      for (const [ino, gen] of r.staged) fs.settled(ino, gen);
+      const gc = drop.length > 0 ? await collectGarbageInWorker(p.store) : null;
+      return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };
     const server = serveControl(p.socket, handle);
     const done = new Promise<void>((resolve) => {

@@ -3,11 +3,17 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from './errors.js';
 import { init, status, verify, type Out } from './commands-store.js';
 import { daemonMain, mount, unmount } from './commands-mount.js';
+import { diff, forget, restore, snapshot, snapshots } from './commands-snapshot.js';
 
 const USAGE = `usage: safe <command> [options]   (--json for machine output)
   init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]...
   mount [--foreground]
   unmount
+  snapshot [--label L]
+  snapshots
+  forget --keep-last N --keep-hourly N --keep-daily N --keep-weekly N --keep-monthly N [--dry-run] [--allow-empty]
+  diff A B
+  restore SNAPSHOT[:PATH] --target DIR
   status
   verify`;
 
@@ -18,7 +24,7 @@ function parse(args: string[], options: Options) {
   try {
     return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
   } catch (cause) {
-    throw new UserError(`${(cause as Error).message.split('\n')[0]}\n${USAGE}`, 2, { cause });
+    throw new UserError(`${(cause as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '')} (see safe help)`, 2, { cause });
   }
 }
 
@@ -59,6 +65,35 @@ async function run(argv: string[]): Promise<number> {
     case '__daemon':
       await daemonMain();
       return 0;
+    case 'snapshot': {
+      const { values } = parse(rest, { label: { type: 'string' } });
+      await snapshot(values.label as string | undefined, output(!!values.json));
+      return 0;
+    }
+    case 'snapshots': {
+      const { values } = parse(rest, {});
+      snapshots(output(!!values.json));
+      return 0;
+    }
+    case 'forget': {
+      const keep = (k: string) => ({ [`keep-${k}`]: { type: 'string' as const } });
+      const { values } = parse(rest, { ...keep('last'), ...keep('hourly'), ...keep('daily'), ...keep('weekly'), ...keep('monthly'), 'dry-run': { type: 'boolean' }, 'allow-empty': { type: 'boolean' } });
+      const num = (k: string): number | undefined => (values[`keep-${k}`] === undefined ? undefined : Number(values[`keep-${k}`]));
+      await forget({ last: num('last'), hourly: num('hourly'), daily: num('daily'), weekly: num('weekly'), monthly: num('monthly') }, !!values['dry-run'], !!values['allow-empty'], output(!!values.json));
+      return 0;
+    }
+    case 'diff': {
+      const { values, positionals } = parse(rest, {});
+      if (positionals.length !== 2) throw new UserError('usage: safe diff SNAPSHOT_A SNAPSHOT_B', 2);
+      diff(positionals[0]!, positionals[1]!, output(!!values.json));
+      return 0;
+    }
+    case 'restore': {
+      const { values, positionals } = parse(rest, { target: { type: 'string' } });
+      if (positionals.length !== 1) throw new UserError('usage: safe restore SNAPSHOT[:PATH] --target DIR', 2);
+      restore(positionals[0]!, values.target as string | undefined, output(!!values.json));
+      return 0;
+    }
     case 'status': {
       const { values } = parse(rest, {});
       await status(output(!!values.json));
@@ -76,7 +111,7 @@ async function run(argv: string[]): Promise<number> {
       process.stdout.write(USAGE + '\n');
       return cmd === undefined ? 2 : 0;
     default:
-      throw new UserError(`unknown command '${cmd}'\n${USAGE}`, 2);
+      throw new UserError(`unknown command '${cmd}' (see safe help)`, 2);
   }
 }
 

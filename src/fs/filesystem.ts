@@ -367,7 +367,8 @@ export class Filesystem {
     if (of) {
       return readSync(of.fd, buf, 0, Math.min(len, Math.max(0, of.size - pos)), pos);
     }
-    const n = this.tree.inode(h.ino, h.epoch);
+    // A live handle follows the tree across snapshots; a snapshot handle stays at its epoch.
+    const n = this.tree.inode(h.ino, h.live ? this.tree.epoch : h.epoch);
     if (!n) throw new FsError('ENOENT');
     if (n.kind === S_IFDIR) throw new FsError('EISDIR');
     const want = Math.min(len, Math.max(0, n.size - pos));

@@ -1,0 +1,125 @@
+// snapshot, snapshots, forget, diff, restore.
+import { existsSync, readdirSync, realpathSync, mkdirSync } from 'node:fs';
+import { basename, resolve, sep } from 'node:path';
+import { ChunkStore } from '../chunkstore/store.js';
+import { Tree, ROOT } from '../snapshot/tree.js';
+import { findSnapshot, listSnapshots, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
+import { diffEpochs } from '../snapshot/diff.js';
+import type { Policy } from '../snapshot/retention.js';
+import { Staging } from '../fs/staging.js';
+import { formatBytes, loadConfig, paths, safeHome } from './config.js';
+import { callDaemon, type Request } from './control.js';
+import { UserError } from './errors.js';
+import { Progress } from './progress.js';
+import { Restorer } from './restore.js';
+import type { Out } from './commands-store.js';
+
+async function daemon(req: Request): Promise<unknown> {
+  const home = safeHome();
+  loadConfig(home);
+  const reply = await callDaemon(paths(home).socket, req);
+  if (!reply) throw new UserError('the daemon is not running: run safe mount first');
+  if (!reply.ok) throw new UserError(reply.error);
+  return reply.data;
+}
+
+function withTree<T>(fn: (tree: Tree, store: ChunkStore) => T): T {
+  const home = safeHome();
+  loadConfig(home);
+  const store = ChunkStore.open(paths(home).store, null);
+  try {
+    return fn(new Tree(store.db, store), store);
+  } finally {
+    store.close();
+  }
+}
+
+function mustFind(tree: Tree, name: string): SnapshotInfo {
+  const s = findSnapshot(tree.db, name);
+  if (!s) throw new UserError(`no snapshot named '${name}' (see safe snapshots)`);
+  return s;
+}
+
+export async function snapshot(label: string | undefined, out: Out): Promise<void> {
+  if (label !== undefined && !validLabel(label)) throw new UserError(`bad label '${label}': letters, digits, '.', '_' and '-' only, up to 64`);
+  const r = (await daemon({ cmd: 'snapshot', label })) as { name: string; ms: number };
+  out.print(r.name, r);
+}
+
+export function snapshots(out: Out): void {
+  withTree((tree) => {
+    const list = listSnapshots(tree.db);
+    const changed = tree.db.prepare<[number, number], number>(
+      'SELECT coalesce(sum(size), 0) FROM inodes WHERE born > ? AND born <= ? AND kind = 32768',
+    ).pluck();
+    let prev = 0;
+    const rows = list.map((s) => {
+      const added = changed.get(prev, s.epoch)!;
+      prev = s.epoch;
+      return { ...s, changedBytes: added };
+    });
+    const human = rows.length === 0 ? 'no snapshots yet (safe snapshot takes one)' :
+      rows.map((r) => `${r.name.padEnd(40)} ${new Date(r.time).toISOString()}  ${(r.label ?? '').padEnd(16)} ${formatBytes(r.changedBytes)} changed`).join('\n');
+    out.print(human, rows);
+  });
+}
+
+export async function forget(policy: Policy, dryRun: boolean, allowAll: boolean, out: Out): Promise<void> {
+  if (Object.values(policy).every((v) => v === undefined)) throw new UserError('say what to keep: --keep-last, --keep-hourly, --keep-daily, --keep-weekly or --keep-monthly');
+  for (const [k, v] of Object.entries(policy)) if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new UserError(`--keep-${k} takes a whole number`);
+  const r = (await daemon({ cmd: 'forget', policy, dryRun, allowAll })) as { keep: string[]; forget: string[]; gc?: { bytesFreed: number } | null };
+  const lines = [...r.keep.map((n) => `keep   ${n}`), ...r.forget.map((n) => `${dryRun ? 'would forget' : 'forget'} ${n}`)];
+  if (r.gc) lines.push(`freed ${formatBytes(r.gc.bytesFreed)}`);
+  out.print(lines.join('\n'), r);
+}
+
+export function diff(a: string, b: string, out: Out): void {
+  withTree((tree) => {
+    const sa = mustFind(tree, a);
+    const sb = mustFind(tree, b);
+    const forward = sa.epoch <= sb.epoch;
+    const d = forward ? diffEpochs(tree.db, sa.epoch, sb.epoch) : diffEpochs(tree.db, sb.epoch, sa.epoch);
+    const r = forward ? d : { added: d.removed, removed: d.added, modified: d.modified };
+    const lines = [...r.added.map((p) => `+ ${p}`), ...r.removed.map((p) => `- ${p}`), ...r.modified.map((p) => `M ${p}`)].sort((x, y) => (x.slice(2) < y.slice(2) ? -1 : 1));
+    out.print(lines.length ? lines.join('\n') : 'no changes', { from: sa.name, to: sb.name, ...r });
+  });
+}
+
+export function restore(spec: string, target: string | undefined, out: Out): void {
+  if (!target) throw new UserError('restore needs --target DIR');
+  const home = safeHome();
+  const cfg = loadConfig(home);
+  const colon = spec.indexOf(':');
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  const inner = colon < 0 ? '/' : spec.slice(colon + 1) || '/';
+  const dest = resolve(target);
+  const mountReal = existsSync(cfg.mount) ? realpathSync(cfg.mount) : cfg.mount;
+  const probe = existsSync(dest) ? realpathSync(dest) : dest;
+  if (probe === mountReal || probe.startsWith(mountReal + sep) || dest.startsWith(resolve(cfg.mount) + sep)) {
+    throw new UserError(`the restore target ${dest} is inside the mount ${cfg.mount}: pick a place outside it`);
+  }
+  withTree((tree, store) => {
+    const snap = mustFind(tree, name);
+    let ino = ROOT;
+    for (const part of inner.split('/').filter(Boolean)) {
+      const next = tree.lookup(ino, Buffer.from(part), snap.epoch);
+      if (next === undefined) throw new UserError(`${inner} is not in snapshot ${snap.name}`);
+      ino = next;
+    }
+    const whole = ino === ROOT;
+    const to = whole ? dest : resolve(dest, basename(inner));
+    if (whole) {
+      mkdirSync(dest, { recursive: true });
+      if (readdirSync(dest).length > 0) throw new UserError(`the restore target ${dest} is not empty`);
+    } else {
+      mkdirSync(dest, { recursive: true });
+      if (existsSync(to)) throw new UserError(`${to} already exists: nothing was overwritten`);
+    }
+    const staging = new Staging(paths(home).staging, 0);
+    const bar = new Progress('restore');
+    const r = new Restorer(tree, store, (i, g) => staging.path(i, g), snap.epoch, (s) => bar.update(s.files, s.files + 1, `${s.files} files ${formatBytes(s.bytes)}`));
+    r.restore(ino, Buffer.from(to));
+    bar.done();
+    out.print(`restored ${snap.name}:${inner} to ${to}: ${r.stats.files} files, ${r.stats.dirs} directories, ${r.stats.links} symlinks, ${formatBytes(r.stats.bytes)}`, { snapshot: snap.name, path: inner, target: to, ...r.stats });
+  });
+}
