@@ -114,8 +114,10 @@ export class Restorer {
         }
       }
     }
-    const at = n.atime / 1000;
-    const mt = n.mtime / 1000;
+    // Seconds as a double lose the last millisecond to rounding down (…838.9999 ms): half a
+    // microsecond more lands the nanoseconds inside the right millisecond.
+    const at = (n.atime + 0.0005) / 1000;
+    const mt = (n.mtime + 0.0005) / 1000;
     if (n.kind === S_IFLNK) lutimesSync(dest, at, mt);
     else utimesSync(dest, at, mt);
   }
