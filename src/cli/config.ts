@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { UserError } from './errors.js';
+import type { Policy } from '../snapshot/retention.js';
 import { secret } from './secrets.js';
 
 export interface HostConfig {
@@ -18,8 +19,10 @@ export interface HostConfig {
   peers: string[];
   /** Average chunk size in bytes; fixed at init (changing it would stop dedup with old data). */
   avgChunk: number;
-  /** Snapshot schedule, cron syntax. */
+  /** Snapshot schedule, cron syntax (node-cron; default hourly). */
   schedule: string;
+  /** Retention applied after each scheduled snapshot (default: DEFAULT_POLICY). */
+  retention?: Policy;
   verifier: string;
   /** Group keys sealed under the host's metadata key (base64 nonce||ciphertext||tag). */
   sealed: string;

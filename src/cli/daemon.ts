@@ -11,7 +11,8 @@ import { mountFs, prepareMountPoint } from '../fs/mount.js';
 import { paths, type HostConfig } from './config.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
-import { retain, type Policy } from '../snapshot/retention.js';
+import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
+import { scheduleSnapshots } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 
@@ -91,13 +92,46 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     } catch (cause) {
       throw new UserError((cause as Error).message, 1, { cause });
     }
-    const mounted = await mountFs(cfg.mount, fs, log);
+    const takeSnapshot = (label: string | null): { name: string; epoch: number; time: number; ms: number } => {
+      const t0 = performance.now();
+      const time = Date.now();
+      const name = snapshotName(time, label, (n) => findSnapshot(tree.db, n) !== undefined);
+      const epoch = tree.snapshot(name, time, label);
+      return { name, epoch, time, ms: performance.now() - t0 };
+    };
+
+    /** Apply a retention policy, release what only the forgotten snapshots held, then collect. */
+    const forget = async (policy: Policy, dryRun: boolean, allowAll: boolean): Promise<unknown> => {
+      const all = listSnapshots(tree.db);
+      const keep = retain(all, policy);
+      const drop = all.filter((s) => !keep.has(s.name)).map((s) => s.name);
+      if (all.length > 0 && keep.size === 0 && !allowAll) throw new Error('this would forget every snapshot; pass --allow-empty to really do it');
+      if (dryRun) return { keep: [...keep].sort(), forget: drop, dryRun: true };
+      const r = forgetSnapshots(tree.db, store!, drop);
+      for (const [ino, gen] of r.staged) fs.settled(ino, gen);
+      const gc = drop.length > 0 ? await collectGarbageInWorker(p.store) : null;
+      return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
+    };
+    const cron = scheduleSnapshots(cfg.schedule, async () => {
+      const snap = takeSnapshot(null);
+      const r = (await forget(cfg.retention ?? DEFAULT_POLICY, false, false)) as { forget: string[] };
+      log(`scheduled snapshot ${snap.name}; forgot ${r.forget.length}`);
+    }, log);
+    let mounted;
+    try {
+      mounted = await mountFs(cfg.mount, fs, log);
+    } catch (err) {
+      cron.stop();
+      await queue.close();
+      throw err;
+    }
     log(`mounted ${cfg.mount}`);
 
     let stopping: Promise<void> | undefined;
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
         log('unmounting');
+        cron.stop();
         await mounted.unmount().catch((err: Error) => log(`unmount: ${err.message}`));
         await fs.closeAll();
         await queue.close();
@@ -116,13 +150,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         case 'flush':
           await queue.flush();
           return { pendingChunking: queue.pending };
-        case 'snapshot': {
-          const t0 = performance.now();
-          const time = Date.now();
-          const name = snapshotName(time, req.label ?? null, (n) => findSnapshot(tree.db, n) !== undefined);
-          const epoch = tree.snapshot(name, time, req.label ?? null);
-          return { name, epoch, time, ms: performance.now() - t0 };
-        }
+        case 'snapshot':
+          return takeSnapshot(req.label ?? null);
         case 'forget':
           return forget(req.policy, req.dryRun, req.allowAll);
         case 'unmount':
@@ -131,18 +160,6 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         default:
           throw new Error(`unknown command ${(req as { cmd: string }).cmd}`);
       }
-    };
-    /** Apply a retention policy, release what only the forgotten snapshots held, then collect. */
-    const forget = async (policy: Policy, dryRun: boolean, allowAll: boolean): Promise<unknown> => {
-      const all = listSnapshots(tree.db);
-      const keep = retain(all, policy);
-      const drop = all.filter((s) => !keep.has(s.name)).map((s) => s.name);
-      if (all.length > 0 && keep.size === 0 && !allowAll) throw new Error('this would forget every snapshot; pass --allow-empty to really do it');
-      if (dryRun) return { keep: [...keep].sort(), forget: drop, dryRun: true };
-      const r = forgetSnapshots(tree.db, store!, drop);
-      for (const [ino, gen] of r.staged) fs.settled(ino, gen);
-      const gc = drop.length > 0 ? await collectGarbageInWorker(p.store) : null;
-      return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };
     const server = serveControl(p.socket, handle);
     const done = new Promise<void>((resolve) => {

@@ -179,3 +179,21 @@ test('snapshot errors: unknown names, daemon not running, forget everything refu
   const restoreUnknown = h.safe('restore', 'nope', '--target', '/tmp/x');
   assert.equal(restoreUnknown.status, 1);
 });
+
+test('the schedule takes snapshots and applies retention', { timeout: 60_000 }, async () => {
+  const h = makeHost();
+  const cfgPath = join(h.home, 'config.json');
+  const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
+  fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, schedule: '* * * * * *', retention: { last: 2 } }));
+  h.mount();
+  fs.writeFileSync(join(h.mnt, 'f'), 'scheduled');
+  await new Promise((r) => setTimeout(r, 4500));
+  const list = JSON.parse(h.ok('snapshots', '--json')) as { name: string }[];
+  assert.equal(list.length, 2, `retention keeps the last 2 (${list.map((s) => s.name).join(', ')})`);
+  assert.equal(fs.readFileSync(join(h.mnt, '.snapshots', list[1]!.name, 'f'), 'utf8'), 'scheduled');
+  h.unmount();
+  fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, schedule: 'every tuesday' }));
+  const bad = h.safe('mount');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /not a cron expression/);
+});

@@ -1,0 +1,21 @@
+// Scheduled snapshots (node-cron), one at a time: a run still going when the next is due
+// is not doubled up.
+import cron from 'node-cron';
+import { UserError } from './errors.js';
+
+export function scheduleSnapshots(expression: string, job: () => Promise<void>, log: (m: string) => void): { stop(): void } {
+  if (!cron.validate(expression)) throw new UserError(`the snapshot schedule '${expression}' in the config is not a cron expression`);
+  let running = false;
+  const task = cron.schedule(expression, async () => {
+    if (running) return;
+    running = true;
+    try {
+      await job();
+    } catch (err) {
+      log(`scheduled snapshot failed: ${(err as Error).message}`);
+    } finally {
+      running = false;
+    }
+  });
+  return { stop: () => void task.stop() };
+}
