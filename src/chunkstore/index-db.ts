@@ -59,6 +59,9 @@ export function createChunkTables(db: Db): void {
       n      INTEGER NOT NULL,
       PRIMARY KEY (id, owner)
     ) WITHOUT ROWID;
+    -- Chunks whose local refcount fell to zero: what buddies may drop (the delete set), until
+    -- the replicator has told them. A chunk referenced again leaves it.
+    CREATE TABLE IF NOT EXISTS released (id BLOB PRIMARY KEY) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
   `);
 }

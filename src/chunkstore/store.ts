@@ -41,6 +41,7 @@ export class ChunkStore {
   readonly packsDir: string;
   readonly sealer: Sealer;
   private readonly fds: FdCache<number>;
+
   private readonly q;
 
   private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {
@@ -54,7 +55,9 @@ export class ChunkStore {
       insert: db.prepare('INSERT OR IGNORE INTO chunks (id, pack, off, len, raw, refs, handle) VALUES (?, ?, ?, ?, ?, 0, ?)'),
       live: db.prepare('UPDATE packs SET live = live + ? WHERE pack = ?'),
       incref: db.prepare('UPDATE chunks SET refs = refs + 1 WHERE id = ?'),
-      decref: db.prepare('UPDATE chunks SET refs = refs - 1 WHERE id = ? AND refs > 0'),
+      decref: db.prepare('UPDATE chunks SET refs = refs - 1 WHERE id = ? AND refs > 0 RETURNING refs'),
+      release: db.prepare('INSERT OR IGNORE INTO released (id) VALUES (?)'),
+      unrelease: db.prepare('DELETE FROM released WHERE id = ?'),
       ownerInc: db.prepare('INSERT INTO owner_refs (owner, id, n) VALUES (?, ?, 1) ON CONFLICT (id, owner) DO UPDATE SET n = n + 1'),
       ownerDec: db.prepare('UPDATE owner_refs SET n = n - 1 WHERE owner = ? AND id = ? AND n > 0'),
       ownerDrop: db.prepare('DELETE FROM owner_refs WHERE owner = ? AND id = ? AND n = 0'),
@@ -131,6 +134,7 @@ export class ChunkStore {
     for (const id of ids) {
       if (owner === 0) {
         if (this.q.incref.run(id).changes === 0) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
+        this.q.unrelease.run(id);
       } else {
         if (!this.has(id)) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
         this.q.ownerInc.run(owner, id);
@@ -141,12 +145,27 @@ export class ChunkStore {
   decref(ids: Iterable<Uint8Array>, owner = 0): void {
     for (const id of ids) {
       if (owner === 0) {
-        if (this.q.decref.run(id).changes === 0) throw new ChunkError(`refcount of chunk ${hexId(id)} would go below zero`);
+        const left = this.q.decref.get(id) as { refs: number } | undefined;
+        if (!left) throw new ChunkError(`refcount of chunk ${hexId(id)} would go below zero`);
+        if (left.refs === 0) this.q.release.run(id);
       } else {
         if (this.q.ownerDec.run(owner, id).changes === 0) throw new ChunkError(`owner ${owner} holds no reference to chunk ${hexId(id)}`);
         this.q.ownerDrop.run(owner, id);
       }
     }
+  }
+
+  /** Ids whose last local reference went away since the log was last drained: the delete set. */
+  released(): Buffer[] {
+    return this.db.prepare<[], Buffer>('SELECT id FROM released').pluck().all();
+  }
+
+  /** The replicator told every buddy: forget these entries of the log. */
+  drainReleased(ids: Iterable<Uint8Array>): void {
+    const del = this.q.unrelease;
+    this.db.transaction(() => {
+      for (const id of ids) del.run(id);
+    }).immediate();
   }
 
   /** The stored box (ciphertext + tag) of a chunk: what buddies receive. */

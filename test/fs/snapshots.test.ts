@@ -197,3 +197,56 @@ test('the schedule takes snapshots and applies retention', { timeout: 60_000 }, 
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /not a cron expression/);
 });
+
+test('add set and changed objects match brute force; forgotten chunks enter the delete set', { timeout: 120_000 }, async () => {
+  const { addSet, changedObjects } = await import('../../src/snapshot/changes.js');
+  const { chunkId } = await import('../../src/chunkstore/sealer.js');
+  const h = makeHost({ delayMs: 10 });
+  h.mount();
+  const names: string[] = [];
+  const write = (p: string, s: string): void => fs.writeFileSync(join(h.mnt, p), s.repeat(20_000));
+  fs.mkdirSync(join(h.mnt, 'd'));
+  write('a', 'alpha');
+  write('d/b', 'beta');
+  await h.settle();
+  names.push(h.ok('snapshot').trim());
+  write('c', 'gamma');
+  write('a', 'alpha2');
+  fs.unlinkSync(join(h.mnt, 'd/b'));
+  fs.chmodSync(join(h.mnt, 'd'), 0o700);
+  await h.settle();
+  names.push(h.ok('snapshot').trim());
+  h.unmount();
+  const db = new Database(join(h.home, 'store', 'index.db'));
+  try {
+    const epoch = (n: string): number => db.prepare<[string], number>('SELECT epoch FROM snapshots WHERE name = ?').pluck().get(n)!;
+    const [e1, e2] = [epoch(names[0]!), epoch(names[1]!)];
+    const idsAt = (e: number): Set<string> =>
+      new Set(
+        db.prepare<[number, number], Buffer>('SELECT c.handle FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ? AND (i.died IS NULL OR i.died > ?)').pluck().all(e, e)
+          .map((hd) => chunkId(hd).toString('hex')),
+      );
+    const brute = [...idsAt(e2)].filter((id) => !idsAt(e1).has(id)).sort();
+    const got = addSet(db, e1, e2);
+    assert.equal(got.pending, 0);
+    assert.deepEqual(got.ids.map((b) => b.toString('hex')).sort(), brute);
+    assert.ok(brute.length > 0);
+    assert.deepEqual(addSet(db, 0, e1).ids.map((b) => b.toString('hex')).sort(), [...idsAt(e1)].sort(), 'first shipment: everything');
+    assert.equal(addSet(db, e2, e2).ids.length, 0, 'no change, nothing to add');
+    const objs = changedObjects(db, e1, e2);
+    const ino = (p: string[]): number => p.reduce((parent, n) => db.prepare<[number, Buffer], number>('SELECT ino FROM entries WHERE parent = ? AND name = ? ORDER BY born DESC LIMIT 1').pluck().get(parent, Buffer.from(n))!, 1);
+    for (const o of [1, ino(['a']), ino(['c']), ino(['d'])]) assert.ok(objs.includes(o), `object ${o} changed`);
+    assert.deepEqual(changedObjects(db, e2, e2), []);
+  } finally {
+    db.close();
+  }
+  h.mount();
+  h.ok('forget', '--keep-last', '1');
+  const db2 = new Database(join(h.home, 'store', 'index.db'), { readonly: true });
+  try {
+    const released = db2.prepare('SELECT count(*) FROM released').pluck().get() as number;
+    assert.ok(released > 0, 'the old alpha and beta chunks are in the delete set');
+  } finally {
+    db2.close();
+  }
+});

@@ -1,0 +1,63 @@
+// What a snapshot b adds to a (the last one shipped): the input of replication. Each answer
+// comes from rows born or killed between the two epochs, so it costs what changed.
+import { chunkId } from '../chunkstore/sealer.js';
+import type { Db } from '../chunkstore/index-db.js';
+
+export interface AddSet {
+  /** Public ids of chunks b references and a does not. */
+  ids: Buffer[];
+  /** Files of b still waiting to be chunked: b cannot be shipped whole before they are. */
+  pending: number;
+}
+
+export function createChangeIndexes(db: Db): void {
+  db.exec(`
+    CREATE INDEX IF NOT EXISTS crefs_by_handle ON crefs(handle);
+    CREATE INDEX IF NOT EXISTS inodes_by_cl ON inodes(cl) WHERE cl IS NOT NULL;
+  `);
+}
+
+/** Chunk ids referenced at epoch b but not at epoch a (a = 0: nothing shipped yet). */
+export function addSet(db: Db, a: number, b: number): AddSet {
+  createChangeIndexes(db);
+  const rows = db
+    .prepare<[number, number, number], { cl: number | null; staged: number | null }>(
+      'SELECT cl, staged FROM inodes WHERE born > ? AND born <= ? AND (died IS NULL OR died > ?) AND (cl IS NOT NULL OR staged IS NOT NULL)',
+    )
+    .all(a, b, b);
+  const handles = db.prepare<[number], Buffer>('SELECT handle FROM crefs WHERE cl = ?').pluck();
+  const seenAtA = db
+    .prepare<[Buffer, number, number], number>(
+      `SELECT 1 FROM crefs c JOIN inodes i ON i.cl = c.cl
+        WHERE c.handle = ? AND i.born <= ? AND (i.died IS NULL OR i.died > ?) LIMIT 1`,
+    )
+    .pluck();
+  const out = new Map<string, Buffer>();
+  const cls = new Set<number>();
+  let pending = 0;
+  for (const r of rows) {
+    if (r.cl === null) pending++;
+    else cls.add(r.cl);
+  }
+  for (const cl of cls) {
+    for (const h of handles.all(cl)) {
+      const key = h.toString('latin1');
+      if (out.has(key)) continue;
+      if (a > 0 && seenAtA.get(h, a, a)) continue;
+      out.set(key, chunkId(h));
+    }
+  }
+  return { ids: [...out.values()], pending };
+}
+
+/** Metadata objects (files and directories, by inode) whose content changed between a and b. */
+export function changedObjects(db: Db, a: number, b: number): number[] {
+  return db
+    .prepare<[number, number, number, number, number, number], number>(
+      `SELECT ino FROM inodes WHERE born > ? AND born <= ?
+       UNION SELECT parent FROM entries WHERE (born > ? AND born <= ?) OR (died > ? AND died <= ?)
+       ORDER BY 1`,
+    )
+    .pluck()
+    .all(a, b, a, b, a, b);
+}
