@@ -80,6 +80,32 @@ try {
       const ls = { disk: time(`ls -R ${plain}/linux > /dev/null`), mount: time(`ls -R ${mnt}/linux > /dev/null`) };
       results.lsR = ls;
       log(`ls -R: disk ${ls.disk.toFixed(2)} s, mount ${ls.mount.toFixed(2)} s`);
+
+      // 4. Snapshots of the whole tree: latency, browsing and reading a snapshot, diff.
+      const lat: number[] = [];
+      for (let i = 0; i < 10; i++) lat.push((JSON.parse(safe('snapshot', '--json')) as { ms: number }).ms);
+      lat.sort((x, y) => x - y);
+      const snapName = (JSON.parse(safe('snapshot', '--json', '--label', 'prev')) as { name: string }).name;
+      const snap = `${mnt}/.snapshots/${snapName}/linux`;
+      const view = {
+        lsLive: time(`ls -R ${mnt}/linux > /dev/null`), lsSnap: time(`ls -R ${snap} > /dev/null`),
+        readDisk: (dropCaches(), time(`tar cf - -C ${plain} linux | cat > /dev/null`)),
+        readLive: (dropCaches(), time(`tar cf - -C ${mnt} linux | cat > /dev/null`)),
+        readSnap: (dropCaches(), time(`tar cf - -C ${mnt}/.snapshots/${snapName} linux | cat > /dev/null`)),
+      };
+      results.snapshot = { latencyMsMedian: lat[5], latencyMsMax: lat[9], ...view };
+      log(`safe snapshot with ${(bytes / 1e6).toFixed(0)} MB in the tree: median ${lat[5]!.toFixed(2)} ms in the daemon (max ${lat[9]!.toFixed(2)} ms)`);
+      log(`ls -R live ${view.lsLive.toFixed(2)} s, snapshot ${view.lsSnap.toFixed(2)} s; full read (tar, cold): disk ${(bytes / 1e6 / view.readDisk).toFixed(0)} MB/s, live ${(bytes / 1e6 / view.readLive).toFixed(0)} MB/s, snapshot ${(bytes / 1e6 / view.readSnap).toFixed(0)} MB/s`);
+      const next = join(corpus, '..', 'linux');
+      const changedFiles = Number(execSync(`rsync -a --delete --dry-run --out-format=%n ${next}/ ${plain}/linux/ | grep -v '/$' | wc -l`, { encoding: 'utf8', shell: '/bin/bash' }));
+      const rs = time(`rsync -a --delete ${next}/ ${mnt}/linux/`);
+      await settle();
+      const after = (JSON.parse(safe('snapshot', '--json', '--label', 'next')) as { name: string }).name;
+      const t1 = performance.now();
+      const d = JSON.parse(safe('diff', snapName, after, '--json')) as { added: string[]; removed: string[]; modified: string[] };
+      const diffSecs = (performance.now() - t1) / 1000;
+      results.update = { changedFiles, rsyncSecs: rs, diffSecs, added: d.added.length, removed: d.removed.length, modified: d.modified.length };
+      log(`update linux-prev -> linux: rsync touched ${changedFiles} files in ${rs.toFixed(1)} s; safe diff ${(diffSecs * 1000).toFixed(0)} ms (+${d.added.length} -${d.removed.length} M${d.modified.length})`);
     } catch (err) {
       log(`(corpus skipped: ${(err as Error).message.split('\n')[0]})`);
     }

@@ -1,6 +1,6 @@
 // Copy a snapshot (or a path in it) out to a plain directory: content, modes, owners, times,
 // symlinks, hard links, sparse files (all-zero chunks become holes) and xattrs.
-import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, symlinkSync, writeSync, existsSync, utimesSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, symlinkSync, writeSync, utimesSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
@@ -56,20 +56,8 @@ export class Restorer {
   private writeFile(n: Inode, dest: Buffer): void {
     const fd = openSync(dest, 'wx', 0o600);
     try {
-      if (n.staged !== null && existsSync(this.stagingPath(n.ino, n.staged))) {
-        const src = openSync(this.stagingPath(n.ino, n.staged), 'r');
-        try {
-          for (let pos = 0; pos < n.size; ) {
-            const got = readSync(src, this.buf, 0, Math.min(this.buf.length, n.size - pos), pos);
-            if (got === 0) break;
-            this.put(fd, this.buf.subarray(0, got), pos);
-            pos += got;
-          }
-        } finally {
-          closeSync(src);
-        }
-      } else {
-        // Staged content may have been chunked since the row was read: read it again.
+      if (!this.copyStaged(n, fd)) {
+        // Not staged, or chunked (and its staging file removed) since the row was read.
         const row = n.staged !== null ? this.tree.inode(n.ino, this.epoch)! : n;
         if (row.cl !== null) {
           for (let pos = 0; pos < row.size; ) {
@@ -85,6 +73,28 @@ export class Restorer {
       this.stats.bytes += n.size;
     } finally {
       closeSync(fd);
+    }
+  }
+
+  private copyStaged(n: Inode, fd: number): boolean {
+    if (n.staged === null) return false;
+    let src: number;
+    try {
+      src = openSync(this.stagingPath(n.ino, n.staged), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    try {
+      for (let pos = 0; pos < n.size; ) {
+        const got = readSync(src, this.buf, 0, Math.min(this.buf.length, n.size - pos), pos);
+        if (got === 0) break;
+        this.put(fd, this.buf.subarray(0, got), pos);
+        pos += got;
+      }
+      return true;
+    } finally {
+      closeSync(src);
     }
   }
 

@@ -490,23 +490,27 @@ export class Filesystem {
 
   /** A private copy of the current content, so snapshots keep what was last closed. */
   private async startWorking(ino: number, trunc: boolean): Promise<OpenFile> {
-    const n = this.tree.inode(ino);
-    if (!n) throw new FsError('ENOENT');
-    if (n.kind !== S_IFREG) throw new FsError('EINVAL');
-    const empty = trunc || n.size === 0;
-    const { gen, path } = this.staging.create(ino);
-    let fd = -1;
-    try {
-      if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
-      fd = openSync(path, 'r+');
-      if (!empty && n.cl !== null) await this.materialize(n, fd);
-      if (!empty && n.size > 0) ftruncateSync(fd, n.size);
-    } catch (err) {
-      if (fd >= 0) closeSync(fd);
-      this.staging.remove(ino, gen);
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      const n = this.tree.inode(ino);
+      if (!n) throw new FsError('ENOENT');
+      if (n.kind !== S_IFREG) throw new FsError('EINVAL');
+      const empty = trunc || n.size === 0;
+      const { gen, path } = this.staging.create(ino);
+      let fd = -1;
+      try {
+        if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
+        fd = openSync(path, 'r+');
+        if (!empty && n.cl !== null) await this.materialize(n, fd);
+        if (!empty && n.size > 0) ftruncateSync(fd, n.size);
+        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, mtime: n.mtime, ctime: n.ctime };
+      } catch (err) {
+        if (fd >= 0) closeSync(fd);
+        this.staging.remove(ino, gen);
+        // The staged copy was chunked and removed while we copied it: its chunks are in the row now.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).syscall === 'copyfile' && attempt < 3) continue;
+        throw err;
+      }
     }
-    return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, mtime: n.mtime, ctime: n.ctime };
   }
 
   private async materialize(n: Inode, fd: number): Promise<void> {

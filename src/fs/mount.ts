@@ -83,7 +83,16 @@ export function fuseOps(fs: Filesystem, log: (m: string) => void): Record<string
   };
   if (process.env.SAFE_FUSE_TRACE) {
     const counts: Record<string, number> = {};
-    for (const [k, f] of Object.entries(ops)) ops[k] = (...a: unknown[]) => { counts[k] = (counts[k] ?? 0) + 1; f(...a); };
+    for (const [k, f] of Object.entries(ops)) {
+      ops[k] = (...a: unknown[]) => {
+        counts[k] = (counts[k] ?? 0) + 1;
+        const cb = a.pop() as Cb;
+        f(...a, (code: number, ...rest: unknown[]) => {
+          if (code < 0 && process.env.SAFE_FUSE_TRACE === 'errors') log(`${k}(${a.filter((x) => typeof x !== 'object').join(', ')}) = ${code}`);
+          cb(code, ...rest);
+        });
+      };
+    }
     setInterval(() => log(`ops: ${JSON.stringify(counts)}`), 2000).unref();
   }
   return ops;
