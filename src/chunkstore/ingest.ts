@@ -78,9 +78,9 @@ export class Ingester {
     const id = chunkId(handle);
     const key = id.toString('latin1');
     if (!this.pending.has(key) && !this.store.has(id)) {
-      const box = sealer.sealWithHandle(plain, handle, id);
-      this.pending.set(key, { id, handle, raw: plain.length, ...this.writer.append(id, box) });
-      this.pendingBytes += box.length;
+      const placed = this.writer.appendParts(id, sealer.sealParts(plain, handle, id));
+      this.pending.set(key, { id, handle, raw: plain.length, ...placed });
+      this.pendingBytes += placed.len;
       out.fresh++;
     }
     this.refs.push(id);

@@ -40,18 +40,29 @@ export class PackWriter {
   ) {}
 
   append(id: Uint8Array, box: Uint8Array): Placed {
-    if (box.length > MAX_BOX) throw new Error(`chunk box of ${box.length} bytes exceeds the pack record limit`);
+    return this.appendParts(id, [box]);
+  }
+
+  /** Append a record whose box comes in parts (sealer output), copied once into the buffer. */
+  appendParts(id: Uint8Array, parts: Uint8Array[]): Placed {
+    let len = 0;
+    for (const p of parts) len += p.length;
+    if (len > MAX_BOX) throw new Error(`chunk box of ${len} bytes exceeds the pack record limit`);
     if (this.fd < 0) this.open();
-    const need = RECORD_HEAD + box.length;
+    const need = RECORD_HEAD + len;
     if (this.used + need > this.buf.length) {
       this.flush();
       if (need > this.buf.length) this.buf = Buffer.allocUnsafe(need);
     }
-    this.buf.writeUInt32LE(box.length, this.used);
+    this.buf.writeUInt32LE(len, this.used);
     this.buf.set(id, this.used + 4);
-    this.buf.set(box, this.used + RECORD_HEAD);
+    let at = this.used + RECORD_HEAD;
+    for (const p of parts) {
+      this.buf.set(p, at);
+      at += p.length;
+    }
     this.used += need;
-    const placed = { pack: this.pack, off: this.size + RECORD_HEAD, len: box.length };
+    const placed = { pack: this.pack, off: this.size + RECORD_HEAD, len };
     this.size += need;
     return placed;
   }

@@ -25,6 +25,10 @@ export const ZSTD_LEVEL = 1;
 
 /** Compression must save at least this fraction of the chunk to be kept. */
 const MIN_SAVING = 1 / 32;
+/** Bytes of a chunk tried first to decide whether the whole is worth compressing. */
+const SAMPLE = 2048;
+const RAW = Buffer.of(0);
+const ZSTD = Buffer.of(1);
 
 export class ChunkError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -66,9 +70,18 @@ export class Sealer {
 
   /** Seal a chunk whose handle is already known (the caller may have deduplicated by it). */
   sealWithHandle(plain: Uint8Array, handle: Buffer, id: Buffer): Buffer {
+    return Buffer.concat(this.sealParts(plain, handle, id));
+  }
+
+  /**
+   * The box as its parts (codec byte, body, tag), so a pack writer copies them once instead
+   * of twice. Incompressible chunks are detected on a sample first: compressing a whole
+   * random chunk only to throw the result away cost a third of ingest time on such data.
+   */
+  sealParts(plain: Uint8Array, handle: Buffer, id: Buffer): Buffer[] {
     let codec = Codec.Raw;
     let body: Uint8Array = plain;
-    if (this.level > 0 && plain.length >= 64) {
+    if (this.level > 0 && plain.length >= 64 && this.worthCompressing(plain)) {
       const z = this.compressor.compress(plain);
       if (z.length <= plain.length * (1 - MIN_SAVING)) {
         codec = Codec.Zstd;
@@ -77,10 +90,17 @@ export class Sealer {
     }
     const cipher = createCipheriv('aes-256-gcm', chunkKey(handle), NONCE);
     cipher.setAAD(id);
-    const head = cipher.update(Buffer.of(codec));
+    const head = cipher.update(codec === Codec.Raw ? RAW : ZSTD);
     const mid = cipher.update(body);
     cipher.final();
-    return Buffer.concat([head, mid, cipher.getAuthTag()]);
+    return [head, mid, cipher.getAuthTag()];
+  }
+
+  /** Deterministic (a function of the chunk), so the same chunk seals the same on every host. */
+  private worthCompressing(plain: Uint8Array): boolean {
+    if (plain.length < 4 * SAMPLE) return true;
+    const z = this.compressor.compress(plain.subarray(0, SAMPLE));
+    return z.length <= SAMPLE * (1 - MIN_SAVING);
   }
 
   seal(plain: Uint8Array): Sealed {
