@@ -67,6 +67,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     }
     const tree = new Tree(store.db, store);
     const staging = new Staging(p.staging, 0);
+    staging.keepReserve();
     const fs = new Filesystem(tree, store, staging, home);
     const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 2000);
     const queue = new ChunkQueue(

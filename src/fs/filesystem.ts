@@ -2,7 +2,7 @@
 // staging files and the chunkstore. Callbacks run on the JS thread: every call here is a
 // short SQLite statement or async I/O; chunking happens in worker threads (ChunkQueue).
 import { copyFile, statfs as statfsAsync } from 'node:fs/promises';
-import { closeSync, constants as fsc, fdatasync, ftruncateSync, openSync, readSync, write as writeCb, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, fdatasync, ftruncateSync, readSync, write as writeCb, writeSync } from 'node:fs';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { ROOT, S_IFDIR, S_IFLNK, S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import { FdCache } from '../chunkstore/fd-cache.js';
@@ -251,7 +251,7 @@ export class Filesystem {
 
   rmdir(path: string): void {
     const { parent, name } = this.parentOf(path);
-    this.tree.rmdir(parent, name, Date.now());
+    this.withRoom(() => this.tree.rmdir(parent, name, Date.now()));
     this.forget();
   }
 
@@ -274,8 +274,24 @@ export class Filesystem {
 
   unlink(path: string): void {
     const { parent, name } = this.parentOf(path);
-    this.tree.unlink(parent, name, Date.now());
+    this.withRoom(() => this.tree.unlink(parent, name, Date.now()));
     this.forget();
+  }
+
+  /** Run a tree change; on a full disk, spend the reserve once so deletions still go through. */
+  private withRoom<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if ((code === 'SQLITE_FULL' || code === 'ENOSPC') && this.staging.releaseReserve()) {
+        const out = fn();
+        // Deleting freed room, most likely: set the reserve aside again for next time.
+        this.staging.keepReserve();
+        return out;
+      }
+      throw err;
+    }
   }
 
   rename(from: string, to: string): void {
@@ -406,7 +422,7 @@ export class Filesystem {
     if (!of && size === 0) {
       // The common O_TRUNC case: no content to copy, nothing to chunk.
       const now = Date.now();
-      this.tree.update(w.ino, { staged: null, cl: null, size: 0, mtime: now, ctime: now });
+      this.withRoom(() => this.tree.update(w.ino, { staged: null, cl: null, size: 0, mtime: now, ctime: now }));
       return;
     }
     const target = of ?? (await this.openForWrite(w.ino, size === 0));
@@ -495,16 +511,15 @@ export class Filesystem {
       if (!n) throw new FsError('ENOENT');
       if (n.kind !== S_IFREG) throw new FsError('EINVAL');
       const empty = trunc || n.size === 0;
-      const { gen, path } = this.staging.create(ino);
-      let fd = -1;
+      const { gen, path, fd } = this.staging.create(ino);
       try {
+        // copyFile rewrites the same inode in place: fd stays valid.
         if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
-        fd = openSync(path, 'r+');
         if (!empty && n.cl !== null) await this.materialize(n, fd);
         if (!empty && n.size > 0) ftruncateSync(fd, n.size);
         return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, mtime: n.mtime, ctime: n.ctime };
       } catch (err) {
-        if (fd >= 0) closeSync(fd);
+        closeSync(fd);
         this.staging.remove(ino, gen);
         // The staged copy was chunked and removed while we copied it: its chunks are in the row now.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).syscall === 'copyfile' && attempt < 3) continue;
@@ -532,7 +547,13 @@ export class Filesystem {
       this.staging.remove(of.ino, of.gen);
       return;
     }
-    this.tree.update(of.ino, { staged: of.gen, cl: null, size: of.size, mtime: of.mtime, ctime: of.ctime });
+    try {
+      this.tree.update(of.ino, { staged: of.gen, cl: null, size: of.size, mtime: of.mtime, ctime: of.ctime });
+    } catch (err) {
+      // Not published (disk full): the writer's close fails, the last closed content stays.
+      this.staging.remove(of.ino, of.gen);
+      throw err;
+    }
     this.queue.schedule(of.ino, of.gen);
   }
 

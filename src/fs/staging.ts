@@ -1,7 +1,9 @@
 // Staging files: the bytes of files written through the mount before they are chunked.
 // One file per (inode, generation); a generation is never modified once published to the
 // tree, so snapshots can share it.
-import { closeSync, mkdirSync, openSync, readdirSync, unlinkSync, copyFileSync, constants } from 'node:fs';
+import { mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+
+const RESERVE_BYTES = 8 << 20;
 import { join } from 'node:path';
 
 export class Staging {
@@ -12,6 +14,33 @@ export class Staging {
     let max = minGen;
     for (const { gen } of this.list()) max = Math.max(max, gen);
     this.nextGen = max + 1;
+  }
+
+  /**
+   * A few MiB set aside so that, on a full disk, deleting files still works: unlink needs
+   * room in the SQLite WAL, and refusing it would leave the user no way out.
+   */
+  keepReserve(bytes = RESERVE_BYTES): void {
+    try {
+      if (statSync(this.reservePath).size >= bytes) return;
+      writeFileSync(this.reservePath, Buffer.alloc(bytes));
+    } catch {
+      try { writeFileSync(this.reservePath, Buffer.alloc(bytes)); } catch { /* no room now: try again later */ }
+    }
+  }
+
+  /** Give the reserve back to the disk; true if there was one. */
+  releaseReserve(): boolean {
+    try {
+      unlinkSync(this.reservePath);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private get reservePath(): string {
+    return join(this.dir, 'reserve');
   }
 
   path(ino: number, gen: number): string {
@@ -28,13 +57,11 @@ export class Staging {
     return out;
   }
 
-  /** A new empty generation, or a copy of an existing staged one (kernel-side copy). */
-  create(ino: number, copyOf?: string): { gen: number; path: string } {
+  /** A new empty generation, open for reading and writing. */
+  create(ino: number): { gen: number; path: string; fd: number } {
     const gen = this.nextGen++;
     const path = this.path(ino, gen);
-    if (copyOf) copyFileSync(copyOf, path, constants.COPYFILE_FICLONE);
-    else closeSync(openSync(path, 'wx', 0o600));
-    return { gen, path };
+    return { gen, path, fd: openSync(path, 'wx+', 0o600) };
   }
 
   remove(ino: number, gen: number): void {

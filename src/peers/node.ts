@@ -1,0 +1,162 @@
+// One libp2p node per host: TCP + Noise + yamux, identify and ping, and, when the host is in a
+// backup group, a private network keyed by the group so that only members can even finish a
+// handshake. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
+// touches one file.
+import './polyfill.js';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify, type Identify } from '@libp2p/identify';
+import { ping, type Ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { bootstrap } from '@libp2p/bootstrap';
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
+
+export type { Stream } from '@libp2p/interface';
+
+export interface PeerNodeOptions {
+  /** 32-byte Ed25519 seed (HostKeys.identitySeed): the same seed always gives the same PeerId. */
+  identitySeed: Uint8Array;
+  /** 32-byte group key (GroupKeys.pnetKey), or null for a node outside any private network. */
+  pnetKey: Uint8Array | null;
+  /** Multiaddrs to listen on, e.g. '/ip4/127.0.0.1/tcp/0'. */
+  listen: string[];
+  /** Peers to connect to at start; with /p2p/<id> the remote identity is checked by Noise. */
+  bootstrap: string[];
+  /** Budget for one dial, handshakes included (default 10 s). */
+  dialTimeoutMs?: number;
+  /** Told about each bootstrap address that could not be dialed (start never fails for it). */
+  onBootstrapError?: (addr: string, err: Error) => void;
+}
+
+export interface IncomingStream {
+  stream: Stream;
+  /** PeerId string of the authenticated remote: Noise proved it holds that key. */
+  remotePeer: string;
+  remoteAddr: string;
+}
+
+export type StreamHandler = (incoming: IncomingStream) => void | Promise<void>;
+
+export interface HandleOptions {
+  /** Concurrent inbound streams per connection for this protocol (libp2p default 32). */
+  maxInboundStreams?: number;
+  maxOutboundStreams?: number;
+}
+
+export interface DialOptions {
+  signal?: AbortSignal;
+}
+
+export interface PeerNode {
+  readonly peerId: string;
+  /** Addresses we listen on, each ending in /p2p/<our id>: hand these to other hosts. */
+  multiaddrs(): string[];
+  /** Opens (or reuses) a connection and returns the remote's PeerId. */
+  connect(target: string, opts?: DialOptions): Promise<string>;
+  /** Opens a new stream for `protocol` on an existing or new connection to `target`. */
+  dial(target: string, protocol: string, opts?: DialOptions): Promise<IncomingStream>;
+  /** Serves `protocol`; a handler that throws aborts its stream, never the process. */
+  handle(protocol: string, handler: StreamHandler, opts?: HandleOptions): Promise<void>;
+  unhandle(protocol: string): Promise<void>;
+  /** PeerIds we hold an open connection to. */
+  peers(): string[];
+  /** Round-trip time in ms. */
+  ping(target: string, opts?: DialOptions): Promise<number>;
+  hangUp(target: string): Promise<void>;
+  stop(): Promise<void>;
+  /** The underlying node, for services a later layer adds (DHT, discovery). */
+  readonly libp2p: Libp2p<{ identify: Identify; ping: Ping }>;
+}
+
+/** The go-ipfs swarm.key text libp2p-pnet parses: a 32-byte key as 64 hex digits. */
+export function swarmKey(pnetKey: Uint8Array): Uint8Array {
+  if (pnetKey.length !== 32) throw new Error(`pnet key must be 32 bytes, got ${pnetKey.length}`);
+  return new TextEncoder().encode('/key/swarm/psk/1.0.0/\n/base16/\n' + Buffer.from(pnetKey).toString('hex'));
+}
+
+/** A multiaddr string ('/ip4/…') or a bare PeerId string of a peer already known. */
+function parseTarget(target: string): Multiaddr | PeerId {
+  return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target);
+}
+
+const hasPeerId = (addr: string): boolean => multiaddr(addr).getComponents().some((c) => c.name === 'p2p');
+
+export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
+  if (opts.identitySeed.length !== 32) throw new Error(`identity seed must be 32 bytes, got ${opts.identitySeed.length}`);
+  // Not privateKeyFromRaw: given 32 bytes it silently builds a secp256k1 key (MEASURED.md).
+  const privateKey = await generateKeyPairFromSeed('Ed25519', opts.identitySeed);
+
+  // The bootstrap module only takes addresses that name the peer; the others we dial ourselves.
+  const named = opts.bootstrap.filter(hasPeerId);
+  const bare = opts.bootstrap.filter((a) => !hasPeerId(a));
+
+  const node = await createLibp2p({
+    privateKey,
+    addresses: { listen: opts.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    ...(opts.pnetKey ? { connectionProtector: preSharedKey({ psk: swarmKey(opts.pnetKey) }) } : {}),
+    // timeout 0: the default waits a whole second before the first dial.
+    peerDiscovery: named.length > 0 ? [bootstrap({ list: named, timeout: 0 })] : [],
+    connectionManager: { dialTimeout: opts.dialTimeoutMs ?? 10_000 },
+    services: { identify: identify(), ping: ping() },
+    start: true,
+  });
+
+  for (const addr of bare) {
+    node.dial(multiaddr(addr)).catch((err: Error) => opts.onBootstrapError?.(addr, err));
+  }
+
+  const wrap = (stream: Stream, connection: Connection): IncomingStream => ({
+    stream,
+    remotePeer: connection.remotePeer.toString(),
+    remoteAddr: connection.remoteAddr.toString(),
+  });
+
+  return {
+    peerId: node.peerId.toString(),
+    libp2p: node,
+    multiaddrs: () => node.getMultiaddrs().map((m) => m.toString()),
+    async connect(target, o) {
+      const conn = await node.dial(parseTarget(target), { signal: o?.signal });
+      return conn.remotePeer.toString();
+    },
+    async dial(target, protocol, o) {
+      const conn = await node.dial(parseTarget(target), { signal: o?.signal });
+      const stream = await conn.newStream(protocol, { signal: o?.signal });
+      return wrap(stream, conn);
+    },
+    async handle(protocol, handler, o) {
+      const options: StreamHandlerOptions = {};
+      if (o?.maxInboundStreams !== undefined) options.maxInboundStreams = o.maxInboundStreams;
+      if (o?.maxOutboundStreams !== undefined) options.maxOutboundStreams = o.maxOutboundStreams;
+      await node.handle(
+        protocol,
+        async (stream, connection) => {
+          try {
+            await handler(wrap(stream, connection));
+          } catch (err) {
+            // A bad peer or a bug in one handler costs that stream only.
+            stream.abort(err instanceof Error ? err : new Error(String(err)));
+          }
+        },
+        options,
+      );
+    },
+    async unhandle(protocol) {
+      await node.unhandle(protocol);
+    },
+    peers: () => node.getPeers().map((p) => p.toString()),
+    ping: (target, o) => node.services.ping.ping(parseTarget(target), { signal: o?.signal }),
+    hangUp: (target) => node.hangUp(parseTarget(target)),
+    async stop() {
+      await node.stop();
+    },
+  };
+}
