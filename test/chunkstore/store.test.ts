@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, closeSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { tmpdir } from 'node:os';
 import { ChunkStore, MissingChunkError } from '../../src/chunkstore/store.js';
 import { Ingester, type IngestedFile } from '../../src/chunkstore/ingest.js';
 import { cdcParams } from '../../src/chunkstore/fastcdc.js';
@@ -12,7 +11,7 @@ import { ChunkError, Sealer, chunkId } from '../../src/chunkstore/sealer.js';
 import { collectGarbage } from '../../src/chunkstore/gc.js';
 import { verifyStore } from '../../src/chunkstore/verify.js';
 import { packPath } from '../../src/chunkstore/packs.js';
-import { seededBytes, secret32, tempDir } from '../helpers.js';
+import { seededBytes, secret32, smallDisk, tempDir } from '../helpers.js';
 
 const AVG = 16384;
 
@@ -235,18 +234,8 @@ test('kill -9 mid-ingest: reopen, verify clean, every committed file readable', 
 });
 
 test('disk full: the writer gets ENOSPC, the store stays consistent', { timeout: 60_000 }, (t) => {
-  const mnt = mkdtempSync(join(tmpdir(), 'safe-full-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', mnt], { stdio: 'ignore' });
-  } catch {
-    rmSync(mnt, { recursive: true });
-    t.skip('needs root to mount a small tmpfs');
-    return;
-  }
-  t.after(() => {
-    execFileSync('umount', ['-l', mnt]);
-    rmSync(mnt, { recursive: true });
-  });
+  const mnt = smallDisk(t, '3m');
+  if (!mnt) return;
   const conv = secret32();
   const dir = join(mnt, 'store');
   mkdirSync(dir);

@@ -2,11 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN } from './mounted.js';
-import { seededBytes } from '../helpers.js';
+import { seededBytes, smallDisk } from '../helpers.js';
 
 test('a sparse file over 4 GiB through the mount, chunked and read back', { timeout: 180_000 }, async () => {
   const h = makeHost();
@@ -50,18 +49,8 @@ test('a deep tree (200 levels)', { timeout: 60_000 }, async () => {
 });
 
 test('disk full under SAFE_HOME: the writer gets ENOSPC, nothing is corrupted', { timeout: 120_000 }, async (t) => {
-  const small = mkdtempSync(join(tmpdir(), 'safe-smallfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', small], { stdio: 'ignore' });
-  } catch {
-    rmSync(small, { recursive: true });
-    t.skip('needs root to mount a small tmpfs');
-    return;
-  }
-  t.after(() => {
-    spawnSync('umount', ['-l', small]);
-    rmSync(small, { recursive: true, force: true });
-  });
+  const small = smallDisk(t, '40m');
+  if (!small) return;
   const mnt = join(small, 'mnt');
   mkdirSync(mnt);
   const env = { ...process.env, SAFE_HOME: join(small, 'home'), SAFE_PASSPHRASE: 'pw', SAFE_CHUNK_DELAY_MS: '20' };
