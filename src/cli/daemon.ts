@@ -129,18 +129,26 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     log(`mounted ${cfg.mount}`);
 
     let stopping: Promise<void> | undefined;
+    /** Every step runs even if an earlier one failed: a daemon must always get out. */
     const stop = (): Promise<void> =>
       (stopping ??= (async () => {
         log('unmounting');
+        const step = async (what: string, fn: () => unknown): Promise<void> => {
+          try {
+            await fn();
+          } catch (err) {
+            log(`${what}: ${(err as Error).message}`);
+          }
+        };
         cron.stop();
-        await mounted.unmount().catch((err: Error) => log(`unmount: ${err.message}`));
-        await fs.closeAll();
-        await queue.close();
+        await step('unmount', () => mounted.unmount());
+        await step('closing open files', () => fs.closeAll());
+        await step('finishing chunking', () => queue.close());
         server.close();
-        store!.db.pragma('wal_checkpoint(TRUNCATE)');
-        store!.close();
-        try { unlinkSync(p.socket); } catch { /* already gone */ }
-        unlinkSync(p.pid);
+        await step('checkpoint', () => store!.db.pragma('wal_checkpoint(TRUNCATE)'));
+        await step('closing the store', () => store!.close());
+        await step('socket', () => unlinkSync(p.socket));
+        await step('lock', () => unlinkSync(p.pid));
         log('stopped cleanly');
       })());
 

@@ -35,6 +35,8 @@ export function createTreeTables(db: Db): void {
       PRIMARY KEY (parent, name, born)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS entries_died ON entries(died) WHERE died IS NOT NULL;
+    -- Walking up from an inode (paths in diffs, rename loops) without scanning every entry.
+    CREATE INDEX IF NOT EXISTS entries_by_ino ON entries(ino);
     -- Chunk lists are immutable; inode rows share them (users counts the rows).
     CREATE TABLE IF NOT EXISTS clists (
       cl    INTEGER PRIMARY KEY AUTOINCREMENT,

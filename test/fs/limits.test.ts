@@ -57,7 +57,15 @@ test('disk full under SAFE_HOME: the writer gets ENOSPC, nothing is corrupted', 
   const safe = (...a: string[]) => spawnSync(SAFE_BIN, a, { env, encoding: 'utf8' });
   assert.equal(safe('init', '--host', 'full', '--mount', mnt).status, 0);
   assert.equal(safe('mount').status, 0);
-  t.after(() => void safe('unmount'));
+  try {
+    await fillAndCheck(mnt, safe);
+  } finally {
+    // Before the tmpfs goes: a daemon whose SAFE_HOME vanished could not be told to stop.
+    safe('unmount');
+  }
+});
+
+async function fillAndCheck(mnt: string, safe: (...a: string[]) => ReturnType<typeof spawnSync>): Promise<void> {
   const keep = seededBytes(2_000_000, 9);
   writeFileSync(join(mnt, 'keep'), keep);
   let err: NodeJS.ErrnoException | undefined;
@@ -79,14 +87,14 @@ test('disk full under SAFE_HOME: the writer gets ENOSPC, nothing is corrupted', 
   execFileSync('rm', ['-f', join(mnt, 'big')]);
   assert.deepEqual(readFileSync(join(mnt, 'keep')), keep);
   for (let i = 0; i < 200; i++) {
-    const s = JSON.parse(safe('status', '--json').stdout) as { daemon: { pendingChunking: number } };
+    const s = JSON.parse(String(safe('status', '--json').stdout)) as { daemon: { pendingChunking: number } };
     if (s.daemon.pendingChunking === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   assert.deepEqual(readFileSync(join(mnt, 'keep')), keep);
   const v = safe('verify');
-  assert.equal(v.status, 0, v.stdout + v.stderr);
-});
+  assert.equal(v.status, 0, String(v.stdout) + String(v.stderr));
+}
 
 test('SIGTERM unmounts cleanly and keeps what was closed', { timeout: 60_000 }, async () => {
   const h = makeHost({ delayMs: 60_000 });
