@@ -178,6 +178,10 @@ test('snapshot errors: unknown names, daemon not running, forget everything refu
   assert.match(h.ok('snapshot', '--label', 'before-upgrade'), /Z-before-upgrade$/m);
   const restoreUnknown = h.safe('restore', 'nope', '--target', '/tmp/x');
   assert.equal(restoreUnknown.status, 1);
+  const inside = h.safe('restore', a, '--target', join(h.mnt, 'back'));
+  assert.equal(inside.status, 1);
+  assert.match(inside.stderr, /inside the mount/);
+  assert.ok(!fs.existsSync(join(h.mnt, 'back')), 'nothing was written');
 });
 
 test('the schedule takes snapshots and applies retention', { timeout: 60_000 }, async () => {
