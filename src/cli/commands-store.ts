@@ -9,6 +9,7 @@ import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
 import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
+import { findSnapshot } from '../snapshot/snapshots.js';
 import { Progress } from './progress.js';
 import { ask, secret } from './secrets.js';
 
@@ -69,6 +70,7 @@ export async function status(out: Out): Promise<void> {
   try {
     const s = store.stats();
     const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
+    const last = store.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'snapshots'").get() ? findSnapshot(store.db, 'latest') : undefined;
     out.print(
       [
         `host ${cfg.host} (${home})`,
@@ -76,8 +78,9 @@ export async function status(out: Out): Promise<void> {
           ? `mount ${cfg.mount}: mounted (pid ${daemon.pid}); ${daemon.pendingChunking} files waiting to be chunked, ${daemon.writersOpen} open for writing`
           : `mount ${cfg.mount}: not mounted`,
         `store ${formatBytes(s.packBytes)} in ${s.packs} packs, ${s.chunks} chunks; ${formatBytes(s.referencedRaw)} referenced, dedup+compression ratio ${dedup.toFixed(2)}`,
+        `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
       ].join('\n'),
-      { host: cfg.host, home, mount: cfg.mount, mounted: !!daemon, daemon, store: { ...s, ratio: dedup } },
+      { host: cfg.host, home, mount: cfg.mount, mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, lastSnapshot: last ?? null },
     );
   } finally {
     store.close();

@@ -54,8 +54,13 @@ function isPlainObject(v: object): v is { readonly [key: string]: Value | undefi
 class Writer {
   readonly parts: Uint8Array[] = [];
   private buf = new Uint8Array(256);
-  private pos = 0;
+  private pos: number;
   length = 0;
+
+  /** `reserve` zero bytes start the first part, not counted in `length`, for a caller's header. */
+  constructor(reserve = 0) {
+    this.pos = reserve;
+  }
 
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -156,9 +161,13 @@ function write(w: Writer, v: Value | undefined, path: string, depth: number): vo
   throw new EncodingError(`${path}: cannot encode ${v === undefined ? 'undefined' : typeof v === 'object' ? (v as object).constructor?.name ?? 'object' : typeof v}`);
 }
 
-/** The encoding as parts (large byte strings by reference): for writing to a stream. */
-export function encodeParts(v: Value): { parts: Uint8Array[]; length: number } {
-  const w = new Writer();
+/**
+ * The encoding as parts (large byte strings by reference): for writing to a stream. The first
+ * part starts with `reserve` zero bytes (not counted in `length`) for the caller's frame header,
+ * so a small message goes out as one buffer.
+ */
+export function encodeParts(v: Value, reserve = 0): { parts: Uint8Array[]; length: number } {
+  const w = new Writer(reserve);
   write(w, v, '$', 0);
   w.flush();
   return { parts: w.parts, length: w.length };

@@ -360,7 +360,7 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     // Peek only: the body may still be arriving. A MSG frame that would exceed the window is
     // refused now rather than after it has been held in memory.
     if (this.inFlight + 4 + len > this.window) {
-      throw new ProtocolError(`peer sent ${this.inFlight + 4 + len} bytes past the ${this.window}-byte window it was granted`);
+      throw new ProtocolError(`peer has ${this.inFlight + 4 + len} bytes in flight, beyond the ${this.window}-byte window it was granted`);
     }
   }
 
@@ -430,7 +430,8 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     // Grant in batches of a quarter window: enough to keep a sender busy, few CREDIT frames.
     // A blocked sender has more than window - maxFrame >= window / 2 outstanding, so once the
     // application has read everything this always fires and nobody waits forever.
-    if (this.consumedUngranted >= this.window / 4 && this.failure === null && !this.finished) {
+    // After the peer's END no message can follow, so it needs no more credit.
+    if (this.consumedUngranted >= this.window / 4 && this.failure === null && !this.finished && !this.peerEnded) {
       const n = this.consumedUngranted;
       this.consumedUngranted = 0;
       this.inFlight -= n;
@@ -490,7 +491,7 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     let length: number;
     try {
       this.outgoing.validate(msg as unknown as Value);
-      ({ parts, length } = encodeParts(msg as unknown as Value));
+      ({ parts, length } = encodeParts(msg as unknown as Value, 5));
     } catch (err) {
       if (err instanceof SchemaError || err instanceof EncodingError) throw new InvalidMessageError(`cannot send ${msg.type}: ${err.message}`);
       throw err;
@@ -506,10 +507,10 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     if (this.failure) throw this.failure;
     if (1 + length > this.peerMaxFrame) throw new InvalidMessageError(`${msg.type} is ${1 + length} bytes, more than the peer's frame limit of ${this.peerMaxFrame}`);
     this.credit -= cost;
-    const head = new Uint8Array(5);
-    new DataView(head.buffer).setUint32(0, 1 + length);
+    const head = parts[0]!;
+    new DataView(head.buffer, head.byteOffset, 5).setUint32(0, 1 + length);
     head[4] = K_MSG;
-    if (!this.write([head, ...parts])) await this.stream.onDrain({ signal: opts.signal });
+    if (!this.write(parts)) await this.stream.onDrain({ signal: opts.signal });
   }
 
   private wait<T>(list: Waiter<T>[], opts: WaitOptions): Promise<T> {

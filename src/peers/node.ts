@@ -9,7 +9,7 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { ping, type Ping } from '@libp2p/ping';
-import { preSharedKey } from '@libp2p/pnet';
+import { checkedPreSharedKey } from './pnet-check.js';
 import { bootstrap } from '@libp2p/bootstrap';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -17,6 +17,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
 
 export type { Stream } from '@libp2p/interface';
+export { GroupMismatchError } from './pnet-check.js';
 
 export interface PeerNodeOptions {
   /** 32-byte Ed25519 seed (HostKeys.identitySeed): the same seed always gives the same PeerId. */
@@ -73,12 +74,6 @@ export interface PeerNode {
   readonly libp2p: Libp2p<{ identify: Identify; ping: Ping }>;
 }
 
-/** The go-ipfs swarm.key text libp2p-pnet parses: a 32-byte key as 64 hex digits. */
-export function swarmKey(pnetKey: Uint8Array): Uint8Array {
-  if (pnetKey.length !== 32) throw new Error(`pnet key must be 32 bytes, got ${pnetKey.length}`);
-  return new TextEncoder().encode('/key/swarm/psk/1.0.0/\n/base16/\n' + Buffer.from(pnetKey).toString('hex'));
-}
-
 /** A multiaddr string ('/ip4/…') or a bare PeerId string of a peer already known. */
 function parseTarget(target: string): Multiaddr | PeerId {
   return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target);
@@ -101,7 +96,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    ...(opts.pnetKey ? { connectionProtector: preSharedKey({ psk: swarmKey(opts.pnetKey) }) } : {}),
+    ...(opts.pnetKey ? { connectionProtector: checkedPreSharedKey(opts.pnetKey) } : {}),
     // timeout 0: the default waits a whole second before the first dial.
     peerDiscovery: named.length > 0 ? [bootstrap({ list: named, timeout: 0 })] : [],
     connectionManager: { dialTimeout: opts.dialTimeoutMs ?? 10_000 },
