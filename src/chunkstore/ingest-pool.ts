@@ -39,8 +39,9 @@ export class IngestPool {
   private drained: (() => void)[] = [];
 
   constructor(private readonly opts: PoolOptions) {
+    const commitLock = new SharedArrayBuffer(4);
     for (let i = 0; i < opts.workers; i++) {
-      const w = new Worker(opts.script, { workerData: opts.data });
+      const w = new Worker(opts.script, { workerData: { ...opts.data, commitLock } });
       w.on('message', (reply: BatchReply) => this.finish(w, reply));
       w.on('error', (err) => this.fail(w, err));
       this.workers.push(w);

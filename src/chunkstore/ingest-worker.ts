@@ -5,13 +5,14 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { cdcParams } from './fastcdc.js';
 import { Ingester, type IngestedFile } from './ingest.js';
 import { MissingChunkError, ChunkStore } from './store.js';
+import { CommitLock } from './commit-lock.js';
 
 export interface IngestWorkerData {
   storeDir: string;
   convergence: Uint8Array;
   avgChunk: number;
-  /** Extra data for a hook's own use (e.g. the tree database path). */
-  extra?: unknown;
+  /** Set by the pool: serializes the workers' commits. */
+  commitLock?: SharedArrayBuffer;
 }
 
 export interface IngestJob {
@@ -42,7 +43,7 @@ const RETRIES = 3;
 export function serveIngest(makeHook?: (store: ChunkStore, data: IngestWorkerData) => CommitHook): void {
   const data = workerData as IngestWorkerData;
   const store = ChunkStore.open(data.storeDir, data.convergence);
-  const ingester = new Ingester(store, cdcParams(data.avgChunk, data.convergence));
+  const ingester = new Ingester(store, cdcParams(data.avgChunk, data.convergence), data.commitLock ? new CommitLock(data.commitLock) : undefined);
   const hook = makeHook?.(store, data);
   const port = parentPort!;
   port.on('message', (msg: BatchRequest | 'close') => {

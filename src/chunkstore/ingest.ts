@@ -8,6 +8,7 @@ import type { CdcParams } from './fastcdc.js';
 import type { PackWriter } from './packs.js';
 import { chunkId } from './sealer.js';
 import type { ChunkRow, ChunkStore } from './store.js';
+import type { CommitLock } from './commit-lock.js';
 
 export interface ChunkRef {
   handle: Uint8Array;
@@ -31,7 +32,7 @@ export class Ingester {
   /** Bytes sealed into packs since the last commit: callers commit in batches by it. */
   pendingBytes = 0;
 
-  constructor(private readonly store: ChunkStore, private readonly params: CdcParams) {
+  constructor(private readonly store: ChunkStore, private readonly params: CdcParams, private readonly lock?: CommitLock) {
     this.writer = store.newWriter();
   }
 
@@ -99,11 +100,14 @@ export class Ingester {
     this.pending.clear();
     this.refs.length = 0;
     this.pendingBytes = 0;
-    this.store.db.transaction(() => {
-      this.store.insert(rows);
-      this.store.incref(refs);
-      inTxn?.();
-    }).immediate();
+    const txn = (): void =>
+      this.store.db.transaction(() => {
+        this.store.insert(rows);
+        this.store.incref(refs);
+        inTxn?.();
+      }).immediate();
+    if (this.lock) this.lock.hold(txn);
+    else txn();
   }
 
   /** Drop what was ingested since the last commit (its pack bytes become dead space). */
