@@ -6,3 +6,4 @@ npm run --silent build
 node dist/scripts/bench-chunker.js "$@"
 node dist/scripts/bench-ingest.js "$@"
 node dist/scripts/bench-fs.js "$@"
+node dist/scripts/bench-p2p.js "$@"

@@ -324,17 +324,18 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
         this.protocolError(err instanceof ProtocolError ? err : new ProtocolError(String(err)));
       }
     });
+    // Only END means "done". A stream that closes without it (a lost or killed connection:
+    // libp2p closes the streams of a dead transport without an error) fails the channel, so a
+    // cut-off transfer can never pass for a complete one.
     stream.addEventListener('remoteCloseWrite', () => {
-      // END is how a peer says it is done; a half-close without it may still be clean if no
-      // frame was cut short, but nothing more can arrive either way.
       if (this.inBuf.length > 0) this.protocolError(new ProtocolError('stream closed in the middle of a frame'));
-      else this.onPeerEnd();
+      else if (!this.peerEnded) this.fail(new ChannelClosedError('the peer closed the stream without ending the channel'));
     });
     stream.addEventListener('close', (evt) => {
       this.finished = true;
       if (evt.error) this.fail(evt.error);
-      else this.onPeerEnd();
-      this.fail(new ChannelClosedError('stream closed'));
+      else if (!this.peerEnded) this.fail(new ChannelClosedError('stream closed before the peer ended the channel (connection lost?)'));
+      else this.fail(new ChannelClosedError('stream closed'));
     });
 
     this.write([u32Frame(K_HELLO, this.window, this.maxFrame)]);
@@ -544,8 +545,8 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
       this.consumed(q.cost);
       return q.msg;
     }
-    if (this.failure && !(this.failure instanceof ChannelClosedError && this.peerEnded)) throw this.failure;
     if (this.peerEnded) return null;
+    if (this.failure) throw this.failure;
     return this.wait(this.readers, opts);
   }
 
@@ -596,9 +597,9 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     return this.window;
   }
 
-  /** Why the channel stopped, or null while it works. */
+  /** Why the channel stopped, or null while it works or after a clean end. */
   get error(): Error | null {
-    return this.failure instanceof ChannelClosedError ? null : this.failure;
+    return this.peerEnded && this.failure instanceof ChannelClosedError ? null : this.failure;
   }
 }
 

@@ -9,12 +9,12 @@ import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { ping, type Ping } from '@libp2p/ping';
-import { checkedPreSharedKey } from './pnet-check.js';
 import { bootstrap } from '@libp2p/bootstrap';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
+import { checkedPreSharedKey } from './pnet-check.js';
 
 export type { Stream } from '@libp2p/interface';
 export { GroupMismatchError } from './pnet-check.js';
@@ -26,22 +26,27 @@ export interface PeerNodeOptions {
   pnetKey: Uint8Array | null;
   /** Multiaddrs to listen on, e.g. '/ip4/127.0.0.1/tcp/0'. */
   listen: string[];
-  /** Peers to connect to at start; with /p2p/<id> the remote identity is checked by Noise. */
+  /**
+   * Peers to connect to at start, in the background. With /p2p/<id> the remote identity is
+   * checked by Noise (and libp2p's bootstrap module dials it); without, we dial the address
+   * and accept whoever answers there (still only a group member, under pnet).
+   */
   bootstrap: string[];
   /** Budget for one dial, handshakes included (default 10 s). */
   dialTimeoutMs?: number;
-  /** Told about each bootstrap address that could not be dialed (start never fails for it). */
+  /** Told when a bootstrap address without /p2p/ could not be dialed (start never fails for it). */
   onBootstrapError?: (addr: string, err: Error) => void;
 }
 
-export interface IncomingStream {
+/** A stream and who is at the other end, for inbound and outbound streams alike. */
+export interface PeerStream {
   stream: Stream;
   /** PeerId string of the authenticated remote: Noise proved it holds that key. */
   remotePeer: string;
   remoteAddr: string;
 }
 
-export type StreamHandler = (incoming: IncomingStream) => void | Promise<void>;
+export type StreamHandler = (incoming: PeerStream) => void | Promise<void>;
 
 export interface HandleOptions {
   /** Concurrent inbound streams per connection for this protocol (libp2p default 32). */
@@ -60,7 +65,7 @@ export interface PeerNode {
   /** Opens (or reuses) a connection and returns the remote's PeerId. */
   connect(target: string, opts?: DialOptions): Promise<string>;
   /** Opens a new stream for `protocol` on an existing or new connection to `target`. */
-  dial(target: string, protocol: string, opts?: DialOptions): Promise<IncomingStream>;
+  dial(target: string, protocol: string, opts?: DialOptions): Promise<PeerStream>;
   /** Serves `protocol`; a handler that throws aborts its stream, never the process. */
   handle(protocol: string, handler: StreamHandler, opts?: HandleOptions): Promise<void>;
   unhandle(protocol: string): Promise<void>;
@@ -108,7 +113,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     node.dial(multiaddr(addr)).catch((err: Error) => opts.onBootstrapError?.(addr, err));
   }
 
-  const wrap = (stream: Stream, connection: Connection): IncomingStream => ({
+  const wrap = (stream: Stream, connection: Connection): PeerStream => ({
     stream,
     remotePeer: connection.remotePeer.toString(),
     remoteAddr: connection.remoteAddr.toString(),

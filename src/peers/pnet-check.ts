@@ -3,13 +3,19 @@
 //
 // Why: pnet only XORs the connection with XSalsa20 under the group key; it never checks that
 // both ends hold the same key. With different keys each side decrypts garbage, and Noise reads
-// a garbage 16-bit frame length: when that length happens to exceed what the other side sent
-// (most of the time) both ends wait for bytes that never come, until the dial timeout. Measured
+// a garbage 16-bit frame length: whenever that length exceeds what the other side sent
+// (often) both ends wait for bytes that never come, until the dial timeout. Measured
 // here: of 8 wrong-key dials, 5 failed in ~5 ms and 3 hung for the whole 5 s dial budget.
 //
 // So right after the nonces, each side sends a fixed 16-byte marker through the private
 // stream and checks the one it receives. Under a stream cipher with fresh nonces the marker
 // reveals nothing; a peer with another key decrypts it to noise and is cut off at once.
+//
+// Second fix: pnet encrypts each write in one call to the xsalsa20 package, whose WebAssembly
+// memory cannot grow past a few tens of MiB. When TCP is saturated, everything queued above it
+// reaches pnet as one write; past that size the cipher throws and the whole connection dies
+// (seen with a 16 MiB channel window: RangeError "WebAssembly.Memory.grow(): Maximum memory size
+// exceeded" after ~150 MiB). Capping pnet's write size keeps every call small.
 import './polyfill.js';
 import { preSharedKey } from '@libp2p/pnet';
 import { byteStream } from '@libp2p/utils';
@@ -21,6 +27,8 @@ export class GroupMismatchError extends Error {
 }
 
 const MARKER = new TextEncoder().encode('safe/v1/pnet-ok\n');
+/** Largest single write pnet encrypts at once (see above). */
+const MAX_PNET_WRITE = 1024 * 1024;
 /** Used only when libp2p passes no signal of its own (it normally passes the dial's). */
 const DEFAULT_TIMEOUT_MS = 5000;
 
@@ -38,6 +46,8 @@ class CheckedProtector implements ConnectionProtector {
   async protect(connection: MessageStream, options?: AbortOptions): Promise<MessageStream> {
     const opts = options?.signal ? options : { signal: AbortSignal.timeout(DEFAULT_TIMEOUT_MS) };
     const boxed = await this.inner.protect(connection, opts);
+    // An AbstractMessageStream field, honoured by its send queue; not on the interface type.
+    (boxed as MessageStream & { maxMessageSize?: number }).maxMessageSize = MAX_PNET_WRITE;
     const bytes = byteStream(boxed);
     try {
       const [got] = await Promise.all([bytes.read({ bytes: MARKER.length, ...opts }), bytes.write(MARKER, opts)]);

@@ -67,7 +67,7 @@ export function verify(publicKey: Uint8Array | KeyObject, context: string, value
   }
 }
 
-/** verify() against the key of an authenticated remote PeerId (IncomingStream.remotePeer). */
+/** verify() against the key of an authenticated remote PeerId (PeerStream.remotePeer). */
 export function verifyFromPeer(peerId: string, context: string, value: Value, signature: Uint8Array): boolean {
   let key: Uint8Array;
   try {
