@@ -10,6 +10,7 @@ import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSe
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
 import { findSnapshot } from '../snapshot/snapshots.js';
+import { checkReferences } from '../snapshot/check-refs.js';
 import { Progress } from './progress.js';
 import { ask, secret } from './secrets.js';
 
@@ -95,10 +96,12 @@ export async function verify(out: Out): Promise<boolean> {
     const bar = new Progress('verify');
     const r = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));
     bar.done();
-    const lines = [`checked ${r.chunks} chunks in ${r.packs} packs (${formatBytes(r.bytes)}): ${r.problems.length === 0 ? 'no problems' : `${r.problems.length} problems`}`];
-    for (const p of r.problems) lines.push(`  ${p.kind}: ${p.detail}`);
-    out.print(lines.join('\n'), { ok: r.problems.length === 0, ...r });
-    return r.problems.length === 0;
+    const refs = checkReferences(store.db);
+    const problems = [...r.problems, ...refs.problems];
+    const lines = [`checked ${r.chunks} chunks in ${r.packs} packs (${formatBytes(r.bytes)}) and the tree's references to them: ${problems.length === 0 ? 'no problems' : `${problems.length} problems`}`];
+    for (const p of problems) lines.push(`  ${p.kind}: ${p.detail}`);
+    out.print(lines.join('\n'), { ok: problems.length === 0, ...r, problems, referencesChecked: refs.checked });
+    return problems.length === 0;
   } finally {
     store.close();
   }

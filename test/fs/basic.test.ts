@@ -6,6 +6,7 @@ import {
   renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync, chmodSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { makeHost } from './mounted.js';
 import { seededBytes } from '../helpers.js';
 
@@ -64,6 +65,15 @@ test('files, directories, links and attributes survive chunking and a remount', 
   h.mount();
   check();
   assert.match(h.ok('verify'), /no problems/);
+  h.unmount();
+  // verify also holds the refcounts against the tree: a wrong one is named.
+  const db = new Database(join(h.home, 'store', 'index.db'));
+  const victim = db.prepare('SELECT id FROM chunks WHERE refs > 0 LIMIT 1').pluck().get() as Buffer;
+  db.prepare('UPDATE chunks SET refs = refs + 1 WHERE id = ?').run(victim);
+  db.close();
+  const v = h.safe('verify');
+  assert.equal(v.status, 1);
+  assert.match(v.stdout, new RegExp(`refcount: chunk ${victim.toString('hex')} has refcount \\d+, the tree names it \\d+ times`));
 });
 
 test('rename over files and directories, unlink, rmdir, truncate', { timeout: 60_000 }, async () => {
