@@ -102,10 +102,6 @@ export class PackWriter {
     }
   }
 
-  get openPack(): number {
-    return this.fd < 0 ? -1 : this.pack;
-  }
-
   private open(): void {
     this.pack = this.allocate();
     const path = packPath(this.dir, this.pack);

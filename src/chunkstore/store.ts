@@ -160,14 +160,6 @@ export class ChunkStore {
     return this.db.prepare<[], Buffer>('SELECT id FROM released').pluck().all();
   }
 
-  /** The replicator told every buddy: forget these entries of the log. */
-  drainReleased(ids: Iterable<Uint8Array>): void {
-    const del = this.q.unrelease;
-    this.db.transaction(() => {
-      for (const id of ids) del.run(id);
-    }).immediate();
-  }
-
   /** The stored box (ciphertext + tag) of a chunk: what buddies receive. */
   readBox(id: Uint8Array): Buffer {
     const loc = this.location(id);
