@@ -6,6 +6,7 @@ import { closeSync, constants as fsc, fdatasync, ftruncateSync, readSync, write 
 import type { ChunkStore } from '../chunkstore/store.js';
 import { ROOT, S_IFDIR, S_IFLNK, S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import { FdCache } from '../chunkstore/fd-cache.js';
+import { findSnapshot, listSnapshots } from '../snapshot/snapshots.js';
 import { ContentReader } from './content-reader.js';
 import type { ChunkQueue } from './chunk-queue.js';
 import { FsError } from './errors.js';
@@ -145,9 +146,9 @@ export class Filesystem {
   }
 
   private snapshotEpoch(name: string): number {
-    const row = this.tree.db.prepare<[string], number>('SELECT epoch FROM snapshots WHERE name = ?').pluck().get(name);
-    if (row === undefined) throw new FsError('ENOENT');
-    return row;
+    const snap = name === 'latest' ? undefined : findSnapshot(this.tree.db, name);
+    if (!snap) throw new FsError('ENOENT');
+    return snap.epoch;
   }
 
   /** Parent directory (live, writable) and the new name. */
@@ -233,8 +234,7 @@ export class Filesystem {
   readdir(path: string): { names: string[]; stats: Stat[] } {
     const w = this.resolve(path);
     if (w.ino === SNAPDIR_INO) {
-      const names = this.tree.db.prepare<[], string>('SELECT name FROM snapshots ORDER BY epoch').pluck().all();
-      return { names: ['.', '..', ...names], stats: [] };
+      return { names: ['.', '..', ...listSnapshots(this.tree.db).map((s) => s.name)], stats: [] };
     }
     const dir = this.node(w);
     if (dir.kind !== S_IFDIR) throw new FsError('ENOTDIR');

@@ -1,5 +1,5 @@
 // Snapshots as users see them: names, listing, taking one, forgetting some.
-import type { Db } from '../chunkstore/index-db.js';
+import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { releaseChunkList } from './content.js';
 
@@ -22,14 +22,15 @@ export function validLabel(label: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(label);
 }
 
+// Cached statements: the filesystem resolves every path under .snapshots/ through these.
 export function listSnapshots(db: Db): SnapshotInfo[] {
-  return db.prepare<[], SnapshotInfo>('SELECT name, epoch, time, label FROM snapshots ORDER BY epoch').all();
+  return prepared<[], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots ORDER BY epoch').all();
 }
 
 /** `latest` or an exact name. */
 export function findSnapshot(db: Db, name: string): SnapshotInfo | undefined {
-  if (name === 'latest') return db.prepare<[], SnapshotInfo>('SELECT name, epoch, time, label FROM snapshots ORDER BY epoch DESC LIMIT 1').get();
-  return db.prepare<[string], SnapshotInfo>('SELECT name, epoch, time, label FROM snapshots WHERE name = ?').get(name);
+  if (name === 'latest') return prepared<[], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots ORDER BY epoch DESC LIMIT 1').get();
+  return prepared<[string], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots WHERE name = ?').get(name);
 }
 
 /**
