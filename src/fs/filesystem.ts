@@ -13,6 +13,7 @@ import { FsError } from './errors.js';
 import type { Staging } from './staging.js';
 
 export const SNAPSHOTS = '.snapshots';
+const SNAPSHOTS_PREFIX = '/' + SNAPSHOTS + '/';
 const SNAPDIR_INO = -1;
 
 export interface Stat {
@@ -120,29 +121,34 @@ export class Filesystem {
 
   private resolve(path: string): Where {
     if (path === '/') return { ino: ROOT, epoch: this.tree.epoch, live: true };
-    const parts = path.split('/');
-    if (parts[1] === SNAPSHOTS) {
-      if (parts.length === 2) return { ino: SNAPDIR_INO, epoch: this.tree.epoch, live: false };
-      const epoch = this.snapshotEpoch(parts[2]!);
-      return this.walk(parts.slice(3), epoch, false);
+    if (path.startsWith(SNAPSHOTS_PREFIX)) {
+      const end = path.indexOf('/', SNAPSHOTS_PREFIX.length);
+      const name = path.slice(SNAPSHOTS_PREFIX.length, end < 0 ? undefined : end);
+      if (name === '') return { ino: SNAPDIR_INO, epoch: this.tree.epoch, live: false };
+      const epoch = this.snapshotEpoch(name);
+      if (end < 0 || end === path.length - 1) return { ino: ROOT, epoch, live: false };
+      return { ino: this.walk(path, end, epoch, `${epoch}:`), epoch, live: false };
     }
-    const hit = this.pathCache.get(path);
-    if (hit !== undefined) return { ino: hit, epoch: this.tree.epoch, live: true };
-    const w = this.walk(parts.slice(1), this.tree.epoch, true);
-    if (this.pathCache.size > 50_000) this.pathCache.clear();
-    this.pathCache.set(path, w.ino);
-    return w;
+    if (path === '/' + SNAPSHOTS) return { ino: SNAPDIR_INO, epoch: this.tree.epoch, live: false };
+    return { ino: this.walk(path, 0, this.tree.epoch, 'L:'), epoch: this.tree.epoch, live: true };
   }
 
-  private walk(parts: string[], epoch: number, live: boolean): Where {
-    let ino = ROOT;
-    for (const p of parts) {
-      if (p === '') continue;
-      const next = this.tree.lookup(ino, enc(p), epoch);
-      if (next === undefined) throw new FsError('ENOENT');
-      ino = next;
-    }
-    return { ino, epoch, live };
+  /**
+   * The inode at `path` (whose tree root is at offset `base`): the parent comes from the
+   * cache, so a new name costs one lookup, not one per component (cp -a, ls -R). Snapshot
+   * views never change; live entries are dropped on every rename, unlink and rmdir.
+   */
+  private walk(path: string, base: number, epoch: number, space: string): number {
+    const key = space + path;
+    const hit = this.pathCache.get(key);
+    if (hit !== undefined) return hit;
+    const cut = path.lastIndexOf('/');
+    const parent = cut <= base ? ROOT : this.walk(path.slice(0, cut), base, epoch, space);
+    const ino = this.tree.lookup(parent, enc(path.slice(cut + 1)), epoch);
+    if (ino === undefined) throw new FsError('ENOENT');
+    if (this.pathCache.size > 100_000) this.pathCache.clear();
+    this.pathCache.set(key, ino);
+    return ino;
   }
 
   private snapshotEpoch(name: string): number {
