@@ -89,12 +89,16 @@ export class Filesystem {
 
   /** Should the chunker still take this generation? Called when its delay is over. */
   wanted(ino: number, gen: number): boolean {
-    return this.tree.stagedUsers(ino, gen) > 0 && this.openFiles.get(ino)?.gen !== gen;
+    return this.tree.stagedUsers(ino, gen) > 0 && !this.isWorking(ino, gen);
+  }
+
+  private isWorking(ino: number, gen: number): boolean {
+    return this.openFiles.get(ino)?.gen === gen;
   }
 
   /** A generation finished (chunked or dropped): remove its file if nothing needs it. */
   settled(ino: number, gen: number): void {
-    if (this.tree.stagedUsers(ino, gen) === 0 && this.openFiles.get(ino)?.gen !== gen) this.dropStaged(ino, gen);
+    if (this.tree.stagedUsers(ino, gen) === 0 && !this.isWorking(ino, gen)) this.dropStaged(ino, gen);
   }
 
   /** Crash recovery: chunk what the tree references, delete the rest. */
@@ -564,7 +568,7 @@ export class Filesystem {
   }
 
   private dropStaged(ino: number, gen: number): void {
-    if (this.openFiles.get(ino)?.gen === gen) return;
+    if (this.isWorking(ino, gen)) return;
     this.stagedFds.drop(`${ino}-${gen}`);
     this.staging.remove(ino, gen);
   }

@@ -44,7 +44,7 @@ export interface ChunkSpan {
 }
 
 export class TreeError extends Error {
-  constructor(readonly errno: 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'ENOTEMPTY' | 'EINVAL' | 'EXDEV', message: string) {
+  constructor(readonly errno: 'ENOENT' | 'EEXIST' | 'ENOTDIR' | 'EISDIR' | 'ENOTEMPTY' | 'EINVAL', message: string) {
     super(message);
   }
 }
