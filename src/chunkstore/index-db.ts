@@ -60,8 +60,12 @@ export function createChunkTables(db: Db): void {
       PRIMARY KEY (id, owner)
     ) WITHOUT ROWID;
     -- Chunks whose local refcount fell to zero: what buddies may drop (the delete set), until
-    -- the replicator has told them. A chunk referenced again leaves it.
-    CREATE TABLE IF NOT EXISTS released (id BLOB PRIMARY KEY) WITHOUT ROWID;
+    -- every buddy has been told (each keeps a cursor on seq). A chunk referenced again leaves
+    -- it; released again, it comes back with a new seq, so no buddy misses it.
+    CREATE TABLE IF NOT EXISTS released (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id  BLOB NOT NULL UNIQUE
+    );
     CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
   `);
 }

@@ -58,9 +58,8 @@ export class ChunkStore {
       decref: db.prepare('UPDATE chunks SET refs = refs - 1 WHERE id = ? AND refs > 0 RETURNING refs'),
       release: db.prepare('INSERT OR IGNORE INTO released (id) VALUES (?)'),
       unrelease: db.prepare('DELETE FROM released WHERE id = ?'),
-      ownerInc: db.prepare('INSERT INTO owner_refs (owner, id, n) VALUES (?, ?, 1) ON CONFLICT (id, owner) DO UPDATE SET n = n + 1'),
-      ownerDec: db.prepare('UPDATE owner_refs SET n = n - 1 WHERE owner = ? AND id = ? AND n > 0'),
-      ownerDrop: db.prepare('DELETE FROM owner_refs WHERE owner = ? AND id = ? AND n = 0'),
+      ownerHold: db.prepare('INSERT OR IGNORE INTO owner_refs (owner, id, n) VALUES (?, ?, 1)'),
+      ownerDrop: db.prepare('DELETE FROM owner_refs WHERE owner = ? AND id = ?'),
       allocPack: db.prepare('INSERT INTO packs (size, live, sealed) VALUES (0, 0, 0)'),
       sealPack: db.prepare('UPDATE packs SET size = ?, sealed = 1 WHERE pack = ?'),
       refs: db.prepare<[Uint8Array], number>('SELECT refs FROM chunks WHERE id = ?').pluck(),
@@ -130,34 +129,56 @@ export class ChunkStore {
     }
   }
 
-  incref(ids: Iterable<Uint8Array>, owner = 0): void {
+  incref(ids: Iterable<Uint8Array>): void {
     for (const id of ids) {
-      if (owner === 0) {
-        if (this.q.incref.run(id).changes === 0) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
-        this.q.unrelease.run(id);
-      } else {
-        if (!this.has(id)) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
-        this.q.ownerInc.run(owner, id);
-      }
+      if (this.q.incref.run(id).changes === 0) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
+      this.q.unrelease.run(id);
     }
   }
 
-  decref(ids: Iterable<Uint8Array>, owner = 0): void {
+  decref(ids: Iterable<Uint8Array>): void {
     for (const id of ids) {
-      if (owner === 0) {
-        const left = this.q.decref.get(id) as { refs: number } | undefined;
-        if (!left) throw new ChunkError(`refcount of chunk ${hexId(id)} would go below zero`);
-        if (left.refs === 0) this.q.release.run(id);
-      } else {
-        if (this.q.ownerDec.run(owner, id).changes === 0) throw new ChunkError(`owner ${owner} holds no reference to chunk ${hexId(id)}`);
-        this.q.ownerDrop.run(owner, id);
-      }
+      const left = this.q.decref.get(id) as { refs: number } | undefined;
+      if (!left) throw new ChunkError(`refcount of chunk ${hexId(id)} would go below zero`);
+      if (left.refs === 0) this.q.release.run(id);
     }
+  }
+
+  /**
+   * A reference held for another host (a buddy client, `owner` > 0). Idempotent: a chunk
+   * offered twice (a resumed shipment) is held once. Returns the box bytes newly charged to
+   * the owner (0 if it already held it), or null when the chunk is not stored.
+   */
+  holdFor(owner: number, id: Uint8Array): number | null {
+    const loc = this.location(id);
+    if (!loc) return null;
+    return this.q.ownerHold.run(owner, id).changes > 0 ? loc.len : 0;
+  }
+
+  /** Drops `owner`'s reference (GC reclaims the chunk once nobody holds it); bytes uncharged. */
+  dropFor(owner: number, id: Uint8Array): number {
+    if (this.q.ownerDrop.run(owner, id).changes === 0) return 0;
+    return this.location(id)?.len ?? 0;
   }
 
   /** Ids whose last local reference went away since the log was last drained: the delete set. */
   released(): Buffer[] {
-    return this.db.prepare<[], Buffer>('SELECT id FROM released').pluck().all();
+    return this.db.prepare<[], Buffer>('SELECT id FROM released ORDER BY seq').pluck().all();
+  }
+
+  /** The delete-set log after `seq`, oldest first: what a buddy at cursor `seq` was not told. */
+  releasedAfter(seq: number, limit: number): { seq: number; id: Buffer }[] {
+    return this.db.prepare<[number, number], { seq: number; id: Buffer }>('SELECT seq, id FROM released WHERE seq > ? ORDER BY seq LIMIT ?').all(seq, limit);
+  }
+
+  /** The newest seq of the delete-set log (0 when it was never written). */
+  releasedHead(): number {
+    return (this.db.prepare("SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'released'), 0)").pluck().get() as number) ?? 0;
+  }
+
+  /** Every buddy has been told up to `seq`: forget those entries. */
+  drainReleased(upTo: number): void {
+    this.db.prepare('DELETE FROM released WHERE seq <= ?').run(upTo);
   }
 
   /** The stored box (ciphertext + tag) of a chunk: what buddies receive. */

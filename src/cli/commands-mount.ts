@@ -4,9 +4,9 @@ import { closeSync, openSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
-import { loadConfig, paths, safeHome, unlock } from './config.js';
+import { loadConfig, paths, safeHome, unlock, type Unlocked } from './config.js';
 import { callDaemon } from './control.js';
-import { runDaemon } from './daemon.js';
+import { runDaemon, type DaemonKeys } from './daemon.js';
 import { UserError } from './errors.js';
 import { isMountPoint } from '../fs/mount.js';
 import type { Out } from './commands-store.js';
@@ -17,6 +17,20 @@ function logger(): (m: string) => void {
   return (m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
 }
 
+const daemonKeys = (u: Unlocked): DaemonKeys => ({ convergence: u.convergence, host: u.keys, group: u.group });
+
+// Keys travel to the background daemon as one JSON line on its stdin; bytes as hex.
+function keysToLine(k: DaemonKeys): string {
+  return JSON.stringify(k, function (this: Record<string, unknown>, key) {
+    const raw = this[key];
+    return raw instanceof Uint8Array ? { hex: Buffer.from(raw).toString('hex') } : raw;
+  });
+}
+
+function keysFromLine(line: string): DaemonKeys {
+  return JSON.parse(line, (_k, v: unknown) => (v && typeof v === 'object' && 'hex' in v ? Buffer.from((v as { hex: string }).hex, 'hex') : v)) as DaemonKeys;
+}
+
 export async function mount(foreground: boolean, out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
@@ -24,7 +38,7 @@ export async function mount(foreground: boolean, out: Out): Promise<void> {
   if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
   const keys = await unlock(home, cfg);
   if (foreground) {
-    const d = await runDaemon(home, cfg, { convergence: keys.convergence }, logger());
+    const d = await runDaemon(home, cfg, daemonKeys(keys), logger());
     out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: process.pid });
     await d.done;
     return;
@@ -32,7 +46,7 @@ export async function mount(foreground: boolean, out: Out): Promise<void> {
   const log = openSync(paths(home).log, 'a', 0o600);
   const child = spawn(process.execPath, [BIN, '__daemon'], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: undefined } });
   closeSync(log);
-  child.stdin!.end(JSON.stringify({ convergence: Buffer.from(keys.convergence).toString('hex') }) + '\n');
+  child.stdin!.end(keysToLine(daemonKeys(keys)) + '\n');
   const answer = await new Promise<string>((resolve) => {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', (line) => resolve(line));
@@ -55,10 +69,9 @@ export async function daemonMain(): Promise<void> {
       resolve(l);
     });
   });
-  const { convergence } = JSON.parse(line) as { convergence: string };
   let d;
   try {
-    d = await runDaemon(home, cfg, { convergence: Buffer.from(convergence, 'hex') }, logger());
+    d = await runDaemon(home, cfg, keysFromLine(line), logger());
   } catch (err) {
     process.stdout.write(`error ${(err as Error).message}\n`);
     logger()(`failed to start: ${(err as Error).stack}`);

@@ -2,6 +2,8 @@
 import { existsSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { PeerStatus } from '../peers/service.js';
+import { buddyLines } from './commands-peers.js';
 import { ChunkStore } from '../chunkstore/store.js';
 import { verifyStore } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
@@ -25,7 +27,15 @@ export interface InitOptions {
   group?: string;
   offer?: string;
   listen?: string;
+  buddies?: string;
   peer?: string[];
+}
+
+function buddies(text: string | undefined): number {
+  if (text === undefined) return 2;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new UserError(`--buddies takes a whole number from 1 to 16, not '${text}'`, 2);
+  return n;
 }
 
 export async function init(opts: InitOptions, out: Out): Promise<void> {
@@ -48,6 +58,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
     offer,
     listen: [opts.listen ?? '/ip4/0.0.0.0/tcp/4747'],
     peers: opts.peer ?? [],
+    buddies: buddies(opts.buddies),
     avgChunk: DEFAULT_AVG_CHUNK,
     schedule: '0 * * * *',
     verifier: keys.verifier,
@@ -66,7 +77,7 @@ export async function status(out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
-  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number }) : null;
+  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null }) : null;
   const store = ChunkStore.open(paths(home).store, null);
   try {
     const s = store.stats();
@@ -80,6 +91,7 @@ export async function status(out: Out): Promise<void> {
           : `mount ${cfg.mount}: not mounted`,
         `store ${formatBytes(s.packBytes)} in ${s.packs} packs, ${s.chunks} chunks; ${formatBytes(s.referencedRaw)} referenced, dedup+compression ratio ${dedup.toFixed(2)}`,
         `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
+        ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
       { host: cfg.host, home, mount: cfg.mount, mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, lastSnapshot: last ?? null },
     );

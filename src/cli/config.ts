@@ -17,6 +17,8 @@ export interface HostConfig {
   offer: number;
   listen: string[];
   peers: string[];
+  /** How many buddies hold each snapshot (default 2). */
+  buddies?: number;
   /** Average chunk size in bytes; fixed at init (changing it would stop dedup with old data). */
   avgChunk: number;
   /** Snapshot schedule, cron syntax (node-cron; default hourly). */

@@ -10,7 +10,9 @@ export type Request =
   | { cmd: 'unmount' }
   | { cmd: 'snapshot'; label?: string }
   | { cmd: 'forget'; policy: Policy; dryRun: boolean; allowAll: boolean }
-  | { cmd: 'flush' };
+  | { cmd: 'flush' }
+  | { cmd: 'sync'; wait: boolean }
+  | { cmd: 'peers' };
 export type Reply = { ok: true; data?: unknown } | { ok: false; error: string };
 
 export function serveControl(path: string, handle: (req: Request) => Promise<unknown>): Server {

@@ -15,9 +15,14 @@ import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
 import { scheduleSnapshots } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
+import { PeerService } from '../peers/service.js';
+import { drainPruned, prunedHead } from '../snapshot/records.js';
+import type { GroupKeys, HostKeys } from '../keys/derive.js';
 
 export interface DaemonKeys {
   convergence: Uint8Array;
+  host: HostKeys;
+  group: GroupKeys | null;
 }
 
 export interface DaemonHandle {
@@ -110,19 +115,52 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       if (dryRun) return { keep: [...keep].sort(), forget: drop, dryRun: true };
       const r = forgetSnapshots(tree.db, store!, drop);
       for (const [ino, gen] of r.staged) fs.settled(ino, gen);
+      // Alone, nobody needs to be told what was dropped; in a group the replicator drains.
+      if (!peers) tree.db.transaction(() => {
+        store!.drainReleased(store!.releasedHead());
+        drainPruned(tree.db, prunedHead(tree.db));
+      }).immediate();
       const gc = drop.length > 0 ? await collectGarbageInWorker(p.store) : null;
       return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };
+    let peers: PeerService | null = null;
+    let gcRunning: Promise<unknown> | null = null;
+    let gcTimer: NodeJS.Timeout | null = null;
+    /** Buddy side: references dropped by a host's delete set; collect a little later, once. */
+    const collectSoon = (): void => {
+      if (gcTimer) return;
+      gcTimer = setTimeout(() => {
+        gcTimer = null;
+        gcRunning ??= collectGarbageInWorker(p.store)
+          .catch((err: Error) => log(`garbage collection failed: ${err.message}`))
+          .finally(() => (gcRunning = null));
+      }, 5000);
+      gcTimer.unref();
+    };
+    if (cfg.group && keys.group) {
+      try {
+        peers = await PeerService.start({
+          store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, buddies: cfg.buddies ?? 2,
+          flush: () => queue.flush(), onDropped: collectSoon, log,
+          receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),
+        });
+      } catch (cause) {
+        await queue.close();
+        throw new UserError(`cannot start the peer service: ${(cause as Error).message}`, 1, { cause });
+      }
+    }
     const cron = scheduleSnapshots(cfg.schedule, async () => {
       const snap = takeSnapshot(null);
       const r = (await forget(cfg.retention ?? DEFAULT_POLICY, false, false)) as { forget: string[] };
       log(`scheduled snapshot ${snap.name}; forgot ${r.forget.length}`);
+      peers?.replicator.kick();
     }, log);
     let mounted;
     try {
       mounted = await mountFs(cfg.mount, fs, log);
     } catch (err) {
       cron.stop();
+      await peers?.stop();
       await queue.close();
       throw err;
     }
@@ -141,9 +179,12 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           }
         };
         cron.stop();
+        if (gcTimer) clearTimeout(gcTimer);
+        await step('peer service', () => peers?.stop());
         await step('unmount', () => mounted.unmount());
         await step('closing open files', () => fs.closeAll());
         await step('finishing chunking', () => queue.close());
+        await step('garbage collection', () => gcRunning);
         server.close();
         await step('checkpoint', () => store!.db.pragma('wal_checkpoint(TRUNCATE)'));
         await step('closing the store', () => store!.close());
@@ -155,12 +196,27 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     const handle = async (req: Request): Promise<unknown> => {
       switch (req.cmd) {
         case 'status':
-          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch };
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: peers?.status() ?? null };
         case 'flush':
           await queue.flush();
           return { pendingChunking: queue.pending };
-        case 'snapshot':
-          return takeSnapshot(req.label ?? null);
+        case 'snapshot': {
+          const snap = takeSnapshot(req.label ?? null);
+          peers?.replicator.kick();
+          return snap;
+        }
+        case 'sync': {
+          if (!peers) throw new Error('this host is in no backup group: there is nobody to ship to');
+          const run = peers.sync();
+          if (!req.wait) {
+            run.catch((err: Error) => log(`sync failed: ${err.message}`));
+            return { started: true };
+          }
+          return run;
+        }
+        case 'peers':
+          if (!peers) throw new Error('this host is in no backup group');
+          return { self: peers.status(), members: await peers.members() };
         case 'forget':
           return forget(req.policy, req.dryRun, req.allowAll);
         case 'unmount':

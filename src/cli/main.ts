@@ -3,10 +3,11 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from './errors.js';
 import { init, status, verify, type Out } from './commands-store.js';
 import { daemonMain, mount, unmount } from './commands-mount.js';
+import { peers, sync } from './commands-peers.js';
 import { diff, forget, restore, snapshot, snapshots } from './commands-snapshot.js';
 
 const USAGE = `usage: safe <command> [options]   (--json for machine output)
-  init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]...
+  init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--buddies N]
   mount [--foreground]
   unmount
   snapshot [--label L]
@@ -15,6 +16,8 @@ const USAGE = `usage: safe <command> [options]   (--json for machine output)
   diff A B
   restore SNAPSHOT[:PATH] --target DIR
   status
+  sync [--wait]
+  peers
   verify`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -48,6 +51,7 @@ async function run(argv: string[]): Promise<number> {
         offer: { type: 'string' },
         listen: { type: 'string' },
         peer: { type: 'string', multiple: true },
+        buddies: { type: 'string' },
       });
       await init(values as Parameters<typeof init>[0], output(!!values.json));
       return 0;
@@ -92,6 +96,15 @@ async function run(argv: string[]): Promise<number> {
       const { values, positionals } = parse(rest, { target: { type: 'string' } });
       if (positionals.length !== 1) throw new UserError('usage: safe restore SNAPSHOT[:PATH] --target DIR', 2);
       restore(positionals[0]!, values.target as string | undefined, output(!!values.json));
+      return 0;
+    }
+    case 'sync': {
+      const { values } = parse(rest, { wait: { type: 'boolean' } });
+      return sync(!!values.wait, output(!!values.json));
+    }
+    case 'peers': {
+      const { values } = parse(rest, {});
+      await peers(output(!!values.json));
       return 0;
     }
     case 'status': {

@@ -74,6 +74,12 @@ export interface PeerNode {
   /** Round-trip time in ms. */
   ping(target: string, opts?: DialOptions): Promise<number>;
   hangUp(target: string): Promise<void>;
+  /** Addresses known for a peer (what it announced through identify, or we dialed). */
+  addressesOf(peer: string): Promise<string[]>;
+  /** Remembers addresses for a peer heard of from another member (peer exchange). */
+  learn(peer: string, addrs: string[]): Promise<void>;
+  /** Called with the PeerId of every new connection, inbound or outbound. */
+  onConnect(cb: (peer: string, remoteAddr: string) => void): void;
   stop(): Promise<void>;
   /** The underlying node, for services a later layer adds (DHT, discovery). */
   readonly libp2p: Libp2p<{ identify: Identify; ping: Ping }>;
@@ -155,6 +161,30 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     peers: () => node.getPeers().map((p) => p.toString()),
     ping: (target, o) => node.services.ping.ping(parseTarget(target), { signal: o?.signal }),
     hangUp: (target) => node.hangUp(parseTarget(target)),
+    async addressesOf(peer) {
+      try {
+        const p = await node.peerStore.get(peerIdFromString(peer));
+        return p.addresses.map((a) => a.multiaddr.toString());
+      } catch {
+        return [];
+      }
+    },
+    async learn(peer, addrs) {
+      try {
+        await node.peerStore.merge(peerIdFromString(peer), { multiaddrs: addrs.map((a) => multiaddr(a)) });
+      } catch {
+        // a malformed address from a peer teaches us nothing
+      }
+    },
+    onConnect(cb) {
+      node.addEventListener('connection:open', (evt) => {
+        try {
+          cb(evt.detail.remotePeer.toString(), evt.detail.remoteAddr.toString());
+        } catch {
+          // a listener must not take the node down
+        }
+      });
+    },
     async stop() {
       await node.stop();
     },

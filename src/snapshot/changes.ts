@@ -10,21 +10,16 @@ export interface AddSet {
   pending: number;
 }
 
-export function createChangeIndexes(db: Db): void {
-  db.exec(`
-    CREATE INDEX IF NOT EXISTS crefs_by_handle ON crefs(handle);
-    CREATE INDEX IF NOT EXISTS inodes_by_cl ON inodes(cl) WHERE cl IS NOT NULL;
-  `);
-}
-
-/** Chunk ids referenced at epoch b but not at epoch a (a = 0: nothing shipped yet). */
+/**
+ * Chunk ids named by rows born in (a, b] and not referenced at epoch a (a = 0: nothing shipped
+ * yet). Rows that died again before b count too: a snapshot between a and b still sees them.
+ */
 export function addSet(db: Db, a: number, b: number): AddSet {
-  createChangeIndexes(db);
   const rows = db
-    .prepare<[number, number, number], { cl: number | null; staged: number | null }>(
-      'SELECT cl, staged FROM inodes WHERE born > ? AND born <= ? AND (died IS NULL OR died > ?) AND (cl IS NOT NULL OR staged IS NOT NULL)',
+    .prepare<[number, number], { cl: number | null; staged: number | null }>(
+      'SELECT cl, staged FROM inodes WHERE born > ? AND born <= ? AND (cl IS NOT NULL OR staged IS NOT NULL)',
     )
-    .all(a, b, b);
+    .all(a, b);
   const handles = db.prepare<[number], Buffer>('SELECT handle FROM crefs WHERE cl = ?').pluck();
   const seenAtA = db
     .prepare<[Buffer, number, number], number>(
@@ -53,11 +48,11 @@ export function addSet(db: Db, a: number, b: number): AddSet {
 /** Metadata objects (files and directories, by inode) whose content changed between a and b. */
 export function changedObjects(db: Db, a: number, b: number): number[] {
   return db
-    .prepare<[number, number, number, number, number, number], number>(
-      `SELECT ino FROM inodes WHERE born > ? AND born <= ?
+    .prepare<[number, number, number, number, number, number, number, number], number>(
+      `SELECT ino FROM inodes WHERE (born > ? AND born <= ?) OR (died > ? AND died <= ?)
        UNION SELECT parent FROM entries WHERE (born > ? AND born <= ?) OR (died > ? AND died <= ?)
        ORDER BY 1`,
     )
     .pluck()
-    .all(a, b, a, b, a, b);
+    .all(a, b, a, b, a, b, a, b);
 }

@@ -39,11 +39,13 @@ export function swapStaged(db: Db, store: ChunkStore, ino: number, gen: number, 
 }
 
 /** One row stopped using chunk list `cl`; the last one releases its chunk references. */
-export function releaseChunkList(db: Db, store: ChunkStore, cl: number): void {
+/** Drops one user of a chunk list; true when that was the last and the list is gone. */
+export function releaseChunkList(db: Db, store: ChunkStore, cl: number): boolean {
   prepared(db, 'UPDATE clists SET users = users - 1 WHERE cl = ?').run(cl);
-  if ((prepared<[number], number>(db, 'SELECT users FROM clists WHERE cl = ?').pluck().get(cl) ?? 0) > 0) return;
+  if ((prepared<[number], number>(db, 'SELECT users FROM clists WHERE cl = ?').pluck().get(cl) ?? 0) > 0) return false;
   const handles = prepared<[number], Buffer>(db, 'SELECT handle FROM crefs WHERE cl = ?').pluck().all(cl);
   store.decref(handles.map((h) => chunkId(h)));
   prepared(db, 'DELETE FROM crefs WHERE cl = ?').run(cl);
   prepared(db, 'DELETE FROM clists WHERE cl = ?').run(cl);
+  return true;
 }

@@ -57,5 +57,15 @@ export function createTreeTables(db: Db): void {
       label TEXT
     );
     CREATE TABLE IF NOT EXISTS tree_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+    -- What forget removed, which epoch ranges cannot tell: metadata objects (kind 0, by inode)
+    -- that lost rows and chunk lists (kind 1) that are gone. Replication keeps a cursor on seq.
+    CREATE TABLE IF NOT EXISTS pruned (
+      seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+      kind INTEGER NOT NULL,
+      key  INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS crefs_by_handle ON crefs(handle);
+    CREATE INDEX IF NOT EXISTS inodes_by_cl ON inodes(cl) WHERE cl IS NOT NULL;
+    CREATE INDEX IF NOT EXISTS inodes_by_born ON inodes(born);
   `);
 }

@@ -22,12 +22,12 @@ export interface Host {
   status(): { mounted: boolean; daemon: { pendingChunking: number; writersOpen: number; pid: number } | null; store: { chunks: number; packBytes: number } };
 }
 
-export function makeHost(opts: { delayMs?: number; init?: boolean } = {}): Host {
+export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: string[]; env?: NodeJS.ProcessEnv; host?: string } = {}): Host {
   const root = mkdtempSync(join(tmpdir(), 'safe-host-'));
   const home = join(root, 'home');
   const mnt = join(root, 'mnt');
   mkdirSync(mnt);
-  const env = { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: 'test passphrase', SAFE_CHUNK_DELAY_MS: String(opts.delayMs ?? 50) };
+  const env = { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: 'test passphrase', SAFE_CHUNK_DELAY_MS: String(opts.delayMs ?? 50), ...opts.env };
   const safe = (...args: string[]): SpawnSyncReturns<string> => spawnSync(SAFE_BIN, args, { env, encoding: 'utf8', timeout: 600_000 });
   const ok = (...args: string[]): string => {
     const r = safe(...args);
@@ -49,7 +49,7 @@ export function makeHost(opts: { delayMs?: number; init?: boolean } = {}): Host 
       }
     },
   };
-  if (opts.init !== false) ok('init', '--host', 'testhost', '--mount', mnt);
+  if (opts.init !== false) ok('init', '--host', opts.host ?? 'testhost', '--mount', mnt, ...(opts.initArgs ?? []));
   after(() => {
     safe('unmount');
     spawnSync('fusermount', ['-uz', mnt]);

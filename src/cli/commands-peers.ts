@@ -1,0 +1,75 @@
+// sync and peers: the replication side of the daemon, asked over the control socket.
+import { callDaemon, type Request } from './control.js';
+import { formatBytes, loadConfig, paths, safeHome } from './config.js';
+import { UserError } from './errors.js';
+import type { Out } from './commands-store.js';
+import type { SyncOutcome } from '../peers/replicator.js';
+import type { Member } from '../peers/members.js';
+import type { PeerStatus } from '../peers/service.js';
+
+async function ask(req: Request, timeoutMs?: number): Promise<unknown> {
+  const home = safeHome();
+  const cfg = loadConfig(home);
+  if (!cfg.group) throw new UserError('this host is in no backup group (safe init --group NAME): there are no buddies');
+  const reply = await callDaemon(paths(home).socket, req, timeoutMs);
+  if (!reply) throw new UserError('the daemon is not running: run safe mount first');
+  if (!reply.ok) throw new UserError(reply.error);
+  return reply.data;
+}
+
+/** Exit status: 0 when every buddy committed (or, without --wait, the shipment started). */
+export async function sync(wait: boolean, out: Out): Promise<number> {
+  if (!wait) {
+    await ask({ cmd: 'sync', wait: false });
+    out.print('shipping the latest snapshot to the buddies in the background (safe status shows progress)', { started: true });
+    return 0;
+  }
+  const r = (await ask({ cmd: 'sync', wait: true }, 24 * 3600_000)) as SyncOutcome;
+  if (r.epoch === null) {
+    out.print('no snapshot yet: nothing to ship (safe snapshot first)', r);
+    return 0;
+  }
+  const lines = r.buddies.map((b) =>
+    b.ok
+      ? `  ${b.peer}: committed; ${b.report.chunksSent} of ${b.report.chunksOffered} chunks sent (${formatBytes(b.report.chunkBytes)}), ${b.report.objectsSent} metadata objects, ${b.report.deletes} deletions, ${formatBytes(b.report.bytes)} in ${(b.report.ms / 1000).toFixed(1)} s${b.report.full ? ' (full)' : ''}`
+      : `  ${b.peer}: FAILED: ${b.error}`,
+  );
+  const failed = r.buddies.filter((b) => !b.ok).length;
+  if (r.buddies.length === 0) lines.push('  no buddy available in the group (is anyone else online, with space offered?)');
+  else if (r.short > 0) lines.push(`  ${r.short} buddy(s) short of the number wanted`);
+  out.print(`shipped snapshot epoch ${r.epoch}:\n${lines.join('\n')}`, r);
+  return failed > 0 || r.buddies.length === 0 ? 1 : 0;
+}
+
+const ago = (t: number | null): string => {
+  if (t === null) return 'never';
+  const s = Math.max(0, (Date.now() - t) / 1000);
+  return s < 90 ? `${s.toFixed(0)} s ago` : s < 5400 ? `${(s / 60).toFixed(0)} min ago` : s < 129600 ? `${(s / 3600).toFixed(1)} h ago` : `${(s / 86400).toFixed(1)} days ago`;
+};
+
+export async function peers(out: Out): Promise<void> {
+  const r = (await ask({ cmd: 'peers' }, 120_000)) as { self: PeerStatus; members: Member[] };
+  const buddies = new Set(r.self.buddies.map((b) => b.peer));
+  const lines = [`this host: ${r.self.peerId}`, ...r.self.addrs.map((a) => `  ${a}`), `members seen: ${r.members.length}`];
+  for (const m of r.members) {
+    const cov = m.coverage === null ? '?' : `${(m.coverage * 100).toFixed(0)}%`;
+    lines.push(
+      `  ${m.peer}${buddies.has(m.peer) ? ' [buddy]' : ''}\n    ${m.addrs[0] ?? '(no address)'}; offers ${m.offer === null ? '?' : formatBytes(m.offer)} (${m.free === null ? '?' : formatBytes(m.free)} free); covers ${cov} of our data; rtt ${m.rtt === null ? '?' : `${m.rtt.toFixed(0)} ms`}; last seen ${ago(m.lastSeen)}`,
+    );
+  }
+  lines.push(`holding for others: ${formatBytes(r.self.used)} of ${formatBytes(r.self.offered)} offered`);
+  for (const o of r.self.holding) lines.push(`  ${o.peer}: ${formatBytes(o.charged)}, ${o.chunks} chunks, ${o.objects} objects, last seen ${ago(o.lastSeen)}`);
+  out.print(lines.join('\n'), r);
+}
+
+/** The buddy lines of `safe status`. */
+export function buddyLines(p: PeerStatus): string[] {
+  const lines = [`peer ${p.peerId}; holding ${formatBytes(p.used)} for others of ${formatBytes(p.offered)} offered`];
+  if (p.buddies.length === 0) lines.push('buddies: none yet');
+  for (const b of p.buddies) {
+    const lag = p.latest === null ? 'nothing to ship' : b.epoch === p.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind the latest snapshot';
+    const health = b.lastError ? `failing (${b.fails}x): ${b.lastError}` : 'ok';
+    lines.push(`buddy ${b.peer}: last contact ${ago(b.lastOk)}, ${lag}, ${health}`);
+  }
+  return lines;
+}

@@ -1,0 +1,63 @@
+// The wire protocols between group members, as message schemas. Every field has a bound, so a
+// peer cannot make us hold more than a frame.
+//
+// /safe/backup/1 (a host ships one snapshot to one buddy; the host speaks first, every
+// message gets one answer):
+//   hello -> welcome | refused          who we are, what we offer, which epoch we ship
+//   has -> missing                      add-set ids; the buddy names those it lacks
+//   chunks -> stored | refused          ciphertexts of what it lacked
+//   hasObjects -> missing               metadata object ids and digests
+//   objects -> stored | refused         signed metadata objects
+//   deletes -> stored                   the signed delete set (chunks and objects)
+//   commit -> committed                 signed root block: everything above becomes current
+// /safe/probe/1: fingerprint -> coverage, offered space, members it knows.
+import { defineMessages, t } from './messages.js';
+
+export const BACKUP_PROTOCOL = '/safe/backup/1';
+export const PROBE_PROTOCOL = '/safe/probe/1';
+
+/** Frame limit of the backup channel: one batch of objects or chunks (a large directory). */
+export const BACKUP_MAX_FRAME = 8 * 1024 * 1024 + 64 * 1024;
+export const MAX_CHUNK_BOX = 1024 * 1024;
+export const MAX_OBJECT_BOX = 8 * 1024 * 1024;
+export const MAX_ROOT_BOX = 1024 * 1024;
+export const IDS_PER_MESSAGE = 4096;
+
+const id = () => t.bytes({ len: 32 });
+const digest = () => t.bytes({ len: 16 });
+const sig = () => t.bytes({ len: 64 });
+
+export const hostMessages = defineMessages({
+  hello: { owner: t.bytes({ len: 32 }), offer: t.uint(), epoch: t.uint(), locator: t.str({ max: 64, pattern: /^[0-9a-f]{64}$/ }) },
+  has: { ids: t.array(id(), { max: IDS_PER_MESSAGE }) },
+  chunks: { items: t.array(t.obj({ id: id(), box: t.bytes({ max: MAX_CHUNK_BOX }) }), { max: IDS_PER_MESSAGE }) },
+  hasObjects: { items: t.array(t.obj({ id: id(), digest: digest() }), { max: IDS_PER_MESSAGE }) },
+  objects: { items: t.array(t.obj({ id: id(), digest: digest(), box: t.bytes({ max: MAX_OBJECT_BOX }) }), { max: IDS_PER_MESSAGE }), sig: sig() },
+  deletes: { chunks: t.array(id(), { max: IDS_PER_MESSAGE }), objects: t.array(id(), { max: IDS_PER_MESSAGE }), sig: sig() },
+  commit: { epoch: t.uint(), root: t.bytes({ max: MAX_ROOT_BOX }), sig: sig() },
+});
+
+export const buddyMessages = defineMessages({
+  welcome: { heldEpoch: t.uint(), charged: t.uint(), free: t.uint() },
+  refused: { reason: t.str({ max: 300 }) },
+  missing: { indexes: t.array(t.uint({ max: IDS_PER_MESSAGE - 1 }), { max: IDS_PER_MESSAGE }) },
+  stored: { n: t.uint() },
+  committed: { epoch: t.uint() },
+});
+
+const member = () => t.obj({ peer: t.str({ max: 128 }), addrs: t.array(t.str({ max: 256 }), { max: 16 }) });
+
+export const probeRequests = defineMessages({
+  probe: { fingerprint: t.array(id(), { max: 256 }) },
+});
+
+export const probeReplies = defineMessages({
+  probed: { covered: t.uint(), offer: t.uint(), free: t.uint(), members: t.array(member(), { max: 256 }) },
+});
+
+/** What each signature covers: the context string names the step, the value binds the owner. */
+export const SIGNED = {
+  objects: 'safe/v1/backup/objects',
+  deletes: 'safe/v1/backup/deletes',
+  commit: 'safe/v1/backup/commit',
+} as const;

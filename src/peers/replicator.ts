@@ -1,0 +1,269 @@
+// Keeps our snapshots on r buddies: chooses them among the members (best coverage of our
+// data first, then free space, then round-trip time, at least one off our network when there
+// is one), ships the latest snapshot to each after every snapshot, retries with backoff while
+// one is away, replaces one that refuses us, and drains the delete-set and pruned logs once
+// every buddy has been told.
+import { prepared, type Db } from '../chunkstore/index-db.js';
+import type { ChunkStore } from '../chunkstore/store.js';
+import { drainPruned } from '../snapshot/records.js';
+import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipReport } from './shipper.js';
+import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
+import type { RootBlock } from './sealed-objects.js';
+
+export interface BuddyState {
+  peer: string;
+  chosen: number;
+  epoch: number;
+  releasedSeq: number;
+  prunedSeq: number;
+  lastOk: number | null;
+  lastTry: number | null;
+  lastError: string | null;
+  fails: number;
+  retired: number;
+  shipped: number;
+}
+
+export function createBuddyTables(db: Db): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS buddies (
+      peer         TEXT PRIMARY KEY,
+      chosen       INTEGER NOT NULL,
+      epoch        INTEGER NOT NULL DEFAULT 0,  -- last snapshot epoch it committed
+      released_seq INTEGER NOT NULL DEFAULT 0,  -- delete-set log told up to here
+      pruned_seq   INTEGER NOT NULL DEFAULT 0,
+      last_ok      INTEGER,
+      last_try     INTEGER,
+      last_error   TEXT,
+      fails        INTEGER NOT NULL DEFAULT 0,
+      retired      INTEGER NOT NULL DEFAULT 0,  -- 1: no longer one of ours (refused us, replaced)
+      shipped      INTEGER NOT NULL DEFAULT 0   -- payload bytes sent, all shipments
+    );
+  `);
+}
+
+export interface ReplicatorOptions {
+  ship: ShipContext;
+  /** How many buddies hold each snapshot. */
+  wanted: number;
+  /** Latest snapshot epoch (null: none yet). */
+  latest: () => number | null;
+  /** The root block for a shipped epoch, with the buddy list filled in by us. */
+  rootBlock: (epoch: number) => Omit<RootBlock, 'buddies'>;
+  /** Waits until every closed file is chunked (a snapshot ships whole or not at all). */
+  flush: () => Promise<void>;
+  /** Members known from config, to probe even before anything connected. */
+  knownPeers: () => string[];
+  log: (m: string) => void;
+}
+
+export interface SyncOutcome {
+  epoch: number | null;
+  buddies: ({ peer: string; ok: true; report: ShipReport } | { peer: string; ok: false; error: string })[];
+  /** Fewer buddies than wanted could be found. */
+  short: number;
+}
+
+const BACKOFF_MIN = 15_000;
+const BACKOFF_MAX = 3600_000;
+
+export class Replicator {
+  private readonly db: Db;
+  private readonly store: ChunkStore;
+  private running: Promise<SyncOutcome> | null = null;
+  private runningEpoch: number | null = null;
+  private again = false;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  /** The last shipment that did the work, per buddy: what a sync that finds it done reports. */
+  private readonly lastWork = new Map<string, ShipReport>();
+
+  constructor(private readonly o: ReplicatorOptions) {
+    this.db = o.ship.db;
+    this.store = o.ship.store;
+    createBuddyTables(this.db);
+  }
+
+  buddies(includeRetired = false): BuddyState[] {
+    return prepared<[number], BuddyState>(
+      this.db,
+      `SELECT peer, chosen, epoch, released_seq AS releasedSeq, pruned_seq AS prunedSeq, last_ok AS lastOk, last_try AS lastTry,
+              last_error AS lastError, fails, retired, shipped FROM buddies WHERE retired <= ? ORDER BY chosen, peer`,
+    ).all(includeRetired ? 1 : 0);
+  }
+
+  /** Ship now (joining a sync already running, then running once more for what came after). */
+  sync(): Promise<SyncOutcome> {
+    if (this.running) {
+      // Already shipping the latest snapshot: that run is the answer.
+      if (this.runningEpoch === this.o.latest()) return this.running;
+      this.again = true;
+      return this.running.then(() => this.sync());
+    }
+    this.again = false;
+    this.runningEpoch = this.o.latest();
+    this.running = this.run().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** In the background: after a snapshot, or when a retry is due. */
+  kick(): void {
+    this.sync().catch((err: Error) => this.o.log(`sync failed: ${err.message}`));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+  }
+
+  /** Probes every member we know (and the ones they name): coverage, space, latency. */
+  async refreshMembers(): Promise<Member[]> {
+    const ids = fingerprint(this.db);
+    const seen = new Set<string>();
+    let queue = [...new Set([...listMembers(this.db).map((m) => m.peer), ...this.o.knownPeers()])];
+    const node = this.o.ship.node;
+    while (queue.length > 0) {
+      const next: string[] = [];
+      await Promise.all(
+        queue.map(async (target) => {
+          if (seen.has(target)) return;
+          seen.add(target);
+          try {
+            const peer = target.startsWith('/') ? await node.connect(target) : target;
+            if (peer === node.peerId) return;
+            seen.add(peer);
+            const r = await probe(node, peer, ids, AbortSignal.timeout(10_000));
+            const addrs = await node.addressesOf(peer);
+            noteMember(this.db, peer, {
+              addrs, offer: r.offer, free: r.free, coverage: ids.length ? r.covered / ids.length : 0, rtt: r.rtt, lastSeen: Date.now(),
+              network: addrs.map(networkOf).find((n) => n !== null) ?? null,
+            });
+            for (const m of r.members) {
+              if (m.peer === node.peerId || seen.has(m.peer)) continue;
+              // A member we hear of: dial by address so the exchange also teaches libp2p where.
+              noteMember(this.db, m.peer, { addrs: m.addrs });
+              await node.learn(m.peer, m.addrs);
+              next.push(m.peer);
+            }
+          } catch (err) {
+            this.o.log(`probe of ${target} failed: ${(err as Error).message}`);
+          }
+        }),
+      );
+      queue = next;
+    }
+    return listMembers(this.db);
+  }
+
+  /** Keeps healthy buddies, fills vacancies with the best candidates. */
+  private choose(members: Member[]): BuddyState[] {
+    const current = this.buddies();
+    const vacancies = this.o.wanted - current.length;
+    if (vacancies <= 0) return current;
+    const mine = new Set(this.o.ship.node.multiaddrs().map(networkOf));
+    const taken = new Set(current.map((b) => b.peer));
+    const retired = new Set(this.buddies(true).filter((b) => b.retired).map((b) => b.peer));
+    const candidates = members
+      .filter((m) => !taken.has(m.peer) && !retired.has(m.peer) && m.peer !== this.o.ship.node.peerId && m.coverage !== null && (m.free ?? 0) > 0)
+      .sort((a, b) => (b.coverage ?? 0) - (a.coverage ?? 0) || (b.free ?? 0) - (a.free ?? 0) || (a.rtt ?? Infinity) - (b.rtt ?? Infinity) || a.peer.localeCompare(b.peer));
+    const picks = candidates.slice(0, vacancies);
+    const offNet = (p: { peer: string }): boolean => {
+      const n = members.find((m) => m.peer === p.peer)?.network ?? null;
+      return n !== null && !mine.has(n);
+    };
+    if (picks.length > 0 && ![...current, ...picks].some(offNet)) {
+      const remote = candidates.find((c) => offNet(c) && !picks.includes(c));
+      if (remote) picks[picks.length - 1] = remote;
+    }
+    const now = Date.now();
+    for (const p of picks) {
+      prepared(this.db, 'INSERT INTO buddies (peer, chosen) VALUES (?, ?) ON CONFLICT (peer) DO UPDATE SET retired = 0, chosen = excluded.chosen, fails = 0').run(p.peer, now);
+      this.o.log(`chose buddy ${p.peer} (coverage ${((p.coverage ?? 0) * 100).toFixed(0)}%, free ${p.free})`);
+    }
+    return this.buddies();
+  }
+
+  private async run(): Promise<SyncOutcome> {
+    const epoch = this.o.latest();
+    if (epoch === null) return { epoch: null, buddies: [], short: 0 };
+    await this.o.flush();
+    let members = listMembers(this.db);
+    if (this.buddies().length < this.o.wanted || members.length === 0) members = await this.refreshMembers();
+    const outcome: SyncOutcome = { epoch, buddies: [], short: 0 };
+    const done = new Set<string>();
+    // A buddy that refuses is replaced and the replacement shipped to, a few rounds at most.
+    for (let round = 0; round < 4; round++) {
+      const set = this.choose(members).filter((b) => !done.has(b.peer));
+      if (set.length === 0) break;
+      const root = { ...this.o.rootBlock(epoch), buddies: await this.rootBuddies() };
+      const results = await Promise.all(set.map((b) => this.shipTo(b, epoch, root)));
+      let refused = false;
+      for (const r of results) {
+        done.add(r.peer);
+        outcome.buddies.push(r);
+        if (!r.ok && r.refused) refused = true;
+      }
+      if (!refused) break;
+      members = await this.refreshMembers();
+    }
+    outcome.buddies = outcome.buddies.map((b) => (b.ok ? b : { peer: b.peer, ok: false, error: b.error }));
+    outcome.short = Math.max(0, this.o.wanted - this.buddies().length);
+    this.drainLogs();
+    this.scheduleRetry();
+    if (this.again) setImmediate(() => this.kick());
+    return outcome;
+  }
+
+  private async rootBuddies(): Promise<RootBlock['buddies']> {
+    return Promise.all(this.buddies().map(async (b) => ({ peer: b.peer, addrs: await this.o.ship.node.addressesOf(b.peer) })));
+  }
+
+  private async shipTo(b: BuddyState, epoch: number, root: RootBlock): Promise<({ peer: string; ok: true; report: ShipReport }) | { peer: string; ok: false; error: string; refused: boolean }> {
+    const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, prunedSeq: b.prunedSeq };
+    prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
+    try {
+      const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, { signal: AbortSignal.timeout(6 * 3600_000) });
+      const earlier = this.lastWork.get(b.peer);
+      if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
+      this.lastWork.set(b.peer, report);
+      const c = report.cursor;
+      prepared(this.db, 'UPDATE buddies SET epoch = ?, released_seq = ?, pruned_seq = ?, last_ok = ?, last_error = NULL, fails = 0, shipped = shipped + ? WHERE peer = ?')
+        .run(c.epoch, c.releasedSeq, c.prunedSeq, Date.now(), report.bytes, b.peer);
+      this.o.log(`shipped epoch ${epoch} to ${b.peer}: ${report.chunksSent}/${report.chunksOffered} chunks, ${report.objectsSent} objects, ${report.deletes} deletes, ${report.bytes} bytes in ${report.ms.toFixed(0)} ms${report.full ? ' (full)' : ''}`);
+      return { peer: b.peer, ok: true, report };
+    } catch (err) {
+      const msg = (err as Error).message;
+      const refused = err instanceof BuddyRefusedError;
+      prepared(this.db, 'UPDATE buddies SET last_error = ?, fails = fails + 1, retired = ? WHERE peer = ?').run(msg, refused ? 1 : 0, b.peer);
+      this.o.log(`shipping epoch ${epoch} to ${b.peer} failed: ${msg}${refused ? ' (replacing it)' : ''}`);
+      return { peer: b.peer, ok: false, error: refused ? `refused: ${msg}` : msg, refused };
+    }
+  }
+
+  /** Log entries every active buddy was told can go. */
+  private drainLogs(): void {
+    const b = this.buddies();
+    if (b.length === 0) return;
+    const released = Math.min(...b.map((x) => x.releasedSeq));
+    const pruned = Math.min(...b.map((x) => x.prunedSeq));
+    this.db.transaction(() => {
+      this.store.drainReleased(released);
+      drainPruned(this.db, pruned);
+    }).immediate();
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const latest = this.o.latest();
+    const behind = this.buddies().filter((b) => b.epoch !== latest);
+    if (latest === null || (behind.length === 0 && this.buddies().length >= this.o.wanted)) return;
+    const fails = Math.max(1, ...behind.map((b) => b.fails));
+    const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (fails - 1));
+    this.retryTimer = setTimeout(() => this.kick(), delay);
+    this.retryTimer.unref();
+  }
+}
+

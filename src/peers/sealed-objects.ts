@@ -1,0 +1,128 @@
+// Metadata objects and the root block as buddies see them: opaque ids and AES-256-GCM boxes.
+// Encryption is deterministic (the nonce is a keyed hash of id and content): the same version
+// of an object gives the same box, so a resumed shipment can ask "do you have this digest?"
+// instead of sending it again. Equal boxes only reveal that an object did not change.
+import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { decode, encode, type Value } from './canonical.js';
+import type { ChunkListRecord, EntryVersion, InodeRecord, InodeVersion } from '../snapshot/records.js';
+
+export interface SealedObject {
+  id: Buffer;
+  digest: Buffer;
+  box: Buffer;
+}
+
+const sub = (key: Uint8Array, label: string): Buffer => Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), label, 32));
+
+export const boxDigest = (box: Uint8Array): Buffer => createHash('sha256').update(box).digest().subarray(0, 16);
+
+function seal(key: Buffer, nonce: Buffer, aad: Uint8Array, plain: Uint8Array): Buffer {
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  c.setAAD(aad);
+  const ct = Buffer.concat([c.update(plain), c.final()]);
+  return Buffer.concat([nonce, ct, c.getAuthTag()]);
+}
+
+function open(key: Buffer, aad: Uint8Array, box: Uint8Array, what: string): Uint8Array {
+  if (box.length < 28) throw new Error(`${what} is too short to be sealed`);
+  const d = createDecipheriv('aes-256-gcm', key, box.subarray(0, 12));
+  d.setAAD(aad);
+  d.setAuthTag(box.subarray(box.length - 16));
+  try {
+    return Buffer.concat([d.update(box.subarray(12, box.length - 16)), d.final()]);
+  } catch (cause) {
+    throw new Error(`${what} does not decrypt: wrong key, or damaged or substituted`, { cause });
+  }
+}
+
+// Times are REAL milliseconds in the tree; the canonical encoding has no floats: microseconds.
+const us = (ms: number): number => Math.round(ms * 1000);
+
+function inodeValue(r: InodeRecord): Value {
+  return {
+    k: 'inode',
+    ino: r.ino,
+    versions: r.versions.map((v) => ({ ...v, atime: us(v.atime), mtime: us(v.mtime), ctime: us(v.ctime) })),
+    entries: r.entries as unknown as Value,
+  };
+}
+
+function chunkListValue(r: ChunkListRecord): Value {
+  return { k: 'clist', cl: r.cl, size: r.size, spans: r.spans.map((s) => [s.off, s.handle, s.raw]) };
+}
+
+export type OpenedObject = { kind: 'inode'; record: InodeRecord } | { kind: 'clist'; record: ChunkListRecord };
+
+export class ObjectSealer {
+  private readonly idKey: Buffer;
+  private readonly key: Buffer;
+
+  constructor(metaKey: Uint8Array) {
+    this.idKey = sub(metaKey, 'safe/v1/object-id');
+    this.key = sub(metaKey, 'safe/v1/object-key');
+  }
+
+  private id(kind: string, n: number): Buffer {
+    return createHmac('sha256', this.idKey).update(`${kind}:${n}`).digest();
+  }
+
+  inodeId(ino: number): Buffer {
+    return this.id('inode', ino);
+  }
+
+  chunkListId(cl: number): Buffer {
+    return this.id('clist', cl);
+  }
+
+  private sealValue(id: Buffer, v: Value): SealedObject {
+    const plain = encode(v);
+    const nonce = createHmac('sha256', this.key).update(id).update(plain).digest().subarray(0, 12);
+    const box = seal(this.key, nonce, id, plain);
+    return { id, digest: boxDigest(box), box };
+  }
+
+  sealInode(r: InodeRecord): SealedObject {
+    return this.sealValue(this.inodeId(r.ino), inodeValue(r));
+  }
+
+  sealChunkList(r: ChunkListRecord): SealedObject {
+    return this.sealValue(this.chunkListId(r.cl), chunkListValue(r));
+  }
+
+  /** Decrypts and checks an object fetched back from a buddy (recovery). */
+  open(id: Uint8Array, box: Uint8Array): OpenedObject {
+    const v = decode(open(this.key, id, box, `metadata object ${Buffer.from(id).toString('hex').slice(0, 16)}`)) as Record<string, Value>;
+    if (v['k'] === 'inode') {
+      const versions = (v['versions'] as Record<string, Value>[]).map((x) => ({
+        ...(x as unknown as InodeVersion),
+        atime: (x['atime'] as number) / 1000,
+        mtime: (x['mtime'] as number) / 1000,
+        ctime: (x['ctime'] as number) / 1000,
+        target: x['target'] === null ? null : Buffer.from(x['target'] as Uint8Array),
+      }));
+      const entries = (v['entries'] as Record<string, Value>[]).map((e) => ({ ...(e as unknown as EntryVersion), name: Buffer.from(e['name'] as Uint8Array) }));
+      return { kind: 'inode', record: { ino: v['ino'] as number, versions, entries } };
+    }
+    const spans = (v['spans'] as [number, Uint8Array, number][]).map(([off, handle, raw]) => ({ off, handle: Buffer.from(handle), raw }));
+    return { kind: 'clist', record: { cl: v['cl'] as number, size: v['size'] as number, spans } };
+  }
+}
+
+export interface RootBlock {
+  /** The epoch of the shipped state: the live tree a recovery rebuilds. */
+  epoch: number;
+  nextIno: number;
+  snapshots: { epoch: number; name: string; time: number; label: string | null }[];
+  /** Buddies in effect when this block was written: where recovery fetches from. */
+  buddies: { peer: string; addrs: string[] }[];
+  written: number;
+}
+
+/** The root block, sealed under the root-block key and bound to the host's locator. */
+export function sealRootBlock(rootKey: Uint8Array, locator: string, block: RootBlock): Buffer {
+  return seal(Buffer.from(rootKey), randomBytes(12), Buffer.from(locator), encode(block as unknown as Value));
+}
+
+export function openRootBlock(rootKey: Uint8Array, locator: string, box: Uint8Array): RootBlock {
+  return decode(open(Buffer.from(rootKey), Buffer.from(locator), box, 'the root block')) as unknown as RootBlock;
+}
