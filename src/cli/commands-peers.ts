@@ -32,13 +32,16 @@ export async function sync(wait: boolean, out: Out): Promise<number> {
   const lines = r.buddies.map((b) =>
     b.ok
       ? `  ${b.peer}: committed; ${b.report.chunksSent} of ${b.report.chunksOffered} chunks sent (${formatBytes(b.report.chunkBytes)}), ${b.report.objectsSent} metadata objects, ${b.report.deletes} deletions, ${formatBytes(b.report.bytes)} in ${(b.report.ms / 1000).toFixed(1)} s${b.report.full ? ' (full)' : ''}`
-      : `  ${b.peer}: FAILED: ${b.error}`,
+      : b.replaced
+        ? `  ${b.peer}: ${b.error}; no longer a buddy`
+        : `  ${b.peer}: FAILED: ${b.error}`,
   );
-  const failed = r.buddies.filter((b) => !b.ok).length;
+  const failed = r.buddies.filter((b) => !b.ok && !b.replaced).length;
+  const committed = r.buddies.filter((b) => b.ok).length;
   if (r.buddies.length === 0) lines.push('  no buddy available in the group (is anyone else online, with space offered?)');
   else if (r.short > 0) lines.push(`  ${r.short} buddy(s) short of the number wanted`);
   out.print(`shipped snapshot epoch ${r.epoch}:\n${lines.join('\n')}`, r);
-  return failed > 0 || r.buddies.length === 0 ? 1 : 0;
+  return failed > 0 || committed === 0 ? 1 : 0;
 }
 
 const ago = (t: number | null): string => {

@@ -59,7 +59,8 @@ export interface ReplicatorOptions {
 
 export interface SyncOutcome {
   epoch: number | null;
-  buddies: ({ peer: string; ok: true; report: ShipReport } | { peer: string; ok: false; error: string })[];
+  /** replaced: it refused us and is no longer a buddy (another took its place if one could). */
+  buddies: ({ peer: string; ok: true; report: ShipReport } | { peer: string; ok: false; error: string; replaced: boolean })[];
   /** Fewer buddies than wanted could be found. */
   short: number;
 }
@@ -203,12 +204,11 @@ export class Replicator {
       for (const r of results) {
         done.add(r.peer);
         outcome.buddies.push(r);
-        if (!r.ok && r.refused) refused = true;
+        if (!r.ok && r.replaced) refused = true;
       }
       if (!refused) break;
       members = await this.refreshMembers();
     }
-    outcome.buddies = outcome.buddies.map((b) => (b.ok ? b : { peer: b.peer, ok: false, error: b.error }));
     outcome.short = Math.max(0, this.o.wanted - this.buddies().length);
     this.drainLogs();
     this.scheduleRetry();
@@ -220,7 +220,7 @@ export class Replicator {
     return Promise.all(this.buddies().map(async (b) => ({ peer: b.peer, addrs: await this.o.ship.node.addressesOf(b.peer) })));
   }
 
-  private async shipTo(b: BuddyState, epoch: number, root: RootBlock): Promise<({ peer: string; ok: true; report: ShipReport }) | { peer: string; ok: false; error: string; refused: boolean }> {
+  private async shipTo(b: BuddyState, epoch: number, root: RootBlock): Promise<SyncOutcome['buddies'][number]> {
     const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, prunedSeq: b.prunedSeq };
     prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
     try {
@@ -238,7 +238,7 @@ export class Replicator {
       const refused = err instanceof BuddyRefusedError;
       prepared(this.db, 'UPDATE buddies SET last_error = ?, fails = fails + 1, retired = ? WHERE peer = ?').run(msg, refused ? 1 : 0, b.peer);
       this.o.log(`shipping epoch ${epoch} to ${b.peer} failed: ${msg}${refused ? ' (replacing it)' : ''}`);
-      return { peer: b.peer, ok: false, error: refused ? `refused: ${msg}` : msg, refused };
+      return { peer: b.peer, ok: false, error: refused ? `refused: ${msg}` : msg, replaced: refused };
     }
   }
 

@@ -1,0 +1,75 @@
+// Replication faults with real daemons: a buddy killed mid-shipment, a buddy out of space.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { seededBytes } from '../helpers.js';
+import { heldIds, makeMember, shippedIds, withDb } from './group.js';
+
+interface SyncJson {
+  buddies: { peer: string; ok: boolean; error?: string; report?: { chunksSent: number; chunksOffered: number; chunkBytes: number; full: boolean } }[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+test('a buddy killed mid-shipment: the next sync resumes and sends only what did not reach its disk', { timeout: 240_000 }, async () => {
+  // The buddy stores each 1 MiB batch 300 ms late, so the kill lands mid-way.
+  const c = await makeMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  c.mount();
+  const a = await makeMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
+  a.mount();
+  writeFileSync(join(a.mnt, 'big.bin'), seededBytes(24 << 20, 3));
+  await a.settle();
+  a.ok('snapshot');
+  const total = shippedIds(a).size;
+  a.ok('sync'); // in the background
+  const aPeer = a.peerId();
+  for (let i = 0; ; i++) {
+    if (heldIds(c, aPeer).size > total / 4) break;
+    assert.ok(i < 400, 'shipment never started');
+    await sleep(50);
+  }
+  const pid = Number(readFileSync(join(c.home, 'daemon.pid'), 'utf8'));
+  process.kill(pid, 'SIGKILL');
+  await sleep(300);
+  const durable = heldIds(c, aPeer);
+  assert.ok(durable.size > 0 && durable.size < total, `killed mid-way: ${durable.size} of ${total}`);
+  assert.equal(withDb(c, (db) => db.prepare('SELECT epoch FROM held_owners').pluck().get()), 0, 'nothing committed');
+
+  c.mount(); // stale mount cleared, restarts on the same port
+  c.env.SAFE_RECEIVE_DELAY_MS = '0';
+  const r = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
+  const x = r.buddies[0]!;
+  assert.ok(x.ok, JSON.stringify(r));
+  assert.equal(x.report!.chunksSent, total - durable.size, 'only the chunks the buddy lacked were sent again');
+  assert.deepEqual(heldIds(c, aPeer), shippedIds(a));
+  assert.equal(withDb(c, (db) => db.prepare('SELECT count(*) FROM chunks').pluck().get()), total, 'each chunk stored once');
+  assert.ok(withDb(c, (db) => db.prepare('SELECT epoch FROM held_owners').pluck().get() as number) > 0, 'committed');
+});
+
+test('a buddy out of space refuses; another is chosen', { timeout: 240_000 }, async () => {
+  const c = await makeMember('small-c', { offer: '1M' });
+  c.mount();
+  const d = await makeMember('roomy-d', { offer: '1G', peers: [c.addr] });
+  d.mount();
+  const a = await makeMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
+  a.mount();
+  // C already holds A's shared file, so it covers A best and is asked first.
+  const shared = seededBytes(1 << 20, 5);
+  writeFileSync(join(c.mnt, 'shared.bin'), shared);
+  await c.settle();
+  writeFileSync(join(a.mnt, 'shared.bin'), shared);
+  writeFileSync(join(a.mnt, 'more.bin'), seededBytes(6 << 20, 6));
+  await a.settle();
+  a.ok('snapshot');
+  const r = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson & { short: number };
+  // The snapshot already started a shipment in the background; sync --wait reports on D.
+  assert.ok(r.buddies.find((b) => b.peer === d.peerId())?.ok, `D took over: ${JSON.stringify(r)}`);
+  const retired = withDb(a, (db) => db.prepare('SELECT retired, last_error FROM buddies WHERE peer = ?').get(c.peerId())) as { retired: number; last_error: string };
+  assert.equal(retired.retired, 1);
+  assert.match(retired.last_error, /buddy full/);
+  assert.deepEqual(heldIds(d, a.peerId()), shippedIds(a));
+  const status = JSON.parse(a.ok('status', '--json')) as { daemon: { peers: { buddies: { peer: string }[] } } };
+  assert.deepEqual(status.daemon.peers.buddies.map((b) => b.peer), [d.peerId()], 'C is no longer a buddy');
+  assert.match(readFileSync(join(c.home, 'daemon.log'), 'utf8'), /refused backup from .*buddy full/);
+});
