@@ -49,6 +49,8 @@ interface OpenFile {
   writers: number;
   size: number;
   dirty: boolean;
+  /** The tree names this generation already (published at close, before release). */
+  published: boolean;
   mtime: number;
   ctime: number;
 }
@@ -463,6 +465,21 @@ export class Filesystem {
     if (of) await new Promise<void>((res, rej) => fdatasync(of.fd, (err) => (err ? rej(err) : res())));
   }
 
+  /**
+   * close(2) waits for FLUSH, not RELEASE, which the kernel sends later: publishing only at
+   * release would let a crash in between lose a file its writer saw closed (and fsynced). So
+   * the last writer's close publishes here; release then only queues it for chunking.
+   */
+  flush(fh: number): void {
+    const h = this.handles.get(fh);
+    if (!h?.write) return;
+    const of = this.openFiles.get(h.ino);
+    if (!of || of.writers > 1 || !of.dirty || !this.tree.inode(of.ino)) return;
+    this.tree.update(of.ino, { staged: of.gen, cl: null, size: of.size, mtime: of.mtime, ctime: of.ctime });
+    of.dirty = false;
+    of.published = true;
+  }
+
   async release(fh: number): Promise<void> {
     const h = this.handles.get(fh);
     if (!h) return;
@@ -527,7 +544,7 @@ export class Filesystem {
         if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
         if (!empty && n.cl !== null) await this.materialize(n, fd);
         if (!empty && n.size > 0) ftruncateSync(fd, n.size);
-        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, mtime: n.mtime, ctime: n.ctime };
+        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, mtime: n.mtime, ctime: n.ctime };
       } catch (err) {
         closeSync(fd);
         this.staging.remove(ino, gen);
@@ -554,7 +571,9 @@ export class Filesystem {
     closeSync(of.fd);
     const live = this.tree.inode(of.ino);
     if (!of.dirty || !live) {
-      this.staging.remove(of.ino, of.gen);
+      if (of.published && live) this.queue.schedule(of.ino, of.gen);
+      else if (!of.published) this.staging.remove(of.ino, of.gen);
+      else this.settled(of.ino, of.gen);
       return;
     }
     try {
