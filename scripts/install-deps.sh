@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 need=()
-for pkg in fuse libfuse2 libfuse-dev pkg-config build-essential python3 rsync sqlite3 git attr tar; do
+for pkg in fuse libfuse2 libfuse-dev pkg-config build-essential python3 rsync sqlite3 git attr tar iproute2; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -28,6 +28,7 @@ export interface InitOptions {
   offer?: string;
   listen?: string;
   buddies?: string;
+  'no-mdns'?: boolean;
   peer?: string[];
 }
 
@@ -59,6 +60,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
     listen: [opts.listen ?? '/ip4/0.0.0.0/tcp/4747'],
     peers: opts.peer ?? [],
     buddies: buddies(opts.buddies),
+    mdns: !opts['no-mdns'],
     avgChunk: DEFAULT_AVG_CHUNK,
     schedule: '0 * * * *',
     verifier: keys.verifier,

@@ -19,6 +19,8 @@ export interface HostConfig {
   peers: string[];
   /** How many buddies hold each snapshot (default 2). */
   buddies?: number;
+  /** Look for group members on the LAN by mDNS (default true). */
+  mdns?: boolean;
   /** Average chunk size in bytes; fixed at init (changing it would stop dedup with old data). */
   avgChunk: number;
   /** Snapshot schedule, cron syntax (node-cron; default hourly). */

@@ -140,7 +140,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     if (cfg.group && keys.group) {
       try {
         peers = await PeerService.start({
-          store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, buddies: cfg.buddies ?? 2,
+          store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, buddies: cfg.buddies ?? 2, mdns: cfg.mdns ?? true,
           flush: () => queue.flush(), onDropped: collectSoon, log,
           receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),
         });

@@ -7,7 +7,7 @@ import { peers, sync } from './commands-peers.js';
 import { diff, forget, restore, snapshot, snapshots } from './commands-snapshot.js';
 
 const USAGE = `usage: safe <command> [options]   (--json for machine output)
-  init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--buddies N]
+  init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--buddies N] [--no-mdns]
   mount [--foreground]
   unmount
   snapshot [--label L]
@@ -52,6 +52,7 @@ async function run(argv: string[]): Promise<number> {
         listen: { type: 'string' },
         peer: { type: 'string', multiple: true },
         buddies: { type: 'string' },
+        'no-mdns': { type: 'boolean' },
       });
       await init(values as Parameters<typeof init>[0], output(!!values.json));
       return 0;

@@ -10,6 +10,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify, type Identify } from '@libp2p/identify';
 import { ping, type Ping } from '@libp2p/ping';
 import { bootstrap } from '@libp2p/bootstrap';
+import { mdns } from '@libp2p/mdns';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
@@ -32,6 +33,11 @@ export interface PeerNodeOptions {
    * and accept whoever answers there (still only a group member, under pnet).
    */
   bootstrap: string[];
+  /**
+   * Find members on the LAN by mDNS under this service name (derived from the group secret, so
+   * other groups' hosts are not even found); null or absent: no multicast at all (tests).
+   */
+  mdnsTag?: string | null;
   /** Budget for one dial, handshakes included (default 10 s). */
   dialTimeoutMs?: number;
   /** Told when a bootstrap address without /p2p/ could not be dialed (start never fails for it). */
@@ -78,6 +84,8 @@ export interface PeerNode {
   addressesOf(peer: string): Promise<string[]>;
   /** Remembers addresses for a peer heard of from another member (peer exchange). */
   learn(peer: string, addrs: string[]): Promise<void>;
+  /** Called with each peer a discovery module (mDNS, bootstrap) finds, and its addresses. */
+  onDiscovery(cb: (peer: string, addrs: string[]) => void): void;
   /** Called with the PeerId of every new connection, inbound or outbound. */
   onConnect(cb: (peer: string, remoteAddr: string) => void): void;
   stop(): Promise<void>;
@@ -109,7 +117,10 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     streamMuxers: [yamux()],
     ...(opts.pnetKey ? { connectionProtector: checkedPreSharedKey(opts.pnetKey) } : {}),
     // timeout 0: the default waits a whole second before the first dial.
-    peerDiscovery: named.length > 0 ? [bootstrap({ list: named, timeout: 0 })] : [],
+    peerDiscovery: [
+      ...(named.length > 0 ? [bootstrap({ list: named, timeout: 0 })] : []),
+      ...(opts.mdnsTag ? [mdns({ serviceTag: opts.mdnsTag })] : []),
+    ],
     connectionManager: { dialTimeout: opts.dialTimeoutMs ?? 10_000 },
     services: { identify: identify(), ping: ping() },
     start: true,
@@ -175,6 +186,15 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       } catch {
         // a malformed address from a peer teaches us nothing
       }
+    },
+    onDiscovery(cb) {
+      node.addEventListener('peer:discovery', (evt) => {
+        try {
+          cb(evt.detail.id.toString(), evt.detail.multiaddrs.map((m) => m.toString()));
+        } catch {
+          // a listener must not take the node down
+        }
+      });
     },
     onConnect(cb) {
       node.addEventListener('connection:open', (evt) => {

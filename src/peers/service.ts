@@ -20,6 +20,8 @@ export interface PeerServiceOptions {
   peers: string[];
   offer: number;
   buddies: number;
+  /** Look for members on the LAN by mDNS. */
+  mdns: boolean;
   flush: () => Promise<void>;
   /** A buddy collected garbage is due (references dropped). */
   onDropped: () => void;
@@ -53,6 +55,7 @@ export class PeerService {
       pnetKey: o.group.pnetKey,
       listen: o.listen,
       bootstrap: o.peers,
+      mdnsTag: o.mdns ? `_safe-${o.group.rendezvous.slice(0, 16)}._udp.local` : null,
       onBootstrapError: (addr, err) => o.log(`peer ${addr} unreachable: ${err.message}`),
     });
     const holder = new Holder({ store: o.store, offer: o.offer, log: o.log, onDropped: o.onDropped, receiveDelayMs: o.receiveDelayMs });
@@ -75,6 +78,9 @@ export class PeerService {
       log: o.log,
     });
     const service = new PeerService(node, holder, replicator, o);
+    node.onDiscovery((peer, addrs) => {
+      if (peer !== node.peerId) noteMember(db, peer, { addrs, network: addrs.map(networkOf).find((n) => n !== null) ?? null });
+    });
     node.onConnect((peer, addr) => {
       // Under the private network, whoever connects is a member.
       noteMember(db, peer, { lastSeen: Date.now(), network: networkOf(addr) });

@@ -63,7 +63,7 @@ export class BuddyRefusedError extends Error {
   override name = 'BuddyRefusedError';
 }
 
-const CHUNK_BATCH_BYTES = 1024 * 1024;
+const CHUNK_BATCH_BYTES = 4 * 1024 * 1024;
 const OBJECT_BATCH_BYTES = 4 * 1024 * 1024;
 const OBJECTS_PER_PAGE = 512;
 /** Messages in flight before we wait for the first answer: keeps the pipe full over fsyncs. */

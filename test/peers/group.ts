@@ -29,7 +29,8 @@ export interface Member extends Host {
 export async function makeMember(name: string, o: { offer: string; buddies?: number; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string }): Promise<Member> {
   const port = await freePort();
   const addr = `/ip4/127.0.0.1/tcp/${port}`;
-  const initArgs = ['--group', o.group ?? GROUP.name, '--offer', o.offer, '--listen', addr, '--buddies', String(o.buddies ?? 2)];
+  // No mDNS: test traffic stays on loopback.
+  const initArgs = ['--group', o.group ?? GROUP.name, '--offer', o.offer, '--listen', addr, '--buddies', String(o.buddies ?? 2), '--no-mdns'];
   for (const p of o.peers ?? []) initArgs.push('--peer', p);
   const h = makeHost({ host: name, initArgs, env: { SAFE_GROUP_PASSWORD: GROUP.password, ...o.env } });
   let id: string | null = null;
