@@ -31,12 +31,13 @@ function keysFromLine(line: string): DaemonKeys {
   return JSON.parse(line, (_k, v: unknown) => (v && typeof v === 'object' && 'hex' in v ? Buffer.from((v as { hex: string }).hex, 'hex') : v)) as DaemonKeys;
 }
 
-export async function mount(foreground: boolean, out: Out): Promise<void> {
+export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
+  if (cfg.recovering) throw new UserError(`recovery of '${cfg.host}' is not finished: run safe recover again to resume it`);
   const running = await callDaemon(paths(home).socket, { cmd: 'status' }, 5000);
   if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
-  const keys = await unlock(home, cfg);
+  const keys = unlocked ?? (await unlock(home, cfg));
   if (foreground) {
     const d = await runDaemon(home, cfg, daemonKeys(keys), logger());
     out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: process.pid });

@@ -3,7 +3,7 @@ import { callDaemon, type Request } from './control.js';
 import { formatBytes, loadConfig, paths, safeHome } from './config.js';
 import { UserError } from './errors.js';
 import type { Out } from './commands-store.js';
-import type { SyncOutcome } from '../peers/replicator.js';
+import type { AuditOutcome, SyncOutcome } from '../peers/replicator.js';
 import type { Member } from '../peers/members.js';
 import type { PeerStatus } from '../peers/service.js';
 
@@ -42,6 +42,20 @@ export async function sync(wait: boolean, out: Out): Promise<number> {
   else if (r.short > 0) lines.push(`  ${r.short} buddy(s) short of the number wanted`);
   out.print(`shipped snapshot epoch ${r.epoch}:\n${lines.join('\n')}`, r);
   return failed > 0 || committed === 0 ? 1 : 0;
+}
+
+/** verify --remote: audit every buddy now; true when every one passed. */
+export async function verifyRemote(out: Out): Promise<boolean> {
+  const r = (await ask({ cmd: 'audit' }, 3600_000)) as AuditOutcome[];
+  const lines = r.map((a) => {
+    const rec = a.reconciled ? `; lists ${a.reconciled.held} held, ${a.reconciled.lacking} lacking, ${a.reconciled.surplus} surplus` : '';
+    const what = a.verdict === 'passed' ? 'passed' : a.verdict === 'failed' ? `FAILED: ${a.error}` : `UNREACHABLE: ${a.error}`;
+    return `  ${a.peer}: ${what} (${a.sampled} chunks sampled, ${a.missing} missing, ${a.ms.toFixed(0)} ms, ${formatBytes(a.bytes)})${rec}${a.action === 'kept' ? '' : `; ${a.action}`}`;
+  });
+  if (r.length === 0) lines.push('  no buddy holds a snapshot of ours yet');
+  const ok = r.length > 0 && r.every((a) => a.verdict === 'passed');
+  out.print(`audit of ${r.length} buddies:\n${lines.join('\n')}`, { ok, buddies: r });
+  return ok;
 }
 
 const ago = (t: number | null): string => {

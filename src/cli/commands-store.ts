@@ -6,7 +6,7 @@ import type { PeerStatus } from '../peers/service.js';
 import { buddyLines } from './commands-peers.js';
 import { ChunkStore } from '../chunkstore/store.js';
 import { verifyStore } from '../chunkstore/verify.js';
-import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
+import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
 import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
@@ -32,11 +32,44 @@ export interface InitOptions {
   peer?: string[];
 }
 
-function buddies(text: string | undefined): number {
+export function buddies(text: string | undefined): number {
   if (text === undefined) return 2;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 16) throw new UserError(`--buddies takes a whole number from 1 to 16, not '${text}'`, 2);
   return n;
+}
+
+export interface ConfigChoices {
+  host: string;
+  mount: string;
+  group: string | null;
+  offer: number;
+  listen?: string;
+  peers: string[];
+  buddies: number;
+  mdns: boolean;
+  avgChunk?: number;
+  schedule?: string;
+}
+
+/** A host's config; the group keys and convergence secret sealed under its own keys. */
+export function newConfig(c: ConfigChoices, keys: HostKeys, gk: GroupKeys | null): HostConfig {
+  return {
+    version: 1,
+    host: c.host,
+    mount: c.mount,
+    group: c.group,
+    offer: c.offer,
+    listen: [c.listen ?? '/ip4/0.0.0.0/tcp/4747'],
+    peers: c.peers,
+    buddies: c.buddies,
+    mdns: c.mdns,
+    avgChunk: c.avgChunk ?? DEFAULT_AVG_CHUNK,
+    schedule: c.schedule ?? '0 * * * *',
+    verifier: keys.verifier,
+    sealed: sealSecrets(keys, gk ? gk.convergence : keys.soloConvergence, gk),
+    created: new Date().toISOString(),
+  };
 }
 
 export async function init(opts: InitOptions, out: Out): Promise<void> {
@@ -51,22 +84,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const keys = hostKeys(await hostMaster(host, pass));
   const gk = group ? await groupKeys(group, await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true)) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
-  const cfg: HostConfig = {
-    version: 1,
-    host,
-    mount,
-    group,
-    offer,
-    listen: [opts.listen ?? '/ip4/0.0.0.0/tcp/4747'],
-    peers: opts.peer ?? [],
-    buddies: buddies(opts.buddies),
-    mdns: !opts['no-mdns'],
-    avgChunk: DEFAULT_AVG_CHUNK,
-    schedule: '0 * * * *',
-    verifier: keys.verifier,
-    sealed: sealSecrets(keys, convergence, gk),
-    created: new Date().toISOString(),
-  };
+  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen, peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
   ChunkStore.open(paths(home).store, convergence, { create: true }).close();
   saveConfig(home, cfg);
   out.print(

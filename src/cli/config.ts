@@ -27,7 +27,15 @@ export interface HostConfig {
   schedule: string;
   /** Retention applied after each scheduled snapshot (default: DEFAULT_POLICY). */
   retention?: Policy;
+  /** When buddies are audited, cron syntax (default daily, 04:17). */
+  auditSchedule?: string;
+  /** A buddy failing for this long is replaced (default '3d'; s, m, h, d). */
+  buddySilence?: string;
+  /** A host we hold data for, silent this long, is taken as gone and its space reclaimed ('60d'). */
+  ownerSilence?: string;
   verifier: string;
+  /** Set while `safe recover` has not finished: mount refuses, recover resumes. */
+  recovering?: boolean;
   /** Group keys sealed under the host's metadata key (base64 nonce||ciphertext||tag). */
   sealed: string;
   created: string;
@@ -129,6 +137,15 @@ export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
   if (!m) throw new UserError(`not a size: '${text}' (e.g. 20G, 500M)`);
   return Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
+}
+
+const SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** '3d', '12h', '90s' -> milliseconds. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([smhd])$/.exec(text.trim());
+  if (!m) throw new UserError(`${what} in the config is not a duration: '${text}' (e.g. 3d, 12h, 90s)`);
+  return Math.round(Number(m[1]) * SECONDS[m[2]!]! * 1000);
 }
 
 export function formatBytes(n: number): string {

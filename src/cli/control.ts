@@ -12,7 +12,8 @@ export type Request =
   | { cmd: 'forget'; policy: Policy; dryRun: boolean; allowAll: boolean }
   | { cmd: 'flush' }
   | { cmd: 'sync'; wait: boolean }
-  | { cmd: 'peers' };
+  | { cmd: 'peers' }
+  | { cmd: 'audit' };
 export type Reply = { ok: true; data?: unknown } | { ok: false; error: string };
 
 export function serveControl(path: string, handle: (req: Request) => Promise<unknown>): Server {

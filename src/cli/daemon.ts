@@ -8,16 +8,19 @@ import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint } from '../fs/mount.js';
-import { paths, type HostConfig } from './config.js';
+import { parseDuration, paths, type HostConfig } from './config.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
-import { scheduleSnapshots } from './scheduler.js';
+import { scheduleJob } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 import { PeerService } from '../peers/service.js';
 import { drainPruned, prunedHead } from '../snapshot/records.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
+
+/** Audits of the buddies: daily, at an hour when machines are usually idle but on. */
+const DEFAULT_AUDIT_SCHEDULE = '17 4 * * *';
 
 export interface DaemonKeys {
   convergence: Uint8Array;
@@ -141,6 +144,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       try {
         peers = await PeerService.start({
           store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, buddies: cfg.buddies ?? 2, mdns: cfg.mdns ?? true,
+          settings: { avgChunk: cfg.avgChunk, schedule: cfg.schedule, offer: cfg.offer, buddies: cfg.buddies ?? 2 },
+          buddySilenceMs: parseDuration(cfg.buddySilence ?? '3d', 'buddySilence'),
+          ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
           flush: () => queue.flush(), onDropped: collectSoon, log,
           receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),
         });
@@ -149,7 +155,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         throw new UserError(`cannot start the peer service: ${(cause as Error).message}`, 1, { cause });
       }
     }
-    const cron = scheduleSnapshots(cfg.schedule, async () => {
+    const audits = peers ? scheduleJob('audit', cfg.auditSchedule ?? DEFAULT_AUDIT_SCHEDULE, async () => void (await peers!.audit()), log) : null;
+    const cron = scheduleJob('snapshot', cfg.schedule, async () => {
       const snap = takeSnapshot(null);
       const r = (await forget(cfg.retention ?? DEFAULT_POLICY, false, false)) as { forget: string[] };
       log(`scheduled snapshot ${snap.name}; forgot ${r.forget.length}`);
@@ -160,6 +167,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       mounted = await mountFs(cfg.mount, fs, log);
     } catch (err) {
       cron.stop();
+      audits?.stop();
       await peers?.stop();
       await queue.close();
       throw err;
@@ -179,6 +187,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           }
         };
         cron.stop();
+        audits?.stop();
         if (gcTimer) clearTimeout(gcTimer);
         await step('peer service', () => peers?.stop());
         await step('unmount', () => mounted.unmount());
@@ -214,6 +223,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           }
           return run;
         }
+        case 'audit':
+          if (!peers) throw new Error('this host is in no backup group: there are no buddies to audit');
+          return peers.audit();
         case 'peers':
           if (!peers) throw new Error('this host is in no backup group');
           return { self: peers.status(), members: await peers.members() };

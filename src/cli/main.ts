@@ -3,7 +3,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from './errors.js';
 import { init, status, verify, type Out } from './commands-store.js';
 import { daemonMain, mount, unmount } from './commands-mount.js';
-import { peers, sync } from './commands-peers.js';
+import { peers, sync, verifyRemote } from './commands-peers.js';
+import { recover } from './recover.js';
 import { diff, forget, restore, snapshot, snapshots } from './commands-snapshot.js';
 
 const USAGE = `usage: safe <command> [options]   (--json for machine output)
@@ -18,7 +19,8 @@ const USAGE = `usage: safe <command> [options]   (--json for machine output)
   status
   sync [--wait]
   peers
-  verify`;
+  verify [--remote]
+  recover [--host NAME] [--mount DIR] [--group NAME] [--peer MULTIADDR]... [--listen MULTIADDR] [--force] [--no-mdns] [--no-mount]`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const common: Options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
@@ -108,6 +110,20 @@ async function run(argv: string[]): Promise<number> {
       await peers(output(!!values.json));
       return 0;
     }
+    case 'recover': {
+      const { values } = parse(rest, {
+        host: { type: 'string' },
+        mount: { type: 'string' },
+        group: { type: 'string' },
+        peer: { type: 'string', multiple: true },
+        listen: { type: 'string' },
+        force: { type: 'boolean' },
+        'no-mdns': { type: 'boolean' },
+        'no-mount': { type: 'boolean' },
+      });
+      await recover(values as Parameters<typeof recover>[0], output(!!values.json));
+      return 0;
+    }
     case 'status': {
       const { values } = parse(rest, {});
       await status(output(!!values.json));
@@ -115,8 +131,15 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'verify': {
       const { values } = parse(rest, { remote: { type: 'boolean' } });
-      if (values.remote) throw new UserError('verify --remote needs backup buddies, which this version does not have yet');
-      return (await verify(output(!!values.json))) ? 0 : 1;
+      if (!values.remote) return (await verify(output(!!values.json))) ? 0 : 1;
+      // Both checks, one JSON document: the local store, then every buddy.
+      const json = !!values.json;
+      const docs: Record<string, unknown> = {};
+      const collect = (key: string): Out => (json ? { json, print: (_h, data) => void (docs[key] = data) } : output(false));
+      const local = await verify(collect('local'));
+      const remote = await verifyRemote(collect('remote'));
+      if (json) process.stdout.write(JSON.stringify(docs) + '\n');
+      return local && remote ? 0 : 1;
     }
     case undefined:
     case 'help':

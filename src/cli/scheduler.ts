@@ -1,10 +1,10 @@
-// Scheduled snapshots (node-cron), one at a time: a run still going when the next is due
-// is not doubled up.
+// Scheduled jobs (node-cron: snapshots, audits), one run at a time: a run still going when the
+// next is due is not doubled up.
 import cron from 'node-cron';
 import { UserError } from './errors.js';
 
-export function scheduleSnapshots(expression: string, job: () => Promise<void>, log: (m: string) => void): { stop(): void } {
-  if (!cron.validate(expression)) throw new UserError(`the snapshot schedule '${expression}' in the config is not a cron expression`);
+export function scheduleJob(what: string, expression: string, job: () => Promise<void>, log: (m: string) => void): { stop(): void } {
+  if (!cron.validate(expression)) throw new UserError(`the ${what} schedule '${expression}' in the config is not a cron expression`);
   let running = false;
   const task = cron.schedule(expression, async () => {
     if (running) return;
@@ -12,7 +12,7 @@ export function scheduleSnapshots(expression: string, job: () => Promise<void>, 
     try {
       await job();
     } catch (err) {
-      log(`scheduled snapshot failed: ${(err as Error).message}`);
+      log(`scheduled ${what} failed: ${(err as Error).message}`);
     } finally {
       running = false;
     }

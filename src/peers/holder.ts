@@ -112,6 +112,34 @@ export class Holder {
     ).all();
   }
 
+  /** The owner heard from us another way (an audit, a restore): it is not gone. */
+  touch(peer: string): void {
+    prepared(this.db, 'UPDATE held_owners SET last_seen = ? WHERE peer = ?').run(Date.now(), peer);
+  }
+
+  /**
+   * Hosts silent since before `cutoff` are taken as decommissioned: their references, objects,
+   * pending shipments and root block go (garbage collection then frees the chunks nobody else
+   * holds). Returns the peers reclaimed.
+   */
+  reclaimSilent(cutoff: number): string[] {
+    const db = this.db;
+    const gone = prepared<[number], { owner: number; peer: string; pubkey: Buffer }>(db, 'SELECT owner, peer, pubkey FROM held_owners WHERE last_seen < ?').all(cutoff);
+    if (gone.length === 0) return [];
+    db.transaction(() => {
+      for (const o of gone) {
+        prepared(db, 'DELETE FROM owner_refs WHERE owner = ?').run(o.owner);
+        prepared(db, 'DELETE FROM held_objects WHERE owner = ?').run(o.owner);
+        prepared(db, 'DELETE FROM held_deletes WHERE owner = ?').run(o.owner);
+        prepared(db, 'DELETE FROM root_blocks WHERE pubkey = ?').run(o.pubkey);
+        prepared(db, 'DELETE FROM held_owners WHERE owner = ?').run(o.owner);
+      }
+    }).immediate();
+    for (const o of gone) this.opts.log(`host ${o.peer} silent since before ${new Date(cutoff).toISOString()}: its space is reclaimed`);
+    this.opts.onDropped?.();
+    return gone.map((o) => o.peer);
+  }
+
   async serve(ps: PeerStream): Promise<void> {
     const ch = openChannel(ps.stream, { receive: hostMessages, send: buddyMessages }, { maxFrame: BACKUP_MAX_FRAME });
     let writer: PackWriter | null = null;

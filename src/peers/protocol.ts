@@ -61,3 +61,26 @@ export const SIGNED = {
   deletes: 'safe/v1/backup/deletes',
   commit: 'safe/v1/backup/commit',
 } as const;
+
+// /safe/restore/1: a host gets its data back (recovery, restores of chunks no longer local) and
+// audits what a buddy holds. Anyone may ask for a root block by locator (it is sealed); the
+// rest answers only about what is held for the asking peer itself.
+export const RESTORE_PROTOCOL = '/safe/restore/1';
+export const RESTORE_PAGE_BYTES = 4 * 1024 * 1024;
+
+export const restoreRequests = defineMessages({
+  rootBlock: { locator: t.str({ max: 64, pattern: /^[0-9a-f]{64}$/ }) },
+  listObjects: { after: t.bytes({ max: 32 }) },
+  listChunks: { after: t.bytes({ max: 32 }) },
+  getChunks: { ids: t.array(id(), { max: 1024 }) },
+  audit: { nonce: t.bytes({ len: 32 }), ids: t.array(id(), { max: 1024 }) },
+});
+
+export const restoreReplies = defineMessages({
+  root: { box: t.bytes({ max: MAX_ROOT_BOX }), sig: sig(), pubkey: t.bytes({ len: 32 }), epoch: t.uint() },
+  none: {},
+  objectPage: { items: t.array(t.obj({ id: id(), box: t.bytes({ max: MAX_OBJECT_BOX }) }), { max: IDS_PER_MESSAGE }), more: t.bool() },
+  idPage: { ids: t.array(id(), { max: IDS_PER_MESSAGE }), more: t.bool() },
+  chunkPage: { items: t.array(t.obj({ id: id(), box: t.bytes({ max: MAX_CHUNK_BOX }) }), { max: 1024 }) },
+  auditDigest: { digest: t.bytes({ len: 32 }), missing: t.uint() },
+});

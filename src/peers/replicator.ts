@@ -7,8 +7,11 @@ import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { drainPruned } from '../snapshot/records.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipReport } from './shipper.js';
-import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
+import { createMemberTables, fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
 import type { RootBlock } from './sealed-objects.js';
+import { auditBuddy, type AuditResult } from './audit.js';
+import { reconcile } from './reconcile.js';
+import { RestoreClient } from './retrieval.js';
 
 export interface BuddyState {
   peer: string;
@@ -42,6 +45,17 @@ export function createBuddyTables(db: Db): void {
   `);
 }
 
+/** After recovery: the buddies the root block names already hold `epoch`; ship increments. */
+export function adoptBuddies(db: Db, buddies: RootBlock['buddies'], epoch: number): void {
+  createBuddyTables(db);
+  createMemberTables(db);
+  const now = Date.now();
+  for (const b of buddies) {
+    prepared(db, 'INSERT OR REPLACE INTO buddies (peer, chosen, epoch) VALUES (?, ?, ?)').run(b.peer, now, epoch);
+    noteMember(db, b.peer, { addrs: b.addrs, network: b.addrs.map(networkOf).find((n) => n !== null) ?? null });
+  }
+}
+
 export interface ReplicatorOptions {
   ship: ShipContext;
   /** How many buddies hold each snapshot. */
@@ -54,7 +68,16 @@ export interface ReplicatorOptions {
   flush: () => Promise<void>;
   /** Members known from config, to probe even before anything connected. */
   knownPeers: () => string[];
+  /** A buddy failing for longer than this is replaced (default 3 days). */
+  silenceMs?: number;
   log: (m: string) => void;
+}
+
+export interface AuditOutcome extends AuditResult {
+  /** What the buddy listed against what it should hold (passed audits of up-to-date buddies). */
+  reconciled?: { held: number; lacking: number; surplus: number };
+  /** replaced: failed, or silent too long; reshipped: it lacked or kept too much, now fixed. */
+  action: 'kept' | 'replaced' | 'reshipped' | 'retry later';
 }
 
 export interface SyncOutcome {
@@ -65,6 +88,7 @@ export interface SyncOutcome {
   short: number;
 }
 
+const DEFAULT_SILENCE = 3 * 86400_000;
 const BACKOFF_MIN = 15_000;
 const BACKOFF_MAX = 3600_000;
 
@@ -72,6 +96,8 @@ export class Replicator {
   private readonly db: Db;
   private readonly store: ChunkStore;
   private running: Promise<SyncOutcome> | null = null;
+  /** Shipments and audits take turns: a reconciliation must not race a shipment's commit. */
+  private turn: Promise<unknown> = Promise.resolve();
   private runningEpoch: number | null = null;
   private again = false;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -103,10 +129,76 @@ export class Replicator {
     }
     this.again = false;
     this.runningEpoch = this.o.latest();
-    this.running = this.run().finally(() => {
+    this.running = this.exclusive(() => this.run()).finally(() => {
       this.running = null;
     });
     return this.running;
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.turn.then(fn, fn);
+    this.turn = next.catch(() => {});
+    return next;
+  }
+
+  /**
+   * Challenges every buddy (after bringing them up to date), reconciles the ones that pass,
+   * replaces the ones that fail or stayed silent too long, and ships to the replacements.
+   */
+  audit(): Promise<AuditOutcome[]> {
+    return this.exclusive(async () => {
+      await this.run().catch((err: Error) => this.o.log(`sync before audit failed: ${err.message}`));
+      const latest = this.o.latest();
+      const outcomes = await Promise.all(this.buddies().filter((b) => b.epoch > 0).map((b) => this.auditOne(b, latest)));
+      if (outcomes.some((o) => o.action === 'replaced')) await this.run();
+      return outcomes;
+    });
+  }
+
+  private async auditOne(b: BuddyState, latest: number | null): Promise<AuditOutcome> {
+    const node = this.o.ship.node;
+    const r = await auditBuddy(node, this.store, b.peer, b.epoch);
+    this.o.log(`audit of ${b.peer} at epoch ${b.epoch}: ${r.verdict}, ${r.sampled} sampled, ${r.missing} missing${r.error ? `: ${r.error}` : ''} (${r.ms.toFixed(0)} ms)`);
+    if (r.verdict === 'failed') {
+      this.retire(b.peer, `failed an audit: ${r.error}`);
+      return { ...r, action: 'replaced' };
+    }
+    if (r.verdict === 'unreachable') {
+      prepared(this.db, 'UPDATE buddies SET last_error = ?, fails = fails + 1 WHERE peer = ?').run(`audit: ${r.error}`, b.peer);
+      return { ...r, action: this.retireSilent().includes(b.peer) ? 'replaced' : 'retry later' };
+    }
+    prepared(this.db, 'UPDATE buddies SET last_ok = ? WHERE peer = ?').run(Date.now(), b.peer);
+    if (b.epoch !== latest) return { ...r, action: 'kept' };
+    let client: RestoreClient | null = null;
+    try {
+      client = await RestoreClient.open(node, b.peer, AbortSignal.timeout(30_000));
+      const rec = await reconcile(client, this.store, b.epoch);
+      await client.close();
+      client = null;
+      const reconciled = { held: rec.held, lacking: rec.lacking, surplus: rec.surplus.length };
+      if (rec.lacking === 0 && rec.surplus.length === 0) return { ...r, reconciled, action: 'kept' };
+      this.o.log(`reconciling ${b.peer}: it lacks ${rec.lacking} chunks and keeps ${rec.surplus.length} we no longer name`);
+      // Lacking chunks: a full shipment offers every id again and it takes what it lacks.
+      const fixed = await this.shipTo({ ...b, epoch: rec.lacking > 0 ? 0 : b.epoch }, b.epoch, { ...this.o.rootBlock(b.epoch), buddies: await this.rootBuddies() }, rec.surplus);
+      return { ...r, reconciled, action: fixed.ok ? 'reshipped' : 'retry later' };
+    } catch (err) {
+      await client?.close();
+      this.o.log(`reconciling ${b.peer} failed: ${(err as Error).message}`);
+      return { ...r, action: 'retry later' };
+    }
+  }
+
+  private retire(peer: string, why: string): void {
+    prepared(this.db, 'UPDATE buddies SET retired = 1, last_error = ? WHERE peer = ?').run(why, peer);
+    this.o.log(`buddy ${peer} replaced: ${why}`);
+  }
+
+  /** Retires buddies that have failed for longer than the silence threshold; returns them. */
+  private retireSilent(): string[] {
+    const cutoff = Date.now() - (this.o.silenceMs ?? DEFAULT_SILENCE);
+    const silent = this.buddies().filter((b) => b.fails > 0 && (b.lastOk ?? b.chosen) < cutoff);
+    for (const b of silent) this.retire(b.peer, `silent since ${new Date(b.lastOk ?? b.chosen).toISOString()}`);
+    return silent.map((b) => b.peer);
   }
 
   /** In the background: after a snapshot, or when a retry is due. */
@@ -190,6 +282,7 @@ export class Replicator {
     const epoch = this.o.latest();
     if (epoch === null) return { epoch: null, buddies: [], short: 0 };
     await this.o.flush();
+    this.retireSilent();
     let members = listMembers(this.db);
     if (this.buddies().length < this.o.wanted || members.length === 0) members = await this.refreshMembers();
     const outcome: SyncOutcome = { epoch, buddies: [], short: 0 };
@@ -220,11 +313,11 @@ export class Replicator {
     return Promise.all(this.buddies().map(async (b) => ({ peer: b.peer, addrs: await this.o.ship.node.addressesOf(b.peer) })));
   }
 
-  private async shipTo(b: BuddyState, epoch: number, root: RootBlock): Promise<SyncOutcome['buddies'][number]> {
+  private async shipTo(b: BuddyState, epoch: number, root: RootBlock, drop?: Buffer[]): Promise<SyncOutcome['buddies'][number]> {
     const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, prunedSeq: b.prunedSeq };
     prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
     try {
-      const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, { signal: AbortSignal.timeout(6 * 3600_000) });
+      const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, { signal: AbortSignal.timeout(6 * 3600_000), drop });
       const earlier = this.lastWork.get(b.peer);
       if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
       this.lastWork.set(b.peer, report);

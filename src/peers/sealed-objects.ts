@@ -115,7 +115,16 @@ export interface RootBlock {
   snapshots: { epoch: number; name: string; time: number; label: string | null }[];
   /** Buddies in effect when this block was written: where recovery fetches from. */
   buddies: { peer: string; addrs: string[] }[];
+  /** What recovery needs to set the host up as it was. */
+  settings: HostSettings;
   written: number;
+}
+
+export interface HostSettings {
+  avgChunk: number;
+  schedule: string;
+  offer: number;
+  buddies: number;
 }
 
 /** The root block, sealed under the root-block key and bound to the host's locator. */

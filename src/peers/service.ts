@@ -7,9 +7,12 @@ import { findSnapshot, listSnapshots } from '../snapshot/snapshots.js';
 import { Holder, type OwnerUsage } from './holder.js';
 import { createMemberTables, listMembers, networkOf, noteMember, serveProbe, type Member } from './members.js';
 import { createPeerNode, type PeerNode } from './node.js';
-import { BACKUP_PROTOCOL, PROBE_PROTOCOL } from './protocol.js';
-import { Replicator, type BuddyState, type SyncOutcome } from './replicator.js';
-import { ObjectSealer } from './sealed-objects.js';
+import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
+import { serveRestore } from './retrieval.js';
+import { Replicator, type AuditOutcome, type BuddyState, type SyncOutcome } from './replicator.js';
+
+const DEFAULT_OWNER_SILENCE = 60 * 86400_000;
+import { ObjectSealer, type HostSettings } from './sealed-objects.js';
 import { createSigner } from './signing.js';
 
 export interface PeerServiceOptions {
@@ -20,6 +23,12 @@ export interface PeerServiceOptions {
   peers: string[];
   offer: number;
   buddies: number;
+  /** Kept in the root block for recovery. */
+  settings: HostSettings;
+  /** A buddy failing this long is replaced (ms; default 3 days). */
+  buddySilenceMs?: number;
+  /** A host we hold for, silent this long, is reclaimed (ms; default 60 days). */
+  ownerSilenceMs?: number;
   /** Look for members on the LAN by mDNS. */
   mdns: boolean;
   flush: () => Promise<void>;
@@ -71,13 +80,18 @@ export class PeerService {
         epoch,
         nextIno: (prepared(db, "SELECT v FROM tree_meta WHERE k = 'next_ino'").pluck().get() as number | undefined) ?? 2,
         snapshots: listSnapshots(db).filter((s) => s.epoch <= epoch),
+        settings: o.settings,
         written: Date.now(),
       }),
       flush: o.flush,
       knownPeers: () => o.peers,
+      silenceMs: o.buddySilenceMs,
       log: o.log,
     });
     const service = new PeerService(node, holder, replicator, o);
+    // libp2p forgets addresses at exit; the members table does not: a restarted daemon can
+    // still reach a buddy it heard of through another member.
+    for (const m of listMembers(db)) if (m.addrs.length > 0) await node.learn(m.peer, m.addrs).catch(() => {});
     node.onDiscovery((peer, addrs) => {
       if (peer !== node.peerId) noteMember(db, peer, { addrs, network: addrs.map(networkOf).find((n) => n !== null) ?? null });
     });
@@ -86,6 +100,7 @@ export class PeerService {
       noteMember(db, peer, { lastSeen: Date.now(), network: networkOf(addr) });
     });
     await node.handle(BACKUP_PROTOCOL, (ps) => holder.serve(ps), { maxInboundStreams: 8 });
+    await node.handle(RESTORE_PROTOCOL, (ps) => serveRestore(ps, o.store, (peer) => holder.touch(peer)), { maxInboundStreams: 8 });
     await node.handle(PROBE_PROTOCOL, (ps) =>
       serveProbe(ps, {
         coverage: (ids) => holder.coverage(ids),
@@ -95,7 +110,29 @@ export class PeerService {
       }),
     );
     o.log(`peer ${node.peerId} listening on ${node.multiaddrs().join(' ')}`);
+    service.sweepSoon();
     return service;
+  }
+
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  /** Looks for decommissioned hosts now and then (at most hourly, sooner for short thresholds). */
+  private sweepSoon(): void {
+    const silence = this.o.ownerSilenceMs ?? DEFAULT_OWNER_SILENCE;
+    const sweep = (): void => {
+      try {
+        this.holder.reclaimSilent(Date.now() - silence);
+      } catch (err) {
+        this.o.log(`reclaiming silent hosts failed: ${(err as Error).message}`);
+      }
+      this.sweepTimer = setTimeout(sweep, Math.min(3600_000, Math.max(1000, silence / 4)));
+      this.sweepTimer.unref();
+    };
+    sweep();
+  }
+
+  audit(): Promise<AuditOutcome[]> {
+    return this.replicator.audit();
   }
 
   private async knownMembers(): Promise<{ peer: string; addrs: string[] }[]> {
@@ -129,6 +166,7 @@ export class PeerService {
   }
 
   async stop(): Promise<void> {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     this.replicator.stop();
     await this.node.stop();
   }

@@ -111,7 +111,7 @@ export async function shipSnapshot(
   epoch: number,
   cursor: BuddyCursor,
   root: RootBlock,
-  opts: { signal?: AbortSignal } = {},
+  opts: { signal?: AbortSignal; drop?: Buffer[] } = {},
 ): Promise<ShipReport> {
   const t0 = performance.now();
   const unchunked = unchunkedUpTo(ctx.db, epoch);
@@ -127,7 +127,7 @@ export async function shipSnapshot(
   try {
     const welcome = await pipe.request({ type: 'hello', owner, offer: ctx.offer, epoch, locator: ctx.locator }, 120);
     if (welcome.type !== 'welcome') throw new Error(`buddy answered hello with ${welcome.type}`);
-    if (welcome.heldEpoch === epoch && cursor.epoch === epoch) {
+    if (welcome.heldEpoch === epoch && cursor.epoch === epoch && !opts.drop?.length) {
       report.already = true;
       await ch.end();
       return done();
@@ -287,8 +287,9 @@ export async function shipSnapshot(
   }
 
   async function shipDeletes(base: number, objects: Buffer[]): Promise<void> {
-    // A first shipment carries the whole state: there is nothing for the buddy to drop.
-    const chunks: Buffer[] = [];
+    // A first shipment carries the whole state: there is nothing for the buddy to drop but the
+    // surplus a reconciliation found.
+    const chunks: Buffer[] = [...(opts.drop ?? [])];
     if (base > 0) {
       for (let seq = cursor.releasedSeq; seq < heads.released; ) {
         const page = ctx.store.releasedAfter(seq, 4096).filter((r) => r.seq <= heads.released);

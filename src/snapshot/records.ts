@@ -113,3 +113,79 @@ export function prunedHead(db: Db): number {
 export function drainPruned(db: Db, upTo: number): void {
   prepared(db, 'DELETE FROM pruned WHERE seq <= ?').run(upTo);
 }
+
+/**
+ * Recovery: writes records fetched back from buddies into an empty tree. Call inside one
+ * transaction per batch; finishImport sets the counts the records do not carry.
+ */
+export function importInode(db: Db, r: InodeRecord): void {
+  const ins = prepared(
+    db,
+    `INSERT OR REPLACE INTO inodes (ino, born, died, kind, mode, uid, gid, nlink, size, atime, mtime, ctime, target, cl, staged, xattrs)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
+  );
+  for (const v of r.versions) ins.run(r.ino, v.born, v.died, v.kind, v.mode, v.uid, v.gid, v.nlink, v.size, v.atime, v.mtime, v.ctime, v.target, v.cl, v.xattrs);
+  const ent = prepared(db, 'INSERT OR REPLACE INTO entries (parent, name, born, died, ino) VALUES (?, ?, ?, ?, ?)');
+  for (const e of r.entries) ent.run(r.ino, e.name, e.born, e.died, e.ino);
+}
+
+export function importChunkList(db: Db, r: ChunkListRecord): void {
+  prepared(db, 'INSERT OR REPLACE INTO clists (cl, users, size) VALUES (?, 0, ?)').run(r.cl, r.size);
+  const ins = prepared(db, 'INSERT OR REPLACE INTO crefs (cl, off, handle, raw) VALUES (?, ?, ?, ?)');
+  for (const s of r.spans) ins.run(r.cl, s.off, s.handle, s.raw);
+}
+
+/** After the last record: list users, the epoch after the shipped one, the inode counter. */
+export function finishImport(db: Db, epoch: number, nextIno: number, snapshots: { epoch: number; name: string; time: number; label: string | null }[]): void {
+  db.exec('UPDATE clists SET users = (SELECT count(*) FROM inodes i WHERE i.cl = clists.cl)');
+  const ins = prepared(db, 'INSERT OR REPLACE INTO snapshots (epoch, name, time, label) VALUES (?, ?, ?, ?)');
+  for (const s of snapshots) ins.run(s.epoch, s.name, s.time, s.label);
+  const meta = prepared(db, 'INSERT INTO tree_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v');
+  meta.run('epoch', epoch + 1);
+  meta.run('next_ino', nextIno);
+}
+
+/** Distinct chunk handles the tree names, after `after` in byte order: what recovery fetches. */
+export function handlesAfter(db: Db, after: Buffer, limit: number): Buffer[] {
+  return prepared<[Buffer, number], Buffer>(db, 'SELECT DISTINCT handle FROM crefs WHERE handle > ? ORDER BY handle LIMIT ?').pluck().all(after, limit);
+}
+
+/** Chunk references each stored chunk carries: one per chunk-list entry naming it. */
+export function countReferences(db: Db): void {
+  db.exec('UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.handle = chunks.handle) WHERE handle IS NOT NULL');
+}
+
+/** Distinct chunk handles rows born by `s` name: how many chunks a buddy at `s` holds for us. */
+export function countHandlesUpTo(db: Db, s: number): number {
+  return prepared<[number], number>(db, 'SELECT count(DISTINCT c.handle) FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ?').pluck().get(s) ?? 0;
+}
+
+/**
+ * Up to `n` distinct handles chosen at random among those rows born by `s` name: random start
+ * points in handle order (handles are uniform hashes, so this is close to a uniform sample)
+ * without reading the whole set.
+ */
+export function sampleHandlesUpTo(db: Db, s: number, n: number, random: () => Buffer): Buffer[] {
+  const pick = prepared<[Buffer, number], Buffer>(
+    db,
+    `SELECT handle FROM crefs c WHERE handle >= ?
+       AND EXISTS (SELECT 1 FROM inodes i WHERE i.cl = c.cl AND i.born <= ?)
+     ORDER BY handle LIMIT 1`,
+  ).pluck();
+  const out = new Map<string, Buffer>();
+  for (let tries = 0; out.size < n && tries < 8 * n; tries++) {
+    const h = pick.get(random(), s) ?? pick.get(Buffer.alloc(0), s);
+    if (h) out.set(h.toString('latin1'), h);
+  }
+  return [...out.values()];
+}
+
+/** Ids of stored chunks rows born by `s` name, after `after` in id order: what a buddy should list. */
+export function storedIdsUpTo(db: Db, s: number, after: Buffer, limit: number): Buffer[] {
+  return prepared<[Buffer, number, number], Buffer>(
+    db,
+    `SELECT k.id FROM chunks k WHERE k.id > ? AND k.handle IS NOT NULL
+       AND EXISTS (SELECT 1 FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE c.handle = k.handle AND i.born <= ?)
+     ORDER BY k.id LIMIT ?`,
+  ).pluck().all(after, s, limit);
+}
