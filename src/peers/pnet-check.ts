@@ -17,6 +17,7 @@
 // (seen with a 16 MiB channel window: RangeError "WebAssembly.Memory.grow(): Maximum memory size
 // exceeded" after ~150 MiB). Capping pnet's write size keeps every call small.
 import './polyfill.js';
+import './xsalsa20-fix.js';
 import { preSharedKey } from '@libp2p/pnet';
 import { byteStream } from '@libp2p/utils';
 import type { ConnectionProtector, MessageStream, AbortOptions } from '@libp2p/interface';
