@@ -3,6 +3,7 @@
 // handshake. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
 // touches one file.
 import './polyfill.js';
+import './xsalsa20-fix.js';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -16,6 +17,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
 import { checkedPreSharedKey } from './pnet-check.js';
+import { rendezvousDHT, startRendezvous, type Rendezvous } from './rendezvous.js';
 
 export type { Stream } from '@libp2p/interface';
 export { GroupMismatchError } from './pnet-check.js';
@@ -38,6 +40,13 @@ export interface PeerNodeOptions {
    * other groups' hosts are not even found); null or absent: no multicast at all (tests).
    */
   mdnsTag?: string | null;
+  /**
+   * Find members anywhere by a record in a Kad-DHT among members, keyed by this (hex,
+   * GroupKeys.rendezvous); null or absent: no DHT.
+   */
+  rendezvous?: string | null;
+  /** Told when a rendezvous round fails (the node carries on; the next round tries again). */
+  onRendezvousError?: (err: Error) => void;
   /** Budget for one dial, handshakes included (default 10 s). */
   dialTimeoutMs?: number;
   /** Told when a bootstrap address without /p2p/ could not be dialed (start never fails for it). */
@@ -84,8 +93,13 @@ export interface PeerNode {
   addressesOf(peer: string): Promise<string[]>;
   /** Remembers addresses for a peer heard of from another member (peer exchange). */
   learn(peer: string, addrs: string[]): Promise<void>;
-  /** Called with each peer a discovery module (mDNS, bootstrap) finds, and its addresses. */
+  /**
+   * Called with each peer a discovery module (mDNS, bootstrap) finds, and its addresses, and
+   * with each member a rendezvous round finds, every round that finds it.
+   */
   onDiscovery(cb: (peer: string, addrs: string[]) => void): void;
+  /** Runs one rendezvous lookup now: the PeerIds of the members it found (and dialed). */
+  rendezvousNow(): Promise<string[]>;
   /** Called with the PeerId of every new connection, inbound or outbound. */
   onConnect(cb: (peer: string, remoteAddr: string) => void): void;
   stop(): Promise<void>;
@@ -122,9 +136,26 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       ...(opts.mdnsTag ? [mdns({ serviceTag: opts.mdnsTag })] : []),
     ],
     connectionManager: { dialTimeout: opts.dialTimeoutMs ?? 10_000 },
-    services: { identify: identify(), ping: ping() },
+    services: { identify: identify(), ping: ping(), ...(opts.rendezvous ? { dht: rendezvousDHT() } : {}) },
     start: true,
   });
+
+  const discovered: Array<(peer: string, addrs: string[]) => void> = [];
+  const tellDiscovered = (peer: string, addrs: string[]): void => {
+    for (const cb of discovered) {
+      try {
+        cb(peer, addrs);
+      } catch {
+        // a listener must not take the node down
+      }
+    }
+  };
+  node.addEventListener('peer:discovery', (evt) => tellDiscovered(evt.detail.id.toString(), evt.detail.multiaddrs.map((m) => m.toString())));
+
+  const rendezvous: Rendezvous | null =
+    opts.rendezvous && node.services.dht
+      ? await startRendezvous(node, node.services.dht, { rendezvous: opts.rendezvous, onFound: tellDiscovered, onError: opts.onRendezvousError })
+      : null;
 
   for (const addr of bare) {
     node.dial(multiaddr(addr)).catch((err: Error) => opts.onBootstrapError?.(addr, err));
@@ -188,14 +219,9 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       }
     },
     onDiscovery(cb) {
-      node.addEventListener('peer:discovery', (evt) => {
-        try {
-          cb(evt.detail.id.toString(), evt.detail.multiaddrs.map((m) => m.toString()));
-        } catch {
-          // a listener must not take the node down
-        }
-      });
+      discovered.push(cb);
     },
+    rendezvousNow: async () => rendezvous?.find() ?? [],
     onConnect(cb) {
       node.addEventListener('connection:open', (evt) => {
         try {
@@ -206,6 +232,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       });
     },
     async stop() {
+      rendezvous?.stop();
       await node.stop();
     },
   };
