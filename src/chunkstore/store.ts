@@ -36,6 +36,12 @@ export interface StoreStats {
 
 export class MissingChunkError extends ChunkError {}
 
+/** Where chunks the store lacks can be fetched from (buddies, after a recovery or a loss). */
+export interface RemoteChunks {
+  /** Fetches, checks and stores the chunks of these handles; returns how many arrived. */
+  fetch(handles: Buffer[]): Promise<number>;
+}
+
 export class ChunkStore {
   readonly db: Db;
   readonly packsDir: string;
@@ -43,6 +49,7 @@ export class ChunkStore {
   private readonly fds: FdCache<number>;
 
   private readonly q;
+  private remote: RemoteChunks | null = null;
 
   private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {
     this.db = db;
@@ -194,11 +201,24 @@ export class ChunkStore {
     return this.sealer.open(handle, this.readBox(id), id);
   }
 
-  /** Plaintext of a chunk without blocking the thread on disk I/O (FUSE reads). */
-  async readAsync(handle: Uint8Array): Promise<Buffer> {
+  /** Reads of chunks missing here fetch them from `remote` first. */
+  setRemote(remote: RemoteChunks | null): void {
+    this.remote = remote;
+  }
+
+  /**
+   * Plaintext of a chunk without blocking the thread on disk I/O (FUSE reads). When it has to
+   * come from the remote, the chunks `ahead()` names come along in the same round trip.
+   */
+  async readAsync(handle: Uint8Array, ahead?: () => Buffer[]): Promise<Buffer> {
     const id = chunkId(handle);
-    const loc = this.location(id);
-    if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
+    let loc = this.location(id);
+    if (!loc && this.remote) {
+      const more = (ahead?.() ?? []).filter((h) => !this.has(chunkId(h)));
+      await this.remote.fetch([Buffer.from(handle), ...more]);
+      loc = this.location(id);
+    }
+    if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store${this.remote ? ' and no buddy could give it back' : ''}`);
     const box = await this.withPackAsync(loc.pack, (fd) => readAt(fd, loc.off, loc.len));
     if (box.length !== loc.len) throw new ChunkError(`chunk ${hexId(id)} in pack ${loc.pack}: pack ends before the chunk (truncated pack)`);
     return this.sealer.open(handle, box, id);

@@ -85,7 +85,7 @@ export function diff(a: string, b: string, out: Out): void {
   });
 }
 
-export function restore(spec: string, target: string | undefined, out: Out): void {
+export async function restore(spec: string, target: string | undefined, out: Out): Promise<void> {
   if (!target) throw new UserError('restore needs --target DIR');
   const home = safeHome();
   const cfg = loadConfig(home);
@@ -98,7 +98,7 @@ export function restore(spec: string, target: string | undefined, out: Out): voi
   if (probe === mountReal || probe.startsWith(mountReal + sep) || dest.startsWith(resolve(cfg.mount) + sep)) {
     throw new UserError(`the restore target ${dest} is inside the mount ${cfg.mount}: pick a place outside it`);
   }
-  withTree((tree, store) => {
+  const where = withTree((tree) => {
     const snap = mustFind(tree, name);
     let ino = ROOT;
     for (const part of inner.split('/').filter(Boolean)) {
@@ -108,18 +108,26 @@ export function restore(spec: string, target: string | undefined, out: Out): voi
     }
     const whole = ino === ROOT;
     const to = whole ? dest : resolve(dest, basename(inner));
-    if (whole) {
-      mkdirSync(dest, { recursive: true });
-      if (readdirSync(dest).length > 0) throw new UserError(`the restore target ${dest} is not empty`);
-    } else {
-      mkdirSync(dest, { recursive: true });
-      if (existsSync(to)) throw new UserError(`${to} already exists: nothing was overwritten`);
-    }
+    mkdirSync(dest, { recursive: true });
+    if (whole && readdirSync(dest).length > 0) throw new UserError(`the restore target ${dest} is not empty`);
+    if (!whole && existsSync(to)) throw new UserError(`${to} already exists: nothing was overwritten`);
+    return { snap, ino, to };
+  });
+  // Chunks no longer here (a recovery still fetching, a damaged store) come from the buddies,
+  // through the daemon, which holds the connections.
+  const fetched = await callDaemon(paths(home).socket, { cmd: 'fetch', ino: where.ino, epoch: where.snap.epoch }, 24 * 3600_000);
+  if (fetched && !fetched.ok) throw new UserError(`fetching the chunks of ${spec} from the buddies failed: ${fetched.error}`);
+  const got = fetched?.data as { fetched: number; missing: number } | undefined;
+  if (got && got.missing > 0) throw new UserError(`${got.missing} chunks of ${spec} are neither here nor on any reachable buddy: nothing was restored`);
+  withTree((tree, store) => {
     const staging = new Staging(paths(home).staging, 0);
     const bar = new Progress('restore');
-    const r = new Restorer(tree, store, (i, g) => staging.path(i, g), snap.epoch, (s) => bar.update(s.files, s.files + 1, `${s.files} files ${formatBytes(s.bytes)}`));
-    r.restore(ino, Buffer.from(to));
+    const r = new Restorer(tree, store, (i, g) => staging.path(i, g), where.snap.epoch, (st) => bar.update(st.files, st.files + 1, `${st.files} files ${formatBytes(st.bytes)}`));
+    r.restore(where.ino, Buffer.from(where.to));
     bar.done();
-    out.print(`restored ${snap.name}:${inner} to ${to}: ${r.stats.files} files, ${r.stats.dirs} directories, ${r.stats.links} symlinks, ${formatBytes(r.stats.bytes)}`, { snapshot: snap.name, path: inner, target: to, ...r.stats });
+    out.print(
+      `restored ${where.snap.name}:${inner} to ${where.to}: ${r.stats.files} files, ${r.stats.dirs} directories, ${r.stats.links} symlinks, ${formatBytes(r.stats.bytes)}${got?.fetched ? ` (${got.fetched} chunks fetched from buddies)` : ''}`,
+      { snapshot: where.snap.name, path: inner, target: where.to, ...r.stats, fetched: got?.fetched ?? 0 },
+    );
   });
 }

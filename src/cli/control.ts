@@ -13,7 +13,8 @@ export type Request =
   | { cmd: 'flush' }
   | { cmd: 'sync'; wait: boolean }
   | { cmd: 'peers' }
-  | { cmd: 'audit' };
+  | { cmd: 'audit' }
+  | { cmd: 'fetch'; ino: number; epoch: number };
 export type Reply = { ok: true; data?: unknown } | { ok: false; error: string };
 
 export function serveControl(path: string, handle: (req: Request) => Promise<unknown>): Server {

@@ -16,7 +16,8 @@ import { scheduleJob } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 import { PeerService } from '../peers/service.js';
-import { drainPruned, prunedHead } from '../snapshot/records.js';
+import { backfillPending, drainPruned, prunedHead } from '../snapshot/records.js';
+import { chunkListsUnder } from '../snapshot/walk.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
 
 /** Audits of the buddies: daily, at an hour when machines are usually idle but on. */
@@ -111,6 +112,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
 
     /** Apply a retention policy, release what only the forgotten snapshots held, then collect. */
     const forget = async (policy: Policy, dryRun: boolean, allowAll: boolean): Promise<unknown> => {
+      // The tree names chunks not back yet; their reference counts are set when they all are.
+      if (!dryRun && backfillPending(tree.db)) throw new Error('chunks are still being fetched back after the recovery (safe status): forget once that is done');
       const all = listSnapshots(tree.db);
       const keep = retain(all, policy);
       const drop = all.filter((s) => !keep.has(s.name)).map((s) => s.name);
@@ -158,8 +161,12 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     const audits = peers ? scheduleJob('audit', cfg.auditSchedule ?? DEFAULT_AUDIT_SCHEDULE, async () => void (await peers!.audit()), log) : null;
     const cron = scheduleJob('snapshot', cfg.schedule, async () => {
       const snap = takeSnapshot(null);
-      const r = (await forget(cfg.retention ?? DEFAULT_POLICY, false, false)) as { forget: string[] };
-      log(`scheduled snapshot ${snap.name}; forgot ${r.forget.length}`);
+      if (backfillPending(tree.db)) {
+        log(`scheduled snapshot ${snap.name}; retention waits until the recovery has every chunk back`);
+      } else {
+        const r = (await forget(cfg.retention ?? DEFAULT_POLICY, false, false)) as { forget: string[] };
+        log(`scheduled snapshot ${snap.name}; forgot ${r.forget.length}`);
+      }
       peers?.replicator.kick();
     }, log);
     let mounted;
@@ -223,6 +230,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           }
           return run;
         }
+        case 'fetch':
+          if (!peers) return { fetched: 0, bytes: 0, missing: 0 };
+          return peers.fetchLists(chunkListsUnder(tree, req.ino, req.epoch));
         case 'audit':
           if (!peers) throw new Error('this host is in no backup group: there are no buddies to audit');
           return peers.audit();

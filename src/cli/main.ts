@@ -20,7 +20,7 @@ const USAGE = `usage: safe <command> [options]   (--json for machine output)
   sync [--wait]
   peers
   verify [--remote]
-  recover [--host NAME] [--mount DIR] [--group NAME] [--peer MULTIADDR]... [--listen MULTIADDR] [--force] [--no-mdns] [--no-mount]`;
+  recover [--host NAME] [--mount DIR] [--group NAME] [--peer MULTIADDR]... [--listen MULTIADDR] [--force] [--no-mdns] [--no-mount | --no-wait]`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 const common: Options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
@@ -98,7 +98,7 @@ async function run(argv: string[]): Promise<number> {
     case 'restore': {
       const { values, positionals } = parse(rest, { target: { type: 'string' } });
       if (positionals.length !== 1) throw new UserError('usage: safe restore SNAPSHOT[:PATH] --target DIR', 2);
-      restore(positionals[0]!, values.target as string | undefined, output(!!values.json));
+      await restore(positionals[0]!, values.target as string | undefined, output(!!values.json));
       return 0;
     }
     case 'sync': {
@@ -120,6 +120,7 @@ async function run(argv: string[]): Promise<number> {
         force: { type: 'boolean' },
         'no-mdns': { type: 'boolean' },
         'no-mount': { type: 'boolean' },
+        'no-wait': { type: 'boolean' },
       });
       await recover(values as Parameters<typeof recover>[0], output(!!values.json));
       return 0;

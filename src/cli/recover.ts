@@ -17,7 +17,28 @@ import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { secret } from './secrets.js';
 import { mount } from './commands-mount.js';
+import { callDaemon } from './control.js';
+import type { BackfillProgress } from '../peers/backfill.js';
+import type { PeerStatus } from '../peers/service.js';
 import { newConfig, type Out } from './commands-store.js';
+
+/** Follows the daemon's background fetch until it ends, with a progress bar on a terminal. */
+async function waitForChunks(home: string): Promise<BackfillProgress> {
+  const bar = new Progress('fetching');
+  for (;;) {
+    const r = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
+    const peers = (r?.ok ? (r.data as { peers: PeerStatus | null }).peers : null) ?? null;
+    if (!peers) throw new UserError('the daemon stopped while fetching chunks back: safe mount resumes it');
+    const p = peers.backfill;
+    if (!p && !peers.fetching) return { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0, received: 0, chunksFetched: 0, missing: 0, done: true, error: null, startedAt: Date.now(), finishedAt: Date.now() };
+    if (p) bar.update(p.bytes, p.totalBytes, `${p.files}/${p.totalFiles} files ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}`);
+    if (p && (!peers.fetching || p.finishedAt !== null)) {
+      bar.done();
+      return p;
+    }
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
 
 export interface RecoverOptions {
   host?: string;
@@ -28,6 +49,7 @@ export interface RecoverOptions {
   force?: boolean;
   'no-mdns'?: boolean;
   'no-mount'?: boolean;
+  'no-wait'?: boolean;
 }
 
 /** Members to ask: --peer addresses, and everyone they know of. */
@@ -73,20 +95,24 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     listen: ['/ip4/127.0.0.1/tcp/0'],
     bootstrap: [],
     mdnsTag: opts['no-mdns'] ? null : `_safe-${gk.rendezvous.slice(0, 16)}._udp.local`,
+    rendezvous: gk.rendezvous,
   });
   let store: ChunkStore | null = null;
   try {
     if (!opts['no-mdns']) await new Promise((r) => setTimeout(r, 2000)); // give mDNS a moment
-    const asked = [...new Set([...(await candidates(node, peers)), ...node.peers()])];
-    let found;
+    const known = await candidates(node, peers);
+    // Members beyond those named: the group's rendezvous record, once we reach anyone at all.
+    const found = node.peers().length > 0 ? await node.rendezvousNow() : [];
+    const asked = [...new Set([...known, ...found, ...node.peers()])];
+    let located;
     try {
-      found = await findRootBlock(node, keys, asked);
+      located = await findRootBlock(node, keys, asked);
     } catch (err) {
       if (err instanceof NoRootBlockError) throw new UserError(err.message);
       throw err;
     }
-    for (const c of found.clients) await c.close();
-    const s = found.root.settings;
+    for (const c of located.clients) await c.close();
+    const s = located.root.settings;
     const cfg = newConfig(
       { host, mount: mountDir, group, offer: s.offer, listen: opts.listen ?? previous?.listen[0], peers, buddies: s.buddies, mdns: !opts['no-mdns'], avgChunk: s.avgChunk, schedule: s.schedule },
       keys,
@@ -108,22 +134,36 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       progress: (pr) => bar.update(pr.done, pr.total, `${pr.phase} ${pr.done}${pr.total ? `/${pr.total}` : ''} ${formatBytes(pr.bytes)}`),
     });
     bar.done();
-    if (report.missing > 0) throw new UserError(`${report.missing} chunks could not be fetched from any reachable buddy: run safe recover again when more are online`);
     adoptBuddies(store.db, report.root.buddies, report.root.epoch);
     store.db.pragma('wal_checkpoint(TRUNCATE)');
     store.close();
     store = null;
     saveConfig(home, { ...cfg, recovering: false });
-    const secs = (performance.now() - t0) / 1000;
-    const summary = `recovered '${host}' from ${report.rootFrom}: ${report.root.snapshots.length} snapshots, ${report.objects} metadata objects, ${report.chunks} chunks (${report.fetched} fetched, ${formatBytes(report.bytes)}) in ${secs.toFixed(1)} s${report.flagged.length ? `; buddies serving bad chunks: ${report.flagged.join(', ')}` : ''}`;
+    const summary = `recovered '${host}' from ${report.rootFrom}: ${report.root.snapshots.length} snapshots, ${report.objects} metadata objects`;
+    const base = { host, rootFrom: report.rootFrom, snapshots: report.root.snapshots.length, objects: report.objects, holders: report.holders };
     await node.stop();
     if (opts['no-mount']) {
-      out.print(summary, { ...report, seconds: secs, mounted: false });
+      out.print(`${summary}; the chunks are fetched back at the next safe mount`, { ...base, mounted: false });
       return;
     }
     const unlocked: Unlocked = { config: { ...cfg, recovering: false }, keys, convergence: gk.convergence, group: gk };
     await mount(false, { json: true, print: () => {} }, unlocked);
-    out.print(`${summary}\nmounted ${mountDir}`, { ...report, seconds: secs, mounted: true, mount: mountDir });
+    const mountedAfter = (performance.now() - t0) / 1000;
+    if (opts['no-wait']) {
+      out.print(`${summary}\nmounted ${mountDir} after ${mountedAfter.toFixed(1)} s; chunks are being fetched back (safe status shows how far; reads fetch what they need)`, { ...base, mounted: true, mount: mountDir, mountedAfter });
+      return;
+    }
+    const fetched = await waitForChunks(home);
+    const secs = (performance.now() - t0) / 1000;
+    const data = { ...base, mounted: true, mount: mountDir, mountedAfter, seconds: secs, fetched: fetched.chunksFetched, bytes: fetched.received, files: fetched.totalFiles, missing: fetched.missing };
+    if (!fetched.done) {
+      out.print(`${summary}\nmounted ${mountDir}`, data);
+      throw new UserError(`not every chunk is back (${fetched.error ?? 'unknown'}): the daemon keeps trying; files needing them cannot be read until then`);
+    }
+    out.print(
+      `${summary}, ${fetched.totalFiles} files' contents (${fetched.chunksFetched} chunks, ${formatBytes(fetched.received)}) in ${secs.toFixed(1)} s\nmounted ${mountDir} (usable after ${mountedAfter.toFixed(1)} s)`,
+      data,
+    );
   } finally {
     store?.close();
     await node.stop().catch(() => {});

@@ -3,6 +3,9 @@
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { Tree } from '../snapshot/tree.js';
 
+/** Bytes of a file fetched along with a missing chunk (after a recovery): one round trip per this much of a sequential read. */
+const READ_AHEAD = 4 << 20;
+
 export class ContentReader {
   private readonly cache = new Map<string, Promise<Buffer>>();
   private bytes = 0;
@@ -16,7 +19,7 @@ export class ContentReader {
     while (at < end) {
       const span = this.tree.chunkAt(cl, at);
       if (!span) break;
-      const plain = await this.chunk(span.handle);
+      const plain = await this.chunk(span.handle, () => this.tree.handlesFrom(cl, span.off, READ_AHEAD));
       const from = at - span.off;
       const n = Math.min(plain.length - from, end - at);
       if (n <= 0) break;
@@ -26,7 +29,7 @@ export class ContentReader {
     return at - pos;
   }
 
-  private chunk(handle: Buffer): Promise<Buffer> {
+  private chunk(handle: Buffer, ahead: () => Buffer[]): Promise<Buffer> {
     const key = handle.toString('latin1');
     const hit = this.cache.get(key);
     if (hit) {
@@ -34,7 +37,7 @@ export class ContentReader {
       this.cache.set(key, hit);
       return hit;
     }
-    const p = this.store.readAsync(handle);
+    const p = this.store.readAsync(handle, ahead);
     this.cache.set(key, p);
     p.then(
       (b) => {

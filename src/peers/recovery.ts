@@ -1,11 +1,9 @@
 // Disaster recovery, the network half: find our root block by its locator on any member, check
-// our own signature on it and open it, rebuild the tree from the metadata objects a buddy
-// holds for us, then fetch every chunk the tree names from all reachable buddies at once,
-// checking each tag. Resumable: chunks already in the store are not fetched again.
-import { chunkId, hexId } from '../chunkstore/sealer.js';
-import type { ChunkRow, ChunkStore } from '../chunkstore/store.js';
+// our own signature on it and open it, and rebuild the tree from the metadata objects a buddy
+// holds for us. The chunks follow in the background once the tree is mounted (backfill.ts).
+import type { ChunkStore } from '../chunkstore/store.js';
 import type { HostKeys } from '../keys/derive.js';
-import { countReferences, finishImport, handlesAfter, importChunkList, importInode } from '../snapshot/records.js';
+import { finishImport, importChunkList, importInode, setBackfillPending } from '../snapshot/records.js';
 import type { PeerNode } from './node.js';
 import { RestoreClient } from './retrieval.js';
 import { ObjectSealer, openRootBlock, type RootBlock } from './sealed-objects.js';
@@ -16,7 +14,7 @@ export class NoRootBlockError extends Error {
 }
 
 export interface RecoveryProgress {
-  phase: 'root' | 'metadata' | 'chunks';
+  phase: 'root' | 'metadata';
   done: number;
   total: number;
   bytes: number;
@@ -26,13 +24,8 @@ export interface RecoveryReport {
   root: RootBlock;
   rootFrom: string;
   objects: number;
-  chunks: number;
-  fetched: number;
-  bytes: number;
-  /** Chunks no reachable buddy could give (missing or failing their tag). */
-  missing: number;
-  /** Buddies that served a chunk failing its tag (substituted or damaged). */
-  flagged: string[];
+  /** Buddies reachable now that hold our data. */
+  holders: string[];
 }
 
 export interface RecoveryOptions {
@@ -110,79 +103,12 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
     }
   }
   if (objects === 0) throw new Error('no buddy could give back the metadata');
-  db.transaction(() => finishImport(db, root.epoch, root.nextIno, root.snapshots)).immediate();
 
-  const report = await fetchChunks(o, holders);
-  db.transaction(() => countReferences(db)).immediate();
+  db.transaction(() => {
+    finishImport(db, root.epoch, root.nextIno, root.snapshots);
+    // The chunks come next, in the background of the mounted daemon (backfill.ts).
+    setBackfillPending(db, true);
+  }).immediate();
   for (const c of clients) await c.close();
-  return { root, rootFrom: from, objects, ...report };
-}
-
-async function fetchChunks(o: RecoveryOptions, holders: RestoreClient[]): Promise<Pick<RecoveryReport, 'chunks' | 'fetched' | 'bytes' | 'missing' | 'flagged'>> {
-  const db = o.store.db;
-  const total = db.prepare('SELECT count(DISTINCT handle) FROM crefs').pluck().get() as number;
-  const raw = db.prepare<[Buffer], number>('SELECT raw FROM crefs WHERE handle = ? LIMIT 1').pluck();
-  const writer = o.store.newWriter();
-  const flagged = new Set<string>();
-  let done = 0;
-  let fetched = 0;
-  let bytes = 0;
-  let missing = 0;
-  // Pages of handles go to the buddies in turn; what one lacks or serves damaged, the next tries.
-  const pages: Buffer[][] = [];
-  for (let after: Buffer = Buffer.alloc(0); ; ) {
-    const page = handlesAfter(db, after, 512);
-    if (page.length === 0) break;
-    after = page[page.length - 1]!;
-    const need = page.filter((h) => !o.store.has(chunkId(h)));
-    done += page.length - need.length;
-    if (need.length > 0) pages.push(need);
-  }
-  const worker = async (start: number): Promise<void> => {
-    for (;;) {
-      const page = pages.shift();
-      if (!page) return;
-      let want = new Map(page.map((h) => [chunkId(h).toString('hex'), h]));
-      for (let k = 0; k < holders.length && want.size > 0; k++) {
-        const c = holders[(start + k) % holders.length]!;
-        for (let tries = 0; want.size > 0 && tries < 64; tries++) {
-          let got: { id: Buffer; box: Buffer }[];
-          try {
-            got = await c.chunks([...want.values()].map((h) => chunkId(h)));
-          } catch (err) {
-            o.log?.(`fetching from ${c.peer} failed: ${(err as Error).message}`);
-            break;
-          }
-          if (got.length === 0) break;
-          const rows: ChunkRow[] = [];
-          for (const { id, box } of got) {
-            const handle = want.get(id.toString('hex'));
-            if (!handle) continue;
-            try {
-              o.store.sealer.open(handle, box, id);
-            } catch {
-              flagged.add(c.peer);
-              o.log?.(`${c.peer} served chunk ${hexId(id)} with a bad tag: fetching it elsewhere`);
-              continue;
-            }
-            rows.push({ id, handle, raw: raw.get(handle) ?? 0, ...writer.append(id, box) });
-            want.delete(id.toString('hex'));
-            bytes += box.length;
-          }
-          writer.sync();
-          db.transaction(() => o.store.insert(rows)).immediate();
-          fetched += rows.length;
-          done += rows.length;
-          o.progress?.({ phase: 'chunks', done, total, bytes });
-          if (rows.length === 0) break;
-        }
-      }
-      missing += want.size;
-      done += want.size;
-      want = new Map();
-    }
-  };
-  await Promise.all(holders.map((_, i) => worker(i)));
-  writer.seal();
-  return { chunks: total, fetched, bytes, missing, flagged: [...flagged] };
+  return { root, rootFrom: from, objects, holders: holders.map((c) => c.peer) };
 }

@@ -14,6 +14,10 @@ import { Replicator, type AuditOutcome, type BuddyState, type SyncOutcome } from
 const DEFAULT_OWNER_SILENCE = 60 * 86400_000;
 import { ObjectSealer, type HostSettings } from './sealed-objects.js';
 import { createSigner } from './signing.js';
+import { Backfill, type BackfillProgress } from './backfill.js';
+import { ChunkFetcher } from './fetcher.js';
+import { chunkId } from '../chunkstore/sealer.js';
+import { backfillPending, chunkListHandles } from '../snapshot/records.js';
 
 export interface PeerServiceOptions {
   store: ChunkStore;
@@ -46,15 +50,23 @@ export interface PeerStatus {
   holding: OwnerUsage[];
   offered: number;
   used: number;
+  /** The recovery's background fetch: the last (or current) run. */
+  backfill: BackfillProgress | null;
+  /** Chunks are still being fetched back after a recovery. */
+  fetching: boolean;
 }
 
 export class PeerService {
+  private readonly fetcher: ChunkFetcher;
+
   private constructor(
     readonly node: PeerNode,
     readonly holder: Holder,
     readonly replicator: Replicator,
     private readonly o: PeerServiceOptions,
-  ) {}
+  ) {
+    this.fetcher = new ChunkFetcher({ node, store: o.store, holders: () => this.holders(), log: o.log });
+  }
 
   static async start(o: PeerServiceOptions): Promise<PeerService> {
     const db = o.store.db;
@@ -65,6 +77,8 @@ export class PeerService {
       listen: o.listen,
       bootstrap: o.peers,
       mdnsTag: o.mdns ? `_safe-${o.group.rendezvous.slice(0, 16)}._udp.local` : null,
+      rendezvous: o.group.rendezvous,
+      onRendezvousError: (err) => o.log(`${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`),
       onBootstrapError: (addr, err) => o.log(`peer ${addr} unreachable: ${err.message}`),
     });
     const holder = new Holder({ store: o.store, offer: o.offer, log: o.log, onDropped: o.onDropped, receiveDelayMs: o.receiveDelayMs });
@@ -111,10 +125,65 @@ export class PeerService {
     );
     o.log(`peer ${node.peerId} listening on ${node.multiaddrs().join(' ')}`);
     service.sweepSoon();
+    o.store.setRemote(service.fetcher);
+    service.backfillSoon(0);
     return service;
   }
 
   private sweepTimer: NodeJS.Timeout | null = null;
+  private backfill: Backfill | null = null;
+  private backfillRun: Promise<unknown> | null = null;
+  private backfillTimer: NodeJS.Timeout | null = null;
+
+  /** Peers that may hold our chunks: buddies first, then former buddies, then the others. */
+  private holders(): string[] {
+    const active = this.replicator.buddies().map((b) => b.peer);
+    const former = this.replicator.buddies(true).map((b) => b.peer);
+    const others = listMembers(this.o.store.db).map((m) => m.peer);
+    return [...new Set([...active, ...former, ...others])].filter((p) => p !== this.node.peerId);
+  }
+
+  /** After a recovery: fetch every chunk the tree names back, retrying while holders are away. */
+  private backfillSoon(delayMs: number, attempt = 0): void {
+    if (!backfillPending(this.o.store.db)) return;
+    this.backfillTimer = setTimeout(() => {
+      this.backfillTimer = null;
+      const bf = new Backfill(this.o.store, this.fetcher, () => Math.min(4, Math.max(1, this.replicator.buddies().length)));
+      this.backfill = bf;
+      this.backfillRun = bf.run().then(
+        (complete) => {
+          const p = bf.progress;
+          this.o.log(`recovery fetch: ${p.chunksFetched} chunks (${p.received} bytes) in ${((Date.now() - p.startedAt) / 1000).toFixed(1)} s; ${complete ? 'every chunk is back' : `${p.missing} still missing, trying again later`}`);
+          if (!complete) this.backfillSoon(Math.min(3600_000, 15_000 * 2 ** attempt), attempt + 1);
+        },
+        (err: Error) => {
+          this.o.log(`recovery fetch failed: ${err.message}`);
+          this.backfillSoon(Math.min(3600_000, 15_000 * 2 ** attempt), attempt + 1);
+        },
+      );
+    }, delayMs);
+    this.backfillTimer.unref();
+  }
+
+  /** Fetches the chunks of these lists that are not here (a restore of a path). */
+  async fetchLists(lists: Iterable<number>): Promise<{ fetched: number; bytes: number; missing: number }> {
+    const db = this.o.store.db;
+    const out = { fetched: 0, bytes: 0, missing: 0 };
+    let need: Buffer[] = [];
+    const go = async (): Promise<void> => {
+      const r = await this.fetcher.fetchAll(need);
+      out.fetched += r.fetched;
+      out.bytes += r.bytes;
+      out.missing += r.missing.length;
+      need = [];
+    };
+    for (const cl of lists) {
+      for (const h of chunkListHandles(db, cl)) if (!this.o.store.has(chunkId(h))) need.push(h);
+      if (need.length >= 512) await go();
+    }
+    if (need.length > 0) await go();
+    return out;
+  }
 
   /** Looks for decommissioned hosts now and then (at most hourly, sooner for short thresholds). */
   private sweepSoon(): void {
@@ -162,11 +231,19 @@ export class PeerService {
       holding: this.holder.owners(),
       offered: this.o.offer,
       used: this.holder.used(),
+      backfill: this.backfill?.progress ?? null,
+      fetching: backfillPending(this.o.store.db),
     };
   }
 
   async stop(): Promise<void> {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    if (this.backfillTimer) clearTimeout(this.backfillTimer);
+    this.backfill?.stop();
+    // Its current batch finishes before the store it writes to closes.
+    await this.backfillRun;
+    this.o.store.setRemote(null);
+    await this.fetcher.close();
     this.replicator.stop();
     await this.node.stop();
   }

@@ -189,3 +189,26 @@ export function storedIdsUpTo(db: Db, s: number, after: Buffer, limit: number): 
      ORDER BY k.id LIMIT ?`,
   ).pluck().all(after, s, limit);
 }
+
+/** Chunk lists after `cl` in order, with their sizes: the recovery's background fetch walks these. */
+export function chunkListsAfter(db: Db, cl: number, limit: number): { cl: number; size: number }[] {
+  return prepared<[number, number], { cl: number; size: number }>(db, 'SELECT cl, size FROM clists WHERE cl > ? ORDER BY cl LIMIT ?').all(cl, limit);
+}
+
+export function chunkListTotals(db: Db): { lists: number; bytes: number } {
+  return prepared<[], { lists: number; bytes: number }>(db, 'SELECT count(*) AS lists, coalesce(sum(size), 0) AS bytes FROM clists').get()!;
+}
+
+/** Handles of one chunk list, in file order. */
+export function chunkListHandles(db: Db, cl: number): Buffer[] {
+  return prepared<[number], Buffer>(db, 'SELECT handle FROM crefs WHERE cl = ? ORDER BY off').pluck().all(cl);
+}
+
+/** Tree state a recovery left to finish: chunks still to fetch back (tree_meta 'backfill'). */
+export function backfillPending(db: Db): boolean {
+  return (prepared(db, "SELECT v FROM tree_meta WHERE k = 'backfill'").pluck().get() as number | undefined) === 1;
+}
+
+export function setBackfillPending(db: Db, pending: boolean): void {
+  prepared(db, "INSERT INTO tree_meta (k, v) VALUES ('backfill', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(pending ? 1 : 0);
+}

@@ -85,6 +85,7 @@ export class Tree {
       killEntry: db.prepare('UPDATE entries SET died = ? WHERE parent = ? AND name = ? AND born = ?'),
       clUse: db.prepare('UPDATE clists SET users = users + ? WHERE cl = ?'),
       chunkAt: db.prepare<[number, number], ChunkSpan>('SELECT off, handle, raw FROM crefs WHERE cl = ? AND off <= ? ORDER BY off DESC LIMIT 1'),
+      handlesFrom: db.prepare<[number, number, number], { handle: Buffer; raw: number }>('SELECT handle, raw FROM crefs WHERE cl = ? AND off >= ? ORDER BY off LIMIT ?'),
       stagedUsers: db.prepare<[number, number], number>('SELECT count(*) FROM inodes WHERE ino = ? AND staged = ?').pluck(),
       setMeta: db.prepare('INSERT INTO tree_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
     };
@@ -119,6 +120,18 @@ export class Tree {
   /** The chunk holding byte `off` of chunk list `cl`. */
   chunkAt(cl: number, off: number): ChunkSpan | undefined {
     return this.q.chunkAt.get(cl, off);
+  }
+
+  /** Handles of the chunks of list `cl` from byte `off` on, up to `bytes`: what a sequential read wants next. */
+  handlesFrom(cl: number, off: number, bytes: number): Buffer[] {
+    const out: Buffer[] = [];
+    let sum = 0;
+    for (const s of this.q.handlesFrom.all(cl, off, 1024)) {
+      if (out.length > 0 && sum + s.raw > bytes) break;
+      out.push(s.handle);
+      sum += s.raw;
+    }
+    return out;
   }
 
   /** Number of inode rows (any epoch) whose content is staging generation `gen`. */

@@ -1,0 +1,92 @@
+// After a recovery the tree is back before its chunks: this fetches every chunk it names that
+// the store lacks, file by file (chunk list order), from all holders at once, in the
+// background of a mounted daemon. Resumable by construction: what is stored is never asked
+// for again. When every chunk is back, reference counts are set from the tree once, exactly.
+import { chunkId } from '../chunkstore/sealer.js';
+import type { ChunkStore } from '../chunkstore/store.js';
+import { chunkListHandles, chunkListsAfter, chunkListTotals, countReferences, setBackfillPending } from '../snapshot/records.js';
+import type { ChunkFetcher } from './fetcher.js';
+
+export interface BackfillProgress {
+  /** Chunk lists (file contents) done, of total. */
+  files: number;
+  totalFiles: number;
+  /** Plaintext bytes of the files done, of total. */
+  bytes: number;
+  totalBytes: number;
+  /** Box bytes received. */
+  received: number;
+  chunksFetched: number;
+  /** Chunks nobody could give back (so far). */
+  missing: number;
+  done: boolean;
+  /** Why the last run stopped short, if it did. */
+  error: string | null;
+  startedAt: number;
+  finishedAt: number | null;
+}
+
+const LISTS_PER_PAGE = 64;
+const HANDLES_PER_FETCH = 512;
+
+export class Backfill {
+  readonly progress: BackfillProgress;
+  private stopped = false;
+
+  constructor(private readonly store: ChunkStore, private readonly fetcher: ChunkFetcher, private readonly workers: () => number) {
+    const t = chunkListTotals(store.db);
+    this.progress = { files: 0, totalFiles: t.lists, bytes: 0, totalBytes: t.bytes, received: 0, chunksFetched: 0, missing: 0, done: false, error: null, startedAt: Date.now(), finishedAt: null };
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Runs to the end; true when every chunk is back (else run again when holders are online). */
+  async run(): Promise<boolean> {
+    try {
+      return await this.pass();
+    } catch (err) {
+      this.progress.error = (err as Error).message;
+      throw err;
+    } finally {
+      this.progress.finishedAt = Date.now();
+    }
+  }
+
+  private async pass(): Promise<boolean> {
+    const db = this.store.db;
+    let after = 0;
+    const next = (): { cl: number; size: number }[] => {
+      const page = chunkListsAfter(db, after, LISTS_PER_PAGE);
+      if (page.length > 0) after = page[page.length - 1]!.cl;
+      return page;
+    };
+    const worker = async (n: number): Promise<void> => {
+      for (let page = next(); page.length > 0 && !this.stopped; page = next()) {
+        const need: Buffer[] = [];
+        for (const l of page) for (const h of chunkListHandles(db, l.cl)) if (!this.store.has(chunkId(h))) need.push(h);
+        for (let i = 0; i < need.length && !this.stopped; i += HANDLES_PER_FETCH) {
+          const r = await this.fetcher.fetchAll(need.slice(i, i + HANDLES_PER_FETCH), n);
+          this.progress.received += r.bytes;
+          this.progress.chunksFetched += r.fetched;
+          this.progress.missing += r.missing.length;
+        }
+        this.progress.files += page.length;
+        this.progress.bytes += page.reduce((s, l) => s + l.size, 0);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, this.workers()) }, (_, n) => worker(n)));
+    if (this.stopped) return false;
+    const complete = this.progress.missing === 0;
+    if (complete) {
+      db.transaction(() => {
+        countReferences(db);
+        setBackfillPending(db, false);
+      }).immediate();
+    }
+    this.progress.done = complete;
+    if (!complete) this.progress.error = `${this.progress.missing} chunks could not be fetched from any reachable buddy`;
+    return complete;
+  }
+}

@@ -1,0 +1,130 @@
+// Chunks back from buddies: for the recovery's background fetch, for reads of chunks that are
+// not here (the mount is up before every chunk is back), and for restores of such paths. Each
+// box is checked against its handle before it is stored; a buddy that serves a bad one is
+// flagged and the chunk asked of the next. Stored rows get the reference count the tree gives
+// them, so garbage collection keeps them.
+import { chunkId, hexId } from '../chunkstore/sealer.js';
+import type { ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';
+import type { PackWriter } from '../chunkstore/packs.js';
+import { prepared } from '../chunkstore/index-db.js';
+import type { PeerNode } from './node.js';
+import { RestoreClient } from './retrieval.js';
+
+export interface FetcherOptions {
+  node: PeerNode;
+  store: ChunkStore;
+  /** Peers that may hold our chunks, most likely first (buddies, then former buddies). */
+  holders: () => string[];
+  log: (m: string) => void;
+}
+
+export interface FetchResult {
+  fetched: number;
+  /** Box bytes received and stored. */
+  bytes: number;
+  /** Asked for but given by nobody (or only with a bad tag). */
+  missing: Buffer[];
+}
+
+export class ChunkFetcher implements RemoteChunks {
+  private readonly clients = new Map<string, Promise<RestoreClient | null>>();
+  private writer: PackWriter | null = null;
+  /** Peers that served a chunk failing its tag. */
+  readonly flagged = new Set<string>();
+
+  constructor(private readonly o: FetcherOptions) {}
+
+  async fetch(handles: Buffer[]): Promise<number> {
+    return (await this.fetchAll(handles)).fetched;
+  }
+
+  /** Fetches what of `handles` is not stored, trying the holders from `start` on in turn. */
+  async fetchAll(handles: Buffer[], start = 0): Promise<FetchResult> {
+    const { store } = this.o;
+    const want = new Map<string, Buffer>();
+    for (const h of handles) {
+      const id = chunkId(h);
+      if (!store.has(id)) want.set(id.toString('hex'), h);
+    }
+    const result: FetchResult = { fetched: 0, bytes: 0, missing: [] };
+    const holders = this.o.holders();
+    for (let k = 0; k < holders.length && want.size > 0; k++) {
+      const peer = holders[(start + k) % holders.length]!;
+      const client = await this.client(peer);
+      if (!client) continue;
+      // A page of answers is bounded in bytes: ask again until it gives nothing new.
+      for (;;) {
+        let got: { id: Buffer; box: Buffer }[];
+        try {
+          got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
+        } catch (err) {
+          this.o.log(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
+          this.clients.delete(peer);
+          break;
+        }
+        const stored = this.store(peer, got, want);
+        result.fetched += stored.n;
+        result.bytes += stored.bytes;
+        if (stored.n === 0) break;
+      }
+    }
+    result.missing = [...want.values()];
+    return result;
+  }
+
+  private store(peer: string, got: { id: Buffer; box: Buffer }[], want: Map<string, Buffer>): { n: number; bytes: number } {
+    const { store } = this.o;
+    const rows: ChunkRow[] = [];
+    let bytes = 0;
+    this.writer ??= store.newWriter();
+    for (const { id, box } of got) {
+      const key = id.toString('hex');
+      const handle = want.get(key);
+      if (!handle) continue;
+      try {
+        store.sealer.open(handle, box, id);
+      } catch {
+        if (!this.flagged.has(peer)) this.o.log(`${peer} served chunk ${hexId(id)} failing its tag: fetching it elsewhere`);
+        this.flagged.add(peer);
+        continue;
+      }
+      rows.push({ id, handle, raw: 0, ...this.writer.append(id, box) });
+      want.delete(key);
+      bytes += box.length;
+    }
+    if (rows.length === 0) return { n: 0, bytes: 0 };
+    // Pack bytes durable before the rows that name them.
+    this.writer.sync();
+    const db = store.db;
+    const refs = prepared<{ handle: Buffer; id: Buffer }, unknown>(
+      db,
+      'UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.handle = @handle), raw = (SELECT coalesce(max(raw), 0) FROM crefs c WHERE c.handle = @handle) WHERE id = @id',
+    );
+    db.transaction(() => {
+      store.insert(rows);
+      for (const r of rows) refs.run({ handle: r.handle!, id: r.id });
+    }).immediate();
+    return { n: rows.length, bytes };
+  }
+
+  private client(peer: string): Promise<RestoreClient | null> {
+    let c = this.clients.get(peer);
+    if (!c) {
+      c = RestoreClient.open(this.o.node, peer, AbortSignal.timeout(15_000)).catch((err: Error) => {
+        this.o.log(`cannot reach ${peer} for chunks: ${err.message}`);
+        this.clients.delete(peer);
+        return null;
+      });
+      this.clients.set(peer, c);
+    }
+    return c;
+  }
+
+  async close(): Promise<void> {
+    this.writer?.seal();
+    this.writer = null;
+    const all = [...this.clients.values()];
+    this.clients.clear();
+    for (const c of all) await (await c)?.close();
+  }
+}

@@ -1,0 +1,85 @@
+// Chunks that are not local come back from buddies: reads through the mount, restores of a
+// path, and a recovery whose mount is up before its chunks are. Real daemons on 127.0.0.1.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { seededBytes, tempDir } from '../helpers.js';
+import { GROUP, makeMember } from './group.js';
+
+/** Reads a file through the mount from another process (never from ours: FUSE deadlock). */
+const cat = (path: string): { status: number | null; out: Buffer } => {
+  const r = spawnSync('cat', [path], { maxBuffer: 64 << 20 });
+  return { status: r.status, out: r.stdout };
+};
+
+test('missing chunks are fetched from buddies on read and on restore; recovery mounts before its chunks are back', { timeout: 300_000 }, async () => {
+  const c = await makeMember('buddy-c', { offer: '1G' });
+  c.mount();
+  const a = await makeMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
+  a.mount();
+  const big = seededBytes(6 << 20, 21);
+  const small = Array.from({ length: 30 }, (_, i) => seededBytes(5000 + i * 700, 100 + i));
+  writeFileSync(join(a.mnt, 'big.bin'), big);
+  mkdirSync(join(a.mnt, 'dir'));
+  small.forEach((b, i) => writeFileSync(join(a.mnt, 'dir', `s${i}`), b));
+  await a.settle();
+  a.ok('snapshot');
+  a.ok('sync', '--wait');
+
+  // The local store loses every chunk (their index rows: as good as gone).
+  a.unmount();
+  const db = new Database(join(a.home, 'store', 'index.db'));
+  const lost = db.prepare('DELETE FROM chunks WHERE handle IS NOT NULL').run().changes;
+  db.close();
+  assert.ok(lost > 300, `${lost} chunks dropped`);
+  a.mount();
+
+  const read = cat(join(a.mnt, 'big.bin'));
+  assert.equal(read.status, 0);
+  assert.ok(read.out.equals(big), 'read through the mount: fetched from the buddy');
+  const target = tempDir('safe-restore-');
+  const r = JSON.parse(a.ok('restore', 'latest:/dir', '--target', target, '--json')) as { fetched: number; files: number };
+  assert.equal(r.files, 30);
+  assert.ok(r.fetched >= 30, `restore fetched ${r.fetched} chunks`);
+  small.forEach((b, i) => assert.ok(readFileSync(join(target, 'dir', `s${i}`)).equals(b), `s${i}`));
+  assert.match(a.ok('verify'), /no problems/, 'fetched chunks carry the right reference counts');
+
+  // With the buddy away, what is not here fails clearly, and nothing is half-restored.
+  a.unmount();
+  const db2 = new Database(join(a.home, 'store', 'index.db'));
+  db2.prepare('DELETE FROM chunks WHERE handle IS NOT NULL').run();
+  db2.close();
+  c.unmount();
+  a.mount();
+  assert.notEqual(cat(join(a.mnt, 'dir', 's3')).status, 0, 'read of a chunk nobody has fails');
+  const target2 = tempDir('safe-restore-');
+  const bad = a.safe('restore', 'latest:/dir', '--target', target2);
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /^safe: \d+ chunks of latest:\/dir are neither here nor on any reachable buddy: nothing was restored\n$/);
+  assert.equal(spawnSync('ls', ['-A', target2], { encoding: 'utf8' }).stdout, '');
+  assert.match(a.ok('status'), /mounted/, 'the daemon is fine');
+
+  // Recovery with --no-wait: the mount is usable at once, reads fetch what they need while the
+  // rest comes back in the background.
+  c.mount();
+  a.unmount();
+  spawnSync('rm', ['-rf', a.home]);
+  const rec = JSON.parse(
+    a.ok('recover', '--host', 'host-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', c.addr, '--listen', a.addr, '--no-mdns', '--no-wait', '--json'),
+  ) as { mounted: boolean; mountedAfter: number };
+  assert.ok(rec.mounted);
+  const early = cat(join(a.mnt, 'big.bin'));
+  assert.ok(early.out.equals(big), 'read right after the recovery mounted');
+  const t0 = Date.now();
+  for (;;) {
+    const s = JSON.parse(a.ok('status', '--json')) as { daemon: { peers: { fetching: boolean } } };
+    if (!s.daemon.peers.fetching) break;
+    assert.ok(Date.now() - t0 < 60_000, 'every chunk back within a minute');
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  small.forEach((b, i) => assert.ok(cat(join(a.mnt, 'dir', `s${i}`)).out.equals(b), `s${i} after recovery`));
+  assert.match(a.ok('verify'), /no problems/);
+});
