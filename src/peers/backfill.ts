@@ -54,26 +54,51 @@ export class Backfill {
     }
   }
 
+  /**
+   * Batches of missing handles, in file order, each naming the files it completes: workers take
+   * batches, not files, so one large file is fetched by all of them at once.
+   */
+  private *batches(): Generator<{ handles: Buffer[]; files: number; bytes: number }> {
+    const db = this.store.db;
+    let handles: Buffer[] = [];
+    let files = 0;
+    let bytes = 0;
+    for (let after = 0; ; ) {
+      const page = chunkListsAfter(db, after, LISTS_PER_PAGE);
+      if (page.length === 0) break;
+      after = page[page.length - 1]!.cl;
+      for (const l of page) {
+        for (const h of chunkListHandles(db, l.cl)) {
+          if (this.store.has(chunkId(h))) continue;
+          handles.push(h);
+          if (handles.length === HANDLES_PER_FETCH) {
+            yield { handles, files, bytes };
+            handles = [];
+            files = 0;
+            bytes = 0;
+          }
+        }
+        files++;
+        bytes += l.size;
+      }
+    }
+    if (handles.length > 0 || files > 0) yield { handles, files, bytes };
+  }
+
   private async pass(): Promise<boolean> {
     const db = this.store.db;
-    let after = 0;
-    const next = (): { cl: number; size: number }[] => {
-      const page = chunkListsAfter(db, after, LISTS_PER_PAGE);
-      if (page.length > 0) after = page[page.length - 1]!.cl;
-      return page;
-    };
+    const work = this.batches();
     const worker = async (n: number): Promise<void> => {
-      for (let page = next(); page.length > 0 && !this.stopped; page = next()) {
-        const need: Buffer[] = [];
-        for (const l of page) for (const h of chunkListHandles(db, l.cl)) if (!this.store.has(chunkId(h))) need.push(h);
-        for (let i = 0; i < need.length && !this.stopped; i += HANDLES_PER_FETCH) {
-          const r = await this.fetcher.fetchAll(need.slice(i, i + HANDLES_PER_FETCH), n);
+      for (let b = work.next(); !b.done && !this.stopped; b = work.next()) {
+        const { handles, files, bytes } = b.value;
+        if (handles.length > 0) {
+          const r = await this.fetcher.fetchAll(handles, n);
           this.progress.received += r.bytes;
           this.progress.chunksFetched += r.fetched;
           this.progress.missing += r.missing.length;
         }
-        this.progress.files += page.length;
-        this.progress.bytes += page.reduce((s, l) => s + l.size, 0);
+        this.progress.files += files;
+        this.progress.bytes += bytes;
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, this.workers()) }, (_, n) => worker(n)));

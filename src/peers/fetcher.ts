@@ -26,6 +26,9 @@ export interface FetchResult {
   missing: Buffer[];
 }
 
+/** Requests in flight to one holder: one answer is being read while the next is prepared. */
+export const STREAMS_PER_HOLDER = 2;
+
 export class ChunkFetcher implements RemoteChunks {
   private readonly clients = new Map<string, Promise<RestoreClient | null>>();
   private writer: PackWriter | null = null;
@@ -38,7 +41,10 @@ export class ChunkFetcher implements RemoteChunks {
     return (await this.fetchAll(handles)).fetched;
   }
 
-  /** Fetches what of `handles` is not stored, trying the holders from `start` on in turn. */
+  /**
+   * Fetches what of `handles` is not stored, trying the holders from `start` on in turn. Each
+   * caller number has its own stream to a holder, so callers keep several requests in flight.
+   */
   async fetchAll(handles: Buffer[], start = 0): Promise<FetchResult> {
     const { store } = this.o;
     const want = new Map<string, Buffer>();
@@ -50,7 +56,7 @@ export class ChunkFetcher implements RemoteChunks {
     const holders = this.o.holders();
     for (let k = 0; k < holders.length && want.size > 0; k++) {
       const peer = holders[(start + k) % holders.length]!;
-      const client = await this.client(peer);
+      const client = await this.client(peer, Math.floor(start / holders.length) % STREAMS_PER_HOLDER);
       if (!client) continue;
       // A page of answers is bounded in bytes: ask again until it gives nothing new.
       for (;;) {
@@ -59,7 +65,7 @@ export class ChunkFetcher implements RemoteChunks {
           got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
         } catch (err) {
           this.o.log(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
-          this.clients.delete(peer);
+          this.clients.delete(this.key(peer, Math.floor(start / holders.length) % STREAMS_PER_HOLDER));
           break;
         }
         const stored = this.store(peer, got, want);
@@ -107,15 +113,20 @@ export class ChunkFetcher implements RemoteChunks {
     return { n: rows.length, bytes };
   }
 
-  private client(peer: string): Promise<RestoreClient | null> {
-    let c = this.clients.get(peer);
+  private key(peer: string, slot: number): string {
+    return `${peer}/${slot}`;
+  }
+
+  private client(peer: string, slot: number): Promise<RestoreClient | null> {
+    const key = this.key(peer, slot);
+    let c = this.clients.get(key);
     if (!c) {
       c = RestoreClient.open(this.o.node, peer, AbortSignal.timeout(15_000)).catch((err: Error) => {
         this.o.log(`cannot reach ${peer} for chunks: ${err.message}`);
-        this.clients.delete(peer);
+        this.clients.delete(key);
         return null;
       });
-      this.clients.set(peer, c);
+      this.clients.set(key, c);
     }
     return c;
   }

@@ -15,7 +15,7 @@ const DEFAULT_OWNER_SILENCE = 60 * 86400_000;
 import { ObjectSealer, type HostSettings } from './sealed-objects.js';
 import { createSigner } from './signing.js';
 import { Backfill, type BackfillProgress } from './backfill.js';
-import { ChunkFetcher } from './fetcher.js';
+import { ChunkFetcher, STREAMS_PER_HOLDER } from './fetcher.js';
 import { chunkId } from '../chunkstore/sealer.js';
 import { backfillPending, chunkListHandles } from '../snapshot/records.js';
 
@@ -148,7 +148,7 @@ export class PeerService {
     if (!backfillPending(this.o.store.db)) return;
     this.backfillTimer = setTimeout(() => {
       this.backfillTimer = null;
-      const bf = new Backfill(this.o.store, this.fetcher, () => Math.min(4, Math.max(1, this.replicator.buddies().length)));
+      const bf = new Backfill(this.o.store, this.fetcher, () => STREAMS_PER_HOLDER * Math.min(4, Math.max(1, this.replicator.buddies().length)));
       this.backfill = bf;
       this.backfillRun = bf.run().then(
         (complete) => {

@@ -1,0 +1,94 @@
+// Real daemons for the peer benchmarks: each host its own SAFE_HOME, mount and port on
+// 127.0.0.1, all in one group; and a raw TCP transfer to measure beside them.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const bin = new URL('../../bin/safe', import.meta.url).pathname;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Host {
+  name: string;
+  home: string;
+  mnt: string;
+  addr: string;
+  env: NodeJS.ProcessEnv;
+  safe(...args: string[]): string;
+}
+
+export const GROUP_ENV = { SAFE_PASSPHRASE: 'bench', SAFE_GROUP_PASSWORD: 'bench group', SAFE_CHUNK_DELAY_MS: '500' };
+
+export async function host(root: string, name: string, o: { offer: string; peers: string[]; buddies?: number }): Promise<Host> {
+  const home = join(root, name, 'home');
+  const mnt = join(root, name, 'mnt');
+  mkdirSync(mnt, { recursive: true });
+  const addr = `/ip4/127.0.0.1/tcp/${await freePort()}`;
+  const env = { ...process.env, SAFE_HOME: home, ...GROUP_ENV };
+  const safe = (...args: string[]): string => {
+    const r = spawnSync(bin, args, { env, encoding: 'utf8', maxBuffer: 1 << 30 });
+    if (r.status !== 0) throw new Error(`safe ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  safe('init', '--host', name, '--mount', mnt, '--group', 'bench', '--offer', o.offer, '--listen', addr, '--buddies', String(o.buddies ?? 1), '--no-mdns', ...o.peers.flatMap((p) => ['--peer', p]));
+  safe('mount');
+  return { name, home, mnt, addr, env, safe };
+}
+
+export async function settle(h: Host): Promise<void> {
+  for (;;) {
+    const s = JSON.parse(h.safe('status', '--json')) as { daemon: { pendingChunking: number } };
+    if (s.daemon.pendingChunking === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface Report { chunksSent: number; chunkBytes: number; objectsSent: number; bytes: number; ms: number }
+
+/** sync --wait; the reports of the buddies that committed. */
+export function syncAll(h: Host): Report[] {
+  const r = JSON.parse(h.safe('sync', '--wait', '--json')) as { buddies: { ok: boolean; error?: string; report?: Report }[] };
+  const ok = r.buddies.filter((x) => x.ok && x.report).map((x) => x.report!);
+  if (ok.length === 0) throw new Error(`sync failed: ${JSON.stringify(r)}`);
+  return ok;
+}
+
+export function unmountAll(hosts: Host[]): void {
+  for (const h of [...hosts].reverse()) spawnSync(bin, ['unmount'], { env: h.env });
+}
+
+/** Raw TCP: `bytes` from this process to a sink in another, on loopback; returns ms. */
+export async function rawTcp(bytes: number): Promise<number> {
+  const sink = spawn(process.execPath, ['-e', `
+    const s = require('net').createServer((c) => { let n = 0; c.on('data', (b) => { n += b.length; if (n >= ${bytes}) c.end('k'); }); });
+    s.listen(0, '127.0.0.1', () => console.log(s.address().port));`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((r) => sink.stdout!.once('data', (d: Buffer) => r(Number(d.toString().trim()))));
+  const block = Buffer.alloc(1 << 20, 0x5a);
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const c = createConnection(port, '127.0.0.1');
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < bytes) {
+        const n = Math.min(block.length, bytes - sent);
+        sent += n;
+        if (!c.write(block.subarray(0, n))) return void c.once('drain', pump);
+      }
+    };
+    c.on('connect', pump);
+    c.on('data', () => { c.destroy(); resolve(); });
+    c.on('error', reject);
+  });
+  const ms = performance.now() - t0;
+  sink.kill();
+  return ms;
+}
