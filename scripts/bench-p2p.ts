@@ -1,5 +1,5 @@
 // Shipping throughput on loopback: N MiB of 64 KiB payloads through a messages.ts channel on a
-// libp2p stream (with and without the group's private network), beside raw TCP moving the same
+// libp2p stream (with and without the group network, AES-CTR under the group key), beside raw TCP moving the same
 // bytes in the same run. Sender here, receiver in a child process (two cores, like two hosts).
 //   node dist/scripts/bench-p2p.js [MiB=256] [payloadKiB=64] [windowMiB=4]
 import '../src/peers/polyfill.js';
@@ -112,7 +112,7 @@ async function sender(totalMiB: number, payloadKiB: number, windowMiB: number): 
     const r = await raw();
     const p = await ship(false);
     const q = await ship(true);
-    rows.push(`round ${round + 1}: raw TCP ${mbps(total, r)} | channel ${mbps(total, p)} | channel+pnet ${mbps(total, q)}`);
+    rows.push(`round ${round + 1}: raw TCP ${mbps(total, r)} | channel ${mbps(total, p)} | channel+group net ${mbps(total, q)}`);
   }
   console.log(`${totalMiB} MiB in ${payloadKiB} KiB payloads, window ${windowMiB} MiB, loopback, sender and receiver in two processes`);
   for (const row of rows) console.log(row);

@@ -3,7 +3,6 @@
 // handshake. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
 // touches one file.
 import './polyfill.js';
-import './xsalsa20-fix.js';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
@@ -16,11 +15,11 @@ import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
-import { checkedPreSharedKey } from './pnet-check.js';
+import { groupNetwork } from './private-network.js';
 import { rendezvousDHT, startRendezvous, type Rendezvous } from './rendezvous.js';
 
 export type { Stream } from '@libp2p/interface';
-export { GroupMismatchError } from './pnet-check.js';
+export { GroupMismatchError } from './private-network.js';
 
 export interface PeerNodeOptions {
   /** 32-byte Ed25519 seed (HostKeys.identitySeed): the same seed always gives the same PeerId. */
@@ -129,7 +128,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    ...(opts.pnetKey ? { connectionProtector: checkedPreSharedKey(opts.pnetKey) } : {}),
+    ...(opts.pnetKey ? { connectionProtector: groupNetwork(opts.pnetKey) } : {}),
     // timeout 0: the default waits a whole second before the first dial.
     peerDiscovery: [
       ...(named.length > 0 ? [bootstrap({ list: named, timeout: 0 })] : []),

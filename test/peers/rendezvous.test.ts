@@ -2,14 +2,12 @@
 // know one common peer find each other, which no other mechanism here does (the fixture has no
 // peer exchange and there is no mDNS), and a node of another group is never found.
 import '../../src/peers/polyfill.js';
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import type { Command, MemberConfig } from './fixtures/peer.js';
+import { FixtureProcess } from './fixture-process.js';
 
-const FIXTURE = new URL('./fixtures/peer.js', import.meta.url).pathname;
 const seed = (label: string): string => createHash('sha256').update(label).digest('hex');
 const GROUP = { pnet: seed('group key'), rendezvous: seed('group rendezvous') };
 const OTHER = { pnet: seed('other group key'), rendezvous: seed('other group rendezvous') };
@@ -26,53 +24,22 @@ interface Reply {
 }
 
 /** A serve-mode fixture process: its JSON lines, and commands on its stdin. */
-class Member {
-  readonly lines: Line[] = [];
-  private waiters: Array<() => void> = [];
-  readonly exited: Promise<number | null>;
+class Member extends FixtureProcess<Line> {
   peerId = '';
   addr = '';
 
-  private constructor(readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on('line', (l) => {
-      this.lines.push(JSON.parse(l) as Line);
-      for (const w of this.waiters.splice(0)) w();
-    });
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-  }
-
   static async start(cfg: Omit<MemberConfig, 'mode'>): Promise<Member> {
-    // stdin is the fixture's lifeline: it stops when the pipe closes, even if we crash.
-    const m = new Member(spawn(process.execPath, [FIXTURE, JSON.stringify({ mode: 'serve', ...cfg })], { stdio: ['pipe', 'pipe', 'inherit'] }));
-    running.add(m);
-    const ready = await m.next(0, (l) => l.ready === true, 10_000, 'ready');
+    const m = new Member({ mode: 'serve', ...cfg });
+    const ready = await m.next((l) => l.ready === true, 10_000, 'ready');
     m.peerId = ready.peerId!;
     m.addr = ready.addrs!.find((a) => a.startsWith('/ip4/127.0.0.1/tcp/'))!;
     return m;
   }
 
-  async next(from: number, pred: (l: Line) => boolean, ms: number, what: string): Promise<Line> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const hit = this.lines.slice(from).find(pred);
-      if (hit) return hit;
-      if (this.child.exitCode !== null) throw new Error(`${what}: process exited ${this.child.exitCode}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${what}: nothing within ${ms} ms`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
   async send(c: Command): Promise<Reply> {
     const from = this.lines.length;
     this.child.stdin!.write(JSON.stringify(c) + '\n');
-    const { reply } = await this.next(from, (l) => l.reply !== undefined, 10_000, c.cmd);
+    const { reply } = await this.next((l) => l.reply !== undefined, 10_000, c.cmd, from);
     assert.equal(reply!.error, undefined, `${c.cmd}: ${JSON.stringify(reply!.error)}`);
     return reply!;
   }
@@ -91,16 +58,7 @@ class Member {
     return this.lines.filter((l) => l.event === name);
   }
 
-  async stop(): Promise<number | null> {
-    this.child.stdin!.end();
-    return this.exited;
-  }
 }
-
-const running = new Set<Member>();
-after(async () => {
-  for (const m of running) m.child.kill('SIGKILL');
-});
 
 /** B, and A and C that know only B: the shape where only a rendezvous can introduce A to C. */
 async function trio(prefix: string, rendezvous?: string): Promise<{ a: Member; b: Member; c: Member }> {
@@ -131,7 +89,7 @@ test('members find each other through the DHT rendezvous record; another group i
   // Without /p2p/, so the node reports the failed bootstrap and we know it really tried.
   const bBare = b.addr.replace(/\/p2p\/.*$/, '');
   const o2 = await Member.start({ seed: seed('outsider 2'), pnet: OTHER.pnet, rendezvous: OTHER.rendezvous, bootstrap: [bBare, o1.addr] });
-  const rejected = await o2.next(0, (l) => l.event === 'bootstrap-error', 5000, 'outsider rejected by B');
+  const rejected = await o2.next((l) => l.event === 'bootstrap-error', 5000, 'outsider rejected by B');
   assert.equal(rejected.name, 'GroupMismatchError');
 
   const t0 = performance.now();
