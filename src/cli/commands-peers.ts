@@ -82,10 +82,15 @@ export async function peers(out: Out): Promise<void> {
 /** The buddy lines of `safe status`. */
 export function buddyLines(p: PeerStatus): string[] {
   const lines = [`peer ${p.peerId}; holding ${formatBytes(p.used)} for others of ${formatBytes(p.offered)} offered`];
+  if (p.fetching) {
+    const f = p.backfill;
+    lines.push(`recovery: fetching chunks back${f ? ` (${f.files}/${f.totalFiles} files, ${formatBytes(f.bytes)} of ${formatBytes(f.totalBytes)}${f.error ? `; ${f.error}` : ''})` : ''}`);
+  }
   if (p.buddies.length === 0) lines.push('buddies: none yet');
   for (const b of p.buddies) {
     const lag = p.latest === null ? 'nothing to ship' : b.epoch === p.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind the latest snapshot';
-    const health = b.lastError ? `failing (${b.fails}x): ${b.lastError}` : 'ok';
+    const bad = p.flagged.includes(b.peer) ? '; SERVED CHUNKS FAILING THEIR TAG' : '';
+    const health = (b.lastError ? `failing (${b.fails}x): ${b.lastError}` : 'ok') + bad;
     lines.push(`buddy ${b.peer}: last contact ${ago(b.lastOk)}, ${lag}, ${health}`);
   }
   return lines;

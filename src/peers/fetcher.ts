@@ -28,12 +28,16 @@ export interface FetchResult {
 
 /** Requests in flight to one holder: one answer is being read while the next is prepared. */
 export const STREAMS_PER_HOLDER = 2;
+/** Starts for callers that name none: few enough to reuse streams, more than one holder. */
+const TURNS = 8;
 
 export class ChunkFetcher implements RemoteChunks {
   private readonly clients = new Map<string, Promise<RestoreClient | null>>();
   private writer: PackWriter | null = null;
   /** Peers that served a chunk failing its tag. */
   readonly flagged = new Set<string>();
+  /** Callers that name no start take turns, so every holder is asked first now and then. */
+  private turn = 0;
 
   constructor(private readonly o: FetcherOptions) {}
 
@@ -45,7 +49,7 @@ export class ChunkFetcher implements RemoteChunks {
    * Fetches what of `handles` is not stored, trying the holders from `start` on in turn. Each
    * caller number has its own stream to a holder, so callers keep several requests in flight.
    */
-  async fetchAll(handles: Buffer[], start = 0): Promise<FetchResult> {
+  async fetchAll(handles: Buffer[], start = this.turn++ % TURNS): Promise<FetchResult> {
     const { store } = this.o;
     const want = new Map<string, Buffer>();
     for (const h of handles) {

@@ -54,6 +54,8 @@ export interface PeerStatus {
   backfill: BackfillProgress | null;
   /** Chunks are still being fetched back after a recovery. */
   fetching: boolean;
+  /** Peers that served a chunk failing its tag since the daemon started. */
+  flagged: string[];
 }
 
 export class PeerService {
@@ -233,6 +235,7 @@ export class PeerService {
       used: this.holder.used(),
       backfill: this.backfill?.progress ?? null,
       fetching: backfillPending(this.o.store.db),
+      flagged: [...this.fetcher.flagged],
     };
   }
 

@@ -1,9 +1,10 @@
 // Chunks that are not local come back from buddies: reads through the mount, restores of a
-// path, and a recovery whose mount is up before its chunks are. Real daemons on 127.0.0.1.
+// path (one buddy serving damaged chunks: caught by tag, fetched from the other, flagged), and
+// a recovery whose mount is up before its chunks are. Real daemons on 127.0.0.1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { seededBytes, tempDir } from '../helpers.js';
@@ -15,10 +16,21 @@ const cat = (path: string): { status: number | null; out: Buffer } => {
   return { status: r.status, out: r.stdout };
 };
 
-test('missing chunks are fetched from buddies on read and on restore; recovery mounts before its chunks are back', { timeout: 300_000 }, async () => {
+/** Every byte of every pack of a member replaced: each box it serves fails its tag. */
+function damagePacks(h: { home: string }): void {
+  const dir = join(h.home, 'store', 'packs');
+  for (const f of readdirSync(dir, { recursive: true }) as string[]) {
+    const p = join(dir, f);
+    if (statSync(p).isFile()) writeFileSync(p, seededBytes(statSync(p).size, 99));
+  }
+}
+
+test('missing chunks are fetched from buddies on read and on restore; a damaging buddy is flagged; recovery mounts before its chunks are back', { timeout: 300_000 }, async () => {
   const c = await makeMember('buddy-c', { offer: '1G' });
   c.mount();
-  const a = await makeMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
+  const d = await makeMember('buddy-d', { offer: '1G', peers: [c.addr] });
+  d.mount();
+  const a = await makeMember('host-a', { offer: '200M', buddies: 2, peers: [c.addr] });
   a.mount();
   const big = seededBytes(6 << 20, 21);
   const small = Array.from({ length: 30 }, (_, i) => seededBytes(5000 + i * 700, 100 + i));
@@ -29,8 +41,12 @@ test('missing chunks are fetched from buddies on read and on restore; recovery m
   a.ok('snapshot');
   a.ok('sync', '--wait');
 
-  // The local store loses every chunk (their index rows: as good as gone).
+  // The local store loses every chunk (their index rows: as good as gone), and C's disk
+  // returns garbage for every one of its chunks.
   a.unmount();
+  c.unmount();
+  damagePacks(c);
+  c.mount();
   const db = new Database(join(a.home, 'store', 'index.db'));
   const lost = db.prepare('DELETE FROM chunks WHERE handle IS NOT NULL').run().changes;
   db.close();
@@ -46,13 +62,18 @@ test('missing chunks are fetched from buddies on read and on restore; recovery m
   assert.ok(r.fetched >= 30, `restore fetched ${r.fetched} chunks`);
   small.forEach((b, i) => assert.ok(readFileSync(join(target, 'dir', `s${i}`)).equals(b), `s${i}`));
   assert.match(a.ok('verify'), /no problems/, 'fetched chunks carry the right reference counts');
+  // The read and the restore each asked a different buddy first: C's boxes failed their tags.
+  const flagged = (JSON.parse(a.ok('status', '--json')) as { daemon: { peers: { flagged: string[] } } }).daemon.peers.flagged;
+  assert.deepEqual(flagged, [c.peerId()]);
+  assert.match(a.ok('status'), new RegExp(`buddy ${c.peerId()}: .*SERVED CHUNKS FAILING THEIR TAG`));
 
-  // With the buddy away, what is not here fails clearly, and nothing is half-restored.
+  // With the buddies away, what is not here fails clearly, and nothing is half-restored.
   a.unmount();
   const db2 = new Database(join(a.home, 'store', 'index.db'));
   db2.prepare('DELETE FROM chunks WHERE handle IS NOT NULL').run();
   db2.close();
   c.unmount();
+  d.unmount();
   a.mount();
   assert.notEqual(cat(join(a.mnt, 'dir', 's3')).status, 0, 'read of a chunk nobody has fails');
   const target2 = tempDir('safe-restore-');
@@ -65,6 +86,7 @@ test('missing chunks are fetched from buddies on read and on restore; recovery m
   // Recovery with --no-wait: the mount is usable at once, reads fetch what they need while the
   // rest comes back in the background.
   c.mount();
+  d.mount();
   a.unmount();
   spawnSync('rm', ['-rf', a.home]);
   const rec = JSON.parse(
