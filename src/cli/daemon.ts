@@ -152,6 +152,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
           flush: () => queue.flush(), onDropped: collectSoon, log,
           receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),
+          serveDelayMs: Number(process.env.SAFE_SERVE_DELAY_MS ?? 0),
         });
       } catch (cause) {
         await queue.close();

@@ -14,7 +14,7 @@ export interface BackfillProgress {
   /** Plaintext bytes of the files done, of total. */
   bytes: number;
   totalBytes: number;
-  /** Box bytes received. */
+  /** Box bytes received, and chunks stored, by this daemon's runs so far. */
   received: number;
   chunksFetched: number;
   /** Chunks nobody could give back (so far). */
@@ -33,9 +33,13 @@ export class Backfill {
   readonly progress: BackfillProgress;
   private stopped = false;
 
-  constructor(private readonly store: ChunkStore, private readonly fetcher: ChunkFetcher, private readonly workers: () => number) {
+  /** `earlier`: the last run of this daemon, whose chunk and byte counts this one continues. */
+  constructor(private readonly store: ChunkStore, private readonly fetcher: ChunkFetcher, private readonly workers: () => number, earlier?: BackfillProgress) {
     const t = chunkListTotals(store.db);
-    this.progress = { files: 0, totalFiles: t.lists, bytes: 0, totalBytes: t.bytes, received: 0, chunksFetched: 0, missing: 0, done: false, error: null, startedAt: Date.now(), finishedAt: null };
+    this.progress = {
+      files: 0, totalFiles: t.lists, bytes: 0, totalBytes: t.bytes, received: earlier?.received ?? 0, chunksFetched: earlier?.chunksFetched ?? 0,
+      missing: 0, done: false, error: null, startedAt: earlier?.startedAt ?? Date.now(), finishedAt: null,
+    };
   }
 
   stop(): void {

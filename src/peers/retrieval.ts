@@ -21,12 +21,14 @@ export function auditDigest(nonce: Uint8Array, boxes: Iterable<Uint8Array>): Buf
   return h.digest();
 }
 
-export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (peer: string) => void): Promise<void> {
+/** `delayMs` (tests): pause before each page of chunks, a slow holder. */
+export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (peer: string) => void, delayMs = 0): Promise<void> {
   const db = store.db;
   const owner = prepared<[string], number>(db, 'SELECT owner FROM held_owners WHERE peer = ?').pluck().get(ps.remotePeer);
   if (owner !== undefined) onOwner(ps.remotePeer);
   const ch = openChannel(ps.stream, { receive: restoreRequests, send: restoreReplies }, { maxFrame: BACKUP_MAX_FRAME });
-  await serve(ch, (req: Req): Rep => {
+  await serve(ch, async (req: Req): Promise<Rep> => {
+    if (delayMs > 0 && req.type === 'getChunks') await new Promise((r) => setTimeout(r, delayMs));
     switch (req.type) {
       case 'rootBlock': {
         const r = prepared<[string], { box: Buffer; sig: Buffer; pubkey: Buffer; epoch: number }>(db, 'SELECT box, sig, pubkey, epoch FROM root_blocks WHERE locator = ?').get(req.locator);

@@ -12,6 +12,8 @@ import { serveRestore } from './retrieval.js';
 import { Replicator, type AuditOutcome, type BuddyState, type SyncOutcome } from './replicator.js';
 
 const DEFAULT_OWNER_SILENCE = 60 * 86400_000;
+/** A failed fetch round is retried soon once (a connection still settling), then with backoff. */
+const retryDelay = (attempt: number): number => (attempt === 0 ? 2000 : Math.min(3600_000, 15_000 * 2 ** (attempt - 1)));
 import { ObjectSealer, type HostSettings } from './sealed-objects.js';
 import { createSigner } from './signing.js';
 import { Backfill, type BackfillProgress } from './backfill.js';
@@ -40,6 +42,8 @@ export interface PeerServiceOptions {
   onDropped: () => void;
   log: (m: string) => void;
   receiveDelayMs?: number;
+  /** Testing: pause this long before serving each page of chunks back (a slow holder). */
+  serveDelayMs?: number;
 }
 
 export interface PeerStatus {
@@ -116,7 +120,7 @@ export class PeerService {
       noteMember(db, peer, { lastSeen: Date.now(), network: networkOf(addr) });
     });
     await node.handle(BACKUP_PROTOCOL, (ps) => holder.serve(ps), { maxInboundStreams: 8 });
-    await node.handle(RESTORE_PROTOCOL, (ps) => serveRestore(ps, o.store, (peer) => holder.touch(peer)), { maxInboundStreams: 8 });
+    await node.handle(RESTORE_PROTOCOL, (ps) => serveRestore(ps, o.store, (peer) => holder.touch(peer), o.serveDelayMs), { maxInboundStreams: 8 });
     await node.handle(PROBE_PROTOCOL, (ps) =>
       serveProbe(ps, {
         coverage: (ids) => holder.coverage(ids),
@@ -150,17 +154,17 @@ export class PeerService {
     if (!backfillPending(this.o.store.db)) return;
     this.backfillTimer = setTimeout(() => {
       this.backfillTimer = null;
-      const bf = new Backfill(this.o.store, this.fetcher, () => STREAMS_PER_HOLDER * Math.min(4, Math.max(1, this.replicator.buddies().length)));
+      const bf = new Backfill(this.o.store, this.fetcher, () => STREAMS_PER_HOLDER * Math.min(4, Math.max(1, this.replicator.buddies().length)), this.backfill?.progress);
       this.backfill = bf;
       this.backfillRun = bf.run().then(
         (complete) => {
           const p = bf.progress;
           this.o.log(`recovery fetch: ${p.chunksFetched} chunks (${p.received} bytes) in ${((Date.now() - p.startedAt) / 1000).toFixed(1)} s; ${complete ? 'every chunk is back' : `${p.missing} still missing, trying again later`}`);
-          if (!complete) this.backfillSoon(Math.min(3600_000, 15_000 * 2 ** attempt), attempt + 1);
+          if (!complete) this.backfillSoon(retryDelay(attempt), attempt + 1);
         },
         (err: Error) => {
           this.o.log(`recovery fetch failed: ${err.message}`);
-          this.backfillSoon(Math.min(3600_000, 15_000 * 2 ** attempt), attempt + 1);
+          this.backfillSoon(retryDelay(attempt), attempt + 1);
         },
       );
     }, delayMs);
