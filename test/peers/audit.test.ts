@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { seededBytes, tempDir } from '../helpers.js';
-import { GROUP, heldIds, makeMember, shippedIds, withDb, type Member } from './group.js';
+import { GROUP, heldIds, makeMember, mountedMember, shippedIds, withDb, type Member } from './group.js';
 
 interface Audit {
   peer: string;
@@ -41,8 +41,7 @@ const remote = (h: Member): { status: number | null; audits: Audit[]; out: strin
 };
 
 test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent buddy replaced; space reclaimed; recovery with a buddy down', { timeout: 400_000 }, async () => {
-  const c = await makeMember('buddy-c', { offer: '1G' });
-  c.mount();
+  const c = await mountedMember('buddy-c', { offer: '1G' });
   const others = [c];
   for (const name of ['buddy-d', 'buddy-e', 'buddy-f']) {
     const m = await makeMember(name, { offer: '1G', peers: [c.addr] });

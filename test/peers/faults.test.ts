@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
-import { heldIds, makeMember, shippedIds, withDb } from './group.js';
+import { heldIds, mountedMember, shippedIds, withDb } from './group.js';
 
 interface SyncJson {
   buddies: { peer: string; ok: boolean; error?: string; report?: { chunksSent: number; chunksOffered: number; chunkBytes: number; full: boolean } }[];
@@ -14,10 +14,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 test('a buddy killed mid-shipment: the next sync resumes and sends only what did not reach its disk', { timeout: 240_000 }, async () => {
   // The buddy stores each 1 MiB batch 300 ms late, so the kill lands mid-way.
-  const c = await makeMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
-  c.mount();
-  const a = await makeMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
-  a.mount();
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   writeFileSync(join(a.mnt, 'big.bin'), seededBytes(24 << 20, 3));
   await a.settle();
   a.ok('snapshot');
@@ -48,12 +46,9 @@ test('a buddy killed mid-shipment: the next sync resumes and sends only what did
 });
 
 test('a buddy out of space refuses; another is chosen', { timeout: 240_000 }, async () => {
-  const c = await makeMember('small-c', { offer: '1M' });
-  c.mount();
-  const d = await makeMember('roomy-d', { offer: '1G', peers: [c.addr] });
-  d.mount();
-  const a = await makeMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
-  a.mount();
+  const c = await mountedMember('small-c', { offer: '1M' });
+  const d = await mountedMember('roomy-d', { offer: '1G', peers: [c.addr] });
+  const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   // C already holds A's shared file, so it covers A best and is asked first.
   const shared = seededBytes(1 << 20, 5);
   writeFileSync(join(c.mnt, 'shared.bin'), shared);

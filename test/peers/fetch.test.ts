@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { seededBytes, tempDir } from '../helpers.js';
-import { GROUP, makeMember } from './group.js';
+import { GROUP, mountedMember } from './group.js';
 
 /** Reads a file through the mount from another process (never from ours: FUSE deadlock). */
 const cat = (path: string): { status: number | null; out: Buffer } => {
@@ -26,12 +26,9 @@ function damagePacks(h: { home: string }): void {
 }
 
 test('missing chunks are fetched from buddies on read and on restore; a damaging buddy is flagged; recovery mounts before its chunks are back', { timeout: 300_000 }, async () => {
-  const c = await makeMember('buddy-c', { offer: '1G' });
-  c.mount();
-  const d = await makeMember('buddy-d', { offer: '1G', peers: [c.addr] });
-  d.mount();
-  const a = await makeMember('host-a', { offer: '200M', buddies: 2, peers: [c.addr] });
-  a.mount();
+  const c = await mountedMember('buddy-c', { offer: '1G' });
+  const d = await mountedMember('buddy-d', { offer: '1G', peers: [c.addr] });
+  const a = await mountedMember('host-a', { offer: '200M', buddies: 2, peers: [c.addr] });
   const big = seededBytes(6 << 20, 21);
   const small = Array.from({ length: 30 }, (_, i) => seededBytes(5000 + i * 700, 100 + i));
   writeFileSync(join(a.mnt, 'big.bin'), big);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
-import { GROUP, heldIds, makeMember, shippedIds, withDb, type Member } from './group.js';
+import { GROUP, heldIds, mountedMember, shippedIds, withDb, type Member } from './group.js';
 import type { Outcome, RogueConfig } from './fixtures/rogue.js';
 
 const ROGUE = new URL('./fixtures/rogue.js', import.meta.url).pathname;
@@ -82,10 +82,8 @@ const isReset = (o: Outcome | undefined): boolean => !!o && o.end !== 'timeout' 
 const show = (o: unknown): string => JSON.stringify(o);
 
 test('a buddy daemon refuses forged and malformed backup messages and keeps the honest host whole', { timeout: 120_000 }, async (t) => {
-  const c = await makeMember('buddy-c', { offer: '1G' });
-  c.mount();
-  const a = await makeMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
-  a.mount();
+  const c = await mountedMember('buddy-c', { offer: '1G' });
+  const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
   mkdirSync(join(a.mnt, 'docs'));
   for (let i = 0; i < 10; i++) writeFileSync(join(a.mnt, 'docs', `n${i}.txt`), `note ${i}\n`.repeat(200 + i * 50));
   writeFileSync(join(a.mnt, 'photo.raw'), seededBytes(1 << 20, 3));

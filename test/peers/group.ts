@@ -46,6 +46,13 @@ export async function makeMember(name: string, o: { offer: string; buddies?: num
   };
 }
 
+/** A member with its daemon up. */
+export async function mountedMember(name: string, o: Parameters<typeof makeMember>[1]): Promise<Member> {
+  const m = await makeMember(name, o);
+  m.mount();
+  return m;
+}
+
 /** Read-only look at a host's index (fine while its daemon runs: WAL readers do not block). */
 export function withDb<T>(h: Host, fn: (db: Database.Database) => T): T {
   const db = new Database(join(h.home, 'store', 'index.db'), { readonly: true });

@@ -7,17 +7,15 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
-import { GROUP, makeMember, withDb } from './group.js';
+import { GROUP, mountedMember, withDb } from './group.js';
 
 interface Fetching {
   daemon: { pid: number; peers: { fetching: boolean; backfill: { chunksFetched: number } | null } } | null;
 }
 
 test('a recovery killed mid-fetch resumes at the next mount and fetches only the rest', { timeout: 240_000 }, async () => {
-  const c = await makeMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: '400' } });
-  c.mount();
-  const a = await makeMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
-  a.mount();
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: '400' } });
+  const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
   const data = seededBytes(40 << 20, 31);
   writeFileSync(join(a.mnt, 'data.bin'), data);
   await a.settle();

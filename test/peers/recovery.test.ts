@@ -8,7 +8,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, symlin
 import { join } from 'node:path';
 import { seededBytes, tempDir } from '../helpers.js';
 import { SAFE_BIN } from '../fs/mounted.js';
-import { GROUP, makeMember } from './group.js';
+import { GROUP, mountedMember } from './group.js';
 
 /** Every path with type, mode, size, mtime (ms) and link target: what diff -r does not see. */
 function manifest(dir: string): string {
@@ -23,12 +23,9 @@ function sameTree(a: string, b: string, what: string): void {
 }
 
 test('recover from hostname + passphrase: live tree and every snapshot identical; again with a buddy down; wrong passphrase writes nothing', { timeout: 300_000 }, async () => {
-  const c = await makeMember('buddy-c', { offer: '1G' });
-  c.mount();
-  const d = await makeMember('buddy-d', { offer: '1G', peers: [c.addr] });
-  d.mount();
-  const a = await makeMember('host-a', { offer: '200M', peers: [c.addr] });
-  a.mount();
+  const c = await mountedMember('buddy-c', { offer: '1G' });
+  const d = await mountedMember('buddy-d', { offer: '1G', peers: [c.addr] });
+  const a = await mountedMember('host-a', { offer: '200M', peers: [c.addr] });
 
   // Three snapshots with edits between them.
   const m = a.mnt;

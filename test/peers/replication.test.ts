@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
-import { heldIds, makeMember, shippedIds, withDb } from './group.js';
+import { heldIds, mountedMember, shippedIds, withDb } from './group.js';
 
 interface SyncJson {
   epoch: number;
@@ -16,14 +16,10 @@ interface SyncJson {
 const syncWait = (h: { ok(...a: string[]): string }): SyncJson => JSON.parse(h.ok('sync', '--wait', '--json')) as SyncJson;
 
 test('two hosts ship to two buddies: exactly the add sets, shared chunks once, no plaintext; increments and deletes', { timeout: 300_000 }, async () => {
-  const c = await makeMember('buddy-c', { offer: '1G' });
-  c.mount();
-  const d = await makeMember('buddy-d', { offer: '1G', peers: [c.addr] });
-  d.mount();
-  const a = await makeMember('host-a', { offer: '200M', peers: [c.addr] });
-  a.mount();
-  const b = await makeMember('host-b', { offer: '200M', peers: [c.addr] });
-  b.mount();
+  const c = await mountedMember('buddy-c', { offer: '1G' });
+  const d = await mountedMember('buddy-d', { offer: '1G', peers: [c.addr] });
+  const a = await mountedMember('host-a', { offer: '200M', peers: [c.addr] });
+  const b = await mountedMember('host-b', { offer: '200M', peers: [c.addr] });
 
   const shared = seededBytes(3 << 20, 7);
   const marker = (who: string): string => `PLAINTEXT-${who}-` + 'the quick brown fox '.repeat(20);
