@@ -3,6 +3,7 @@
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { chunkId } from '../chunkstore/sealer.js';
+import { backfillPending } from './records.js';
 
 export interface ChunkRefLike {
   handle: Uint8Array;
@@ -21,6 +22,30 @@ function addChunkList(db: Db, chunks: ChunkRefLike[], users: number): number {
   return cl;
 }
 
+/** Candidates looked at for an identical list: a chunk many files start with must not cost a scan. */
+const SAME_LIST_CANDIDATES = 8;
+
+/**
+ * An existing chunk list with exactly these chunks, if any. A file written again with the same
+ * content (rsync's temp file and rename, an editor's save-as) then shares it: no new list, no
+ * new references, no new metadata object to ship.
+ */
+function sameChunkList(db: Db, chunks: ChunkRefLike[], size: number): number | null {
+  // While a recovery is fetching chunks back, counts of chunks named by old lists are not set
+  // yet; giving this commit's references back could then drop a chunk to zero.
+  if (chunks.length === 0 || backfillPending(db)) return null;
+  const candidates = prepared<[Uint8Array, number, number], number>(
+    db,
+    'SELECT c.cl FROM crefs c JOIN clists l ON l.cl = c.cl WHERE c.handle = ? AND c.off = 0 AND l.size = ? LIMIT ?',
+  ).pluck().all(chunks[0]!.handle, size, SAME_LIST_CANDIDATES);
+  const spans = prepared<[number], { handle: Buffer; raw: number }>(db, 'SELECT handle, raw FROM crefs WHERE cl = ? ORDER BY off');
+  for (const cl of candidates) {
+    const have = spans.all(cl);
+    if (have.length === chunks.length && have.every((h, i) => h.raw === chunks[i]!.raw && h.handle.equals(chunks[i]!.handle))) return cl;
+  }
+  return null;
+}
+
 /**
  * Inside the ingest commit: the chunks of staging generation `gen` of inode `ino` replace
  * it in every row that still has it (live and snapshots alike: same bytes). If none does
@@ -33,7 +58,17 @@ export function swapStaged(db: Db, store: ChunkStore, ino: number, gen: number, 
     store.decref(chunks.map((c) => chunkId(c.handle)));
     return false;
   }
-  const cl = addChunkList(db, chunks, rows);
+  const size = chunks.reduce((n, c) => n + c.raw, 0);
+  const same = sameChunkList(db, chunks, size);
+  let cl: number;
+  if (same !== null) {
+    // The list already holds a reference per entry: give back the ones this commit took.
+    store.decref(chunks.map((c) => chunkId(c.handle)));
+    prepared(db, 'UPDATE clists SET users = users + ? WHERE cl = ?').run(rows, same);
+    cl = same;
+  } else {
+    cl = addChunkList(db, chunks, rows);
+  }
   prepared(db, 'UPDATE inodes SET cl = ?, staged = NULL WHERE ino = ? AND staged = ?').run(cl, ino, gen);
   return true;
 }
