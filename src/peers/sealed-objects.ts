@@ -8,7 +8,7 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { Compressor, Decompressor } from 'zstd-napi';
 import { decode, encode, type Value } from './canonical.js';
-import type { ChunkListRecord, EntryVersion, InodeRecord, InodeVersion } from '../snapshot/records.js';
+import type { ChunkListRecord, InodeRecord, InodeVersion } from '../snapshot/records.js';
 
 export interface SealedObject {
   id: Buffer;
@@ -42,13 +42,23 @@ function open(key: Buffer, aad: Uint8Array, box: Uint8Array, what: string): Uint
 // Times are REAL milliseconds in the tree; the canonical encoding has no floats: microseconds.
 const us = (ms: number): number => Math.round(ms * 1000);
 
+// Versions and entries are positional arrays, not maps: most objects hold one or two versions,
+// too little for zstd to take the repeated field names back out.
 function inodeValue(r: InodeRecord): Value {
   return {
     k: 'inode',
     ino: r.ino,
-    versions: r.versions.map((v) => ({ ...v, atime: us(v.atime), mtime: us(v.mtime), ctime: us(v.ctime) })),
-    entries: r.entries as unknown as Value,
+    versions: r.versions.map((v) => [v.born, v.died, v.kind, v.mode, v.uid, v.gid, v.nlink, v.size, us(v.atime), us(v.mtime), us(v.ctime), v.target, v.cl, v.xattrs]),
+    entries: r.entries.map((e) => [e.name, e.born, e.died, e.ino]),
   };
+}
+
+type N = number;
+type VersionTuple = [N, N | null, N, N, N, N, N, N, N, N, N, Uint8Array | null, N | null, string | null];
+
+function versionOf(x: VersionTuple): InodeVersion {
+  const [born, died, kind, mode, uid, gid, nlink, size, atime, mtime, ctime, target, cl, xattrs] = x;
+  return { born, died, kind, mode, uid, gid, nlink, size, atime: atime / 1000, mtime: mtime / 1000, ctime: ctime / 1000, target: target === null ? null : Buffer.from(target), cl, xattrs };
 }
 
 function chunkListValue(r: ChunkListRecord): Value {
@@ -111,14 +121,8 @@ export class ObjectSealer {
     const encoded = body[0] === ZSTD ? this.decompressor.decompress(Buffer.from(body.subarray(1))) : body.subarray(1);
     const v = decode(encoded) as Record<string, Value>;
     if (v['k'] === 'inode') {
-      const versions = (v['versions'] as Record<string, Value>[]).map((x) => ({
-        ...(x as unknown as InodeVersion),
-        atime: (x['atime'] as number) / 1000,
-        mtime: (x['mtime'] as number) / 1000,
-        ctime: (x['ctime'] as number) / 1000,
-        target: x['target'] === null ? null : Buffer.from(x['target'] as Uint8Array),
-      }));
-      const entries = (v['entries'] as Record<string, Value>[]).map((e) => ({ ...(e as unknown as EntryVersion), name: Buffer.from(e['name'] as Uint8Array) }));
+      const versions = (v['versions'] as unknown as VersionTuple[]).map(versionOf);
+      const entries = (v['entries'] as unknown as [Uint8Array, N, N | null, N][]).map(([name, born, died, ino]) => ({ name: Buffer.from(name), born, died, ino }));
       return { kind: 'inode', record: { ino: v['ino'] as number, versions, entries } };
     }
     const spans = (v['spans'] as [number, Uint8Array, number][]).map(([off, handle, raw]) => ({ off, handle: Buffer.from(handle), raw }));
