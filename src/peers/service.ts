@@ -139,6 +139,7 @@ export class PeerService {
   private sweepTimer: NodeJS.Timeout | null = null;
   private backfill: Backfill | null = null;
   private backfillRun: Promise<unknown> | null = null;
+  private stopping = false;
   private backfillTimer: NodeJS.Timeout | null = null;
 
   /** Peers that may hold our chunks: buddies first, then former buddies, then the others. */
@@ -151,7 +152,7 @@ export class PeerService {
 
   /** After a recovery: fetch every chunk the tree names back, retrying while holders are away. */
   private backfillSoon(delayMs: number, attempt = 0): void {
-    if (!backfillPending(this.o.store.db)) return;
+    if (this.stopping || !backfillPending(this.o.store.db)) return;
     this.backfillTimer = setTimeout(() => {
       this.backfillTimer = null;
       const bf = new Backfill(this.o.store, this.fetcher, () => STREAMS_PER_HOLDER * Math.min(4, Math.max(1, this.replicator.buddies().length)), this.backfill?.progress);
@@ -244,6 +245,7 @@ export class PeerService {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.backfillTimer) clearTimeout(this.backfillTimer);
     this.backfill?.stop();
