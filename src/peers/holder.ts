@@ -42,15 +42,25 @@ export function createHolderTables(db: Db): void {
       id      BLOB NOT NULL,
       PRIMARY KEY (owner, kind, id)
     ) WITHOUT ROWID;
-    CREATE TABLE IF NOT EXISTS root_blocks (
-      locator TEXT PRIMARY KEY,
-      pubkey  BLOB NOT NULL,
-      epoch   INTEGER NOT NULL,
-      box     BLOB NOT NULL,
-      sig     BLOB NOT NULL,
-      written INTEGER NOT NULL
-    ) WITHOUT ROWID;
   `);
+  // Filed per (locator, key): whoever learned a locator (a former buddy) could otherwise file
+  // first under it at a member and have the owner's own commits refused there.
+  const old = db.prepare("SELECT pk FROM pragma_table_info('root_blocks') WHERE name = 'pubkey'").pluck().get() as number | undefined;
+  db.transaction(() => {
+    if (old === 0) db.exec('ALTER TABLE root_blocks RENAME TO root_blocks_by_locator');
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS root_blocks (
+        locator TEXT NOT NULL,
+        pubkey  BLOB NOT NULL,
+        epoch   INTEGER NOT NULL,
+        box     BLOB NOT NULL,
+        sig     BLOB NOT NULL,
+        written INTEGER NOT NULL,
+        PRIMARY KEY (locator, pubkey)
+      ) WITHOUT ROWID;
+    `);
+    if (old === 0) db.exec('INSERT INTO root_blocks SELECT locator, pubkey, epoch, box, sig, written FROM root_blocks_by_locator; DROP TABLE root_blocks_by_locator');
+  }).immediate();
 }
 
 export interface HolderOptions {
@@ -307,8 +317,7 @@ export class Holder {
     const db = this.db;
     const store = this.opts.store;
     return db.transaction(() => {
-      const existing = prepared<[string], { pubkey: Buffer; epoch: number }>(db, 'SELECT pubkey, epoch FROM root_blocks WHERE locator = ?').get(s.locator);
-      if (existing && !existing.pubkey.equals(Buffer.from(s.pubkey))) throw new ProtocolError('forged root block: another key already files under this locator');
+      const existing = prepared<[string, Uint8Array], { epoch: number }>(db, 'SELECT epoch FROM root_blocks WHERE locator = ? AND pubkey = ?').get(s.locator, s.pubkey);
       if (existing && existing.epoch > s.epoch) throw new ProtocolError(`root block rollback: epoch ${s.epoch} after ${existing.epoch}`);
       const replaced = prepared<[number, number, number], number>(
         db,

@@ -63,13 +63,13 @@ export const SIGNED = {
 } as const;
 
 // /safe/restore/1: a host gets its data back (recovery, restores of chunks no longer local) and
-// audits what a buddy holds. Anyone may ask for a root block by locator (it is sealed); the
-// rest answers only about what is held for the asking peer itself.
+// audits what a buddy holds. Anyone may ask for a root block by locator and owner key (it is
+// sealed); the rest answers only about what is held for the asking peer itself.
 export const RESTORE_PROTOCOL = '/safe/restore/1';
 export const RESTORE_PAGE_BYTES = 4 * 1024 * 1024;
 
 export const restoreRequests = defineMessages({
-  rootBlock: { locator: t.str({ max: 64, pattern: /^[0-9a-f]{64}$/ }) },
+  rootBlock: { locator: t.str({ max: 64, pattern: /^[0-9a-f]{64}$/ }), owner: t.bytes({ len: 32 }) },
   listObjects: { after: t.bytes({ max: 32 }) },
   listChunks: { after: t.bytes({ max: 32 }) },
   getChunks: { ids: t.array(id(), { max: 1024 }) },

@@ -31,7 +31,7 @@ export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (
     if (delayMs > 0 && req.type === 'getChunks') await new Promise((r) => setTimeout(r, delayMs));
     switch (req.type) {
       case 'rootBlock': {
-        const r = prepared<[string], { box: Buffer; sig: Buffer; pubkey: Buffer; epoch: number }>(db, 'SELECT box, sig, pubkey, epoch FROM root_blocks WHERE locator = ?').get(req.locator);
+        const r = prepared<[string, Uint8Array], { box: Buffer; sig: Buffer; pubkey: Buffer; epoch: number }>(db, 'SELECT box, sig, pubkey, epoch FROM root_blocks WHERE locator = ? AND pubkey = ?').get(req.locator, req.owner);
         return r ? { type: 'root', ...r } : { type: 'none' };
       }
       case 'listObjects': {
@@ -115,7 +115,7 @@ export class RestoreClient {
 
   /** Our root block if this holder has one signed by `owner` (our key), else null. */
   async rootBlock(locator: string, owner: Uint8Array): Promise<FetchedRoot | null> {
-    const r = await this.ch.request({ type: 'rootBlock', locator });
+    const r = await this.ch.request({ type: 'rootBlock', locator, owner });
     if (r.type !== 'root') return null;
     const ok = Buffer.from(r.pubkey).equals(Buffer.from(owner)) && verify(owner, SIGNED.commit, { owner, locator, epoch: r.epoch, root: boxDigest(r.box) }, r.sig);
     return ok ? { peer: this.peer, box: Buffer.from(r.box), epoch: r.epoch } : null;
