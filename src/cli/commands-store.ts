@@ -32,7 +32,7 @@ export interface InitOptions {
   peer?: string[];
 }
 
-export function buddies(text: string | undefined): number {
+function buddies(text: string | undefined): number {
   if (text === undefined) return 2;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1 || n > 16) throw new UserError(`--buddies takes a whole number from 1 to 16, not '${text}'`, 2);

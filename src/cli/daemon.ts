@@ -147,7 +147,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       try {
         peers = await PeerService.start({
           store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, buddies: cfg.buddies ?? 2, mdns: cfg.mdns ?? true,
-          settings: { avgChunk: cfg.avgChunk, schedule: cfg.schedule, offer: cfg.offer, buddies: cfg.buddies ?? 2 },
+          settings: { avgChunk: cfg.avgChunk, schedule: cfg.schedule },
           buddySilenceMs: parseDuration(cfg.buddySilence ?? '3d', 'buddySilence'),
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
           flush: () => queue.flush(), onDropped: collectSoon, log,

@@ -111,7 +111,6 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       if (err instanceof NoRootBlockError) throw new UserError(err.message);
       throw err;
     }
-    for (const c of located.clients) await c.close();
     const s = located.root.settings;
     const cfg = newConfig(
       { host, mount: mountDir, group, offer: s.offer, listen: opts.listen ?? previous?.listen[0], peers, buddies: s.buddies, mdns: !opts['no-mdns'], avgChunk: s.avgChunk, schedule: s.schedule },
@@ -130,8 +129,8 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     const bar = new Progress('recover');
     const t0 = performance.now();
     const report = await recoverData({
-      node, store, keys, candidates: asked,
-      progress: (pr) => bar.update(pr.done, pr.total, `${pr.phase} ${pr.done}${pr.total ? `/${pr.total}` : ''} ${formatBytes(pr.bytes)}`),
+      node, store, keys, located,
+      progress: (pr) => bar.update(0, 0, `metadata ${pr.objects} objects`),
     });
     bar.done();
     adoptBuddies(store.db, report.root.buddies, report.root.epoch);

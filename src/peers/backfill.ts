@@ -29,6 +29,42 @@ export interface BackfillProgress {
 const LISTS_PER_PAGE = 64;
 const HANDLES_PER_FETCH = 512;
 
+/** Every chunk list of the tree, in order, a page at a time. */
+function* allChunkLists(db: ChunkStore['db']): Generator<{ cl: number; size: number }> {
+  for (let after = 0; ; ) {
+    const page = chunkListsAfter(db, after, LISTS_PER_PAGE);
+    if (page.length === 0) return;
+    yield* page;
+    after = page[page.length - 1]!.cl;
+  }
+}
+
+/**
+ * Batches of the handles of `lists` the store lacks, in file order, each naming how many files
+ * (and their bytes) it completes: callers fetch batches, not files, so one large file is
+ * fetched by several workers at once.
+ */
+export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number; size: number }>): Generator<{ handles: Buffer[]; files: number; bytes: number }> {
+  let handles: Buffer[] = [];
+  let files = 0;
+  let bytes = 0;
+  for (const l of lists) {
+    for (const h of chunkListHandles(store.db, l.cl)) {
+      if (store.has(chunkId(h))) continue;
+      handles.push(h);
+      if (handles.length === HANDLES_PER_FETCH) {
+        yield { handles, files, bytes };
+        handles = [];
+        files = 0;
+        bytes = 0;
+      }
+    }
+    files++;
+    bytes += l.size;
+  }
+  if (handles.length > 0 || files > 0) yield { handles, files, bytes };
+}
+
 export class Backfill {
   readonly progress: BackfillProgress;
   private stopped = false;
@@ -58,40 +94,9 @@ export class Backfill {
     }
   }
 
-  /**
-   * Batches of missing handles, in file order, each naming the files it completes: workers take
-   * batches, not files, so one large file is fetched by all of them at once.
-   */
-  private *batches(): Generator<{ handles: Buffer[]; files: number; bytes: number }> {
-    const db = this.store.db;
-    let handles: Buffer[] = [];
-    let files = 0;
-    let bytes = 0;
-    for (let after = 0; ; ) {
-      const page = chunkListsAfter(db, after, LISTS_PER_PAGE);
-      if (page.length === 0) break;
-      after = page[page.length - 1]!.cl;
-      for (const l of page) {
-        for (const h of chunkListHandles(db, l.cl)) {
-          if (this.store.has(chunkId(h))) continue;
-          handles.push(h);
-          if (handles.length === HANDLES_PER_FETCH) {
-            yield { handles, files, bytes };
-            handles = [];
-            files = 0;
-            bytes = 0;
-          }
-        }
-        files++;
-        bytes += l.size;
-      }
-    }
-    if (handles.length > 0 || files > 0) yield { handles, files, bytes };
-  }
-
   private async pass(): Promise<boolean> {
     const db = this.store.db;
-    const work = this.batches();
+    const work = missingBatches(this.store, allChunkLists(db));
     const worker = async (n: number): Promise<void> => {
       for (let b = work.next(); !b.done && !this.stopped; b = work.next()) {
         const { handles, files, bytes } = b.value;

@@ -6,7 +6,7 @@
 import { chunkId, hexId } from '../chunkstore/sealer.js';
 import type { ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';
 import type { PackWriter } from '../chunkstore/packs.js';
-import { prepared } from '../chunkstore/index-db.js';
+import { countReferencesOf } from '../snapshot/records.js';
 import type { PeerNode } from './node.js';
 import { RestoreClient } from './retrieval.js';
 
@@ -58,9 +58,10 @@ export class ChunkFetcher implements RemoteChunks {
     }
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [] };
     const holders = this.o.holders();
+    const slot = Math.floor(start / Math.max(1, holders.length)) % STREAMS_PER_HOLDER;
     for (let k = 0; k < holders.length && want.size > 0; k++) {
       const peer = holders[(start + k) % holders.length]!;
-      const client = await this.client(peer, Math.floor(start / holders.length) % STREAMS_PER_HOLDER);
+      const client = await this.client(peer, slot);
       if (!client) continue;
       // A page of answers is bounded in bytes: ask again until it gives nothing new.
       for (;;) {
@@ -69,7 +70,7 @@ export class ChunkFetcher implements RemoteChunks {
           got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
         } catch (err) {
           this.o.log(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
-          this.clients.delete(this.key(peer, Math.floor(start / holders.length) % STREAMS_PER_HOLDER));
+          this.clients.delete(this.key(peer, slot));
           break;
         }
         const stored = this.store(peer, got, want);
@@ -106,13 +107,9 @@ export class ChunkFetcher implements RemoteChunks {
     // Pack bytes durable before the rows that name them.
     this.writer.sync();
     const db = store.db;
-    const refs = prepared<{ handle: Buffer; id: Buffer }, unknown>(
-      db,
-      'UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.handle = @handle), raw = (SELECT coalesce(max(raw), 0) FROM crefs c WHERE c.handle = @handle) WHERE id = @id',
-    );
     db.transaction(() => {
       store.insert(rows);
-      for (const r of rows) refs.run({ handle: r.handle!, id: r.id });
+      for (const r of rows) countReferencesOf(db, r.id, r.handle!);
     }).immediate();
     return { n: rows.length, bytes };
   }

@@ -14,10 +14,8 @@ export class NoRootBlockError extends Error {
 }
 
 export interface RecoveryProgress {
-  phase: 'root' | 'metadata';
-  done: number;
-  total: number;
-  bytes: number;
+  /** Metadata objects imported so far. */
+  objects: number;
 }
 
 export interface RecoveryReport {
@@ -28,12 +26,20 @@ export interface RecoveryReport {
   holders: string[];
 }
 
+export interface LocatedRoot {
+  root: RootBlock;
+  /** The member it came from. */
+  from: string;
+  /** Open clients of every member that answered; recover() closes them. */
+  clients: RestoreClient[];
+}
+
 export interface RecoveryOptions {
   node: PeerNode;
   store: ChunkStore;
   keys: HostKeys;
-  /** Members to ask for the root block (PeerIds or multiaddrs). */
-  candidates: string[];
+  /** What findRootBlock found. */
+  located: LocatedRoot;
   progress?: (p: RecoveryProgress) => void;
   log?: (m: string) => void;
 }
@@ -47,7 +53,7 @@ async function openClient(node: PeerNode, target: string): Promise<RestoreClient
 }
 
 /** The newest root block any candidate holds for us, opened. */
-export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: string[]): Promise<{ root: RootBlock; from: string; clients: RestoreClient[] }> {
+export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: string[]): Promise<LocatedRoot> {
   const owner = createSigner(keys.identitySeed).publicKey;
   const clients = (await Promise.all(candidates.map((c) => openClient(node, c)))).filter((c): c is RestoreClient => c !== null);
   if (clients.length === 0) throw new NoRootBlockError('no member of the group is reachable (check --peer and the group name and password)');
@@ -61,8 +67,7 @@ export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: 
 export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
   const db = o.store.db;
   const log = o.log ?? (() => {});
-  o.progress?.({ phase: 'root', done: 0, total: o.candidates.length, bytes: 0 });
-  const { root, from, clients: asked } = await findRootBlock(o.node, o.keys, o.candidates);
+  const { root, from, clients: asked } = o.located;
   log(`root block of epoch ${root.epoch} from ${from}: ${root.snapshots.length} snapshots, buddies ${root.buddies.map((b) => b.peer).join(', ')}`);
   // The buddies the root block names, plus whoever answered: everyone that may hold our data.
   for (const b of root.buddies) await o.node.learn(b.peer, b.addrs);
@@ -92,7 +97,7 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
         batch.push(sealer.open(it.id, it.box));
         objects++;
         if (batch.length >= 512) flush();
-        o.progress?.({ phase: 'metadata', done: objects, total: 0, bytes: 0 });
+        o.progress?.({ objects });
       }
       flush();
       if (objects === 0) throw new Error('holds no metadata for us');

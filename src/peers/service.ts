@@ -10,16 +10,15 @@ import { createPeerNode, type PeerNode } from './node.js';
 import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
 import { serveRestore } from './retrieval.js';
 import { Replicator, type AuditOutcome, type BuddyState, type SyncOutcome } from './replicator.js';
+import { ObjectSealer, type HostSettings } from './sealed-objects.js';
+import { createSigner } from './signing.js';
+import { Backfill, missingBatches, type BackfillProgress } from './backfill.js';
+import { ChunkFetcher, STREAMS_PER_HOLDER } from './fetcher.js';
+import { backfillPending } from '../snapshot/records.js';
 
 const DEFAULT_OWNER_SILENCE = 60 * 86400_000;
 /** A failed fetch round is retried soon once (a connection still settling), then with backoff. */
 const retryDelay = (attempt: number): number => (attempt === 0 ? 2000 : Math.min(3600_000, 15_000 * 2 ** (attempt - 1)));
-import { ObjectSealer, type HostSettings } from './sealed-objects.js';
-import { createSigner } from './signing.js';
-import { Backfill, type BackfillProgress } from './backfill.js';
-import { ChunkFetcher, STREAMS_PER_HOLDER } from './fetcher.js';
-import { chunkId } from '../chunkstore/sealer.js';
-import { backfillPending, chunkListHandles } from '../snapshot/records.js';
 
 export interface PeerServiceOptions {
   store: ChunkStore;
@@ -29,8 +28,8 @@ export interface PeerServiceOptions {
   peers: string[];
   offer: number;
   buddies: number;
-  /** Kept in the root block for recovery. */
-  settings: HostSettings;
+  /** Kept in the root block for recovery, with `offer` and `buddies`. */
+  settings: Omit<HostSettings, 'offer' | 'buddies'>;
   /** A buddy failing this long is replaced (ms; default 3 days). */
   buddySilenceMs?: number;
   /** A host we hold for, silent this long, is reclaimed (ms; default 60 days). */
@@ -64,6 +63,11 @@ export interface PeerStatus {
 
 export class PeerService {
   private readonly fetcher: ChunkFetcher;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private backfill: Backfill | null = null;
+  private backfillRun: Promise<unknown> | null = null;
+  private backfillTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
 
   private constructor(
     readonly node: PeerNode,
@@ -100,7 +104,7 @@ export class PeerService {
         epoch,
         nextIno: (prepared(db, "SELECT v FROM tree_meta WHERE k = 'next_ino'").pluck().get() as number | undefined) ?? 2,
         snapshots: listSnapshots(db).filter((s) => s.epoch <= epoch),
-        settings: o.settings,
+        settings: { ...o.settings, offer: o.offer, buddies: o.buddies },
         written: Date.now(),
       }),
       flush: o.flush,
@@ -136,12 +140,6 @@ export class PeerService {
     return service;
   }
 
-  private sweepTimer: NodeJS.Timeout | null = null;
-  private backfill: Backfill | null = null;
-  private backfillRun: Promise<unknown> | null = null;
-  private stopping = false;
-  private backfillTimer: NodeJS.Timeout | null = null;
-
   /** Peers that may hold our chunks: buddies first, then former buddies, then the others. */
   private holders(): string[] {
     const active = this.replicator.buddies().map((b) => b.peer);
@@ -173,22 +171,15 @@ export class PeerService {
   }
 
   /** Fetches the chunks of these lists that are not here (a restore of a path). */
-  async fetchLists(lists: Iterable<number>): Promise<{ fetched: number; bytes: number; missing: number }> {
-    const db = this.o.store.db;
+  async fetchLists(lists: Iterable<{ cl: number; size: number }>): Promise<{ fetched: number; bytes: number; missing: number }> {
     const out = { fetched: 0, bytes: 0, missing: 0 };
-    let need: Buffer[] = [];
-    const go = async (): Promise<void> => {
-      const r = await this.fetcher.fetchAll(need);
+    for (const { handles } of missingBatches(this.o.store, lists)) {
+      if (handles.length === 0) continue;
+      const r = await this.fetcher.fetchAll(handles);
       out.fetched += r.fetched;
       out.bytes += r.bytes;
       out.missing += r.missing.length;
-      need = [];
-    };
-    for (const cl of lists) {
-      for (const h of chunkListHandles(db, cl)) if (!this.o.store.has(chunkId(h))) need.push(h);
-      if (need.length >= 512) await go();
     }
-    if (need.length > 0) await go();
     return out;
   }
 

@@ -145,14 +145,17 @@ export function finishImport(db: Db, epoch: number, nextIno: number, snapshots: 
   meta.run('next_ino', nextIno);
 }
 
-/** Distinct chunk handles the tree names, after `after` in byte order: what recovery fetches. */
-export function handlesAfter(db: Db, after: Buffer, limit: number): Buffer[] {
-  return prepared<[Buffer, number], Buffer>(db, 'SELECT DISTINCT handle FROM crefs WHERE handle > ? ORDER BY handle LIMIT ?').pluck().all(after, limit);
-}
-
 /** Chunk references each stored chunk carries: one per chunk-list entry naming it. */
 export function countReferences(db: Db): void {
   db.exec('UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.handle = chunks.handle) WHERE handle IS NOT NULL');
+}
+
+/** The same for one chunk just stored, with its plaintext length from the lists naming it. */
+export function countReferencesOf(db: Db, id: Buffer, handle: Buffer): void {
+  prepared<{ handle: Buffer; id: Buffer }, unknown>(
+    db,
+    'UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.handle = @handle), raw = (SELECT coalesce(max(raw), 0) FROM crefs c WHERE c.handle = @handle) WHERE id = @id',
+  ).run({ handle, id });
 }
 
 /** Distinct chunk handles rows born by `s` name: how many chunks a buddy at `s` holds for us. */

@@ -2,7 +2,7 @@
 // deeper than a call stack likes): what a restore of that path will read.
 import { S_IFDIR, type Tree } from './tree.js';
 
-export function* chunkListsUnder(tree: Tree, ino: number, epoch: number): Generator<number> {
+export function* chunkListsUnder(tree: Tree, ino: number, epoch: number): Generator<{ cl: number; size: number }> {
   const stack = [ino];
   const seen = new Set<number>();
   while (stack.length > 0) {
@@ -13,7 +13,7 @@ export function* chunkListsUnder(tree: Tree, ino: number, epoch: number): Genera
     } else if (n.cl !== null && !seen.has(n.cl)) {
       // Hard links name one list: once is enough.
       seen.add(n.cl);
-      yield n.cl;
+      yield { cl: n.cl, size: n.size };
     }
   }
 }
