@@ -38,7 +38,7 @@ export class MissingChunkError extends ChunkError {}
 
 /** Where chunks the store lacks can be fetched from (buddies, after a recovery or a loss). */
 export interface RemoteChunks {
-  /** Fetches, checks and stores the chunks of these handles; returns how many arrived. */
+  /** Fetches, checks and stores those of these handles not stored yet; returns how many arrived. */
   fetch(handles: Buffer[]): Promise<number>;
 }
 
@@ -214,8 +214,8 @@ export class ChunkStore {
     const id = chunkId(handle);
     let loc = this.location(id);
     if (!loc && this.remote) {
-      const more = (ahead?.() ?? []).filter((h) => !this.has(chunkId(h)));
-      await this.remote.fetch([Buffer.from(handle), ...more]);
+      // The remote skips what is stored already.
+      await this.remote.fetch([Buffer.from(handle), ...(ahead?.() ?? [])]);
       loc = this.location(id);
     }
     if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store${this.remote ? ' and no buddy could give it back' : ''}`);
