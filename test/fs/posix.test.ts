@@ -74,8 +74,8 @@ function bindAndLeave(path: string): void {
 }
 
 /** Runs `safe restore` with a short timeout: a restore that opens a fifo would hang. */
-function restore(h: Host, spec: string, target: string): void {
-  const r = spawnSync(SAFE_BIN, ['restore', spec, '--target', target], { env: h.env, encoding: 'utf8', timeout: 30_000 });
+function restore(host: Host, spec: string, target: string): void {
+  const r = spawnSync(SAFE_BIN, ['restore', spec, '--target', target], { env: host.env, encoding: 'utf8', timeout: 30_000 });
   assert.equal(r.signal, null, `safe restore ${spec} did not finish within 30 s (a fifo opened for its content?)`);
   assert.equal(r.status, 0, `safe restore ${spec} failed: ${r.stderr}${r.stdout}`);
 }
