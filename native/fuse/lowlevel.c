@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 
 enum {
@@ -909,6 +910,31 @@ static napi_value js_inval_entry(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// mknod(pathBuffer, mode, rdev): Node has no mknod(2), and a restore must recreate fifos,
+// sockets and device nodes under names that need not be UTF-8. Throws with the errno's code.
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "path must be a Buffer"); return NULL; }
+  char *path = malloc(len + 1);
+  memcpy(path, data, len);
+  path[len] = 0;
+  int rc = mknod(path, (mode_t)dbl(env, argv[1]), (dev_t)dbl(env, argv[2]));
+  int err = errno;
+  free(path);
+  if (rc != 0) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "mknod: %s", strerror(err));
+    napi_value code, m, e;
+    napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, code, m, &e);
+    napi_set_named_property(env, e, "code", code);
+    napi_throw(env, e);
+  }
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
@@ -927,6 +953,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL },
     { "invalInode", NULL, js_inval_inode, NULL, NULL, NULL, napi_default, NULL },
     { "invalEntry", NULL, js_inval_entry, NULL, NULL, NULL, napi_default, NULL },
+    { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
