@@ -391,7 +391,7 @@ static napi_value buffer_of(napi_env env, const char *p, size_t n) {
 
 static void free_data(napi_env env, void *data, void *hint) { (void)env; (void)hint; free(data); }
 
-static void call_item(napi_env env, session_t *s, napi_value fn, napi_value recv, item_t *it) {
+static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) {
   napi_value argv[8];
   napi_value undef;
   napi_get_undefined(env, &undef);
@@ -465,7 +465,6 @@ static void call_item(napi_env env, session_t *s, napi_value fn, napi_value recv
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
   }
-  (void)s;
 }
 
 static void drain(session_t *s) {
@@ -485,7 +484,7 @@ static void drain(session_t *s) {
     item_t *next = it->next;
     napi_handle_scope inner;
     napi_open_handle_scope(env, &inner);
-    call_item(env, s, fn, recv, it);
+    call_item(env, fn, recv, it);
     napi_close_handle_scope(env, inner);
     free(it->data);
     free(it);
@@ -679,17 +678,11 @@ static const double *attrs_of(napi_env env, napi_value v, size_t *count) {
   return data;
 }
 
-static int reply_status(napi_env env, int rc) {
-  // -ENOENT: the request was interrupted and the kernel no longer waits for it.
-  (void)env;
-  return rc;
-}
-
 #define ARGS(n) size_t argc = n; napi_value argv[n]; if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) { napi_throw_type_error(env, NULL, "native/fuse: missing arguments"); return NULL; }
 
 static napi_value js_reply_err(napi_env env, napi_callback_info info) {
   ARGS(2);
-  reply_status(env, fuse_reply_err(req_of(env, argv[0]), (int)dbl(env, argv[1])));
+  fuse_reply_err(req_of(env, argv[0]), (int)dbl(env, argv[1]));
   return NULL;
 }
 
@@ -712,7 +705,7 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   struct fuse_entry_param e; int ok;
   entry_of(env, argv, &e, &ok);
   if (!ok) { napi_throw_type_error(env, NULL, "attr must be a Float64Array"); return NULL; }
-  reply_status(env, fuse_reply_entry(req_of(env, argv[0]), &e));
+  fuse_reply_entry(req_of(env, argv[0]), &e);
   return NULL;
 }
 
@@ -733,7 +726,7 @@ static napi_value js_reply_create(napi_env env, napi_callback_info info) {
   if (!ok) { napi_throw_type_error(env, NULL, "attr must be a Float64Array"); return NULL; }
   struct fuse_file_info fi;
   file_info(env, argv[4], argv[5], &fi);
-  reply_status(env, fuse_reply_create(req_of(env, argv[0]), &e, &fi));
+  fuse_reply_create(req_of(env, argv[0]), &e, &fi);
   return NULL;
 }
 
@@ -745,7 +738,7 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   if (!a || n < A_LEN) { napi_throw_type_error(env, NULL, "attr must be a Float64Array"); return NULL; }
   struct stat st;
   fill_stat(a, &st);
-  reply_status(env, fuse_reply_attr(req_of(env, argv[0]), &st, dbl(env, argv[2])));
+  fuse_reply_attr(req_of(env, argv[0]), &st, dbl(env, argv[2]));
   return NULL;
 }
 
@@ -754,19 +747,19 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   ARGS(3);
   struct fuse_file_info fi;
   file_info(env, argv[1], argv[2], &fi);
-  reply_status(env, fuse_reply_open(req_of(env, argv[0]), &fi));
+  fuse_reply_open(req_of(env, argv[0]), &fi);
   return NULL;
 }
 
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   ARGS(2);
-  reply_status(env, fuse_reply_write(req_of(env, argv[0]), (size_t)dbl(env, argv[1])));
+  fuse_reply_write(req_of(env, argv[0]), (size_t)dbl(env, argv[1]));
   return NULL;
 }
 
 static napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
   ARGS(2);
-  reply_status(env, fuse_reply_xattr(req_of(env, argv[0]), (size_t)dbl(env, argv[1])));
+  fuse_reply_xattr(req_of(env, argv[0]), (size_t)dbl(env, argv[1]));
   return NULL;
 }
 
@@ -783,19 +776,26 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "not a buffer"); return NULL; }
   size_t n = (size_t)dbl(env, argv[2]);
   if (n > len) n = len;
-  reply_status(env, fuse_reply_buf(req_of(env, argv[0]), data, n));
+  fuse_reply_buf(req_of(env, argv[0]), data, n);
   return NULL;
+}
+
+// A Buffer's bytes as a C string (malloc'd), or NULL with a TypeError thrown.
+static char *cstring_of(napi_env env, napi_value v) {
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "expected a Buffer"); return NULL; }
+  char *z = malloc(len + 1);
+  memcpy(z, data, len);
+  z[len] = 0;
+  return z;
 }
 
 // replyReadlink(req, targetBuffer)
 static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   ARGS(2);
-  void *data; size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "not a buffer"); return NULL; }
-  char *z = malloc(len + 1);
-  memcpy(z, data, len);
-  z[len] = 0;
-  reply_status(env, fuse_reply_readlink(req_of(env, argv[0]), z));
+  char *z = cstring_of(env, argv[1]);
+  if (!z) return NULL;
+  fuse_reply_readlink(req_of(env, argv[0]), z);
   free(z);
   return NULL;
 }
@@ -812,7 +812,7 @@ static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   st.f_blocks = (fsblkcnt_t)a[2]; st.f_bfree = (fsblkcnt_t)a[3]; st.f_bavail = (fsblkcnt_t)a[4];
   st.f_files = (fsfilcnt_t)a[5]; st.f_ffree = (fsfilcnt_t)a[6]; st.f_favail = (fsfilcnt_t)a[7];
   st.f_namemax = (unsigned long)a[8];
-  reply_status(env, fuse_reply_statfs(req_of(env, argv[0]), &st));
+  fuse_reply_statfs(req_of(env, argv[0]), &st);
   return NULL;
 }
 
@@ -866,7 +866,7 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
     if (need > size - used) break;
     used += need;
   }
-  reply_status(env, fuse_reply_buf(req, buf, used));
+  fuse_reply_buf(req, buf, used);
   free(buf);
   return num(env, i - start);
 }
@@ -912,11 +912,8 @@ static napi_value js_inval_entry(napi_env env, napi_callback_info info) {
 // sockets and device nodes under names that need not be UTF-8. Throws with the errno's code.
 static napi_value js_mknod(napi_env env, napi_callback_info info) {
   ARGS(3);
-  void *data; size_t len;
-  if (napi_get_buffer_info(env, argv[0], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "path must be a Buffer"); return NULL; }
-  char *path = malloc(len + 1);
-  memcpy(path, data, len);
-  path[len] = 0;
+  char *path = cstring_of(env, argv[0]);
+  if (!path) return NULL;
   int rc = mknod(path, (mode_t)dbl(env, argv[1]), (dev_t)dbl(env, argv[2]));
   int err = errno;
   free(path);
