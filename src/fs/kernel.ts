@@ -21,6 +21,11 @@ export class Kernel {
   /** Replies of the current batch, sent once its changes are committed. */
   private readonly held: { req: Req; send: () => void }[] = [];
   private batching = false;
+  /**
+   * The disk was found full: until a deletion has made room again, requests are not batched
+   * and a deletion that finds no room spends the staging reserve, so `rm` always works.
+   */
+  private lowSpace = false;
 
   constructor(
     private readonly addon: Addon,
@@ -54,6 +59,7 @@ export class Kernel {
   }
 
   private fail(req: Req, err: unknown): void {
+    if (isDiskFull(err)) this.lowSpace = true;
     const errno = errnoOf(err, this.log);
     this.reply(req, () => this.addon.replyErr(req, errno));
   }
@@ -67,16 +73,24 @@ export class Kernel {
       this.fail(req, err);
       return;
     }
-    if (r instanceof Promise) r.then((v) => ok(v), (err: unknown) => this.addon.replyErr(req, errnoOf(err, this.log)));
+    if (r instanceof Promise) {
+      r.then((v) => ok(v), (err: unknown) => {
+        if (isDiskFull(err)) this.lowSpace = true;
+        this.addon.replyErr(req, errnoOf(err, this.log));
+      });
+    }
     else this.reply(req, () => ok(r as T));
   }
 
   private endBatch(): void {
+    if (!this.batching) return;
     this.batching = false;
     try {
-      this.commit();
+      this.tree.endBatch();
     } catch (err) {
       this.tree.abortBatch();
+      if (isDiskFull(err)) this.lowSpace = true;
+      this.log(`a batch of ${this.held.length} requests was not committed: ${(err as Error).message}`);
       const errno = errnoOf(err, this.log);
       for (const h of this.held.splice(0)) this.addon.replyErr(h.req, errno);
       return;
@@ -84,21 +98,26 @@ export class Kernel {
     for (const h of this.held.splice(0)) h.send();
   }
 
-  /** On a full disk, spend the staging reserve once so that deleting files still works. */
-  private commit(): void {
-    try {
-      this.tree.endBatch();
-    } catch (err) {
-      if (!isDiskFull(err) || !this.tree.batchPending || !this.staging.releaseReserve()) throw err;
-      this.tree.endBatch();
-      // Deleting freed room, most likely: set the reserve aside again for next time.
-      this.staging.keepReserve();
-    }
+  /** A deletion on a full disk: if it finds no room, spend the reserve on it, then set it aside again. */
+  private withRoom<T>(fn: () => T): () => T {
+    if (!this.lowSpace) return fn;
+    return () => {
+      try {
+        const out = fn();
+        this.lowSpace = !this.staging.keepReserve();
+        return out;
+      } catch (err) {
+        if (!isDiskFull(err) || !this.staging.releaseReserve()) throw err;
+        const out = fn();
+        this.lowSpace = !this.staging.keepReserve();
+        return out;
+      }
+    };
   }
 
   readonly dispatch: Dispatch = (op, req, ino, a, b, c, d, e) => {
     if (op === Op.BATCH_END) return this.endBatch();
-    if (!this.batching) {
+    if (!this.batching && !this.lowSpace) {
       this.batching = true;
       this.tree.beginBatch();
     }
@@ -107,8 +126,6 @@ export class Kernel {
     switch (op) {
       case Op.LOOKUP:
         return this.run(req, () => fs.lookup(ino, a as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
-      case Op.FORGET:
-        return; // node ids are computed from (inode, epoch): nothing to keep or free
       case Op.GETATTR:
         return this.run(req, () => fs.getattr(ino, a as number), (attr) => x.replyAttr(req, attr, TTL));
       case Op.SETATTR:
@@ -124,11 +141,11 @@ export class Kernel {
       case Op.LINK:
         return this.run(req, () => fs.link(ino, a as number, b as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
       case Op.UNLINK:
-        return this.run(req, () => fs.unlink(ino, a as Buffer), () => x.replyErr(req, 0));
+        return this.run(req, this.withRoom(() => fs.unlink(ino, a as Buffer)), () => x.replyErr(req, 0));
       case Op.RMDIR:
-        return this.run(req, () => fs.rmdir(ino, a as Buffer), () => x.replyErr(req, 0));
+        return this.run(req, this.withRoom(() => fs.rmdir(ino, a as Buffer)), () => x.replyErr(req, 0));
       case Op.RENAME:
-        return this.run(req, () => fs.rename(ino, a as Buffer, b as number, c as Buffer, d as number), () => x.replyErr(req, 0));
+        return this.run(req, this.withRoom(() => fs.rename(ino, a as Buffer, b as number, c as Buffer, d as number)), () => x.replyErr(req, 0));
       case Op.CREATE:
         return this.run(req, () => fs.create(ino, a as Buffer, b as number, c as number, d as number, e as number), (r) => x.replyCreate(req, r.attr, TTL, TTL, r.fh, OPEN.KEEP_CACHE));
       case Op.OPEN:

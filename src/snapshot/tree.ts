@@ -187,10 +187,7 @@ export class Tree {
     this.batching = true;
   }
 
-  /**
-   * Commit the batch. If the commit fails and SQLite kept the transaction (a full disk), it
-   * stays open and endBatch may be called again; abortBatch gives up on it.
-   */
+  /** Commit the batch; if that fails, the caller gives up on it with abortBatch. */
   endBatch(): void {
     this.batching = false;
     if (!this.db.inTransaction) return;
@@ -201,11 +198,6 @@ export class Tree {
       throw err;
     }
     this.reportReleased();
-  }
-
-  /** A batch whose commit failed but whose transaction SQLite kept: endBatch may try again. */
-  get batchPending(): boolean {
-    return !this.batching && this.db.inTransaction;
   }
 
   abortBatch(): void {
