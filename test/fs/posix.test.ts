@@ -243,14 +243,18 @@ test('hard links survive a snapshot (one inode number, nlink 2 in the view) and 
   };
   const name = h.ok('snapshot').trim();
   const view = join(h.mnt, '.snapshots', name, 'links-kept');
-  const checkView = (what: string): void => {
-    const pair = sameInode(view, ['x/pair', 'y/pair2'], 2, 'pair v1', `${what}: pair`);
-    const triple = sameInode(view, ['x/t1', 'x/t2', 't3'], 3, 'triple', `${what}: triple`);
-    const single = lst(join(view, 'single'));
+  const checkView = (what: string, root = view): void => {
+    const pair = sameInode(root, ['x/pair', 'y/pair2'], 2, 'pair v1', `${what}: pair`);
+    const triple = sameInode(root, ['x/t1', 'x/t2', 't3'], 3, 'triple', `${what}: triple`);
+    const single = lst(join(root, 'single'));
     assert.equal(single.nlink, 1n, `${what}: single`);
     assert.equal(new Set([pair, triple, single.ino]).size, 3, `${what}: distinct files have distinct inode numbers`);
   };
   checkView('snapshot view');
+  // And restored as hard links.
+  const out = join(tempDir(), 'restored');
+  restore(h, `${name}:/links-kept`, out);
+  checkView('restored', join(out, 'links-kept'));
 
   // The live tree moves on; the view keeps its nlink and content (stat'ed just before).
   unlinkSync(join(m, 'y/pair2'));
@@ -305,6 +309,17 @@ test('special files: fifo, unix socket and device nodes; through a snapshot, a r
     assert.equal(lstatSync(fifo).size, 0, 'nothing was stored in it');
     chownSync(fifo, 1234, 5678);
     assert.equal(`${lstatSync(fifo).uid}:${lstatSync(fifo).gid}`, '1234:5678');
+    // A second name for the fifo: one inode, and one pipe through either name.
+    linkSync(fifo, join(m, 'fifo-link'));
+    assert.equal(lstatSync(join(m, 'fifo-link')).ino, lstatSync(fifo).ino);
+    assert.equal(lstatSync(fifo).nlink, 2);
+    const writer = spawn('sh', ['-c', 'echo linked > "$1"', 'sh', join(m, 'fifo-link')], { stdio: 'ignore' });
+    try {
+      const r = spawnSync('cat', [fifo], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.stdout, 'linked\n', 'written through fifo-link, read through fifo');
+    } finally {
+      writer.kill('SIGKILL');
+    }
   });
 
   await t.test('unix socket: bind(2) in the mount, connect, bytes both ways', async () => {
@@ -357,12 +372,14 @@ test('special files: fifo, unix socket and device nodes; through a snapshot, a r
     assert.equal(lstatSync(join(root, 'null')).mode & 0o7777, 0o640, `${what}: null mode`);
     assert.equal(statType(join(root, 'loop')), '7 0 block special file', `${what}: loop`);
     assert.equal(statType(join(root, 'big')), 'f0 12c character special file', `${what}: big`);
+    const l = lstatSync(join(root, 'fifo-link'));
+    assert.ok(l.ino === f.ino && l.nlink === 2 && f.nlink === 2, `${what}: fifo and fifo-link are one inode with two links`);
   };
   let name = '';
   await t.test('in a snapshot', () => {
     name = h.ok('snapshot').trim();
     const view = join(h.mnt, '.snapshots', name, 'special');
-    assert.deepEqual(readdirSync(view).sort(), ['big', 'fifo', 'kept.sock', 'loop', 'null']);
+    assert.deepEqual(readdirSync(view).sort(), ['big', 'fifo', 'fifo-link', 'kept.sock', 'loop', 'null']);
     expectSpecial(view, 'snapshot view');
     assert.ok(lstatSync(join(view, 'kept.sock')).isSocket(), 'snapshot view: kept.sock is a socket');
     afterRemount.push(['special files: live and in the snapshot view', () => {
