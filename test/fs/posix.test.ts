@@ -280,6 +280,71 @@ test('hard links survive a snapshot (one inode number, nlink 2 in the view) and 
   }]);
 });
 
+// ---- open files that lost their names ----
+
+test('an open file outlives its last name: fstat (nlink 0), read, write and close through the fd', { timeout: 60_000 }, async (t) => {
+  const m = area('orphans');
+  await t.test('unlink while open for writing and for reading', () => {
+    const p = join(m, 'u');
+    writeFileSync(p, 'hello unlinked');
+    const rw = openSync(p, 'r+');
+    const ro = openSync(p, 'r');
+    let closed: (string | undefined)[] = [];
+    try {
+      unlinkSync(p);
+      assert.equal(code(() => lstatSync(p)), 'ENOENT', 'the name is gone');
+      assert.equal(code(() => fstatSync(rw)), undefined, 'fstat of the open file still works');
+      assert.equal(fstatSync(rw).nlink, 0, 'no links left');
+      assert.equal(fstatSync(rw).size, 14);
+      assert.equal(pread(rw), 'hello unlinked', 'read through the fd');
+      writeSync(rw, ' and more', 14);
+      assert.equal(pread(ro), 'hello unlinked and more', 'written through one fd, read through the other');
+      assert.equal(fstatSync(ro).size, 23);
+    } finally {
+      // (closed here, checked below: a failure above is the one to report)
+      closed = [code(() => closeSync(rw)), code(() => closeSync(ro))];
+    }
+    assert.deepEqual(closed, [undefined, undefined], 'close of the writer and of the reader succeed');
+    assert.deepEqual(readdirSync(m).filter((n) => n === 'u'), []);
+  });
+  await t.test('rename over a file a reader has open: the reader keeps the old content', () => {
+    const p = join(m, 'target');
+    writeFileSync(p, 'old content');
+    const ro = openSync(p, 'r');
+    let closed: string | undefined;
+    try {
+      assert.equal(pread(ro, 3), 'old');
+      writeFileSync(join(m, 'target.tmp'), 'new content, longer');
+      renameSync(join(m, 'target.tmp'), p);
+      assert.equal(readFileSync(p, 'utf8'), 'new content, longer');
+      assert.equal(pread(ro), 'old content', 'the replaced file through the old fd');
+      assert.equal(code(() => fstatSync(ro)), undefined, 'fstat of the replaced file works');
+      assert.equal(fstatSync(ro).nlink, 0);
+      assert.equal(fstatSync(ro).size, 11);
+    } finally {
+      closed = code(() => closeSync(ro));
+    }
+    assert.equal(closed, undefined, 'close of the reader succeeds');
+  });
+  await t.test('unlink one of two names of an open file: fstat says one link', () => {
+    writeFileSync(join(m, 'h1'), 'linked');
+    linkSync(join(m, 'h1'), join(m, 'h2'));
+    const fd = openSync(join(m, 'h1'), 'r');
+    try {
+      unlinkSync(join(m, 'h1'));
+      assert.equal(fstatSync(fd).nlink, 1);
+      assert.equal(pread(fd), 'linked');
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(lst(join(m, 'h2')).nlink, 1n);
+  });
+  afterRemount.push(['orphans: nothing left of the unlinked files', () => {
+    assert.deepEqual(readdirSync(m).sort(), ['h2', 'target']);
+    assert.equal(readFileSync(join(m, 'target'), 'utf8'), 'new content, longer');
+  }]);
+});
+
 // ---- special files ----
 
 test('special files: fifo, unix socket and device nodes; through a snapshot, a remount and a restore', { timeout: 60_000 }, async (t) => {
