@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost } from './mounted.js';
-import { seededBytes } from '../helpers.js';
+import { execFileSync } from 'node:child_process';
+import { seededBytes, tempDir } from '../helpers.js';
 
 function code(f: () => unknown): string | undefined {
   try {
@@ -143,4 +144,15 @@ test('snapshot view and live tree never share kernel caches: same size, new byte
   assert.equal(readFileSync(view('staged'), 'utf8'), 'staged v1');
   unlinkSync(join(m, 'small'));
   assert.equal(readFileSync(view('small'), 'utf8'), 'small v1', 'view keeps a file unlinked live');
+
+  // Tools that find hard links by st_ino (cp -a, tar, rsync -H, du) must not take a file and its
+  // snapshot view for two names of one file: a copy of the whole mount keeps both contents.
+  assert.notEqual(lstatSync(view('big')).ino, lstatSync(join(m, 'big')).ino, 'view and live file: distinct st_ino');
+  assert.notEqual(lstatSync(view('staged')).ino, lstatSync(join(m, 'staged')).ino);
+  const copy = join(tempDir(), 'copy');
+  execFileSync('cp', ['-a', m, copy]);
+  assert.ok(readFileSync(join(copy, 'big')).equals(now), 'cp -a of the mount: live content');
+  assert.ok(readFileSync(join(copy, '.snapshots', name, 'big')).equals(old), 'cp -a of the mount: the snapshot\'s content');
+  assert.equal(readFileSync(join(copy, '.snapshots', name, 'staged'), 'utf8'), 'staged v1');
+  assert.equal(lstatSync(join(copy, '.snapshots', name, 'big')).nlink, 1, 'not made a hard link of the live file');
 });

@@ -719,6 +719,25 @@ test('setgid directory: new entries take its group, new subdirectories its setgi
   assert.deepEqual(run(m), want);
 });
 
+test('chown clears setuid and setgid (setgid only with group exec) as on disk; directories keep theirs', { timeout: 60_000 }, () => {
+  const m = area('killpriv');
+  const ref = tempDir('safe-ref-');
+  const run = (root: string): string[] => {
+    const made: [string, number, boolean][] = [['suid', 0o4755, false], ['sgid', 0o2755, false], ['sgid-noexec', 0o2745, false], ['both', 0o6711, false], ['dir', 0o2755, true]];
+    return made.map(([n, mode, dir]) => {
+      const p = join(root, n);
+      if (dir) mkdirSync(p);
+      else writeFileSync(p, 'x');
+      chmodSync(p, mode);
+      chownSync(p, 1234, 5678);
+      return `${n} ${(lstatSync(p).mode & 0o7777).toString(8)}`;
+    });
+  };
+  const want = run(ref);
+  assert.ok(want.includes('suid 755'), `on disk: chown clears setuid (${want})`);
+  assert.deepEqual(run(m), want);
+});
+
 // ---- POSIX ACL xattrs ----
 
 test('POSIX ACL xattrs: absent ones fail cleanly; a set one works or is refused, never stored as junk', { timeout: 60_000 }, async (t) => {
