@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost } from './mounted.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { seededBytes, tempDir } from '../helpers.js';
 
 function code(f: () => unknown): string | undefined {
@@ -155,4 +155,25 @@ test('snapshot view and live tree never share kernel caches: same size, new byte
   assert.ok(readFileSync(join(copy, '.snapshots', name, 'big')).equals(old), 'cp -a of the mount: the snapshot\'s content');
   assert.equal(readFileSync(join(copy, '.snapshots', name, 'staged'), 'utf8'), 'staged v1');
   assert.equal(lstatSync(join(copy, '.snapshots', name, 'big')).nlink, 1, 'not made a hard link of the live file');
+
+  // A file open for writing (in another process: a close of an inherited fd would flush it) is
+  // in a snapshot as of its last close; the live name shows the writer's bytes at once.
+  writeFileSync(join(m, 'w'), 'closed v1');
+  const writer = spawn('python3', ['-c', "import os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\nos.pwrite(fd, b'OPEN', 0)\nprint('ready', flush=True)\nsys.stdin.readline()\nos.close(fd)", join(m, 'w')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((res, rej) => {
+      writer.stdout!.once('data', () => res());
+      writer.once('exit', (c) => rej(new Error(`the writer exited (${c})`)));
+    });
+    const during = snapshot(h, 'during');
+    assert.equal(readFileSync(join(S, during, 'w'), 'utf8'), 'closed v1', 'the snapshot has the content of the last close');
+    assert.equal(readFileSync(join(m, 'w'), 'utf8'), 'OPENed v1', 'the live name shows the open writer\'s bytes');
+    const exited = new Promise((res) => writer.once('exit', res));
+    writer.stdin!.end('\n');
+    await exited;
+    assert.equal(readFileSync(join(m, 'w'), 'utf8'), 'OPENed v1');
+    assert.equal(readFileSync(join(S, during, 'w'), 'utf8'), 'closed v1', 'and keeps it after the writer closed');
+  } finally {
+    writer.kill('SIGKILL');
+  }
 });
