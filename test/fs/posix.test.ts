@@ -218,6 +218,24 @@ test('hard links: one inode under two names, attributes and data shared at once,
   tick();
   symlinkSync('new', join(d2, 'sym'));
   touched(p0, lst(d2), 'symlink: the parent');
+
+  // A shared mapping through one name: its stores are read through the other before msync.
+  writeFileSync(join(m, 'm1'), Buffer.alloc(8192, 'x'));
+  linkSync(join(m, 'm1'), join(m, 'm2'));
+  assert.equal(readFileSync(join(m, 'm2'), 'latin1').slice(0, 5), 'xxxxx');
+  const out = execFileSync('python3', ['-c', `import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+mm = mmap.mmap(fd, 8192)
+mm[4096:4101] = b'MMAP!'
+with open(sys.argv[2], 'rb') as f:
+    f.seek(4096)
+    print(f.read(5).decode())
+mm.flush(); mm.close(); os.close(fd)`, join(m, 'm1'), join(m, 'm2')], { encoding: 'utf8' });
+  assert.equal(out.trim(), 'MMAP!', 'a store through the mapping of m1, read through m2 before msync');
+  afterRemount.push(['hard links: the mapped store reached the file', () => {
+    assert.equal(readFileSync(join(m, 'm2'), 'latin1').slice(4096, 4101), 'MMAP!');
+    assert.equal(lst(join(m, 'm1')).ino, lst(join(m, 'm2')).ino);
+  }]);
 });
 
 test('hard links survive a snapshot (one inode number, nlink 2 in the view) and a remount', { timeout: 60_000 }, async () => {
