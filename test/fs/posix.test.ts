@@ -1,7 +1,8 @@
 // POSIX behaviours through the real mount that a path-based binding got wrong or never
-// offered: hard links as one inode, the times link/unlink/rename/chmod/create must touch,
-// special files (fifo, unix socket, device nodes), renameat2 flags, copies that keep every
-// attribute (cp -a, cp -p, rsync -a, tar -p), POSIX ACL xattrs and fallocate. Each check is
+// offered: hard links as one inode, the times link/unlink/rename/chmod/create must touch, open
+// files that lost their last name, special files (fifo, unix socket, device nodes), renameat2
+// flags, copies that keep every attribute (cp -a, cp -p, rsync -a, tar -p), setgid directories,
+// POSIX ACL xattrs and fallocate. Each check is
 // made with the kernel's caches warm (the other name stat'ed and read first), so a binding
 // that hands the kernel two inodes for one file, or forgets to invalidate, is caught.
 import { before, test } from 'node:test';
