@@ -156,19 +156,29 @@ export class Filesystem {
     return this.attr(id, this.node({ ino, epoch: w.epoch }));
   }
 
-  getattr(id: number, fh: number): Float64Array {
+  getattr(id: number): Float64Array {
     if (id === SNAPDIR) return this.snapshots.attr(this.node({ ino: ROOT, epoch: null }));
     const w = where(id);
     const n = this.tree.inode(w.ino, w.epoch ?? this.tree.epoch);
     if (n) return this.attr(id, n);
-    // Unlinked while open: fstat still works, with no links left.
-    const h = this.handles.get(fh);
-    if (h && h.w.ino === w.ino) return attrOf(id, { ...h.node, nlink: 0 }, 0, h.write ?? undefined);
+    const orphan = this.orphan(w);
+    if (orphan) return attrOf(id, { ...orphan.node, nlink: 0 }, 0, orphan.write ?? undefined);
     throw new FsError('ENOENT');
   }
 
+  /**
+   * An open file whose last name is gone: it lives on in its handles until closed (fstat
+   * still works, with no links). The kernel asks without a file handle, so any handle will do.
+   */
+  private orphan(w: Where): Handle | undefined {
+    if (w.epoch !== null) return undefined;
+    for (const h of this.handles.values()) if (h.w.ino === w.ino && h.w.epoch === null) return h;
+    return undefined;
+  }
+
   async setattr(id: number, valid: number, fh: number, sa: Float64Array): Promise<Float64Array> {
-    const n = this.live(id);
+    const w = where(id);
+    if (w.epoch !== null || id === SNAPDIR) throw new FsError('EROFS');
     const now = Date.now();
     const changes: Partial<Inode> = {};
     if (valid & SET.MODE) changes.mode = sa[SA.MODE]! & 0o7777;
@@ -176,21 +186,29 @@ export class Filesystem {
     if (valid & SET.GID) changes.gid = sa[SA.GID]!;
     if (valid & SET.ATIME) changes.atime = valid & SET.ATIME_NOW ? now : sa[SA.ATIME]!;
     if (valid & SET.MTIME) changes.mtime = valid & SET.MTIME_NOW ? now : sa[SA.MTIME]!;
-    if (valid & SET.SIZE) await this.truncate(n, sa[SA.SIZE]!, fh, now);
     changes.ctime = valid & SET.CTIME ? sa[SA.CTIME]! : now;
-    const w = this.writers.get(n.ino);
-    if (w) {
-      if (changes.mtime !== undefined) w.mtime = changes.mtime;
-      w.ctime = changes.ctime;
+    const n = this.tree.inode(w.ino);
+    const orphan = n ? undefined : this.orphan(w);
+    if (!n && !orphan) throw new FsError('ENOENT');
+    if (valid & SET.SIZE) await this.truncate(n ?? orphan!.node, sa[SA.SIZE]!, fh, now);
+    const working = this.writers.get(w.ino);
+    if (working) {
+      if (changes.mtime !== undefined) working.mtime = changes.mtime;
+      working.ctime = changes.ctime;
     }
-    return this.attrOfLive(this.tree.update(n.ino, changes));
+    if (orphan) {
+      // No row to change: the handle's copy carries the change until the last close.
+      orphan.node = { ...orphan.node, ...changes };
+      return attrOf(id, { ...orphan.node, nlink: 0 }, 0, working);
+    }
+    return this.attrOfLive(this.tree.update(w.ino, changes));
   }
 
   private async truncate(n: Inode, size: number, fh: number, now: number): Promise<void> {
     if (n.kind === S_IFDIR) throw new FsError('EISDIR');
     if (n.kind !== S_IFREG) throw new FsError('EINVAL');
     const open = this.handles.get(fh)?.write ?? this.writers.get(n.ino);
-    if (!open && size === 0) {
+    if (!open && size === 0 && this.tree.inode(n.ino)) {
       // The common O_TRUNC case: no content to copy, nothing to chunk.
       this.tree.update(n.ino, { staged: null, cl: null, size: 0, mtime: now, ctime: now });
       return;

@@ -127,7 +127,7 @@ export class Kernel {
       case Op.LOOKUP:
         return this.run(req, () => fs.lookup(ino, a as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
       case Op.GETATTR:
-        return this.run(req, () => fs.getattr(ino, a as number), (attr) => x.replyAttr(req, attr, TTL));
+        return this.run(req, () => fs.getattr(ino), (attr) => x.replyAttr(req, attr, TTL));
       case Op.SETATTR:
         return this.run(req, () => fs.setattr(ino, a as number, b as number, c as Float64Array), (attr) => x.replyAttr(req, attr, TTL));
       case Op.READLINK:
