@@ -79,6 +79,8 @@ export class Filesystem {
 
   /** A generation finished (chunked or dropped): remove its file if nothing needs it. */
   settled(ino: number, gen: number): void {
+    // A worker may have swapped the row's content to chunks on its own connection.
+    this.tree.uncache(ino);
     if (this.tree.stagedUsers(ino, gen) === 0 && !this.writers.isWorking(ino, gen)) this.dropStaged(ino, gen);
   }
 

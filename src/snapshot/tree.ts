@@ -2,6 +2,7 @@
 // All calls are short synchronous SQLite statements: the filesystem calls them from FUSE
 // callbacks on the JS thread. Writes happen at the current epoch; a row born before it is
 // visible to a snapshot, so changing it kills it (died = epoch) and inserts a copy.
+import { LRUCache } from 'lru-cache';
 import type { Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { releaseChunkList } from './content.js';
@@ -58,6 +59,8 @@ export class TreeError extends Error {
 }
 
 const INO_BLOCK = 1024;
+/** Live rows kept in memory for lookups and getattrs (~250 bytes each). */
+const CACHED_ROWS = 50_000;
 const LIVE = '(died IS NULL OR died > @e) AND born <= @e';
 
 export class Tree {
@@ -67,6 +70,14 @@ export class Tree {
   private readonly q;
   private readonly runTx;
   private readonly released: [number, number][] = [];
+  /**
+   * Live rows as this thread last wrote or read them, for the reads the filesystem makes on
+   * every request. Changes made here update it; ingest workers swap a staged row's content to
+   * chunks behind it, which the filesystem reports with `uncache` once they are done, and
+   * until then the staged file is still there to read. Writes never trust it: they read the
+   * row again inside their transaction.
+   */
+  private readonly cache = new LRUCache<number, Inode>({ max: CACHED_ROWS });
   private batching = false;
   private readonly begin;
   private readonly commit;
@@ -122,7 +133,17 @@ export class Tree {
   }
 
   inode(ino: number, e = this.e): Inode | undefined {
-    return this.q.inode.get(ino, e, e);
+    if (e !== this.e) return this.q.inode.get(ino, e, e);
+    const hit = this.cache.get(ino);
+    if (hit) return hit;
+    const n = this.q.inode.get(ino, e, e);
+    if (n) this.cache.set(ino, n);
+    return n;
+  }
+
+  /** The row of `ino` changed on another connection (an ingest worker's swap). */
+  uncache(ino: number): void {
+    this.cache.delete(ino);
   }
 
   lookup(parent: number, name: Buffer, e = this.e): number | undefined {
@@ -174,6 +195,8 @@ export class Tree {
       return out;
     } catch (err) {
       this.released.length = mark;
+      // Rows this thread wrote were rolled back: the cache may hold them.
+      this.cache.clear();
       throw err;
     }
   }
@@ -194,7 +217,10 @@ export class Tree {
     try {
       this.commit.run();
     } catch (err) {
-      if (!this.db.inTransaction) this.released.length = 0;
+      if (!this.db.inTransaction) {
+        this.released.length = 0;
+        this.cache.clear();
+      }
       throw err;
     }
     this.reportReleased();
@@ -204,6 +230,7 @@ export class Tree {
     this.batching = false;
     if (this.db.inTransaction) this.rollback.run();
     this.released.length = 0;
+    this.cache.clear();
   }
 
   private reportReleased(): void {
@@ -229,6 +256,7 @@ export class Tree {
         atime: init.now, mtime: init.now, ctime: init.now, target: init.target ?? null, cl: null, staged: null, xattrs: null,
       };
       this.q.insInode.run(node);
+      this.cache.set(ino, node);
       this.q.insEntry.run(parent, name, this.e, ino);
       this.put(dir, { mtime: init.now, ctime: init.now, nlink: dir.nlink + (isDir ? 1 : 0) });
       return node;
@@ -363,8 +391,9 @@ export class Tree {
     });
   }
 
+  /** The live row, read inside the caller's transaction (not from the cache). */
   private must(ino: number): Inode {
-    const node = this.inode(ino);
+    const node = this.q.inode.get(ino, this.e, this.e);
     if (!node) throw new TreeError('ENOENT', `no inode ${ino}`);
     return node;
   }
@@ -397,10 +426,12 @@ export class Tree {
       if (next.cl !== null && next.cl === node.cl) this.q.clUse.run(1, next.cl);
       this.q.insInode.run(next);
     }
+    this.cache.set(next.ino, next);
     return next;
   }
 
   private dropInode(node: Inode): void {
+    this.cache.delete(node.ino);
     if (node.born === this.e) {
       this.q.delInode.run(node.ino, node.born);
       if (node.cl !== null) this.releaseChunkList(node.cl);
