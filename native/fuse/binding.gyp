@@ -1,20 +1,9 @@
-# Our own build of @cocalc/fuse-native's addon (see README.md).
-# Same flags as the package's binding.gyp, minus its empty "postinstall"
-# target and the macOS settings. napi-macros is resolved through the package,
-# which depends on it, so we don't rely on npm's hoisting.
+# native/fuse: our N-API binding to libfuse 3's low-level API (Debian libfuse3-dev).
 {
   "targets": [{
-    "target_name": "fuse",
-    "variables": {
-      "fuse__include_dirs%": "<!(pkg-config fuse --cflags-only-I | sed s/-I//g)",
-      "fuse__libraries%": "<!(pkg-config --libs-only-L --libs-only-l fuse)"
-    },
-    "include_dirs": [
-      "<!(node -p \"require('path').dirname(require.resolve('napi-macros/package.json', { paths: [require.resolve('@cocalc/fuse-native')] }))\")",
-      "<@(fuse__include_dirs)"
-    ],
-    "link_settings": { "libraries": ["<@(fuse__libraries)"] },
-    "sources": ["fuse-native.c"],
-    "cflags": ["-g", "-O3", "-Wall"]
+    "target_name": "fuse3",
+    "sources": ["lowlevel.c"],
+    "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config fuse3 --cflags)"],
+    "link_settings": { "libraries": ["<!@(pkg-config fuse3 --libs)"] }
   }]
 }

@@ -94,7 +94,7 @@ export async function unmount(out: Out): Promise<void> {
   }
   if (reply && !reply.ok) throw new UserError(`unmount failed: ${reply.error}`);
   if (isMountPoint(cfg.mount) || staleMount(cfg.mount)) {
-    execFileSync('fusermount', ['-uz', cfg.mount], { stdio: 'ignore' });
+    execFileSync('fusermount3', ['-uz', cfg.mount], { stdio: 'ignore' });
     out.print(`no daemon was running; removed the stale mount at ${cfg.mount}`, { mounted: false, mount: cfg.mount, stale: true });
     return;
   }

@@ -7,7 +7,7 @@ import { Tree } from '../snapshot/tree.js';
 import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
-import { mountFs, prepareMountPoint } from '../fs/mount.js';
+import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
 import { parseDuration, paths, type HostConfig } from './config.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
@@ -102,11 +102,13 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     } catch (cause) {
       throw new UserError((cause as Error).message, 1, { cause });
     }
+    let mounted: Mounted | undefined;
     const takeSnapshot = (label: string | null): { name: string; epoch: number; time: number; ms: number } => {
       const t0 = performance.now();
       const time = Date.now();
       const name = snapshotName(time, label, (n) => findSnapshot(tree.db, n) !== undefined);
       const epoch = tree.snapshot(name, time, label);
+      mounted?.snapshotsChanged([name]);
       return { name, epoch, time, ms: performance.now() - t0 };
     };
 
@@ -120,6 +122,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       if (all.length > 0 && keep.size === 0 && !allowAll) throw new Error('this would forget every snapshot; pass --allow-empty to really do it');
       if (dryRun) return { keep: [...keep].sort(), forget: drop, dryRun: true };
       const r = forgetSnapshots(tree.db, store!, drop);
+      mounted?.snapshotsChanged(drop);
       for (const [ino, gen] of r.staged) fs.settled(ino, gen);
       // Alone, nobody needs to be told what was dropped; in a group the replicator drains.
       if (!peers) tree.db.transaction(() => {
@@ -170,9 +173,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       }
       peers?.replicator.kick();
     }, log);
-    let mounted;
     try {
-      mounted = await mountFs(cfg.mount, fs, log);
+      mounted = await mountFs(cfg.mount, fs, tree, staging, log);
     } catch (err) {
       cron.stop();
       audits?.stop();
@@ -198,7 +200,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         audits?.stop();
         if (gcTimer) clearTimeout(gcTimer);
         await step('peer service', () => peers?.stop());
-        await step('unmount', () => mounted.unmount());
+        await step('unmount', () => mounted?.unmount());
         await step('closing open files', () => fs.closeAll());
         await step('finishing chunking', () => queue.close());
         await step('garbage collection', () => gcRunning);

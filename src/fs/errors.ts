@@ -3,19 +3,27 @@ import { TreeError } from '../snapshot/tree.js';
 
 /**
  * An errno for the kernel, raised inside an operation. Deliberately not an Error: ENOENT is
- * the answer to every negative lookup, and capturing a stack trace each time cost more than
- * the lookup itself.
+ * the answer to many lookups, and capturing a stack trace each time cost more than the lookup.
  */
 export class FsError {
   constructor(readonly code: keyof typeof constants.errno) {}
 }
 
-/** Negative errno for any error an operation threw; unexpected ones become EIO (and are logged). */
-export function toErrno(err: unknown, log: (msg: string) => void): number {
-  if (err instanceof FsError || err instanceof TreeError) return -constants.errno[err instanceof FsError ? err.code : err.errno];
+/**
+ * The one table from what an operation threw to the errno its caller sees. Unexpected errors
+ * become EIO and are logged with their stack.
+ */
+export function errnoOf(err: unknown, log: (msg: string) => void): number {
+  if (err instanceof FsError) return constants.errno[err.code];
+  if (err instanceof TreeError) return constants.errno[err.errno];
   const code = (err as NodeJS.ErrnoException)?.code;
-  if (code && code in constants.errno) return -constants.errno[code as keyof typeof constants.errno];
-  if (code === 'SQLITE_FULL') return -constants.errno.ENOSPC;
+  if (code && code in constants.errno) return constants.errno[code as keyof typeof constants.errno];
+  if (code === 'SQLITE_FULL') return constants.errno.ENOSPC;
   log(`internal error: ${(err as Error)?.stack ?? String(err)}`);
-  return -constants.errno.EIO;
+  return constants.errno.EIO;
+}
+
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC';
 }

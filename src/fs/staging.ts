@@ -3,8 +3,9 @@
 // tree, so snapshots can share it.
 import { mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 
-const RESERVE_BYTES = 8 << 20;
 import { join } from 'node:path';
+
+const RESERVE_BYTES = 8 << 20;
 
 export class Staging {
   private nextGen: number;
@@ -20,12 +21,18 @@ export class Staging {
    * A few MiB set aside so that, on a full disk, deleting files still works: unlink needs
    * room in the SQLite WAL, and refusing it would leave the user no way out.
    */
-  keepReserve(bytes = RESERVE_BYTES): void {
+  keepReserve(bytes = RESERVE_BYTES): boolean {
     try {
-      if (statSync(this.reservePath).size >= bytes) return;
-      writeFileSync(this.reservePath, Buffer.alloc(bytes));
+      if (statSync(this.reservePath).size >= bytes) return true;
     } catch {
-      try { writeFileSync(this.reservePath, Buffer.alloc(bytes)); } catch { /* no room now: try again later */ }
+      // none yet
+    }
+    try {
+      writeFileSync(this.reservePath, Buffer.alloc(bytes));
+      return true;
+    } catch {
+      // No room now: a partial reserve is better than none; try again after the next deletion.
+      return false;
     }
   }
 

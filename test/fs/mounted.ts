@@ -52,7 +52,7 @@ export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: st
   if (opts.init !== false) ok('init', '--host', opts.host ?? 'testhost', '--mount', mnt, ...(opts.initArgs ?? []));
   after(() => {
     safe('unmount');
-    spawnSync('fusermount', ['-uz', mnt]);
+    spawnSync('fusermount3', ['-uz', mnt]);
     if (process.env.SAFE_TEST_KEEP) process.stderr.write(`kept ${root}\n`);
     else rmSync(root, { recursive: true, force: true });
   });

@@ -39,7 +39,7 @@ test('a recovery killed mid-fetch resumes at the next mount and fetches only the
     await new Promise((r) => setTimeout(r, 50));
   }
   await new Promise((r) => setTimeout(r, 500));
-  spawnSync('fusermount', ['-uz', a.mnt]);
+  spawnSync('fusermount3', ['-uz', a.mnt]);
   // What reached the disk before the kill (the progress counter lags by the batches in flight).
   const durable = withDb(a, (db) => db.prepare('SELECT count(*) FROM chunks WHERE handle IS NOT NULL').pluck().get() as number);
   assert.ok(durable >= before && durable < total, `${durable} of ${total} chunks durable at the kill`);

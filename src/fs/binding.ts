@@ -1,0 +1,73 @@
+// The N-API addon in native/fuse (libfuse 3 low-level API): its functions, op codes and the
+// attribute layout both sides share. Nothing here knows about the tree.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Request codes, as native/fuse/lowlevel.c numbers them. */
+export const enum Op {
+  LOOKUP = 1, FORGET, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME, LINK,
+  OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR,
+  STATFS, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, CREATE, FALLOCATE, INIT, DESTROY, BATCH_END,
+}
+
+/** Slots of the Float64Array that carries a struct stat each way. */
+export const enum A { INO, MODE, NLINK, UID, GID, RDEV, SIZE, BLOCKS, ATIME, MTIME, CTIME, LEN }
+/** Slots of the setattr values (which of them apply is in `valid`). */
+export const enum SA { MODE, UID, GID, SIZE, ATIME, MTIME, CTIME }
+
+/** FUSE_SET_ATTR_* bits of setattr's `valid`. */
+export const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8, CTIME: 1 << 10 } as const;
+
+/** Open reply flags: bit 0 direct_io, bit 1 keep_cache, bit 2 cache_readdir. */
+export const OPEN = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_READDIR: 4 } as const;
+
+/** rename(2) flags the kernel passes through. */
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+
+export type Session = { readonly __session: unique symbol };
+export type Req = number;
+export type Dispatch = (op: Op, req: Req, ino: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => void;
+
+export interface Addon {
+  mount(mountpoint: string, options: string, settings: { maxWrite: number; maxReadahead: number; writeback: number }, dispatch: Dispatch): Session;
+  unmount(s: Session): void;
+  replyErr(req: Req, errno: number): void;
+  replyNone(req: Req): void;
+  replyEntry(req: Req, attr: Float64Array, entryTimeout: number, attrTimeout: number): void;
+  replyCreate(req: Req, attr: Float64Array, entryTimeout: number, attrTimeout: number, fh: number, openFlags: number): void;
+  replyAttr(req: Req, attr: Float64Array, attrTimeout: number): void;
+  replyOpen(req: Req, fh: number, openFlags: number): void;
+  replyWrite(req: Req, count: number): void;
+  replyXattr(req: Req, size: number): void;
+  replyBuf(req: Req, buf: Buffer, len: number): void;
+  replyReadlink(req: Req, target: Buffer): void;
+  /** [bsize, frsize, blocks, bfree, bavail, files, ffree, favail, namemax] */
+  replyStatfs(req: Req, st: Float64Array): void;
+  /** Adds entries from index `start` while they fit in `size`; entry i gets offset i + 1. Returns how many went. */
+  replyDir(req: Req, size: number, plus: boolean, names: Buffer[], attrs: Float64Array, start: number, entryTimeout: number, attrTimeout: number): number;
+  invalInode(s: Session, ino: number, off: number, len: number): void;
+  invalEntry(s: Session, parent: number, name: Buffer): void;
+}
+
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package.json not found above the fs module');
+    dir = up;
+  }
+  return dir;
+}
+
+let addon: Addon | undefined;
+
+export function loadAddon(): Addon {
+  if (addon) return addon;
+  const file = join(repoRoot(), 'native', 'fuse', 'build', 'Release', 'fuse3.node');
+  if (!existsSync(file)) throw new Error(`the FUSE addon is not built (${file} is missing): run npm run build`);
+  addon = createRequire(import.meta.url)(file) as Addon;
+  return addon;
+}

@@ -1,0 +1,199 @@
+// The kernel side of the mount: decodes each request native/fuse hands over, runs it on the
+// Filesystem and sends the reply. Requests arrive in batches (whatever the kernel queued while
+// the JS thread was busy); their tree changes share one transaction, and their replies wait
+// until it committed, so no caller hears of a change that a crash could still undo.
+import type { Tree } from '../snapshot/tree.js';
+import { Op, OPEN, type Addon, type Dispatch, type Req, type Session } from './binding.js';
+import { errnoOf, isDiskFull } from './errors.js';
+import type { Filesystem } from './filesystem.js';
+import { SNAPDIR } from './nodes.js';
+import type { Staging } from './staging.js';
+
+/**
+ * Entry, attribute and negative-entry lifetime in the kernel's caches, in seconds. Every
+ * change to the live tree goes through the kernel, snapshots never change, and what the
+ * daemon changes behind the kernel's back (.snapshots) it invalidates: so, long.
+ */
+const TTL = 86_400;
+
+export class Kernel {
+  private session: Session | null = null;
+  /** Replies of the current batch, sent once its changes are committed. */
+  private readonly held: { req: Req; send: () => void }[] = [];
+  private batching = false;
+  /**
+   * The disk was found full: until a deletion has made room again, requests are not batched
+   * and a deletion that finds no room spends the staging reserve, so `rm` always works.
+   */
+  private lowSpace = false;
+
+  constructor(
+    private readonly addon: Addon,
+    private readonly fs: Filesystem,
+    private readonly tree: Tree,
+    private readonly staging: Staging,
+    private readonly log: (m: string) => void,
+  ) {}
+
+  mount(mountpoint: string): void {
+    this.session = this.addon.mount(mountpoint, 'fsname=safe,subtype=safe,default_permissions', { maxWrite: 1 << 20, maxReadahead: 1 << 20, writeback: 1 }, this.dispatch);
+  }
+
+  unmount(): void {
+    if (!this.session) return;
+    const s = this.session;
+    this.session = null;
+    this.addon.unmount(s);
+  }
+
+  /** The daemon added or removed snapshots: drop what the kernel cached of .snapshots. */
+  snapshotsChanged(names: string[]): void {
+    if (!this.session) return;
+    for (const name of names) this.addon.invalEntry(this.session, SNAPDIR, Buffer.from(name, 'latin1'));
+    this.addon.invalInode(this.session, SNAPDIR, 0, 0);
+  }
+
+  private reply(req: Req, send: () => void): void {
+    if (this.batching) this.held.push({ req, send });
+    else send();
+  }
+
+  private fail(req: Req, err: unknown): void {
+    if (isDiskFull(err)) this.lowSpace = true;
+    const errno = errnoOf(err, this.log);
+    this.reply(req, () => this.addon.replyErr(req, errno));
+  }
+
+  /** Run an operation and reply with `ok` of its result, or its errno. */
+  private run<T>(req: Req, fn: () => T | Promise<T>, ok: (r: T) => void): void {
+    let r: T | Promise<T>;
+    try {
+      r = fn();
+    } catch (err) {
+      this.fail(req, err);
+      return;
+    }
+    if (r instanceof Promise) {
+      r.then((v) => ok(v), (err: unknown) => {
+        if (isDiskFull(err)) this.lowSpace = true;
+        this.addon.replyErr(req, errnoOf(err, this.log));
+      });
+    }
+    else this.reply(req, () => ok(r as T));
+  }
+
+  private endBatch(): void {
+    if (!this.batching) return;
+    this.batching = false;
+    try {
+      this.tree.endBatch();
+    } catch (err) {
+      this.tree.abortBatch();
+      if (isDiskFull(err)) this.lowSpace = true;
+      this.log(`a batch of ${this.held.length} requests was not committed: ${(err as Error).message}`);
+      const errno = errnoOf(err, this.log);
+      for (const h of this.held.splice(0)) this.addon.replyErr(h.req, errno);
+      return;
+    }
+    for (const h of this.held.splice(0)) h.send();
+  }
+
+  /** A deletion on a full disk: if it finds no room, spend the reserve on it, then set it aside again. */
+  private withRoom<T>(fn: () => T): () => T {
+    if (!this.lowSpace) return fn;
+    return () => {
+      try {
+        const out = fn();
+        this.lowSpace = !this.staging.keepReserve();
+        return out;
+      } catch (err) {
+        if (!isDiskFull(err) || !this.staging.releaseReserve()) throw err;
+        const out = fn();
+        this.lowSpace = !this.staging.keepReserve();
+        return out;
+      }
+    };
+  }
+
+  readonly dispatch: Dispatch = (op, req, ino, a, b, c, d, e) => {
+    if (op === Op.BATCH_END) return this.endBatch();
+    if (!this.batching && !this.lowSpace) {
+      this.batching = true;
+      this.tree.beginBatch();
+    }
+    const fs = this.fs;
+    const x = this.addon;
+    switch (op) {
+      case Op.LOOKUP:
+        return this.run(req, () => fs.lookup(ino, a as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
+      case Op.FORGET:
+        return; // node ids are computed from (inode, epoch): nothing to keep or free
+      case Op.GETATTR:
+        return this.run(req, () => fs.getattr(ino, a as number), (attr) => x.replyAttr(req, attr, TTL));
+      case Op.SETATTR:
+        return this.run(req, () => fs.setattr(ino, a as number, b as number, c as Float64Array), (attr) => x.replyAttr(req, attr, TTL));
+      case Op.READLINK:
+        return this.run(req, () => fs.readlink(ino), (t) => x.replyReadlink(req, t));
+      case Op.MKNOD:
+        return this.run(req, () => fs.mknod(ino, a as Buffer, b as number, c as number, d as number, e as number), (attr) => x.replyEntry(req, attr, TTL, TTL));
+      case Op.MKDIR:
+        return this.run(req, () => fs.mkdir(ino, a as Buffer, b as number, d as number, e as number), (attr) => x.replyEntry(req, attr, TTL, TTL));
+      case Op.SYMLINK:
+        return this.run(req, () => fs.symlink(ino, a as Buffer, b as Buffer, d as number, e as number), (attr) => x.replyEntry(req, attr, TTL, TTL));
+      case Op.LINK:
+        return this.run(req, () => fs.link(ino, a as number, b as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
+      case Op.UNLINK:
+        return this.run(req, this.withRoom(() => fs.unlink(ino, a as Buffer)), () => x.replyErr(req, 0));
+      case Op.RMDIR:
+        return this.run(req, this.withRoom(() => fs.rmdir(ino, a as Buffer)), () => x.replyErr(req, 0));
+      case Op.RENAME:
+        return this.run(req, this.withRoom(() => fs.rename(ino, a as Buffer, b as number, c as Buffer, d as number)), () => x.replyErr(req, 0));
+      case Op.CREATE:
+        return this.run(req, () => fs.create(ino, a as Buffer, b as number, c as number, d as number, e as number), (r) => x.replyCreate(req, r.attr, TTL, TTL, r.fh, OPEN.KEEP_CACHE));
+      case Op.OPEN:
+        return this.run(req, () => fs.open(ino, a as number), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
+      case Op.READ:
+        return this.run(req, () => fs.read(a as number, b as number, c as number), ([buf, n]) => x.replyBuf(req, buf, n));
+      case Op.WRITE:
+        return this.run(req, () => fs.write(a as number, b as Buffer, c as number), (n) => x.replyWrite(req, n));
+      case Op.FLUSH:
+        return this.run(req, () => fs.flush(a as number), () => x.replyErr(req, 0));
+      case Op.RELEASE:
+        return this.run(req, () => fs.release(a as number), () => x.replyErr(req, 0));
+      case Op.FSYNC:
+        return this.run(req, () => fs.fsync(a as number), () => x.replyErr(req, 0));
+      case Op.FALLOCATE:
+        return this.run(req, () => fs.fallocate(a as number, b as number, c as number, d as number), () => x.replyErr(req, 0));
+      case Op.OPENDIR:
+        // Listings are cached across opens: every change to them goes through the kernel,
+        // except new and forgotten snapshots, which snapshotsChanged invalidates.
+        return this.run(req, () => fs.opendir(ino), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE | OPEN.CACHE_READDIR));
+      case Op.READDIR:
+      case Op.READDIRPLUS:
+        return this.run(req, () => fs.readdir(a as number), (dir) => void x.replyDir(req, b as number, op === Op.READDIRPLUS, dir.names, dir.attrs, c as number, TTL, TTL));
+      case Op.RELEASEDIR:
+        return this.run(req, () => fs.releasedir(a as number), () => x.replyErr(req, 0));
+      case Op.FSYNCDIR:
+        return this.reply(req, () => x.replyErr(req, 0));
+      case Op.STATFS:
+        return this.run(req, () => fs.statfs(), (st) => x.replyStatfs(req, st));
+      case Op.SETXATTR:
+        return this.run(req, () => fs.setxattr(ino, a as string, b as Buffer, c as number), () => x.replyErr(req, 0));
+      case Op.GETXATTR:
+        return this.run(req, () => fs.getxattr(ino, a as string), (v) => this.sized(req, v, b as number));
+      case Op.LISTXATTR:
+        return this.run(req, () => fs.listxattr(ino), (v) => this.sized(req, v, a as number));
+      case Op.REMOVEXATTR:
+        return this.run(req, () => fs.removexattr(ino, a as string), () => x.replyErr(req, 0));
+      default:
+        return this.reply(req, () => x.replyErr(req, 38 /* ENOSYS */));
+    }
+  };
+
+  /** getxattr/listxattr: size 0 asks for the length; a smaller buffer gets ERANGE. */
+  private sized(req: Req, v: Buffer, size: number): void {
+    if (size === 0) this.addon.replyXattr(req, v.length);
+    else if (v.length > size) this.addon.replyErr(req, 34 /* ERANGE */);
+    else this.addon.replyBuf(req, v, v.length);
+  }
+}
