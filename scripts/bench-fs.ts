@@ -278,7 +278,10 @@ function corpusWorkloads(root: string, targets: Target[]): void {
   const protectedSecs: Partial<Record<Name, number>> = {};
   const daemon: Partial<Record<Name, number>> = {};
   const daemonPeak: Partial<Record<Name, number>> = {};
+  const space: Partial<Record<Name, number>> = {};
+  const du = (dir: string): number => Number(sh(`du -sb ${dir} | cut -f1`));
   const untar = each((t) => {
+    const before = du(t.backing);
     sh(`cat ${tar} > /dev/null`);
     const t0 = performance.now();
     const secs = time(`tar xf ${tar} -C ${t.dir} --no-same-owner && sync`);
@@ -290,16 +293,18 @@ function corpusWorkloads(root: string, targets: Target[]): void {
     }
     const pid = t.pid();
     if (pid) ({ now: daemon[t.name], peak: daemonPeak[t.name] } = rss(pid));
+    space[t.name] = (du(t.backing) - before) / MB;
     return secs;
   }, targets);
   record('untarSecs', `untar linux-prev (${files} files, ${(bytes / MB).toFixed(0)} MB) + sync`, 's', untar);
   if (chunked.safe !== undefined) record('untarUntilChunkedSecs', '  same, until chunked', 's', chunked);
+  // The growth: safe keeps deleted files' chunks (the dd file's among them) until its own retention lets go.
+  record('spaceUsedMB', '  disk space it took', 'MB', space);
   if (Object.keys(protectedSecs).length) record('untilProtectedSecs', 'until protected (disk: untar+restic backup)', 's', protectedSecs);
   if (Object.keys(daemon).length) {
     record('daemonRssMB', 'daemon RSS after untar+chunking', 'MB', daemon);
     record('daemonPeakRssMB', '  peak RSS so far (VmHWM)', 'MB', daemonPeak);
   }
-  record('spaceUsedMB', 'space used on the disk', 'MB', each((t) => Number(sh(`du -sb ${t.backing} | cut -f1`)) / MB, targets));
 
   const warm: Partial<Record<Name, number>> = {};
   const cold = each((t) => {
