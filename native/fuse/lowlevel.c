@@ -1,14 +1,15 @@
 // N-API binding to libfuse 3's low-level API.
 //
-// Threads: libfuse's session loop runs on a thread of its own. Each request callback copies
-// what it needs (names, write data) out of libfuse's receive buffer into a queue item and
-// returns at once without replying, so the loop goes straight back to reading /dev/fuse.
-// The first item queued while the JS thread is idle wakes it with one uv_async_send; the JS
-// thread then drains every queued item in one callback scope, calling `dispatch` per request
-// and once more with OP_BATCH_END. Replies are plain fuse_reply_* calls from the JS thread
-// (a writev on the device). Kernel notifications (cache invalidation) go through a third
-// thread: the kernel may need a lock held by a request the JS thread has yet to answer, so
-// sending them from the JS thread could deadlock.
+// Threads: none of libfuse's. The /dev/fuse descriptor is non-blocking and polled by the JS
+// thread's own event loop (uv_poll): when it is readable, the JS thread reads every request
+// waiting there (up to a bound, so timers and sockets still get their turn), libfuse decodes
+// each into one of the callbacks below, which copy what they need (names, write data) out of
+// the receive buffer into a queue item without replying. Then `dispatch` is called per item,
+// in one callback scope, and once more with OP_BATCH_END. Replies are plain fuse_reply_* calls
+// (a writev on the device) made whenever JS has the answer. So a request costs the kernel one
+// wake-up of the daemon, not a hand-off between threads. Kernel notifications (cache
+// invalidation) go through a thread of their own: the kernel may need a lock held by a request
+// the JS thread has yet to answer, so sending them from the JS thread could deadlock.
 #define FUSE_USE_VERSION 34
 #define _GNU_SOURCE
 #include <fuse_lowlevel.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 
 enum {
@@ -62,13 +64,11 @@ typedef struct notice {
 typedef struct session {
   struct fuse_session *se;
   char *mountpoint;
-  pthread_t loop_thread, notify_thread;
-  int loop_started, notify_started;
-  uv_async_t async;
-  int async_open;
-  pthread_mutex_t lock;
+  pthread_t notify_thread;
+  uv_poll_t poll;
+  int polling;
+  struct fuse_buf fbuf;
   item_t *head, *tail;
-  int waking;
   // notifications
   pthread_mutex_t nlock;
   pthread_cond_t ncond;
@@ -113,14 +113,8 @@ static item_t *new_item(int op, fuse_req_t req, uint64_t ino, const char *s1, si
 }
 
 static void push(session_t *s, item_t *it) {
-  int wake;
-  pthread_mutex_lock(&s->lock);
   if (s->tail) s->tail->next = it; else s->head = it;
   s->tail = it;
-  wake = !s->waking;
-  s->waking = 1;
-  pthread_mutex_unlock(&s->lock);
-  if (wake) uv_async_send(&s->async);
 }
 
 static void queue(fuse_req_t req, item_t *it) {
@@ -150,24 +144,10 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   queue(req, Q(OP_LOOKUP, parent, name, strlen(name), NULL, 0));
 }
 
-static void forget_one(session_t *s, fuse_ino_t ino, uint64_t n) {
-  item_t *it = new_item(OP_FORGET, NULL, ino, NULL, 0, NULL, 0);
-  if (!it) return;  // the kernel forgets anyway; JS keeps a node a little longer
-  it->n[0] = (double)n;
-  push(s, it);
-}
+// Node ids are computed from (inode, epoch) on the JS side: nothing to count or free.
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) { fuse_reply_none(req); }
 
-static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  session_t *s = S(req);
-  fuse_reply_none(req);
-  forget_one(s, ino, nlookup);
-}
-
-static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f) {
-  session_t *s = S(req);
-  fuse_reply_none(req);
-  for (size_t i = 0; i < count; i++) forget_one(s, f[i].ino, f[i].nlookup);
-}
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f) { fuse_reply_none(req); }
 
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   item_t *it = Q(OP_GETATTR, ino, NULL, 0, NULL, 0);
@@ -302,7 +282,13 @@ static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { queue(req, Q(OP_STATFS, ino, NULL, 0, NULL, 0)); }
 
+// File capabilities are not kept (a backup folder runs no binaries with privileges): the
+// kernel asks for security.capability before every write to a file, and answering here saves
+// that round trip through JS.
+static int is_capability(const char *name) { return strcmp(name, "security.capability") == 0; }
+
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
+  if (is_capability(name)) { fuse_reply_err(req, EOPNOTSUPP); return; }
   item_t *it = Q(OP_SETXATTR, ino, name, strlen(name), NULL, 0);
   if (it) {
     it->data = malloc(size ? size : 1);
@@ -313,6 +299,7 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  if (is_capability(name)) { fuse_reply_err(req, ENODATA); return; }
   item_t *it = Q(OP_GETXATTR, ino, name, strlen(name), NULL, 0);
   if (it) it->n[0] = (double)size;
   queue(req, it);
@@ -371,12 +358,6 @@ static const struct fuse_lowlevel_ops ops = {
 
 // ---- threads ----
 
-static void *loop_main(void *arg) {
-  session_t *s = arg;
-  fuse_session_loop(s->se);
-  return NULL;
-}
-
 static void *notify_main(void *arg) {
   session_t *s = arg;
   for (;;) {
@@ -410,7 +391,7 @@ static napi_value buffer_of(napi_env env, const char *p, size_t n) {
 
 static void free_data(napi_env env, void *data, void *hint) { (void)env; (void)hint; free(data); }
 
-static void call_item(napi_env env, session_t *s, napi_value fn, napi_value recv, item_t *it) {
+static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) {
   napi_value argv[8];
   napi_value undef;
   napi_get_undefined(env, &undef);
@@ -484,17 +465,12 @@ static void call_item(napi_env env, session_t *s, napi_value fn, napi_value recv
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);
   }
-  (void)s;
 }
 
-static void on_async(uv_async_t *h) {
-  session_t *s = h->data;
+static void drain(session_t *s) {
   napi_env env = s->env;
-  pthread_mutex_lock(&s->lock);
   item_t *it = s->head;
   s->head = s->tail = NULL;
-  s->waking = 0;
-  pthread_mutex_unlock(&s->lock);
   if (!it) return;
   napi_handle_scope hs;
   napi_open_handle_scope(env, &hs);
@@ -508,7 +484,7 @@ static void on_async(uv_async_t *h) {
     item_t *next = it->next;
     napi_handle_scope inner;
     napi_open_handle_scope(env, &inner);
-    call_item(env, s, fn, recv, it);
+    call_item(env, fn, recv, it);
     napi_close_handle_scope(env, inner);
     free(it->data);
     free(it);
@@ -522,6 +498,25 @@ static void on_async(uv_async_t *h) {
   }
   napi_close_callback_scope(env, cs);
   napi_close_handle_scope(env, hs);
+}
+
+static void stop_polling(session_t *s);
+
+/** Requests read per wake-up at most: then timers and sockets get their turn. */
+#define BATCH_MAX 256
+
+static void on_readable(uv_poll_t *h, int status, int events) {
+  session_t *s = h->data;
+  (void)events;
+  for (int n = 0; status == 0 && n < BATCH_MAX && !fuse_session_exited(s->se); n++) {
+    int res = fuse_session_receive_buf(s->se, &s->fbuf);
+    if (res == -EINTR) continue;
+    if (res == -EAGAIN) break;
+    if (res <= 0) break;  // the kernel let go of the connection (unmounted) or a read error
+    fuse_session_process_buf(s->se, &s->fbuf);
+  }
+  if (fuse_session_exited(s->se) || status != 0) stop_polling(s);
+  drain(s);
 }
 
 static session_t *get_session(napi_env env, napi_value v) {
@@ -564,7 +559,6 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   get_u32(env, argv[2], "maxReadahead", &s->max_readahead);
   get_u32(env, argv[2], "writeback", &wb);
   s->writeback = wb != 0;
-  pthread_mutex_init(&s->lock, NULL);
   pthread_mutex_init(&s->nlock, NULL);
   pthread_cond_init(&s->ncond, NULL);
 
@@ -593,6 +587,7 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   // a server that died would then leave their callers hanging instead of seeing ENOTCONN.
   int fd = fuse_session_fd(s->se);
   fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 
   napi_value resource_name, ext;
   napi_create_string_utf8(env, "safe:fuse", NAPI_AUTO_LENGTH, &resource_name);
@@ -601,21 +596,27 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_create_reference(env, thisv, 1, &s->self);
   uv_loop_t *loop;
   napi_get_uv_event_loop(env, &loop);
-  uv_async_init(loop, &s->async, on_async);
-  s->async.data = s;
-  s->async_open = 1;
+  uv_poll_init(loop, &s->poll, fd);
+  s->poll.data = s;
+  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  s->polling = 1;
   pthread_create(&s->notify_thread, NULL, notify_main, s);
-  s->notify_started = 1;
-  pthread_create(&s->loop_thread, NULL, loop_main, s);
-  s->loop_started = 1;
   napi_create_external(env, s, NULL, NULL, &ext);
   return ext;
 }
 
-static void on_async_closed(uv_handle_t *h) { (void)h; }
+static void on_poll_closed(uv_handle_t *h) { (void)h; }
 
-// unmount(session): detach the mount (lazily: open files keep working until closed), stop the
-// loop and let the event loop exit. Pending requests get ENOTCONN when the device closes.
+static void stop_polling(session_t *s) {
+  if (!s->polling) return;
+  s->polling = 0;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+}
+
+// unmount(session): detach the mount (lazily: open files keep working until closed) and stop
+// reading requests, so the event loop can exit. Requests still pending get ENOTCONN when the
+// device closes with the process.
 static napi_value js_unmount(napi_env env, napi_callback_info info) {
   size_t argc = 1; napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -629,10 +630,7 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
   pthread_cond_signal(&s->ncond);
   pthread_mutex_unlock(&s->nlock);
   pthread_join(s->notify_thread, NULL);
-  // The loop thread may sit in read() until the kernel lets go of the connection: it is
-  // detached, not joined, and exits with the process at the latest.
-  pthread_detach(s->loop_thread);
-  if (s->async_open) { uv_close((uv_handle_t *)&s->async, on_async_closed); s->async_open = 0; }
+  stop_polling(s);
   return NULL;
 }
 
@@ -680,17 +678,11 @@ static const double *attrs_of(napi_env env, napi_value v, size_t *count) {
   return data;
 }
 
-static int reply_status(napi_env env, int rc) {
-  // -ENOENT: the request was interrupted and the kernel no longer waits for it.
-  (void)env;
-  return rc;
-}
-
 #define ARGS(n) size_t argc = n; napi_value argv[n]; if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) { napi_throw_type_error(env, NULL, "native/fuse: missing arguments"); return NULL; }
 
 static napi_value js_reply_err(napi_env env, napi_callback_info info) {
   ARGS(2);
-  reply_status(env, fuse_reply_err(req_of(env, argv[0]), (int)dbl(env, argv[1])));
+  fuse_reply_err(req_of(env, argv[0]), (int)dbl(env, argv[1]));
   return NULL;
 }
 
@@ -713,7 +705,7 @@ static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
   struct fuse_entry_param e; int ok;
   entry_of(env, argv, &e, &ok);
   if (!ok) { napi_throw_type_error(env, NULL, "attr must be a Float64Array"); return NULL; }
-  reply_status(env, fuse_reply_entry(req_of(env, argv[0]), &e));
+  fuse_reply_entry(req_of(env, argv[0]), &e);
   return NULL;
 }
 
@@ -734,7 +726,7 @@ static napi_value js_reply_create(napi_env env, napi_callback_info info) {
   if (!ok) { napi_throw_type_error(env, NULL, "attr must be a Float64Array"); return NULL; }
   struct fuse_file_info fi;
   file_info(env, argv[4], argv[5], &fi);
-  reply_status(env, fuse_reply_create(req_of(env, argv[0]), &e, &fi));
+  fuse_reply_create(req_of(env, argv[0]), &e, &fi);
   return NULL;
 }
 
@@ -746,7 +738,7 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   if (!a || n < A_LEN) { napi_throw_type_error(env, NULL, "attr must be a Float64Array"); return NULL; }
   struct stat st;
   fill_stat(a, &st);
-  reply_status(env, fuse_reply_attr(req_of(env, argv[0]), &st, dbl(env, argv[2])));
+  fuse_reply_attr(req_of(env, argv[0]), &st, dbl(env, argv[2]));
   return NULL;
 }
 
@@ -755,19 +747,19 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   ARGS(3);
   struct fuse_file_info fi;
   file_info(env, argv[1], argv[2], &fi);
-  reply_status(env, fuse_reply_open(req_of(env, argv[0]), &fi));
+  fuse_reply_open(req_of(env, argv[0]), &fi);
   return NULL;
 }
 
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
   ARGS(2);
-  reply_status(env, fuse_reply_write(req_of(env, argv[0]), (size_t)dbl(env, argv[1])));
+  fuse_reply_write(req_of(env, argv[0]), (size_t)dbl(env, argv[1]));
   return NULL;
 }
 
 static napi_value js_reply_xattr(napi_env env, napi_callback_info info) {
   ARGS(2);
-  reply_status(env, fuse_reply_xattr(req_of(env, argv[0]), (size_t)dbl(env, argv[1])));
+  fuse_reply_xattr(req_of(env, argv[0]), (size_t)dbl(env, argv[1]));
   return NULL;
 }
 
@@ -784,19 +776,26 @@ static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
   if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "not a buffer"); return NULL; }
   size_t n = (size_t)dbl(env, argv[2]);
   if (n > len) n = len;
-  reply_status(env, fuse_reply_buf(req_of(env, argv[0]), data, n));
+  fuse_reply_buf(req_of(env, argv[0]), data, n);
   return NULL;
+}
+
+// A Buffer's bytes as a C string (malloc'd), or NULL with a TypeError thrown.
+static char *cstring_of(napi_env env, napi_value v) {
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "expected a Buffer"); return NULL; }
+  char *z = malloc(len + 1);
+  memcpy(z, data, len);
+  z[len] = 0;
+  return z;
 }
 
 // replyReadlink(req, targetBuffer)
 static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   ARGS(2);
-  void *data; size_t len;
-  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "not a buffer"); return NULL; }
-  char *z = malloc(len + 1);
-  memcpy(z, data, len);
-  z[len] = 0;
-  reply_status(env, fuse_reply_readlink(req_of(env, argv[0]), z));
+  char *z = cstring_of(env, argv[1]);
+  if (!z) return NULL;
+  fuse_reply_readlink(req_of(env, argv[0]), z);
   free(z);
   return NULL;
 }
@@ -813,7 +812,7 @@ static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   st.f_blocks = (fsblkcnt_t)a[2]; st.f_bfree = (fsblkcnt_t)a[3]; st.f_bavail = (fsblkcnt_t)a[4];
   st.f_files = (fsfilcnt_t)a[5]; st.f_ffree = (fsfilcnt_t)a[6]; st.f_favail = (fsfilcnt_t)a[7];
   st.f_namemax = (unsigned long)a[8];
-  reply_status(env, fuse_reply_statfs(req_of(env, argv[0]), &st));
+  fuse_reply_statfs(req_of(env, argv[0]), &st);
   return NULL;
 }
 
@@ -867,7 +866,7 @@ static napi_value js_reply_dir(napi_env env, napi_callback_info info) {
     if (need > size - used) break;
     used += need;
   }
-  reply_status(env, fuse_reply_buf(req, buf, used));
+  fuse_reply_buf(req, buf, used);
   free(buf);
   return num(env, i - start);
 }
@@ -909,6 +908,28 @@ static napi_value js_inval_entry(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// mknod(pathBuffer, mode, rdev): Node has no mknod(2), and a restore must recreate fifos,
+// sockets and device nodes under names that need not be UTF-8. Throws with the errno's code.
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char *path = cstring_of(env, argv[0]);
+  if (!path) return NULL;
+  int rc = mknod(path, (mode_t)dbl(env, argv[1]), (dev_t)dbl(env, argv[2]));
+  int err = errno;
+  free(path);
+  if (rc != 0) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "mknod: %s", strerror(err));
+    napi_value code, m, e;
+    napi_create_string_utf8(env, strerrorname_np(err) ? strerrorname_np(err) : "EIO", NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, code, m, &e);
+    napi_set_named_property(env, e, "code", code);
+    napi_throw(env, e);
+  }
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
@@ -927,6 +948,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "replyDir", NULL, js_reply_dir, NULL, NULL, NULL, napi_default, NULL },
     { "invalInode", NULL, js_inval_inode, NULL, NULL, NULL, napi_default, NULL },
     { "invalEntry", NULL, js_inval_entry, NULL, NULL, NULL, napi_default, NULL },
+    { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

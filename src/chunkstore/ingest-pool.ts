@@ -49,10 +49,13 @@ export class IngestPool {
     }
   }
 
-  /** Ingest one file; resolves once its chunks are durable and committed. */
-  ingest(path: string, size = 0): Promise<IngestedFile> {
+  /**
+   * Ingest one file; resolves once its chunks are durable and committed. `tag` is plain data
+   * handed to the worker's commit hook with the file (what the file is to the layer above).
+   */
+  ingest(path: string, size = 0, tag?: unknown): Promise<IngestedFile> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { key: this.nextKey++, path }, size, resolve, reject });
+      this.queue.push({ job: { key: this.nextKey++, path, tag }, size, resolve, reject });
       this.dispatch();
     });
   }

@@ -18,6 +18,8 @@ export interface IngestWorkerData {
 export interface IngestJob {
   key: number;
   path: string;
+  /** The caller's own data about the file, for its commit hook. */
+  tag?: unknown;
 }
 
 export type IngestOutcome = { key: number; file: IngestedFile } | { key: number; error: string; code?: string };

@@ -1,9 +1,12 @@
 // Copy a snapshot (or a path in it) out to a plain directory: content, modes, owners, times,
-// symlinks, hard links, sparse files (all-zero chunks become holes) and xattrs.
+// symlinks, hard links, fifos, sockets and device nodes, sparse files (all-zero chunks become
+// holes) and xattrs.
 import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, symlinkSync, writeSync, utimesSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
+import { loadAddon } from '../fs/binding.js';
+import { deviceNumber } from '../fs/attrs.js';
 
 const SLASH = Buffer.from('/');
 
@@ -39,13 +42,14 @@ export class Restorer {
     } else if (n.kind === S_IFLNK) {
       symlinkSync(n.target!, dest);
       this.stats.links++;
-    } else if (n.kind === S_IFREG) {
+    } else {
       const first = n.nlink > 1 ? this.seen.get(ino) : undefined;
       if (first) {
         linkSync(first, dest);
         return;
       }
-      this.writeFile(n, dest);
+      if (n.kind === S_IFREG) this.writeFile(n, dest);
+      else loadAddon().mknod(dest, n.kind | (n.mode & 0o777), deviceNumber(n));
       if (n.nlink > 1) this.seen.set(ino, dest);
       this.stats.files++;
     }

@@ -50,6 +50,8 @@ export interface Addon {
   replyDir(req: Req, size: number, plus: boolean, names: Buffer[], attrs: Float64Array, start: number, entryTimeout: number, attrTimeout: number): number;
   invalInode(s: Session, ino: number, off: number, len: number): void;
   invalEntry(s: Session, parent: number, name: Buffer): void;
+  /** mknod(2), which Node lacks: fifos, sockets and device nodes for restores. */
+  mknod(path: Buffer, mode: number, rdev: number): void;
 }
 
 function repoRoot(): string {

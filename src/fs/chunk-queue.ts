@@ -4,6 +4,12 @@
 import { IngestPool } from '../chunkstore/ingest-pool.js';
 import type { IngestWorkerData } from '../chunkstore/ingest-worker.js';
 
+/** What a chunking job is to the filesystem: the tag its worker's commit hook gets. */
+export interface StagedGeneration {
+  ino: number;
+  gen: number;
+}
+
 export interface QueueHooks {
   /** Is this generation still wanted (referenced by a row, not being written)? */
   wanted(ino: number, gen: number): boolean;
@@ -57,7 +63,7 @@ export class ChunkQueue {
       return;
     }
     this.running++;
-    this.pool.ingest(this.hooks.path(ino, gen)).then(
+    this.pool.ingest(this.hooks.path(ino, gen), 0, { ino, gen } satisfies StagedGeneration).then(
       () => this.hooks.settled(ino, gen),
       (err: Error) => this.hooks.failed(ino, gen, err),
     ).finally(() => this.running--);

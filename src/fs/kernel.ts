@@ -126,8 +126,6 @@ export class Kernel {
     switch (op) {
       case Op.LOOKUP:
         return this.run(req, () => fs.lookup(ino, a as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
-      case Op.FORGET:
-        return; // node ids are computed from (inode, epoch): nothing to keep or free
       case Op.GETATTR:
         return this.run(req, () => fs.getattr(ino, a as number), (attr) => x.replyAttr(req, attr, TTL));
       case Op.SETATTR:

@@ -3,7 +3,7 @@
 // rsync, find) sees one inode number per inode in every view:
 //   live tree:             id = ino                      (the root is 1, as FUSE wants)
 //   .snapshots:            id = SNAPDIR
-//   a snapshot's inode:    id = epoch * 2^32 + ino
+//   a snapshot's inode:    id = (epoch + 1) * 2^32 + ino
 import { ROOT } from '../snapshot/tree.js';
 
 const SPAN = 2 ** 32;

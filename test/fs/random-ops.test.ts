@@ -1,10 +1,12 @@
 // Randomized operation tester: the same random create/write/truncate/rename/unlink/mkdir/
-// rmdir/read operations on the mount and on a plain reference directory, compared every few
-// steps. Reproduce a failure with SAFE_FUZZ_SEED=<seed>.
+// rmdir/read/link/mkfifo operations (and directories renamed over directories) on the mount and
+// on a plain reference directory, compared every few steps: content, modes, link counts, and
+// which names share an inode. Reproduce a failure with SAFE_FUZZ_SEED=<seed>.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { makeHost } from './mounted.js';
 import { tempDir } from '../helpers.js';
 
@@ -18,6 +20,9 @@ function rng(seed: number): () => number {
   };
 }
 
+/** Ops that succeeded on both trees, by kind (the first word of the label). */
+const succeeded: Record<string, number> = {};
+
 /** Runs op on both trees; both must succeed with equal results or fail with the same code. */
 function both<T>(label: string, a: () => T, b: () => T): void {
   let ra: T | undefined, rb: T | undefined, ea: string | undefined, eb: string | undefined;
@@ -26,27 +31,71 @@ function both<T>(label: string, a: () => T, b: () => T): void {
   assert.equal(ea, eb, `${label}: error differs (mount ${ea}, reference ${eb})`);
   if (Buffer.isBuffer(ra)) assert.ok(ra.equals(rb as Buffer), `${label}: data differs`);
   else assert.deepEqual(ra, rb, `${label}: result differs`);
+  if (ea === undefined) {
+    const kind = label.startsWith('rename dir') ? 'rename-dir' : label.split(' ')[0]!;
+    succeeded[kind] = (succeeded[kind] ?? 0) + 1;
+  }
 }
 
+/**
+ * Every name with its type, mode, link count and content; `#k` numbers inodes in walk order,
+ * so names that share an inode on one tree must share it on the other (and only those).
+ */
 function snapshotTree(root: string): Record<string, string> {
   const out: Record<string, string> = {};
+  const classes = new Map<number, number>();
+  const cls = (ino: number): string => {
+    if (!classes.has(ino)) classes.set(ino, classes.size);
+    return `#${classes.get(ino)}`;
+  };
   const walk = (rel: string): void => {
     for (const name of fs.readdirSync(join(root, rel)).sort()) {
       if (rel === '' && name === '.snapshots') continue;
       const p = join(rel, name);
       const st = fs.lstatSync(join(root, p));
       if (st.isDirectory()) {
-        out[p] = `dir ${st.mode & 0o777}`;
+        out[p] = `dir ${st.mode & 0o777} nlink ${st.nlink} ${cls(st.ino)}`;
         walk(p);
+      } else if (st.isFIFO()) {
+        out[p] = `fifo ${st.mode & 0o777} nlink ${st.nlink} ${cls(st.ino)}`;
       } else {
         const data = fs.readFileSync(join(root, p));
-        out[p] = `file ${st.mode & 0o777} ${st.size} ${data.toString('base64').slice(0, 64)} ${require_hash(data)}`;
+        out[p] = `file ${st.mode & 0o777} ${st.size} nlink ${st.nlink} ${cls(st.ino)} ${data.toString('base64').slice(0, 64)} ${require_hash(data)}`;
       }
     }
   };
   walk('');
   return out;
 }
+
+/** Paths under root (relative) of the entries `keep` accepts, sorted. */
+function entries(root: string, keep: (st: fs.Stats) => boolean): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    for (const name of fs.readdirSync(join(root, rel))) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = fs.lstatSync(join(root, p));
+      if (keep(st)) out.push(p);
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+/** mkfifo(1) with the path relative to root, so both trees give the same message on failure. */
+function mkfifo(root: string, p: string): void {
+  const r = spawnSync('mkfifo', [p], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) throw Object.assign(new Error(r.stderr), { code: r.stderr.replace(/^.*: /s, '').trim() || `exit ${r.status}` });
+}
+
+const isFifo = (p: string): boolean => {
+  try {
+    return fs.lstatSync(p).isFIFO();
+  } catch {
+    return false;
+  }
+};
 
 import { createHash } from 'node:crypto';
 const require_hash = (b: Buffer): string => createHash('sha256').update(b).digest('hex').slice(0, 16);
@@ -79,32 +128,51 @@ test('random operations: mount equals a plain directory', { timeout: 300_000 }, 
       const p = randPath();
       const q = randPath();
       const M = join(h.mnt, p), R = join(ref, p);
-      const op = rand();
-      if (op < 0.25) {
+      let op = rand();
+      // Opening a fifo blocks (for a writer, or a reader): a content operation on a fifo
+      // becomes a chmod.
+      if (isFifo(R) && (op < 0.37 || (op >= 0.71 && op < 0.76) || op >= 0.89)) op = 0.69;
+      if (op < 0.22) {
         const buf = data(pick(sizes));
         both(`write ${p}`, () => fs.writeFileSync(M, buf), () => fs.writeFileSync(R, buf));
-      } else if (op < 0.35) {
+      } else if (op < 0.31) {
         const buf = data(pick([1, 10, 5000, 200_000]));
         const at = pick([0, 7, 4096, 65_536, 1_000_000]);
         const w = (f: string): number => { const fd = fs.openSync(f, 'r+'); try { return fs.writeSync(fd, buf, 0, buf.length, at); } finally { fs.closeSync(fd); } };
         both(`pwrite ${p}@${at}`, () => w(M), () => w(R));
-      } else if (op < 0.42) {
+      } else if (op < 0.37) {
         const size = pick(sizes);
         both(`truncate ${p} ${size}`, () => fs.truncateSync(M, size), () => fs.truncateSync(R, size));
-      } else if (op < 0.52) {
+      } else if (op < 0.46) {
         both(`rename ${p} ${q}`, () => fs.renameSync(M, join(h.mnt, q)), () => fs.renameSync(R, join(ref, q)));
-      } else if (op < 0.60) {
+      } else if (op < 0.53) {
         both(`unlink ${p}`, () => fs.unlinkSync(M), () => fs.unlinkSync(R));
-      } else if (op < 0.70) {
+      } else if (op < 0.62) {
         both(`mkdir ${p}`, () => fs.mkdirSync(M), () => fs.mkdirSync(R));
-      } else if (op < 0.75) {
+      } else if (op < 0.67) {
         both(`rmdir ${p}`, () => fs.rmdirSync(M), () => fs.rmdirSync(R));
-      } else if (op < 0.80) {
+      } else if (op < 0.71) {
         const mode = pick([0o600, 0o644, 0o755]);
         both(`chmod ${p}`, () => fs.chmodSync(M, mode), () => fs.chmodSync(R, mode));
-      } else if (op < 0.85) {
+      } else if (op < 0.76) {
         const buf = data(pick([1, 999, 70_000]));
         both(`append ${p}`, () => fs.appendFileSync(M, buf), () => fs.appendFileSync(R, buf));
+      } else if (op < 0.82) {
+        // A hard link to an existing file (or fifo), under a random name.
+        const files = entries(ref, (st) => st.isFile() || st.isFIFO());
+        const src = files.length ? pick(files) : p;
+        both(`link ${src} ${q}`, () => fs.linkSync(join(h.mnt, src), join(h.mnt, q)), () => fs.linkSync(join(ref, src), join(ref, q)));
+      } else if (op < 0.85) {
+        both(`mkfifo ${p}`, () => mkfifo(h.mnt, p), () => mkfifo(ref, p));
+      } else if (op < 0.89) {
+        // A directory renamed over another existing one (empty or not, or its own ancestor).
+        const dirs = entries(ref, (st) => st.isDirectory());
+        if (dirs.length < 2) {
+          both(`mkdir ${p}`, () => fs.mkdirSync(M), () => fs.mkdirSync(R));
+        } else {
+          const [a, b] = [pick(dirs), pick(dirs)];
+          both(`rename dir ${a} over dir ${b}`, () => fs.renameSync(join(h.mnt, a), join(h.mnt, b)), () => fs.renameSync(join(ref, a), join(ref, b)));
+        }
       } else {
         both(`read ${p}`, () => fs.readFileSync(M), () => fs.readFileSync(R));
       }
@@ -117,6 +185,10 @@ test('random operations: mount equals a plain directory', { timeout: 300_000 }, 
     h.mount();
     assert.deepEqual(snapshotTree(h.mnt), snapshotTree(ref), 'after remount');
     assert.match(h.ok('verify'), /no problems/);
+    // The run did what it is for: links, fifos and directories over directories happened.
+    if (steps >= 1000) for (const k of ['link', 'mkfifo', 'rename-dir']) assert.ok((succeeded[k] ?? 0) > 0, `no ${k} succeeded in ${steps} steps: ${JSON.stringify(succeeded)}`);
+    const ref2 = snapshotTree(ref);
+    if (steps >= 1000) assert.ok(Object.values(ref2).some((e) => / nlink [2-9] #/.test(e) && !e.startsWith('dir')), 'some names share an inode at the end');
   } catch (err) {
     (err as Error).message += ` (seed ${seed}, step ${step}; rerun with SAFE_FUZZ_SEED=${seed})`;
     throw err;

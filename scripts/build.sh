@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The build: TypeScript, then the native addons (FastCDC, and the libfuse 3 binding). A
+# failed step stops here with one line saying which and where its output is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -z "${npm_config_nodedir:-}" ] && [ -f /usr/include/node/node_api.h ] && export npm_config_nodedir=/usr
+mkdir -p build-logs
+rm -rf dist
+if ! npx --no-install tsc -p tsconfig.json > build-logs/tsc.log 2>&1; then
+  cat build-logs/tsc.log >&2
+  echo "build: TypeScript did not compile (above, and in build-logs/tsc.log)" >&2
+  exit 1
+fi
+for addon in native native/fuse; do
+  log="build-logs/$(echo "$addon" | tr / -).log"
+  if ! npx --no-install node-gyp rebuild --directory "$addon" --loglevel=error > "$log" 2>&1; then
+    err=$(grep -m1 -E 'error|Error|not found' "$log" || tail -n1 "$log")
+    echo "build: the native addon in $addon did not build: $err (full output in $log; needs build-essential, pkg-config and libfuse3-dev: bash scripts/install-deps.sh)" >&2
+    exit 1
+  fi
+done
