@@ -38,7 +38,7 @@ const sleep = (ms: number): void => void Atomics.wait(new Int32Array(new SharedA
 /** Run a bash command line, throwing with its stderr on failure. */
 function sh(cmd: string, env: NodeJS.ProcessEnv = process.env): string {
   const r = spawnSync('bash', ['-c', cmd], { env, encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS, maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${cmd}: ${r.error?.message ?? ''}${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${cmd}: ${r.signal ? `killed by ${r.signal} ` : ''}${r.error?.message ?? ''}${r.stderr}`);
   return r.stdout;
 }
 
@@ -143,7 +143,7 @@ function safeTarget(root: string): Target {
   const env = { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: 'bench', SAFE_CHUNK_DELAY_MS: String(chunkDelayMs) };
   const safe = (...args: string[]): string => {
     const r = spawnSync(SAFE_BIN, args, { env, encoding: 'utf8', timeout: COMMAND_TIMEOUT_MS });
-    if (r.status !== 0) throw new Error(`safe ${args.join(' ')}: ${r.error?.message ?? ''}${r.stderr}`);
+    if (r.status !== 0) throw new Error(`safe ${args.join(' ')}: ${r.signal ? `killed by ${r.signal} ` : ''}${r.error?.message ?? ''}${r.stderr}`);
     return r.stdout;
   };
   const status = (): SafeStatus => JSON.parse(safe('status', '--json')) as SafeStatus;
@@ -344,6 +344,8 @@ function corpusWorkloads(root: string, targets: Target[]): void {
 const root = mkdtempSync('/var/tmp/safe-benchfs-');
 const random = `${existsSync('/dev/shm') ? '/dev/shm' : root}/safe-benchfs-random-${process.pid}`;
 const targets: Target[] = [];
+// Ctrl-C reaches the running child too (same process group): it fails, and the finally below cleans up.
+process.on('SIGINT', () => {});
 try {
   for (const n of names) targets.push(OPEN[n as Name](root));
   say(`bench-fs: ${names.join(', ')} under ${root}; safe chunk delay ${chunkDelayMs} ms`);
@@ -362,15 +364,16 @@ try {
     try { t.close(); } catch (err) { errors.push(`closing ${t.name}: ${(err as Error).message}`); }
   }
   rmSync(random, { force: true });
-  const stillMounted = targets.filter((t) => isMounted(t.dir));
-  if (stillMounted.length) errors.push(`left ${root} in place: ${stillMounted.map((t) => t.dir).join(', ')} still mounted`);
+  for (const n of NAMES) forceUnmount(join(root, n)); // also a target that failed half-way through opening
+  const stillMounted = NAMES.map((n) => join(root, n)).filter(isMounted);
+  if (stillMounted.length) errors.push(`left ${root} in place: ${stillMounted.join(', ')} still mounted`);
   else rmSync(root, { recursive: true, force: true });
 }
 
 if (values.json) {
-  const results = Object.fromEntries(rows.map((r) => [r.key, { label: r.label, unit: r.unit, ...r.figures }]));
+  const results = Object.fromEntries(rows.map((r) => [r.key, { label: r.label.trim(), unit: r.unit, ...r.figures }]));
   process.stdout.write(JSON.stringify({ bench: 'fs', targets: names, mib, corpus: corpusDir, chunkDelayMs, results, errors }) + '\n');
 } else {
-  printTable();
+  if (rows.length) printTable();
   for (const e of errors) process.stderr.write(`! ${e}\n`);
 }
