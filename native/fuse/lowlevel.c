@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 enum {
   OP_LOOKUP = 1, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK,
@@ -505,18 +506,49 @@ static void stop_polling(session_t *s);
 /** Requests read per wake-up at most: then timers and sockets get their turn. */
 #define BATCH_MAX 256
 
+/** Reads and decodes what waits on the device: how many requests, or -1 once the session ended. */
+static int read_requests(session_t *s) {
+  int n = 0;
+  while (n < BATCH_MAX && !fuse_session_exited(s->se)) {
+    int res = fuse_session_receive_buf(s->se, &s->fbuf);
+    if (res == -EINTR) continue;
+    if (res == -EAGAIN) return n;
+    if (res <= 0) return -1;  // the kernel let go of the connection (unmounted) or a read error
+    fuse_session_process_buf(s->se, &s->fbuf);
+    n++;
+  }
+  return fuse_session_exited(s->se) ? -1 : n;
+}
+
+static uint64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+// After answering, look at the device a little longer before going back to sleep: a caller
+// that works one request at a time (tar, cp, git, make) sends its next one within
+// microseconds, and catching it awake saves a sleep and a wake-up of this thread, most of
+// what a round trip costs. Bounded, so timers and other I/O still get their turn.
+#define SPIN_NS 50000u
+#define SPIN_MAX_NS 2000000u
+
 static void on_readable(uv_poll_t *h, int status, int events) {
   session_t *s = h->data;
   (void)events;
-  for (int n = 0; status == 0 && n < BATCH_MAX && !fuse_session_exited(s->se); n++) {
-    int res = fuse_session_receive_buf(s->se, &s->fbuf);
-    if (res == -EINTR) continue;
-    if (res == -EAGAIN) break;
-    if (res <= 0) break;  // the kernel let go of the connection (unmounted) or a read error
-    fuse_session_process_buf(s->se, &s->fbuf);
-  }
-  if (fuse_session_exited(s->se) || status != 0) stop_polling(s);
+  int got = status == 0 ? read_requests(s) : -1;
   drain(s);
+  uint64_t start = now_ns(), last = start;
+  while (got >= 0) {
+    uint64_t t = now_ns();
+    if (t - last > SPIN_NS || t - start > SPIN_MAX_NS) break;
+    got = read_requests(s);
+    if (got > 0) {
+      drain(s);
+      last = now_ns();
+    }
+  }
+  if (got < 0) stop_polling(s);
 }
 
 static session_t *get_session(napi_env env, napi_value v) {

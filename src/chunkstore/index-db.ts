@@ -18,7 +18,9 @@ export function openDb(path: string, opts: { readonly?: boolean } = {}): Db {
     // transactions, never corrupt. Pack bytes are fsynced before the rows naming them.
     db.pragma('synchronous = NORMAL');
   }
-  db.pragma('cache_size = -65536');
+  // 16 MiB a connection: the daemon has three (main thread, two ingest workers), and another
+  // connection's commit empties this one's cache anyway (WAL), so more mostly costs memory.
+  db.pragma('cache_size = -16384');
   return db;
 }
 

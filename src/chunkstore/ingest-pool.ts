@@ -4,6 +4,7 @@
 import { Worker } from 'node:worker_threads';
 import type { BatchReply, BatchRequest, IngestJob, IngestWorkerData } from './ingest-worker.js';
 import type { IngestedFile } from './ingest.js';
+import { CommitLock } from './commit-lock.js';
 
 export interface PoolOptions {
   workers: number;
@@ -13,6 +14,8 @@ export interface PoolOptions {
   /** Stop adding files to a batch past this many bytes (as known when queued). */
   batchBytes?: number;
   batchFiles?: number;
+  /** Shared with the other writers of the database (the main thread's), if any. */
+  commitLock?: CommitLock;
 }
 
 interface Queued {
@@ -39,7 +42,7 @@ export class IngestPool {
   private drained: (() => void)[] = [];
 
   constructor(private readonly opts: PoolOptions) {
-    const commitLock = new SharedArrayBuffer(4);
+    const commitLock = (opts.commitLock ?? new CommitLock()).buffer;
     for (let i = 0; i < opts.workers; i++) {
       const w = new Worker(opts.script, { workerData: { ...opts.data, commitLock } });
       w.on('message', (reply: BatchReply) => this.finish(w, reply));

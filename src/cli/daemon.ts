@@ -4,6 +4,7 @@
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { ChunkStore } from '../chunkstore/store.js';
 import { Tree } from '../snapshot/tree.js';
+import { CommitLock } from '../chunkstore/commit-lock.js';
 import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
@@ -74,7 +75,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     } catch (cause) {
       throw new UserError(`cannot open the store: ${(cause as Error).message}`, 1, { cause });
     }
-    const tree = new Tree(store.db, store);
+    // The main thread and the ingest workers take turns at the database's write lock.
+    const commitLock = new CommitLock();
+    const tree = new Tree(store.db, store, commitLock);
     const staging = new Staging(p.staging, 0);
     staging.keepReserve();
     const fs = new Filesystem(tree, store, staging, home);
@@ -93,6 +96,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       },
       { storeDir: p.store, convergence: keys.convergence, avgChunk: cfg.avgChunk },
       delay,
+      commitLock,
     );
     fs.attachQueue(queue);
     const rec = fs.recoverStaging();

@@ -2,6 +2,7 @@
 // that no tree row references any more when its turn comes (deleted, rewritten) is dropped
 // without being chunked.
 import { IngestPool } from '../chunkstore/ingest-pool.js';
+import type { CommitLock } from '../chunkstore/commit-lock.js';
 import type { IngestWorkerData } from '../chunkstore/ingest-worker.js';
 
 /** What a chunking job is to the filesystem: the tag its worker's commit hook gets. */
@@ -24,8 +25,8 @@ export class ChunkQueue {
   private readonly pool: IngestPool;
   private running = 0;
 
-  constructor(private readonly hooks: QueueHooks, data: IngestWorkerData, private readonly delayMs: number, workers = 2) {
-    this.pool = new IngestPool({ workers, script: new URL('./ingest-entry.js', import.meta.url), data });
+  constructor(private readonly hooks: QueueHooks, data: IngestWorkerData, private readonly delayMs: number, commitLock: CommitLock, workers = 2) {
+    this.pool = new IngestPool({ workers, script: new URL('./ingest-entry.js', import.meta.url), data, commitLock });
   }
 
   /** Files waiting or being chunked. */

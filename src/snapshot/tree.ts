@@ -4,6 +4,7 @@
 // visible to a snapshot, so changing it kills it (died = epoch) and inserts a copy.
 import { LRUCache } from 'lru-cache';
 import type { Db } from '../chunkstore/index-db.js';
+import type { CommitLock } from '../chunkstore/commit-lock.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { releaseChunkList } from './content.js';
 import { createTreeTables } from './schema.js';
@@ -85,7 +86,12 @@ export class Tree {
   /** Called when no row references a staging generation any more: its file can go. */
   onStagedReleased: (ino: number, gen: number) => void = () => {};
 
-  constructor(readonly db: Db, private readonly store: ChunkStore) {
+  /**
+   * `lock`, when given, is held while this thread has a write transaction open: the ingest
+   * workers that share it then wait on it (woken the moment it is free) rather than in
+   * SQLite's sleeping busy handler, and this thread likewise.
+   */
+  constructor(readonly db: Db, private readonly store: ChunkStore, private readonly lock?: CommitLock) {
     createTreeTables(db);
     const get = db.prepare<[string], number>('SELECT v FROM tree_meta WHERE k = ?').pluck();
     this.runTx = db.transaction((fn: () => unknown) => fn());
@@ -187,9 +193,11 @@ export class Tree {
    * keeps them.
    */
   tx<T>(fn: () => T): T {
-    if (this.batching && !this.db.inTransaction) this.begin.run();
+    const outer = !this.db.inTransaction;
+    if (outer) this.lock?.acquire();
     const mark = this.released.length;
     try {
+      if (outer && this.batching) this.begin.run();
       const out = this.runTx.immediate(fn) as T;
       if (!this.db.inTransaction) this.reportReleased();
       return out;
@@ -198,6 +206,8 @@ export class Tree {
       // Rows this thread wrote were rolled back: the cache may hold them.
       this.cache.clear();
       throw err;
+    } finally {
+      if (outer && !this.db.inTransaction) this.lock?.release();
     }
   }
 
@@ -220,15 +230,20 @@ export class Tree {
       if (!this.db.inTransaction) {
         this.released.length = 0;
         this.cache.clear();
+        this.lock?.release();
       }
       throw err;
     }
+    this.lock?.release();
     this.reportReleased();
   }
 
   abortBatch(): void {
     this.batching = false;
-    if (this.db.inTransaction) this.rollback.run();
+    if (this.db.inTransaction) {
+      this.rollback.run();
+      this.lock?.release();
+    }
     this.released.length = 0;
     this.cache.clear();
   }
