@@ -5,7 +5,8 @@
 // waiting there (up to a bound, so timers and sockets still get their turn), libfuse decodes
 // each into one of the callbacks below, which copy what they need (names, write data) out of
 // the receive buffer into a queue item without replying. Then `dispatch` is called per item,
-// in one callback scope, and once more with OP_BATCH_END. Replies are plain fuse_reply_* calls
+// in one callback scope, and once more with OP_BATCH_END; before the thread goes back to
+// sleep, once with OP_IDLE. Replies are plain fuse_reply_* calls
 // (a writev on the device) made whenever JS has the answer. So a request costs the kernel one
 // wake-up of the daemon, not a hand-off between threads. Kernel notifications (cache
 // invalidation) go through a thread of their own: the kernel may need a lock held by a request
@@ -32,7 +33,7 @@ enum {
   OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE,
   OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS,
   OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE, OP_INIT,
-  OP_DESTROY, OP_BATCH_END
+  OP_DESTROY, OP_BATCH_END, OP_IDLE
 };
 
 // Attribute layout shared with JS (index.cjs ATTR): one Float64Array slot each.
@@ -468,17 +469,28 @@ static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) 
   }
 }
 
-static void drain(session_t *s) {
+static void call_op(napi_env env, napi_value fn, napi_value recv, int op) {
+  napi_value argv[1] = { num(env, op) }, result;
+  if (napi_call_function(env, recv, fn, 1, argv, &result) == napi_pending_exception) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+}
+
+// Calls dispatch for every queued request, then with OP_BATCH_END; or, with nothing queued
+// and `idle`, only with OP_IDLE. One callback scope: promises resolved by dispatch run their
+// continuations when it closes.
+static void drain(session_t *s, int idle) {
   napi_env env = s->env;
   item_t *it = s->head;
   s->head = s->tail = NULL;
-  if (!it) return;
+  if (!it && !idle) return;
   napi_handle_scope hs;
   napi_open_handle_scope(env, &hs);
   napi_value recv, fn;
   napi_get_reference_value(env, s->self, &recv);
   napi_get_reference_value(env, s->dispatch, &fn);
-  // A callback scope: promises resolved by dispatch run their continuations when it closes.
   napi_callback_scope cs;
   napi_open_callback_scope(env, recv, s->actx, &cs);
   while (it) {
@@ -491,12 +503,7 @@ static void drain(session_t *s) {
     free(it);
     it = next;
   }
-  napi_value argv[1] = { num(env, OP_BATCH_END) }, result;
-  if (napi_call_function(env, recv, fn, 1, argv, &result) == napi_pending_exception) {
-    napi_value err;
-    napi_get_and_clear_last_exception(env, &err);
-    napi_fatal_exception(env, err);
-  }
+  call_op(env, fn, recv, idle ? OP_IDLE : OP_BATCH_END);
   napi_close_callback_scope(env, cs);
   napi_close_handle_scope(env, hs);
 }
@@ -537,17 +544,19 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   session_t *s = h->data;
   (void)events;
   int got = status == 0 ? read_requests(s) : -1;
-  drain(s);
+  drain(s, 0);
   uint64_t start = now_ns(), last = start;
   while (got >= 0) {
     uint64_t t = now_ns();
     if (t - last > SPIN_NS || t - start > SPIN_MAX_NS) break;
     got = read_requests(s);
     if (got > 0) {
-      drain(s);
+      drain(s, 0);
       last = now_ns();
     }
   }
+  // Back to sleep: JS commits what the requests since the last wake-up changed.
+  drain(s, 1);
   if (got < 0) stop_polling(s);
 }
 

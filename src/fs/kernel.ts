@@ -1,7 +1,9 @@
 // The kernel side of the mount: decodes each request native/fuse hands over, runs it on the
-// Filesystem and sends the reply. Requests arrive in batches (whatever the kernel queued while
-// the JS thread was busy); their tree changes share one transaction, and their replies wait
-// until it committed, so no caller hears of a change that a crash could still undo.
+// Filesystem and sends the reply. Group commit: the tree changes of every request the JS
+// thread handles between two sleeps (what the kernel had queued, and what arrives while it
+// keeps looking) share one SQLite transaction, committed before it sleeps again, so it never
+// spans a turn of the event loop where other code runs. Replies go out at once, except for
+// the requests that promise durability (close, release, fsync): they wait for the commit.
 import type { Tree } from '../snapshot/tree.js';
 import { Op, OPEN, type Addon, type Dispatch, type Req, type Session } from './binding.js';
 import { errnoOf, isDiskFull } from './errors.js';
@@ -18,9 +20,10 @@ const TTL = 86_400;
 
 export class Kernel {
   private session: Session | null = null;
-  /** Replies of the current batch, sent once its changes are committed. */
+  /** Replies that promise durability, sent once the changes before them are committed. */
   private readonly held: { req: Req; send: () => void }[] = [];
-  private batching = false;
+  /** Requests answered since the last commit, for the log if that commit fails. */
+  private uncommitted = 0;
   /**
    * The disk was found full: until a deletion has made room again, requests are not batched
    * and a deletion that finds no room spends the staging reserve, so `rm` always works.
@@ -53,45 +56,47 @@ export class Kernel {
     this.addon.invalInode(this.session, SNAPDIR, 0, 0);
   }
 
-  private reply(req: Req, send: () => void): void {
-    if (this.batching) this.held.push({ req, send });
-    else send();
+  private reply(req: Req, durable: boolean, send: () => void): void {
+    if (durable) this.held.push({ req, send });
+    else {
+      this.uncommitted++;
+      send();
+    }
   }
 
-  private fail(req: Req, err: unknown): void {
+  private errno(err: unknown): number {
     if (isDiskFull(err)) this.lowSpace = true;
-    const errno = errnoOf(err, this.log);
-    this.reply(req, () => this.addon.replyErr(req, errno));
+    return errnoOf(err, this.log);
   }
 
-  /** Run an operation and reply with `ok` of its result, or its errno. */
-  private run<T>(req: Req, fn: () => T | Promise<T>, ok: (r: T) => void): void {
+  /**
+   * Run an operation and reply with `ok` of its result, or its errno. A durable request's
+   * reply waits for the commit (at the end of its batch); an asynchronous one's result comes
+   * after that commit anyway.
+   */
+  private run<T>(req: Req, fn: () => T | Promise<T>, ok: (r: T) => void, durable = false): void {
     let r: T | Promise<T>;
     try {
       r = fn();
     } catch (err) {
-      this.fail(req, err);
+      const errno = this.errno(err);
+      this.reply(req, durable, () => this.addon.replyErr(req, errno));
       return;
     }
-    if (r instanceof Promise) {
-      r.then((v) => ok(v), (err: unknown) => {
-        if (isDiskFull(err)) this.lowSpace = true;
-        this.addon.replyErr(req, errnoOf(err, this.log));
-      });
-    }
-    else this.reply(req, () => ok(r as T));
+    if (r instanceof Promise) r.then((v) => ok(v), (err: unknown) => this.addon.replyErr(req, this.errno(err)));
+    else this.reply(req, durable, () => ok(r as T));
   }
 
-  private endBatch(): void {
-    if (!this.batching) return;
-    this.batching = false;
+  /** Commit the open transaction, then send the replies that waited for it. */
+  private commit(): void {
+    const answered = this.uncommitted;
+    this.uncommitted = 0;
     try {
       this.tree.endBatch();
     } catch (err) {
       this.tree.abortBatch();
-      if (isDiskFull(err)) this.lowSpace = true;
-      this.log(`a batch of ${this.held.length} requests was not committed: ${(err as Error).message}`);
-      const errno = errnoOf(err, this.log);
+      const errno = this.errno(err);
+      this.log(`a commit failed (${(err as Error).message}): the changes of ${answered} answered requests are lost, ${this.held.length} waiting ones get errno ${errno}`);
       for (const h of this.held.splice(0)) this.addon.replyErr(h.req, errno);
       return;
     }
@@ -116,11 +121,9 @@ export class Kernel {
   }
 
   readonly dispatch: Dispatch = (op, req, ino, a, b, c, d, e) => {
-    if (op === Op.BATCH_END) return this.endBatch();
-    if (!this.batching && !this.lowSpace) {
-      this.batching = true;
-      this.tree.beginBatch();
-    }
+    if (op === Op.BATCH_END) return void (this.held.length > 0 && this.commit());
+    if (op === Op.IDLE) return this.commit();
+    if (!this.lowSpace) this.tree.beginBatch();
     const fs = this.fs;
     const x = this.addon;
     switch (op) {
@@ -155,11 +158,12 @@ export class Kernel {
       case Op.WRITE:
         return this.run(req, () => fs.write(a as number, b as Buffer, c as number), (n) => x.replyWrite(req, n));
       case Op.FLUSH:
-        return this.run(req, () => fs.flush(a as number), () => x.replyErr(req, 0));
+        return this.run(req, () => fs.flush(a as number), () => x.replyErr(req, 0), true);
       case Op.RELEASE:
-        return this.run(req, () => fs.release(a as number), () => x.replyErr(req, 0));
+        return this.run(req, () => fs.release(a as number), () => x.replyErr(req, 0), true);
       case Op.FSYNC:
-        return this.run(req, () => fs.fsync(a as number), () => x.replyErr(req, 0));
+        // Asynchronous (fdatasync): its reply comes after this batch's commit.
+        return this.run(req, () => fs.fsync(a as number), () => x.replyErr(req, 0), true);
       case Op.FALLOCATE:
         return this.run(req, () => fs.fallocate(a as number, b as number, c as number, d as number), () => x.replyErr(req, 0));
       case Op.OPENDIR:
@@ -172,7 +176,7 @@ export class Kernel {
       case Op.RELEASEDIR:
         return this.run(req, () => fs.releasedir(a as number), () => x.replyErr(req, 0));
       case Op.FSYNCDIR:
-        return this.reply(req, () => x.replyErr(req, 0));
+        return this.reply(req, true, () => x.replyErr(req, 0));
       case Op.STATFS:
         return this.run(req, () => fs.statfs(), (st) => x.replyStatfs(req, st));
       case Op.SETXATTR:
@@ -184,7 +188,7 @@ export class Kernel {
       case Op.REMOVEXATTR:
         return this.run(req, () => fs.removexattr(ino, a as string), () => x.replyErr(req, 0));
       default:
-        return this.reply(req, () => x.replyErr(req, 38 /* ENOSYS */));
+        return this.reply(req, false, () => x.replyErr(req, 38 /* ENOSYS */));
     }
   };
 
