@@ -24,7 +24,9 @@ const corpusRoot = values.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-co
 const corpusDir = join(corpusRoot, 'linux-prev');
 const corpusTar = join(corpusRoot, 'linux-prev.tar');
 const chunkDelayMs = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 500);
-const names = (values.targets ?? NAMES.join(',')).split(',').map((s) => s.trim()).filter((n) => !(values['skip-gocryptfs'] && n === 'gocryptfs'));
+const hasGocryptfs = spawnSync('gocryptfs', ['-version'], { stdio: 'ignore' }).status === 0;
+if (!hasGocryptfs && !values['skip-gocryptfs']) process.stderr.write('bench-fs: gocryptfs is not installed (apt-get install -y gocryptfs): its column is skipped\n');
+const names = (values.targets ?? NAMES.join(',')).split(',').map((s) => s.trim()).filter((n) => n !== 'gocryptfs' || (hasGocryptfs && !values['skip-gocryptfs']));
 for (const n of names) if (!(NAMES as readonly string[]).includes(n)) throw new Error(`unknown target ${n} (known: ${NAMES.join(', ')})`);
 const SAFE_BIN = new URL('../../bin/safe', import.meta.url).pathname;
 const COMMAND_TIMEOUT_MS = 30 * 60_000;

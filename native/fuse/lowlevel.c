@@ -284,13 +284,15 @@ static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { queue(req, Q(OP_STATFS, ino, NULL, 0, NULL, 0)); }
 
-// File capabilities are not kept (a backup folder runs no binaries with privileges): the
-// kernel asks for security.capability before every write to a file, and answering here saves
-// that round trip through JS.
-static int is_capability(const char *name) { return strcmp(name, "security.capability") == 0; }
+// The security.* namespace (file capabilities, SELinux labels) is not kept: a backup folder
+// runs no binaries with privileges and has no security module labels. It is refused here,
+// without a trip through JS, with EOPNOTSUPP: the kernel asks for security.capability before
+// every write, and `ls -l` asks for security.selinux on every file until a filesystem tells
+// it the namespace is unsupported (then it stops asking).
+static int is_security(const char *name) { return strncmp(name, "security.", 9) == 0; }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
-  if (is_capability(name)) { fuse_reply_err(req, EOPNOTSUPP); return; }
+  if (is_security(name)) { fuse_reply_err(req, EOPNOTSUPP); return; }
   item_t *it = Q(OP_SETXATTR, ino, name, strlen(name), NULL, 0);
   if (it) {
     it->data = malloc(size ? size : 1);
@@ -301,7 +303,7 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 }
 
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  if (is_capability(name)) { fuse_reply_err(req, ENODATA); return; }
+  if (is_security(name)) { fuse_reply_err(req, EOPNOTSUPP); return; }
   item_t *it = Q(OP_GETXATTR, ino, name, strlen(name), NULL, 0);
   if (it) it->n[0] = (double)size;
   queue(req, it);

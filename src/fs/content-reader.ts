@@ -12,14 +12,24 @@ export class ContentReader {
 
   constructor(private readonly tree: Tree, private readonly store: ChunkStore, private readonly limit = 64 << 20) {}
 
-  /** Copy up to `len` bytes of chunk list `cl` at `pos` into `out`; returns bytes copied. */
+  /**
+   * Copy up to `len` bytes of chunk list `cl` at `pos` into `out`; returns bytes copied. The
+   * chunks a read spans (a 1 MiB read spans ~64) are read at once, not one after another,
+   * once the first is here: if it was missing after a recovery, its fetch brought the
+   * read-ahead too, and the others do not each ask the buddies for it again.
+   */
   async read(cl: number, size: number, out: Buffer, len: number, pos: number): Promise<number> {
     const end = Math.min(size, pos + len);
+    if (end <= pos) return 0;
+    const spans = this.tree.chunksIn(cl, pos, end);
+    const get = (span: { off: number; handle: Buffer }): Promise<Buffer> => this.chunk(span.handle, () => this.tree.handlesFrom(cl, span.off, READ_AHEAD));
+    const plains = spans.length === 0 ? [] : [await get(spans[0]!)];
+    plains.push(...(await Promise.all(spans.slice(1).map(get))));
     let at = pos;
-    while (at < end) {
-      const span = this.tree.chunkAt(cl, at);
-      if (!span) break;
-      const plain = await this.chunk(span.handle, () => this.tree.handlesFrom(cl, span.off, READ_AHEAD));
+    for (let i = 0; i < spans.length && at < end; i++) {
+      const span = spans[i]!;
+      const plain = plains[i]!;
+      if (span.off > at) break; // a gap in the list: the rest is not there
       const from = at - span.off;
       const n = Math.min(plain.length - from, end - at);
       if (n <= 0) break;

@@ -1,7 +1,7 @@
 // Extended attributes, stored with the inode row (so snapshots keep them). POSIX ACLs are
 // refused with EOPNOTSUPP rather than stored: stored as plain xattrs they were never applied
 // (cp -a then left files at 0600), while EOPNOTSUPP makes cp, rsync and tar fall back to chmod.
-// security.capability never gets here: native/fuse answers it.
+// The security.* namespace never gets here: native/fuse refuses it.
 import type { Inode, Tree } from '../snapshot/tree.js';
 import { FsError } from './errors.js';
 

@@ -118,6 +118,7 @@ export class Tree {
       killEntry: db.prepare('UPDATE entries SET died = ? WHERE parent = ? AND name = ? AND born = ?'),
       clUse: db.prepare('UPDATE clists SET users = users + ? WHERE cl = ?'),
       chunkAt: db.prepare<[number, number], ChunkSpan>('SELECT off, handle, raw FROM crefs WHERE cl = ? AND off <= ? ORDER BY off DESC LIMIT 1'),
+      chunksFrom: db.prepare<[number, number, number], ChunkSpan>('SELECT off, handle, raw FROM crefs WHERE cl = ? AND off >= ? AND off < ? ORDER BY off'),
       handlesFrom: db.prepare<[number, number, number], { handle: Buffer; raw: number }>('SELECT handle, raw FROM crefs WHERE cl = ? AND off >= ? ORDER BY off LIMIT ?'),
       stagedUsers: db.prepare<[number, number], number>('SELECT count(*) FROM inodes WHERE ino = ? AND staged = ?').pluck(),
       setMeta: db.prepare('INSERT INTO tree_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
@@ -168,6 +169,13 @@ export class Tree {
   /** The chunk holding byte `off` of chunk list `cl`. */
   chunkAt(cl: number, off: number): ChunkSpan | undefined {
     return this.q.chunkAt.get(cl, off);
+  }
+
+  /** The chunks of list `cl` that hold bytes [from, to). */
+  chunksIn(cl: number, from: number, to: number): ChunkSpan[] {
+    const first = this.q.chunkAt.get(cl, from);
+    if (!first) return [];
+    return [first, ...this.q.chunksFrom.all(cl, first.off + 1, to)];
   }
 
   /** Handles of the chunks of list `cl` from byte `off` on, up to `bytes`: what a sequential read wants next. */
