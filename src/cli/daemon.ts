@@ -1,7 +1,7 @@
 // The daemon: one per SAFE_HOME. Opens the store and tree, recovers staging files left by a
 // crash, mounts the filesystem, serves the control socket, and on unmount/SIGTERM/SIGINT
 // finishes pending chunking and makes everything durable before it exits.
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { ChunkStore } from '../chunkstore/store.js';
 import { Tree } from '../snapshot/tree.js';
 import { CommitLock } from '../chunkstore/commit-lock.js';
@@ -211,7 +211,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         server.close();
         await step('checkpoint', () => store!.db.pragma('wal_checkpoint(TRUNCATE)'));
         await step('closing the store', () => store!.close());
-        await step('socket', () => unlinkSync(p.socket));
+        // Closing the server removed it already, unless it was replaced or close failed.
+        await step('socket', () => rmSync(p.socket, { force: true }));
         await step('lock', () => unlinkSync(p.pid));
         log('stopped cleanly');
       })());
