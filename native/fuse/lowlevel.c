@@ -33,7 +33,7 @@ enum {
   OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE,
   OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS,
   OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE, OP_INIT,
-  OP_DESTROY, OP_BATCH_END, OP_IDLE, OP_ACCESS
+  OP_DESTROY, OP_BATCH_END, OP_IDLE
 };
 
 // Attribute layout shared with JS (index.cjs ATTR): one Float64Array slot each.
@@ -47,7 +47,6 @@ typedef struct item {
   fuse_req_t req;
   uint64_t ino;
   double n[6];       // numeric arguments, per op
-  double uid, gid;   // who asks (permissions are checked in JS: no default_permissions)
   double attr[S_LEN];
   char *s1; size_t l1;  // first name (or xattr name)
   char *s2; size_t l2;  // second name / symlink target
@@ -109,11 +108,6 @@ static item_t *new_item(int op, fuse_req_t req, uint64_t ino, const char *s1, si
   it->op = op;
   it->req = req;
   it->ino = ino;
-  if (req) {
-    const struct fuse_ctx *c = fuse_req_ctx(req);
-    it->uid = c->uid;
-    it->gid = c->gid;
-  }
   char *p = it->buf;
   if (s1) { memcpy(p, s1, l1); p[l1] = 0; it->s1 = p; it->l1 = l1; p += l1 + 1; }
   if (s2) { memcpy(p, s2, l2); p[l2] = 0; it->s2 = p; it->l2 = l2; }
@@ -183,15 +177,21 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int valid
 
 static void ll_readlink(fuse_req_t req, fuse_ino_t ino) { queue(req, Q(OP_READLINK, ino, NULL, 0, NULL, 0)); }
 
+static void ctx_ids(fuse_req_t req, item_t *it, int at) {
+  const struct fuse_ctx *c = fuse_req_ctx(req);
+  it->n[at] = c->uid;
+  it->n[at + 1] = c->gid;
+}
+
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   item_t *it = Q(OP_MKNOD, parent, name, strlen(name), NULL, 0);
-  if (it) { it->n[0] = mode; it->n[1] = (double)rdev; }
+  if (it) { it->n[0] = mode; it->n[1] = (double)rdev; ctx_ids(req, it, 2); }
   queue(req, it);
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
   item_t *it = Q(OP_MKDIR, parent, name, strlen(name), NULL, 0);
-  if (it) it->n[0] = mode;
+  if (it) { it->n[0] = mode; ctx_ids(req, it, 2); }
   queue(req, it);
 }
 
@@ -204,7 +204,9 @@ static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
 }
 
 static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
-  queue(req, Q(OP_SYMLINK, parent, name, strlen(name), link, strlen(link)));
+  item_t *it = Q(OP_SYMLINK, parent, name, strlen(name), link, strlen(link));
+  if (it) ctx_ids(req, it, 2);
+  queue(req, it);
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname, unsigned int flags) {
@@ -227,7 +229,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
   item_t *it = Q(OP_CREATE, parent, name, strlen(name), NULL, 0);
-  if (it) { it->n[0] = mode; it->n[1] = fi->flags; }
+  if (it) { it->n[0] = mode; it->n[1] = fi->flags; ctx_ids(req, it, 2); }
   queue(req, it);
 }
 
@@ -279,12 +281,6 @@ static void dir_read(fuse_req_t req, int op, fuse_ino_t ino, size_t size, off_t 
 
 static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { dir_read(req, OP_READDIR, ino, size, off, fi); }
 static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) { dir_read(req, OP_READDIRPLUS, ino, size, off, fi); }
-
-static void ll_access(fuse_req_t req, fuse_ino_t ino, int mask) {
-  item_t *it = Q(OP_ACCESS, ino, NULL, 0, NULL, 0);
-  if (it) it->n[0] = mask;
-  queue(req, it);
-}
 
 static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { queue(req, Q(OP_STATFS, ino, NULL, 0, NULL, 0)); }
 
@@ -357,7 +353,6 @@ static const struct fuse_lowlevel_ops ops = {
   .releasedir = ll_releasedir,
   .fsyncdir = ll_fsyncdir,
   .statfs = ll_statfs,
-  .access = ll_access,
   .setxattr = ll_setxattr,
   .getxattr = ll_getxattr,
   .listxattr = ll_listxattr,
@@ -401,12 +396,10 @@ static napi_value buffer_of(napi_env env, const char *p, size_t n) {
 static void free_data(napi_env env, void *data, void *hint) { (void)env; (void)hint; free(data); }
 
 static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) {
-  napi_value argv[10];
+  napi_value argv[8];
   napi_value undef;
   napi_get_undefined(env, &undef);
   for (int i = 0; i < 8; i++) argv[i] = undef;
-  argv[8] = num(env, it->uid);
-  argv[9] = num(env, it->gid);
   argv[0] = num(env, it->op);
   argv[1] = num(env, (double)(uintptr_t)it->req);
   argv[2] = num(env, (double)it->ino);
@@ -417,10 +410,12 @@ static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) 
     case OP_MKNOD: case OP_MKDIR: case OP_CREATE:
       argv[3] = buffer_of(env, it->s1, it->l1);
       argv[4] = num(env, it->n[0]); argv[5] = num(env, it->n[1]);
+      argv[6] = num(env, it->n[2]); argv[7] = num(env, it->n[3]);
       break;
     case OP_SYMLINK:
       argv[3] = buffer_of(env, it->s1, it->l1);
       argv[4] = buffer_of(env, it->s2, it->l2);
+      argv[6] = num(env, it->n[2]); argv[7] = num(env, it->n[3]);
       break;
     case OP_RENAME:
       argv[3] = buffer_of(env, it->s1, it->l1);
@@ -469,7 +464,7 @@ static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) 
       for (int i = 0; i < 4; i++) argv[3 + i] = num(env, it->n[i]);
   }
   napi_value result;
-  if (napi_call_function(env, recv, fn, 10, argv, &result) == napi_pending_exception) {
+  if (napi_call_function(env, recv, fn, 8, argv, &result) == napi_pending_exception) {
     napi_value err;
     napi_get_and_clear_last_exception(env, &err);
     napi_fatal_exception(env, err);

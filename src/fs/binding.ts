@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 export const enum Op {
   LOOKUP = 1, FORGET, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME, LINK,
   OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR,
-  STATFS, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, CREATE, FALLOCATE, INIT, DESTROY, BATCH_END, IDLE, ACCESS,
+  STATFS, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, CREATE, FALLOCATE, INIT, DESTROY, BATCH_END, IDLE,
 }
 
 /** Slots of the Float64Array that carries a struct stat each way. */
@@ -29,8 +29,7 @@ export const RENAME_EXCHANGE = 2;
 
 export type Session = { readonly __session: unique symbol };
 export type Req = number;
-/** `uid`/`gid`: who asks (for permission checks: the mount has no default_permissions). */
-export type Dispatch = (op: Op, req: Req, ino: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown, uid?: number, gid?: number) => void;
+export type Dispatch = (op: Op, req: Req, ino: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => void;
 
 export interface Addon {
   mount(mountpoint: string, options: string, settings: { maxWrite: number; maxReadahead: number; writeback: number }, dispatch: Dispatch): Session;

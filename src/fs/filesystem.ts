@@ -19,7 +19,6 @@ import { SNAPDIR, nodeId, where, type Where } from './nodes.js';
 import { SnapshotDir, SNAPSHOTS } from './snapshot-dir.js';
 import { Writers, type Working } from './writers.js';
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs.js';
-import { check, checkOwner, checkRemove, MAY_EXEC, MAY_READ, MAY_WRITE, type Caller } from './access.js';
 
 const S_ISGID = 0o2000;
 const FALLOC_FL_KEEP_SIZE = 1;
@@ -144,7 +143,7 @@ export class Filesystem {
   // ---- lookups and attributes ----
 
   /** The entry's attributes; A.INO = 0 answers "no such name" (cached by the kernel). */
-  lookup(parent: number, name: Buffer, who: Caller): Float64Array {
+  lookup(parent: number, name: Buffer): Float64Array {
     if (parent === SNAPDIR) {
       const epoch = this.snapshots.epochOf(name);
       if (epoch === undefined) return new Float64Array(A.LEN);
@@ -152,7 +151,6 @@ export class Filesystem {
       return this.attr(id, this.node({ ino: ROOT, epoch }));
     }
     const w = where(parent);
-    check(this.node(w), who, MAY_EXEC);
     if (w.epoch === null && parent === ROOT && name.equals(SNAPSHOTS_NAME)) return this.snapshots.attr(this.node(w));
     const ino = this.tree.lookup(w.ino, name, w.epoch ?? this.tree.epoch);
     if (ino === undefined) return new Float64Array(A.LEN);
@@ -180,45 +178,21 @@ export class Filesystem {
     return undefined;
   }
 
-  async setattr(id: number, valid: number, fh: number, sa: Float64Array, who: Caller): Promise<Float64Array> {
+  async setattr(id: number, valid: number, fh: number, sa: Float64Array): Promise<Float64Array> {
     const w = where(id);
     if (w.epoch !== null || id === SNAPDIR) throw new FsError('EROFS');
-    const n = this.tree.inode(w.ino);
-    const orphan = n ? undefined : this.orphan(w);
-    if (!n && !orphan) throw new FsError('ENOENT');
-    const cur = n ?? orphan!.node;
     const now = Date.now();
     const changes: Partial<Inode> = {};
-    if (valid & SET.UID && sa[SA.UID] !== cur.uid) {
-      if (who.uid !== 0) throw new FsError('EPERM');
-      changes.uid = sa[SA.UID]!;
-    }
-    if (valid & SET.GID && sa[SA.GID] !== cur.gid) {
-      checkOwner(cur, who);
-      if (who.uid !== 0 && sa[SA.GID] !== who.gid) throw new FsError('EPERM');
-      changes.gid = sa[SA.GID]!;
-    }
-    if (valid & SET.MODE) {
-      checkOwner(cur, who);
-      let mode = sa[SA.MODE]! & 0o7777;
-      // Not in the file's group: the setgid bit cannot be set (chmod(2)).
-      if (who.uid !== 0 && who.gid !== (changes.gid ?? cur.gid)) mode &= ~0o2000;
-      changes.mode = mode;
-    }
-    const times = valid & (SET.ATIME | SET.MTIME);
-    if (times) {
-      // Explicit times need the owner; "now" also whoever may write.
-      if ((valid & SET.ATIME && !(valid & SET.ATIME_NOW)) || (valid & SET.MTIME && !(valid & SET.MTIME_NOW))) checkOwner(cur, who);
-      else if (who.uid !== 0 && who.uid !== cur.uid) check(cur, who, MAY_WRITE);
-    }
+    if (valid & SET.MODE) changes.mode = sa[SA.MODE]! & 0o7777;
+    if (valid & SET.UID) changes.uid = sa[SA.UID]!;
+    if (valid & SET.GID) changes.gid = sa[SA.GID]!;
     if (valid & SET.ATIME) changes.atime = valid & SET.ATIME_NOW ? now : sa[SA.ATIME]!;
     if (valid & SET.MTIME) changes.mtime = valid & SET.MTIME_NOW ? now : sa[SA.MTIME]!;
     changes.ctime = valid & SET.CTIME ? sa[SA.CTIME]! : now;
-    if (valid & SET.SIZE) {
-      // ftruncate on a descriptor open for writing needs no more than that descriptor.
-      if (!this.handles.get(fh)?.write) check(cur, who, MAY_WRITE);
-      await this.truncate(cur, sa[SA.SIZE]!, fh, now);
-    }
+    const n = this.tree.inode(w.ino);
+    const orphan = n ? undefined : this.orphan(w);
+    if (!n && !orphan) throw new FsError('ENOENT');
+    if (valid & SET.SIZE) await this.truncate(n ?? orphan!.node, sa[SA.SIZE]!, fh, now);
     const working = this.writers.get(w.ino);
     if (working) {
       if (changes.mtime !== undefined) working.mtime = changes.mtime;
@@ -230,18 +204,6 @@ export class Filesystem {
       return attrOf(id, { ...orphan.node, nlink: 0 }, 0, working);
     }
     return this.attrOfLive(this.tree.update(w.ino, changes));
-  }
-
-  /** access(2) and chdir: F_OK is 0, R_OK/W_OK/X_OK are the MAY_ bits. */
-  access(id: number, mask: number, who: Caller): void {
-    if (id === SNAPDIR) {
-      if (mask & MAY_WRITE) throw new FsError('EROFS');
-      return;
-    }
-    const w = where(id);
-    const n = this.node(w);
-    if (mask & MAY_WRITE && w.epoch !== null) throw new FsError('EROFS');
-    check(n, who, mask & 7);
   }
 
   private async truncate(n: Inode, size: number, fh: number, now: number): Promise<void> {
@@ -280,16 +242,8 @@ export class Filesystem {
     return { kind, mode, uid, gid };
   }
 
-  /** A live directory the caller may add names to. */
-  private writableDir(parent: number, who: Caller): Inode {
+  mknod(parent: number, name: Buffer, mode: number, rdev: number, uid: number, gid: number): Float64Array {
     const dir = this.liveDir(parent);
-    check(dir, who, MAY_WRITE | MAY_EXEC);
-    return dir;
-  }
-
-  mknod(parent: number, name: Buffer, mode: number, rdev: number, who: Caller): Float64Array {
-    const dir = this.writableDir(parent, who);
-    const { uid, gid } = who;
     this.checkName(parent, name);
     const kind = mode & S_IFMT;
     if (![S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].includes(kind)) throw new FsError('EINVAL');
@@ -298,56 +252,41 @@ export class Filesystem {
     return this.attrOfLive(n);
   }
 
-  mkdir(parent: number, name: Buffer, mode: number, who: Caller): Float64Array {
-    const dir = this.writableDir(parent, who);
-    const { uid, gid } = who;
+  mkdir(parent: number, name: Buffer, mode: number, uid: number, gid: number): Float64Array {
+    const dir = this.liveDir(parent);
     this.checkName(parent, name);
     return this.attrOfLive(this.tree.create(parent, name, { ...this.newInode(dir, S_IFDIR, mode, uid, gid), now: Date.now() }));
   }
 
-  symlink(parent: number, name: Buffer, target: Buffer, who: Caller): Float64Array {
-    const dir = this.writableDir(parent, who);
-    const { uid, gid } = who;
+  symlink(parent: number, name: Buffer, target: Buffer, uid: number, gid: number): Float64Array {
+    const dir = this.liveDir(parent);
     this.checkName(parent, name);
     return this.attrOfLive(this.tree.create(parent, name, { ...this.newInode(dir, S_IFLNK, 0o777, uid, gid), target, now: Date.now() }));
   }
 
-  link(id: number, parent: number, name: Buffer, who: Caller): Float64Array {
+  link(id: number, parent: number, name: Buffer): Float64Array {
     const n = this.live(id);
-    this.writableDir(parent, who);
+    this.liveDir(parent);
     this.checkName(parent, name);
     return this.attrOfLive(this.tree.link(n.ino, parent, name, Date.now()));
   }
 
-  /** The entry `name` of live directory `parent` as the caller may remove it. */
-  private removable(parent: number, name: Buffer, who: Caller): void {
-    const dir = this.liveDir(parent);
+  unlink(parent: number, name: Buffer): void {
+    this.liveDir(parent);
     if (parent === ROOT && name.equals(SNAPSHOTS_NAME)) throw new FsError('EROFS');
-    const ino = this.tree.lookup(parent, name);
-    if (ino === undefined) throw new FsError('ENOENT');
-    checkRemove(dir, this.node({ ino, epoch: null }), who);
-  }
-
-  unlink(parent: number, name: Buffer, who: Caller): void {
-    this.removable(parent, name, who);
     this.tree.unlink(parent, name, Date.now());
   }
 
-  rmdir(parent: number, name: Buffer, who: Caller): void {
-    this.removable(parent, name, who);
+  rmdir(parent: number, name: Buffer): void {
+    this.liveDir(parent);
+    if (parent === ROOT && name.equals(SNAPSHOTS_NAME)) throw new FsError('EROFS');
     this.tree.rmdir(parent, name, Date.now());
   }
 
-  rename(parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number, who: Caller): void {
-    if (newParent === ROOT && newName.equals(SNAPSHOTS_NAME)) throw new FsError('EROFS');
-    this.removable(parent, name, who);
-    const to = this.liveDir(newParent);
-    check(to, who, MAY_WRITE | MAY_EXEC);
-    const target = this.tree.lookup(newParent, newName);
-    if (target !== undefined) checkRemove(to, this.node({ ino: target, epoch: null }), who);
-    const moving = this.node({ ino: this.tree.lookup(parent, name)!, epoch: null });
-    // A directory moving to another parent rewrites its "..": it must be writable too.
-    if (moving.kind === S_IFDIR && parent !== newParent) check(moving, who, MAY_WRITE);
+  rename(parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): void {
+    this.liveDir(parent);
+    this.liveDir(newParent);
+    if ((parent === ROOT && name.equals(SNAPSHOTS_NAME)) || (newParent === ROOT && newName.equals(SNAPSHOTS_NAME))) throw new FsError('EROFS');
     if (newName.length > 255) throw new FsError('ENAMETOOLONG');
     const now = Date.now();
     if (flags & RENAME_EXCHANGE) {
@@ -361,13 +300,12 @@ export class Filesystem {
 
   // ---- files ----
 
-  async open(id: number, flags: number, who: Caller): Promise<number> {
+  async open(id: number, flags: number): Promise<number> {
     if (id === SNAPDIR) throw new FsError('EISDIR');
     const w = where(id);
     const n = this.node(w);
     if (n.kind === S_IFDIR) throw new FsError('EISDIR');
     const write = (flags & 3) !== fsc.O_RDONLY;
-    check(n, who, ((flags & 3) !== fsc.O_WRONLY ? MAY_READ : 0) | (write || flags & fsc.O_TRUNC ? MAY_WRITE : 0));
     if (!write) return this.newHandle({ w, write: null, node: n });
     if (w.epoch !== null) throw new FsError('EROFS');
     if (n.kind !== S_IFREG) return this.newHandle({ w, write: null, node: n });
@@ -375,9 +313,8 @@ export class Filesystem {
     return this.newHandle({ w, write: working, node: n });
   }
 
-  async create(parent: number, name: Buffer, mode: number, flags: number, who: Caller): Promise<Created> {
-    const dir = this.writableDir(parent, who);
-    const { uid, gid } = who;
+  async create(parent: number, name: Buffer, mode: number, flags: number, uid: number, gid: number): Promise<Created> {
+    const dir = this.liveDir(parent);
     this.checkName(parent, name);
     const n = this.tree.create(parent, name, { ...this.newInode(dir, S_IFREG, mode, uid, gid), now: Date.now() });
     const working = await this.writers.acquire(n.ino, (flags & fsc.O_TRUNC) !== 0);
@@ -467,7 +404,7 @@ export class Filesystem {
 
   // ---- directories ----
 
-  opendir(id: number, who: Caller): number {
+  opendir(id: number): number {
     const names: Buffer[] = [];
     let rows: { name: Buffer; id: number; node: Inode }[];
     const dot = (n: Inode): void => {
@@ -486,7 +423,6 @@ export class Filesystem {
       const w = where(id);
       const dir = this.node(w);
       if (dir.kind !== S_IFDIR) throw new FsError('ENOTDIR');
-      check(dir, who, MAY_READ);
       dot(dir);
       if (w.epoch === null && w.ino === ROOT) rows.push({ name: SNAPSHOTS_NAME, id: SNAPDIR, node: dir });
       for (const e of this.tree.listFull(w.ino, w.epoch ?? this.tree.epoch)) rows.push({ name: e.name, id: nodeId(e.ino, w.epoch), node: e });
@@ -514,24 +450,13 @@ export class Filesystem {
 
   // ---- extended attributes ----
 
-  /** trusted.* is root's; user.* and the rest follow the file's write (read) permission. */
-  private checkXattr(n: Inode, name: string, who: Caller, want: number): void {
-    if (name.startsWith('trusted.')) {
-      if (who.uid !== 0) throw new FsError('EPERM');
-    } else check(n, who, want);
+  setxattr(id: number, name: string, value: Buffer, flags: number): void {
+    setXattr(this.tree, this.live(id), name, value, flags);
   }
 
-  setxattr(id: number, name: string, value: Buffer, flags: number, who: Caller): void {
-    const n = this.live(id);
-    this.checkXattr(n, name, who, MAY_WRITE);
-    setXattr(this.tree, n, name, value, flags);
-  }
-
-  getxattr(id: number, name: string, who: Caller): Buffer {
+  getxattr(id: number, name: string): Buffer {
     if (id === SNAPDIR) throw new FsError('ENODATA');
-    const n = this.node(where(id));
-    this.checkXattr(n, name, who, MAY_READ);
-    return getXattr(n, name);
+    return getXattr(this.node(where(id)), name);
   }
 
   listxattr(id: number): Buffer {
@@ -539,10 +464,8 @@ export class Filesystem {
     return listXattrs(this.node(where(id)));
   }
 
-  removexattr(id: number, name: string, who: Caller): void {
-    const n = this.live(id);
-    this.checkXattr(n, name, who, MAY_WRITE);
-    removeXattr(this.tree, n, name);
+  removexattr(id: number, name: string): void {
+    removeXattr(this.tree, this.live(id), name);
   }
 
   private dropStaged(ino: number, gen: number): void {

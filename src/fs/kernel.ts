@@ -39,7 +39,7 @@ export class Kernel {
   ) {}
 
   mount(mountpoint: string): void {
-    this.session = this.addon.mount(mountpoint, 'fsname=safe,subtype=safe', { maxWrite: 1 << 20, maxReadahead: 1 << 20, writeback: 1 }, this.dispatch);
+    this.session = this.addon.mount(mountpoint, 'fsname=safe,subtype=safe,default_permissions', { maxWrite: 1 << 20, maxReadahead: 1 << 20, writeback: 1 }, this.dispatch);
   }
 
   unmount(): void {
@@ -120,40 +120,39 @@ export class Kernel {
     };
   }
 
-  readonly dispatch: Dispatch = (op, req, ino, a, b, c, d, e, uid, gid) => {
+  readonly dispatch: Dispatch = (op, req, ino, a, b, c, d, e) => {
     if (op === Op.BATCH_END) return void (this.held.length > 0 && this.commit());
     if (op === Op.IDLE) return this.commit();
     if (!this.lowSpace) this.tree.beginBatch();
     const fs = this.fs;
     const x = this.addon;
-    const who = { uid: uid as number, gid: gid as number };
     switch (op) {
       case Op.LOOKUP:
-        return this.run(req, () => fs.lookup(ino, a as Buffer, who), (attr) => x.replyEntry(req, attr, TTL, TTL));
+        return this.run(req, () => fs.lookup(ino, a as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
       case Op.GETATTR:
         return this.run(req, () => fs.getattr(ino), (attr) => x.replyAttr(req, attr, TTL));
       case Op.SETATTR:
-        return this.run(req, () => fs.setattr(ino, a as number, b as number, c as Float64Array, who), (attr) => x.replyAttr(req, attr, TTL));
+        return this.run(req, () => fs.setattr(ino, a as number, b as number, c as Float64Array), (attr) => x.replyAttr(req, attr, TTL));
       case Op.READLINK:
         return this.run(req, () => fs.readlink(ino), (t) => x.replyReadlink(req, t));
       case Op.MKNOD:
-        return this.run(req, () => fs.mknod(ino, a as Buffer, b as number, c as number, who), (attr) => x.replyEntry(req, attr, TTL, TTL));
+        return this.run(req, () => fs.mknod(ino, a as Buffer, b as number, c as number, d as number, e as number), (attr) => x.replyEntry(req, attr, TTL, TTL));
       case Op.MKDIR:
-        return this.run(req, () => fs.mkdir(ino, a as Buffer, b as number, who), (attr) => x.replyEntry(req, attr, TTL, TTL));
+        return this.run(req, () => fs.mkdir(ino, a as Buffer, b as number, d as number, e as number), (attr) => x.replyEntry(req, attr, TTL, TTL));
       case Op.SYMLINK:
-        return this.run(req, () => fs.symlink(ino, a as Buffer, b as Buffer, who), (attr) => x.replyEntry(req, attr, TTL, TTL));
+        return this.run(req, () => fs.symlink(ino, a as Buffer, b as Buffer, d as number, e as number), (attr) => x.replyEntry(req, attr, TTL, TTL));
       case Op.LINK:
-        return this.run(req, () => fs.link(ino, a as number, b as Buffer, who), (attr) => x.replyEntry(req, attr, TTL, TTL));
+        return this.run(req, () => fs.link(ino, a as number, b as Buffer), (attr) => x.replyEntry(req, attr, TTL, TTL));
       case Op.UNLINK:
-        return this.run(req, this.withRoom(() => fs.unlink(ino, a as Buffer, who)), () => x.replyErr(req, 0));
+        return this.run(req, this.withRoom(() => fs.unlink(ino, a as Buffer)), () => x.replyErr(req, 0));
       case Op.RMDIR:
-        return this.run(req, this.withRoom(() => fs.rmdir(ino, a as Buffer, who)), () => x.replyErr(req, 0));
+        return this.run(req, this.withRoom(() => fs.rmdir(ino, a as Buffer)), () => x.replyErr(req, 0));
       case Op.RENAME:
-        return this.run(req, this.withRoom(() => fs.rename(ino, a as Buffer, b as number, c as Buffer, d as number, who)), () => x.replyErr(req, 0));
+        return this.run(req, this.withRoom(() => fs.rename(ino, a as Buffer, b as number, c as Buffer, d as number)), () => x.replyErr(req, 0));
       case Op.CREATE:
-        return this.run(req, () => fs.create(ino, a as Buffer, b as number, c as number, who), (r) => x.replyCreate(req, r.attr, TTL, TTL, r.fh, OPEN.KEEP_CACHE));
+        return this.run(req, () => fs.create(ino, a as Buffer, b as number, c as number, d as number, e as number), (r) => x.replyCreate(req, r.attr, TTL, TTL, r.fh, OPEN.KEEP_CACHE));
       case Op.OPEN:
-        return this.run(req, () => fs.open(ino, a as number, who), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
+        return this.run(req, () => fs.open(ino, a as number), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
       case Op.READ:
         return this.run(req, () => fs.read(a as number, b as number, c as number), ([buf, n]) => x.replyBuf(req, buf, n));
       case Op.WRITE:
@@ -170,7 +169,7 @@ export class Kernel {
       case Op.OPENDIR:
         // Listings are cached across opens: every change to them goes through the kernel,
         // except new and forgotten snapshots, which snapshotsChanged invalidates.
-        return this.run(req, () => fs.opendir(ino, who), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE | OPEN.CACHE_READDIR));
+        return this.run(req, () => fs.opendir(ino), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE | OPEN.CACHE_READDIR));
       case Op.READDIR:
       case Op.READDIRPLUS:
         return this.run(req, () => fs.readdir(a as number), (dir) => void x.replyDir(req, b as number, op === Op.READDIRPLUS, dir.names, dir.attrs, c as number, TTL, TTL));
@@ -178,18 +177,16 @@ export class Kernel {
         return this.run(req, () => fs.releasedir(a as number), () => x.replyErr(req, 0));
       case Op.FSYNCDIR:
         return this.reply(req, true, () => x.replyErr(req, 0));
-      case Op.ACCESS:
-        return this.run(req, () => fs.access(ino, a as number, who), () => x.replyErr(req, 0));
       case Op.STATFS:
         return this.run(req, () => fs.statfs(), (st) => x.replyStatfs(req, st));
       case Op.SETXATTR:
-        return this.run(req, () => fs.setxattr(ino, a as string, b as Buffer, c as number, who), () => x.replyErr(req, 0));
+        return this.run(req, () => fs.setxattr(ino, a as string, b as Buffer, c as number), () => x.replyErr(req, 0));
       case Op.GETXATTR:
-        return this.run(req, () => fs.getxattr(ino, a as string, who), (v) => this.sized(req, v, b as number));
+        return this.run(req, () => fs.getxattr(ino, a as string), (v) => this.sized(req, v, b as number));
       case Op.LISTXATTR:
         return this.run(req, () => fs.listxattr(ino), (v) => this.sized(req, v, a as number));
       case Op.REMOVEXATTR:
-        return this.run(req, () => fs.removexattr(ino, a as string, who), () => x.replyErr(req, 0));
+        return this.run(req, () => fs.removexattr(ino, a as string), () => x.replyErr(req, 0));
       default:
         return this.reply(req, false, () => x.replyErr(req, 38 /* ENOSYS */));
     }
