@@ -1,6 +1,6 @@
 // Mounting and unmounting: checks on the mount point, then the kernel session over our
 // libfuse 3 low-level binding (native/fuse).
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { dirname } from 'node:path';
 import type { Tree } from '../snapshot/tree.js';
@@ -25,7 +25,11 @@ export async function prepareMountPoint(mnt: string): Promise<void> {
       await new Promise<void>((res) => execFile('fusermount3', ['-uz', mnt], () => res()));
       return;
     }
-    if (code === 'ENOENT') return;
+    if (code === 'ENOENT') {
+      // A first mount at the default ~/safe: the folder is ours to make.
+      mkdirSync(mnt, { recursive: true });
+      return;
+    }
     throw err;
   }
   if (isMountPoint(mnt)) throw new Error(`${mnt} is already a mount point`);
