@@ -192,7 +192,13 @@ test('the schedule takes snapshots and applies retention', { timeout: 60_000 }, 
   h.mount();
   fs.writeFileSync(join(h.mnt, 'f'), 'scheduled');
   await new Promise((r) => setTimeout(r, 4500));
-  const list = JSON.parse(h.ok('snapshots', '--json')) as { name: string }[];
+  // Each scheduled snapshot commits before its retention does: a listing can fall between.
+  let list: { name: string }[] = [];
+  for (let tries = 0; tries < 20; tries++) {
+    list = JSON.parse(h.ok('snapshots', '--json')) as { name: string }[];
+    if (list.length === 2) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   assert.equal(list.length, 2, `retention keeps the last 2 (${list.map((s) => s.name).join(', ')})`);
   assert.equal(fs.readFileSync(join(h.mnt, '.snapshots', list[1]!.name, 'f'), 'utf8'), 'scheduled');
   h.unmount();
