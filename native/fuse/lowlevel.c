@@ -29,11 +29,11 @@
 #include <time.h>
 
 enum {
-  OP_LOOKUP = 1, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK,
+  OP_LOOKUP = 1, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK,
   OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE,
   OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS,
-  OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE, OP_INIT,
-  OP_DESTROY, OP_BATCH_END, OP_IDLE
+  OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE,
+  OP_BATCH_END, OP_IDLE
 };
 
 // Attribute layout shared with JS (index.cjs ATTR): one Float64Array slot each.
@@ -151,10 +151,10 @@ static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) { fuse_r
 
 static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f) { fuse_reply_none(req); }
 
+// The handle does not matter: attributes are the inode's (an unlinked file's come from any
+// of its handles).
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  item_t *it = Q(OP_GETATTR, ino, NULL, 0, NULL, 0);
-  if (it) it->n[0] = fi ? (double)fi->fh : -1;
-  queue(req, it);
+  queue(req, Q(OP_GETATTR, ino, NULL, 0, NULL, 0));
 }
 
 static double ms(struct timespec t) { return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6; }

@@ -23,6 +23,8 @@ import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs.js';
 const S_ISGID = 0o2000;
 const FALLOC_FL_KEEP_SIZE = 1;
 const SNAPSHOTS_NAME = Buffer.from(SNAPSHOTS);
+const DOT = Buffer.from('.');
+const DOTDOT = Buffer.from('..');
 
 interface Handle {
   w: Where;
@@ -51,6 +53,7 @@ export class Filesystem {
   private readonly writers: Writers;
   readonly snapshots: SnapshotDir;
   private nextFh = 1;
+  private queue!: ChunkQueue;
 
   constructor(
     private readonly tree: Tree,
@@ -69,8 +72,6 @@ export class Filesystem {
     this.writers.attachQueue(queue);
     this.queue = queue;
   }
-
-  private queue!: ChunkQueue;
 
   /** Should the chunker still take this generation? Called when its delay is over. */
   wanted(ino: number, gen: number): boolean {
@@ -131,9 +132,17 @@ export class Filesystem {
     return id === ROOT ? 1 : 0;
   }
 
+  /** A live file open for writing knows its size and times better than its row. */
+  private overlay(id: number, n: Inode): Working | undefined {
+    return where(id).epoch === null ? this.writers.get(n.ino) : undefined;
+  }
+
   private attr(id: number, n: Inode): Float64Array {
-    const over = where(id).epoch === null ? this.writers.get(n.ino) : undefined;
-    return attrOf(id, n, this.extraLinks(id), over);
+    return attrOf(id, n, this.extraLinks(id), this.overlay(id, n));
+  }
+
+  private snapdirAttr(): Float64Array {
+    return this.snapshots.attr(this.node({ ino: ROOT, epoch: null }));
   }
 
   private attrOfLive(n: Inode): Float64Array {
@@ -151,7 +160,7 @@ export class Filesystem {
       return this.attr(id, this.node({ ino: ROOT, epoch }));
     }
     const w = where(parent);
-    if (w.epoch === null && parent === ROOT && name.equals(SNAPSHOTS_NAME)) return this.snapshots.attr(this.node(w));
+    if (w.epoch === null && parent === ROOT && name.equals(SNAPSHOTS_NAME)) return this.snapdirAttr();
     const ino = this.tree.lookup(w.ino, name, w.epoch ?? this.tree.epoch);
     if (ino === undefined) return new Float64Array(A.LEN);
     const id = nodeId(ino, w.epoch);
@@ -159,7 +168,7 @@ export class Filesystem {
   }
 
   getattr(id: number): Float64Array {
-    if (id === SNAPDIR) return this.snapshots.attr(this.node({ ino: ROOT, epoch: null }));
+    if (id === SNAPDIR) return this.snapdirAttr();
     const w = where(id);
     const n = this.tree.inode(w.ino, w.epoch ?? this.tree.epoch);
     if (n) return this.attr(id, n);
@@ -178,7 +187,8 @@ export class Filesystem {
     return undefined;
   }
 
-  async setattr(id: number, valid: number, fh: number, sa: Float64Array): Promise<Float64Array> {
+  /** Only a size change may have to wait (for a working copy of the content): the rest answers at once. */
+  setattr(id: number, valid: number, fh: number, sa: Float64Array): Float64Array | Promise<Float64Array> {
     const w = where(id);
     if (w.epoch !== null || id === SNAPDIR) throw new FsError('EROFS');
     const now = Date.now();
@@ -192,18 +202,18 @@ export class Filesystem {
     const n = this.tree.inode(w.ino);
     const orphan = n ? undefined : this.orphan(w);
     if (!n && !orphan) throw new FsError('ENOENT');
-    if (valid & SET.SIZE) await this.truncate(n ?? orphan!.node, sa[SA.SIZE]!, fh, now);
-    const working = this.writers.get(w.ino);
-    if (working) {
-      if (changes.mtime !== undefined) working.mtime = changes.mtime;
-      working.ctime = changes.ctime;
-    }
-    if (orphan) {
+    const apply = (): Float64Array => {
+      const working = this.writers.get(w.ino);
+      if (working) {
+        if (changes.mtime !== undefined) working.mtime = changes.mtime;
+        working.ctime = changes.ctime!;
+      }
+      if (!orphan) return this.attrOfLive(this.tree.update(w.ino, changes));
       // No row to change: the handle's copy carries the change until the last close.
       orphan.node = { ...orphan.node, ...changes };
       return attrOf(id, { ...orphan.node, nlink: 0 }, 0, working);
-    }
-    return this.attrOfLive(this.tree.update(w.ino, changes));
+    };
+    return valid & SET.SIZE ? this.truncate(n ?? orphan!.node, sa[SA.SIZE]!, fh, now).then(apply) : apply();
   }
 
   private async truncate(n: Inode, size: number, fh: number, now: number): Promise<void> {
@@ -405,36 +415,31 @@ export class Filesystem {
   // ---- directories ----
 
   opendir(id: number): number {
-    const names: Buffer[] = [];
-    let rows: { name: Buffer; id: number; node: Inode }[];
-    const dot = (n: Inode): void => {
-      names.push(Buffer.from('.'), Buffer.from('..'));
-      rows = [{ name: names[0]!, id, node: n }, { name: names[1]!, id, node: n }];
-    };
-    rows = [];
-    if (id === SNAPDIR) {
-      const root = this.node({ ino: ROOT, epoch: null });
-      dot(root);
-      for (const s of this.snapshots.list()) {
-        const n = this.node({ ino: ROOT, epoch: s.epoch });
-        rows.push({ name: Buffer.from(s.name), id: nodeId(ROOT, s.epoch), node: n });
-      }
-    } else {
-      const w = where(id);
-      const dir = this.node(w);
-      if (dir.kind !== S_IFDIR) throw new FsError('ENOTDIR');
-      dot(dir);
-      if (w.epoch === null && w.ino === ROOT) rows.push({ name: SNAPSHOTS_NAME, id: SNAPDIR, node: dir });
-      for (const e of this.tree.listFull(w.ino, w.epoch ?? this.tree.epoch)) rows.push({ name: e.name, id: nodeId(e.ino, w.epoch), node: e });
-    }
+    const rows = this.listing(id);
     const attrs = new Float64Array(rows.length * A.LEN);
     rows.forEach((r, i) => {
-      if (r.id === SNAPDIR) attrs.set(this.snapshots.attr(r.node), i * A.LEN);
-      else fillAttr(attrs, i * A.LEN, r.id, r.node, this.extraLinks(r.id), where(r.id).epoch === null ? this.writers.get(r.node.ino) : undefined);
+      if (r.id === SNAPDIR) attrs.set(this.snapdirAttr(), i * A.LEN);
+      else fillAttr(attrs, i * A.LEN, r.id, r.node, this.extraLinks(r.id), this.overlay(r.id, r.node));
     });
     const fh = this.nextFh++;
     this.dirs.set(fh, { names: rows.map((r) => r.name), attrs });
     return fh;
+  }
+
+  /** A directory's entries with their node ids and rows, "." and ".." first. */
+  private listing(id: number): { name: Buffer; id: number; node: Inode }[] {
+    if (id === SNAPDIR) {
+      const root = this.node({ ino: ROOT, epoch: null });
+      const snaps = this.snapshots.list().map((s) => ({ name: Buffer.from(s.name), id: nodeId(ROOT, s.epoch), node: this.node({ ino: ROOT, epoch: s.epoch }) }));
+      return [{ name: DOT, id, node: root }, { name: DOTDOT, id, node: root }, ...snaps];
+    }
+    const w = where(id);
+    const dir = this.node(w);
+    if (dir.kind !== S_IFDIR) throw new FsError('ENOTDIR');
+    const rows: { name: Buffer; id: number; node: Inode }[] = [{ name: DOT, id, node: dir }, { name: DOTDOT, id, node: dir }];
+    if (w.epoch === null && w.ino === ROOT) rows.push({ name: SNAPSHOTS_NAME, id: SNAPDIR, node: dir });
+    for (const e of this.tree.listFull(w.ino, w.epoch ?? this.tree.epoch)) rows.push({ name: e.name, id: nodeId(e.ino, w.epoch), node: e });
+    return rows;
   }
 
   /** The listing taken at opendir; offset i is "after entry i-1". */

@@ -4,6 +4,7 @@
 // keeps looking) share one SQLite transaction, committed before it sleeps again, so it never
 // spans a turn of the event loop where other code runs. Replies go out at once, except for
 // the requests that promise durability (close, release, fsync): they wait for the commit.
+import { constants } from 'node:os';
 import type { Tree } from '../snapshot/tree.js';
 import { Op, OPEN, type Addon, type Dispatch, type Req, type Session } from './binding.js';
 import { errnoOf, isDiskFull } from './errors.js';
@@ -17,13 +18,12 @@ import type { Staging } from './staging.js';
  * daemon changes behind the kernel's back (.snapshots) it invalidates: so, long.
  */
 const TTL = 86_400;
+const { errno } = constants;
 
 export class Kernel {
   private session: Session | null = null;
   /** Replies that promise durability, sent once the changes before them are committed. */
   private readonly held: { req: Req; send: () => void }[] = [];
-  /** Requests answered since the last commit, for the log if that commit fails. */
-  private uncommitted = 0;
   /**
    * The disk was found full: until a deletion has made room again, requests are not batched
    * and a deletion that finds no room spends the staging reserve, so `rm` always works.
@@ -56,12 +56,9 @@ export class Kernel {
     this.addon.invalInode(this.session, SNAPDIR, 0, 0);
   }
 
-  private reply(req: Req, durable: boolean, send: () => void): void {
-    if (durable) this.held.push({ req, send });
-    else {
-      this.uncommitted++;
-      send();
-    }
+  /** A reply that promises durability waits for the commit at the end of its batch. */
+  private hold(req: Req, send: () => void): void {
+    this.held.push({ req, send });
   }
 
   private errno(err: unknown): number {
@@ -79,25 +76,25 @@ export class Kernel {
     try {
       r = fn();
     } catch (err) {
-      const errno = this.errno(err);
-      this.reply(req, durable, () => this.addon.replyErr(req, errno));
+      const code = this.errno(err);
+      if (durable) this.hold(req, () => this.addon.replyErr(req, code));
+      else this.addon.replyErr(req, code);
       return;
     }
     if (r instanceof Promise) r.then((v) => ok(v), (err: unknown) => this.addon.replyErr(req, this.errno(err)));
-    else this.reply(req, durable, () => ok(r as T));
+    else if (durable) this.hold(req, () => ok(r as T));
+    else ok(r);
   }
 
   /** Commit the open transaction, then send the replies that waited for it. */
   private commit(): void {
-    const answered = this.uncommitted;
-    this.uncommitted = 0;
     try {
       this.tree.endBatch();
     } catch (err) {
       this.tree.abortBatch();
-      const errno = this.errno(err);
-      this.log(`a commit failed (${(err as Error).message}): the changes of ${answered} answered requests are lost, ${this.held.length} waiting ones get errno ${errno}`);
-      for (const h of this.held.splice(0)) this.addon.replyErr(h.req, errno);
+      const code = this.errno(err);
+      this.log(`a commit failed (${(err as Error).message}): the changes since the last one are lost, ${this.held.length} waiting requests get errno ${code}`);
+      for (const h of this.held.splice(0)) this.addon.replyErr(h.req, code);
       return;
     }
     for (const h of this.held.splice(0)) h.send();
@@ -176,7 +173,7 @@ export class Kernel {
       case Op.RELEASEDIR:
         return this.run(req, () => fs.releasedir(a as number), () => x.replyErr(req, 0));
       case Op.FSYNCDIR:
-        return this.reply(req, true, () => x.replyErr(req, 0));
+        return this.hold(req, () => x.replyErr(req, 0));
       case Op.STATFS:
         return this.run(req, () => fs.statfs(), (st) => x.replyStatfs(req, st));
       case Op.SETXATTR:
@@ -188,14 +185,14 @@ export class Kernel {
       case Op.REMOVEXATTR:
         return this.run(req, () => fs.removexattr(ino, a as string), () => x.replyErr(req, 0));
       default:
-        return this.reply(req, false, () => x.replyErr(req, 38 /* ENOSYS */));
+        return x.replyErr(req, errno.ENOSYS);
     }
   };
 
   /** getxattr/listxattr: size 0 asks for the length; a smaller buffer gets ERANGE. */
   private sized(req: Req, v: Buffer, size: number): void {
     if (size === 0) this.addon.replyXattr(req, v.length);
-    else if (v.length > size) this.addon.replyErr(req, 34 /* ERANGE */);
+    else if (v.length > size) this.addon.replyErr(req, errno.ERANGE);
     else this.addon.replyBuf(req, v, v.length);
   }
 }

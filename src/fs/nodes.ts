@@ -4,7 +4,6 @@
 //   live tree:             id = ino                      (the root is 1, as FUSE wants)
 //   .snapshots:            id = SNAPDIR
 //   a snapshot's inode:    id = (epoch + 1) * 2^32 + ino
-import { ROOT } from '../snapshot/tree.js';
 
 const SPAN = 2 ** 32;
 /** Epochs above this cannot be encoded (2^21 snapshots: hourly for 239 years). */
@@ -28,8 +27,4 @@ export function where(id: number): Where {
   if (id < SPAN) return { ino: id, epoch: null };
   const epoch = Math.floor(id / SPAN) - 1;
   return { ino: id - (epoch + 1) * SPAN, epoch };
-}
-
-export function isSnapshotRoot(w: Where): boolean {
-  return w.epoch !== null && w.ino === ROOT;
 }

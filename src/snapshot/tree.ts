@@ -221,37 +221,26 @@ export class Tree {
 
   /**
    * Group commit: until endBatch, tree changes share one transaction, opened by the first of
-   * them. The filesystem batches what the kernel queued at once and answers only after
-   * endBatch, so no caller is told of a change that is not committed.
+   * them (the filesystem groups what it handles between two sleeps of its FUSE loop).
    */
   beginBatch(): void {
     this.batching = true;
   }
 
-  /** Commit the batch; if that fails, the caller gives up on it with abortBatch. */
+  /** Commit the batch; if that fails, everything stays as it was for abortBatch. */
   endBatch(): void {
     this.batching = false;
     if (!this.db.inTransaction) return;
-    try {
-      this.commit.run();
-    } catch (err) {
-      if (!this.db.inTransaction) {
-        this.released.length = 0;
-        this.cache.clear();
-        this.lock?.release();
-      }
-      throw err;
-    }
+    this.commit.run();
     this.lock?.release();
     this.reportReleased();
   }
 
+  /** After a failed endBatch: roll back what SQLite kept of the batch and forget it. */
   abortBatch(): void {
     this.batching = false;
-    if (this.db.inTransaction) {
-      this.rollback.run();
-      this.lock?.release();
-    }
+    if (this.db.inTransaction) this.rollback.run();
+    this.lock?.release();
     this.released.length = 0;
     this.cache.clear();
   }
