@@ -12,6 +12,16 @@ export function tempDir(prefix = 'safe-test-'): string {
   return dir;
 }
 
+/** The errno code a call fails with, or undefined when it succeeds. */
+export function errorCode(f: () => unknown): string | undefined {
+  try {
+    f();
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? String(e);
+  }
+}
+
 /** Deterministic pseudo-random bytes (xorshift), so failures reproduce. */
 export function seededBytes(n: number, seed: number): Buffer {
   const out = Buffer.allocUnsafe(n);

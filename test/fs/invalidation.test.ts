@@ -9,16 +9,8 @@ import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { join } from 'node:path';
 import { makeHost } from './mounted.js';
 import { execFileSync, spawn } from 'node:child_process';
-import { seededBytes, tempDir } from '../helpers.js';
+import { errorCode, seededBytes, tempDir } from '../helpers.js';
 
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-    return undefined;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? String(e);
-  }
-}
 
 /** The name `safe snapshot --label` gives at `ms` (see snapshotName): 2026-11-22T100000Z-label. */
 function nameAt(ms: number, label: string): string {
@@ -47,8 +39,8 @@ test('.snapshots: a new snapshot shows at once after negative lookups; a forgott
   const t0 = Date.now();
   const candidates = Array.from({ length: 12 }, (_, i) => nameAt(t0 + (i - 1) * 1000, 'one'));
   for (const c of candidates) {
-    assert.equal(code(() => lstatSync(join(S, c))), 'ENOENT', `${c} before the snapshot`);
-    assert.equal(code(() => lstatSync(join(S, c, 'f'))), 'ENOENT');
+    assert.equal(errorCode(() => lstatSync(join(S, c))), 'ENOENT', `${c} before the snapshot`);
+    assert.equal(errorCode(() => lstatSync(join(S, c, 'f'))), 'ENOENT');
   }
   const one = snapshot(h, 'one');
   assert.ok(candidates.includes(one), `the negative lookups covered the name the snapshot got (${one}); took too long?`);
@@ -66,11 +58,11 @@ test('.snapshots: a new snapshot shows at once after negative lookups; a forgott
   assert.equal(readFileSync(join(S, one, 'f'), 'utf8'), 'as of one');
   assert.equal(lstatSync(join(S, one, 'f')).size, 'as of one'.length);
   assert.equal(readFileSync(join(S, one, 'dir/g'), 'utf8'), 'g as of one', 'the view keeps a name renamed live');
-  assert.equal(code(() => lstatSync(join(S, one, 'dir/h'))), 'ENOENT');
+  assert.equal(errorCode(() => lstatSync(join(S, one, 'dir/h'))), 'ENOENT');
   assert.deepEqual(readdirSync(join(m, 'dir')), ['h']);
 
   // A second snapshot: listed at once next to the first; warm every cache of the first.
-  assert.equal(code(() => lstatSync(join(S, nameAt(Date.now(), 'two')))), 'ENOENT');
+  assert.equal(errorCode(() => lstatSync(join(S, nameAt(Date.now(), 'two')))), 'ENOENT');
   const two = snapshot(h, 'two');
   assert.deepEqual(readdirSync(S), [one, two]);
   assert.equal(readFileSync(join(S, two, 'f'), 'utf8'), 'as of two, and longer');
@@ -83,10 +75,10 @@ test('.snapshots: a new snapshot shows at once after negative lookups; a forgott
   const forgot = JSON.parse(h.ok('forget', '--keep-last', '1', '--json')) as { keep: string[]; forget: string[] };
   assert.deepEqual(forgot.forget, [one]);
   assert.deepEqual(readdirSync(S), [two], 'readdir(.snapshots) after forget');
-  assert.equal(code(() => lstatSync(join(S, one))), 'ENOENT', 'the forgotten snapshot');
-  assert.equal(code(() => lstatSync(join(S, one, 'f'))), 'ENOENT', 'a file in the forgotten snapshot');
-  assert.equal(code(() => readFileSync(join(S, one, 'dir/g'))), 'ENOENT', 'a deeper file in the forgotten snapshot');
-  assert.equal(code(() => readdirSync(join(S, one))), 'ENOENT');
+  assert.equal(errorCode(() => lstatSync(join(S, one))), 'ENOENT', 'the forgotten snapshot');
+  assert.equal(errorCode(() => lstatSync(join(S, one, 'f'))), 'ENOENT', 'a file in the forgotten snapshot');
+  assert.equal(errorCode(() => readFileSync(join(S, one, 'dir/g'))), 'ENOENT', 'a deeper file in the forgotten snapshot');
+  assert.equal(errorCode(() => readdirSync(join(S, one))), 'ENOENT');
   assert.equal(readFileSync(join(S, two, 'f'), 'utf8'), 'as of two, and longer', 'the kept one still reads');
 });
 

@@ -17,21 +17,12 @@ import {
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN, type Host } from './mounted.js';
-import { tempDir } from '../helpers.js';
+import { errorCode, tempDir } from '../helpers.js';
 
 // ---- helpers ----
 
 const lst = (p: string): BigIntStats => lstatSync(p, { bigint: true });
 
-/** The errno code a call fails with, or undefined. */
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-    return undefined;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code ?? String(e);
-  }
-}
 
 /** Sleep without yielding: the filesystem keeps times in milliseconds, so 20 ms moves any clock. */
 function tick(ms = 20): void {
@@ -107,7 +98,7 @@ test('hard links: one inode under two names, attributes and data shared at once,
   // link: same inode, nlink 2 under both names; the inode's ctime and the new parent's times move.
   let a0 = lst(a);
   let p0 = lst(d2);
-  assert.equal(code(() => lst(b)), 'ENOENT');
+  assert.equal(errorCode(() => lst(b)), 'ENOENT');
   tick();
   linkSync(a, b);
   let sa = lst(a), sb = lst(b);
@@ -184,7 +175,7 @@ test('hard links: one inode under two names, attributes and data shared at once,
   assert.equal(sb.nlink, 1n, 'unlink a: nlink 1 through b');
   touched(a0, sb, 'unlink: the inode', ['ctime']);
   touched(p0, lst(d1), 'unlink: the parent');
-  assert.equal(code(() => lst(a)), 'ENOENT');
+  assert.equal(errorCode(() => lst(a)), 'ENOENT');
   assert.equal(readFileSync(b, 'utf8'), 'one\ntwo\nthree\nfour\n');
 
   // rename: the inode's ctime, the times of both parents.
@@ -311,8 +302,8 @@ test('an open file outlives its last name: fstat (nlink 0), read, write and clos
     let closed: (string | undefined)[] = [];
     try {
       unlinkSync(p);
-      assert.equal(code(() => lstatSync(p)), 'ENOENT', 'the name is gone');
-      assert.equal(code(() => fstatSync(rw)), undefined, 'fstat of the open file still works');
+      assert.equal(errorCode(() => lstatSync(p)), 'ENOENT', 'the name is gone');
+      assert.equal(errorCode(() => fstatSync(rw)), undefined, 'fstat of the open file still works');
       assert.equal(fstatSync(rw).nlink, 0, 'no links left');
       assert.equal(fstatSync(rw).size, 14);
       assert.equal(pread(rw), 'hello unlinked', 'read through the fd');
@@ -321,7 +312,7 @@ test('an open file outlives its last name: fstat (nlink 0), read, write and clos
       assert.equal(fstatSync(ro).size, 23);
     } finally {
       // (closed here, checked below: a failure above is the one to report)
-      closed = [code(() => closeSync(rw)), code(() => closeSync(ro))];
+      closed = [errorCode(() => closeSync(rw)), errorCode(() => closeSync(ro))];
     }
     assert.deepEqual(closed, [undefined, undefined], 'close of the writer and of the reader succeed');
     assert.deepEqual(readdirSync(m).filter((n) => n === 'u'), []);
@@ -337,11 +328,11 @@ test('an open file outlives its last name: fstat (nlink 0), read, write and clos
       renameSync(join(m, 'target.tmp'), p);
       assert.equal(readFileSync(p, 'utf8'), 'new content, longer');
       assert.equal(pread(ro), 'old content', 'the replaced file through the old fd');
-      assert.equal(code(() => fstatSync(ro)), undefined, 'fstat of the replaced file works');
+      assert.equal(errorCode(() => fstatSync(ro)), undefined, 'fstat of the replaced file works');
       assert.equal(fstatSync(ro).nlink, 0);
       assert.equal(fstatSync(ro).size, 11);
     } finally {
-      closed = code(() => closeSync(ro));
+      closed = errorCode(() => closeSync(ro));
     }
     assert.equal(closed, undefined, 'close of the reader succeeds');
   });
@@ -506,24 +497,24 @@ test('rename: RENAME_NOREPLACE, RENAME_EXCHANGE, a directory over an empty one, 
     r.afterNoreplace = [readFileSync(P('x'), 'utf8'), readFileSync(P('y'), 'utf8')];
     r.noreplaceDir = renameat2(P('x'), P('e'), RENAME_NOREPLACE);
     r.noreplaceNew = renameat2(P('x'), P('z'), RENAME_NOREPLACE);
-    r.afterNoreplaceNew = [code(() => lstatSync(P('x'))), readFileSync(P('z'), 'utf8')];
+    r.afterNoreplaceNew = [errorCode(() => lstatSync(P('x'))), readFileSync(P('z'), 'utf8')];
     r.exchangeMissing = renameat2(P('z'), P('nope'), RENAME_EXCHANGE);
     r.bothFlags = renameat2(P('z'), P('y'), RENAME_EXCHANGE | RENAME_NOREPLACE);
-    r.fileOverDir = code(() => renameSync(P('z'), P('e')));
-    r.dirOverFile = code(() => renameSync(P('e'), P('z')));
+    r.fileOverDir = errorCode(() => renameSync(P('z'), P('e')));
+    r.dirOverFile = errorCode(() => renameSync(P('e'), P('z')));
     // A directory over an empty one: the empty one goes, the parent has one subdirectory fewer.
     mkdirSync(P('s/inner'), { recursive: true });
     writeFileSync(P('s/inner/f'), 'in s');
     r.nlinkBefore = lstatSync(root).nlink;
-    r.dirOverEmpty = code(() => renameSync(P('s'), P('e')));
+    r.dirOverEmpty = errorCode(() => renameSync(P('s'), P('e')));
     r.nlinkAfter = lstatSync(root).nlink;
-    r.afterDirOverEmpty = [code(() => lstatSync(P('s'))), readFileSync(P('e/inner/f'), 'utf8'), readdirSync(P('e'))];
+    r.afterDirOverEmpty = [errorCode(() => lstatSync(P('s'))), readFileSync(P('e/inner/f'), 'utf8'), readdirSync(P('e'))];
     // Over a non-empty one: ENOTEMPTY, both intact.
     mkdirSync(P('n1'));
     writeFileSync(P('n1/a'), 'a');
-    r.dirOverNonEmpty = code(() => renameSync(P('n1'), P('e')));
+    r.dirOverNonEmpty = errorCode(() => renameSync(P('n1'), P('e')));
     r.afterNonEmpty = [readdirSync(P('n1')), readdirSync(P('e'))];
-    r.dirIntoItself = code(() => renameSync(P('e'), P('e/inner/deeper')));
+    r.dirIntoItself = errorCode(() => renameSync(P('e'), P('e/inner/deeper')));
     // Exchange a directory in one parent with a file in another: link counts of both parents.
     mkdirSync(P('p1'));
     mkdirSync(P('p2'));

@@ -8,25 +8,33 @@ import { writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
-import { GROUP, mountedMember, withDb } from './group.js';
+import { GROUP, mountedMember, withDb, type Member } from './group.js';
 
 interface Fetching {
   daemon: { pid: number; peers: { fetching: boolean; backfill: { chunksFetched: number } | null } } | null;
 }
 
-test('a recovery killed mid-fetch resumes at the next mount and fetches only the rest', { timeout: 240_000 }, async () => {
+/**
+ * A host ships `size` bytes of data.bin to a buddy that serves slowly, loses its disk, and
+ * recovers with --no-wait: the mount is up, most chunks are still on the buddy.
+ */
+async function recoveringFromSlowBuddy(size: number, seed: number): Promise<{ a: Member; data: Buffer; total: number }> {
   const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: '400' } });
   const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
-  const data = seededBytes(40 << 20, 31);
+  const data = seededBytes(size, seed);
   writeFileSync(join(a.mnt, 'data.bin'), data);
   await a.settle();
   a.ok('snapshot');
   a.ok('sync', '--wait');
   const total = (a.status() as unknown as { store: { chunks: number } }).store.chunks;
-
   a.unmount();
   spawnSync('rm', ['-rf', a.home]);
   a.ok('recover', '--host', 'host-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', c.addr, '--listen', a.addr, '--no-mdns', '--no-wait');
+  return { a, data, total };
+}
+
+test('a recovery killed mid-fetch resumes at the next mount and fetches only the rest', { timeout: 240_000 }, async () => {
+  const { a, data, total } = await recoveringFromSlowBuddy(40 << 20, 31);
   let before = 0;
   for (const t0 = Date.now(); ; ) {
     const s = JSON.parse(a.ok('status', '--json')) as Fetching;
@@ -63,18 +71,7 @@ test('a recovery killed mid-fetch resumes at the next mount and fetches only the
 });
 
 test('a reader that opened a file before its chunks came back reads the right content', { timeout: 240_000 }, async () => {
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: '400' } });
-  const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
-  const data = seededBytes(16 << 20, 32);
-  writeFileSync(join(a.mnt, 'data.bin'), data);
-  await a.settle();
-  a.ok('snapshot');
-  a.ok('sync', '--wait');
-  const total = (a.status() as unknown as { store: { chunks: number } }).store.chunks;
-
-  a.unmount();
-  spawnSync('rm', ['-rf', a.home]);
-  a.ok('recover', '--host', 'host-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', c.addr, '--listen', a.addr, '--no-mdns', '--no-wait');
+  const { a, data, total } = await recoveringFromSlowBuddy(16 << 20, 32);
   // Two readers open the file while its chunks are still on the buddy (async reads: a hung
   // read must not stop the test's timeout).
   const now = await open(join(a.mnt, 'data.bin'), 'r');

@@ -70,7 +70,7 @@ test('the signing key is the one inside the libp2p PeerId of the same seed', asy
 
   const stranger = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', seedOf('stranger'))).toString();
   assert.equal(verifyFromPeer(stranger, CTX, deleteSet, sig), false);
-  // privateKeyFromRaw(seed) quietly makes a secp256k1 key (MEASURED.md): not an identity here.
+  // privateKeyFromRaw(seed) quietly makes a secp256k1 key: not an identity here.
   const secp = peerIdFromPrivateKey(privateKeyFromRaw(seed)).toString();
   assert.throws(() => publicKeyFromPeerId(secp), /does not have an Ed25519 key/);
   assert.equal(verifyFromPeer(secp, CTX, deleteSet, sig), false);
