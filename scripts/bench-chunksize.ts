@@ -28,7 +28,7 @@ for (const a of avgs) {
   if (!Number.isInteger(a) || a <= 0 || (a & (a - 1)) !== 0) throw new Error(`--avg: ${a} is not a power of two`);
 }
 for (const d of [prevDir, nextDir]) {
-  try { statSync(join(d, '.complete')); } catch { throw new Error(`no complete corpus at ${d} (run ../shared/corpus/build.sh)`); }
+  try { statSync(join(d, '.complete')); } catch { throw new Error(`no complete corpus at ${d} (run bash scripts/corpus.sh)`); }
 }
 
 // ---- Baseline: files of linux that are new or differ from linux-prev (by relative path). ----

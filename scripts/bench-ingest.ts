@@ -84,7 +84,7 @@ rmSync(src, { recursive: true });
 
 for (const tree of ['linux-prev', 'linux']) {
   const dir = join(corpus, tree);
-  try { statSync(join(dir, '.complete')); } catch { log(`(no corpus at ${dir}: run ../shared/corpus/build.sh)`); continue; }
+  try { statSync(join(dir, '.complete')); } catch { log(`(no corpus at ${dir}: run bash scripts/corpus.sh)`); continue; }
   const store = join(work, 'store-linux');
   if (tree === 'linux-prev') ChunkStore.open(store, conv, { create: true }).close();
   const r = await ingestAll(store, walkFiles(dir));

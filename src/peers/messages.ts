@@ -2,7 +2,7 @@
 //
 // Why not lpStream from @libp2p/utils: its reader buffers whatever arrives and aborts the stream
 // past 4 MiB (StreamBufferError), and yamux reopens its window when bytes arrive, not when the
-// application reads them, so a slow reader of a fast sender dies (MEASURED.md). Pausing the
+// application reads them, so a slow reader of a fast sender dies (seen with libp2p 3.x). Pausing the
 // stream does not save it either: yamux lets the sender finish its current window, up to
 // 16 MiB. So the flow control here is our own, end to end: each side announces how many bytes
 // of messages it is willing to hold (its window) and grants credit back only as the

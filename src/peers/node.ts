@@ -115,7 +115,7 @@ const hasPeerId = (addr: string): boolean => multiaddr(addr).getComponents().som
 
 export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
   if (opts.identitySeed.length !== 32) throw new Error(`identity seed must be 32 bytes, got ${opts.identitySeed.length}`);
-  // Not privateKeyFromRaw: given 32 bytes it silently builds a secp256k1 key (MEASURED.md).
+  // Not privateKeyFromRaw: given 32 bytes it silently builds a secp256k1 key (@libp2p/crypto 5).
   const privateKey = await generateKeyPairFromSeed('Ed25519', opts.identitySeed);
 
   // The bootstrap module only takes addresses that name the peer; the others we dial ourselves.
