@@ -63,7 +63,8 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
     )
     .all(threshold);
   const writer = store.newWriter();
-  const rowAt = db.prepare<[Buffer, number, number], { one: number }>('SELECT 1 AS one FROM chunks WHERE id = ? AND pack = ? AND off = ?');
+  // By place, not by the id in the record's head: packs written by release 0.1.0 carry old ids.
+  const rowAt = db.prepare<[number, number, number], Buffer>('SELECT id FROM chunks WHERE pack = ? AND off = ? AND len = ?').pluck();
   const move = db.prepare('UPDATE chunks SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ?');
   const addLive = db.prepare('UPDATE packs SET live = live + ? WHERE pack = ?');
   const dropPack = db.prepare('DELETE FROM packs WHERE pack = ?');
@@ -76,9 +77,10 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
     if (c.live > 0 && existsSync(path)) {
       const scan = scanPack(path);
       for (const r of scan.records) {
-        if (!rowAt.get(r.id, c.pack, r.off)) continue;
-        const placed = writer.append(r.id, scan.data.subarray(r.off, r.off + r.len));
-        moves.push({ id: r.id, from: r.off, to: placed.off, newPack: placed.pack, len: r.len });
+        const id = rowAt.get(c.pack, r.off, r.len);
+        if (!id) continue;
+        const placed = writer.append(id, scan.data.subarray(r.off, r.off + r.len));
+        moves.push({ id, from: r.off, to: placed.off, newPack: placed.pack, len: r.len });
       }
       writer.sync();
     }

@@ -6,14 +6,9 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { StreamChunker } from './chunker.js';
 import type { CdcParams } from './fastcdc.js';
 import type { PackWriter } from './packs.js';
-import { chunkId } from './sealer.js';
-import type { ChunkRow, ChunkStore } from './store.js';
+import { boxId } from './sealer.js';
+import type { ChunkRef, ChunkRow, ChunkStore } from './store.js';
 import type { CommitLock } from './commit-lock.js';
-
-export interface ChunkRef {
-  handle: Uint8Array;
-  raw: number;
-}
 
 export interface IngestedFile {
   size: number;
@@ -28,6 +23,7 @@ export class Ingester {
   private readonly writer: PackWriter;
   private readonly pending = new Map<string, ChunkRow>();
   private readonly refs: Buffer[] = [];
+  private readonly adopted: { id: Buffer; handle: Buffer }[] = [];
   private readonly block = Buffer.allocUnsafe(READ_BLOCK);
   /** Bytes sealed into packs since the last commit: callers commit in batches by it. */
   pendingBytes = 0;
@@ -73,19 +69,28 @@ export class Ingester {
     return out;
   }
 
+  /**
+   * Dedup goes by handle, which needs no sealing. A chunk stored here only for a buddy client
+   * (no handle known) is found by its id once sealed, and adopted instead of written twice.
+   */
   private add(plain: Uint8Array, out: IngestedFile): void {
     const sealer = this.store.sealer;
     const handle = sealer.handleOf(plain);
-    const id = chunkId(handle);
-    const key = id.toString('latin1');
-    if (!this.pending.has(key) && !this.store.has(id)) {
-      const placed = this.writer.appendParts(id, sealer.sealParts(plain, handle, id));
-      this.pending.set(key, { id, handle, raw: plain.length, ...placed });
-      this.pendingBytes += placed.len;
-      out.fresh++;
+    const key = handle.toString('latin1');
+    let id = this.pending.get(key)?.id ?? this.store.idOf(handle);
+    if (!id) {
+      const parts = sealer.sealParts(plain, handle);
+      id = boxId(parts);
+      if (this.store.has(id)) this.adopted.push({ id, handle });
+      else {
+        const placed = this.writer.appendParts(id, parts);
+        this.pending.set(key, { id, handle, raw: plain.length, ...placed });
+        this.pendingBytes += placed.len;
+        out.fresh++;
+      }
     }
     this.refs.push(id);
-    out.chunks.push({ handle, raw: plain.length });
+    out.chunks.push({ id, handle, raw: plain.length });
   }
 
   /**
@@ -97,12 +102,15 @@ export class Ingester {
     this.writer.sync();
     const rows = [...this.pending.values()];
     const refs = this.refs.slice();
+    const adopted = this.adopted.slice();
     this.pending.clear();
     this.refs.length = 0;
+    this.adopted.length = 0;
     this.pendingBytes = 0;
     const txn = (): void =>
       this.store.db.transaction(() => {
         this.store.insert(rows);
+        for (const a of adopted) this.store.adopt(a.id, a.handle);
         this.store.incref(refs);
         inTxn?.();
       }).immediate();
@@ -115,6 +123,7 @@ export class Ingester {
     this.writer.discard();
     this.pending.clear();
     this.refs.length = 0;
+    this.adopted.length = 0;
     this.pendingBytes = 0;
   }
 

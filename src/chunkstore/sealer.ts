@@ -1,11 +1,14 @@
-// Convergent encryption of one chunk (DESIGN.md "Keys and names"):
+// Convergent encryption of one chunk (docs/security.md):
 //   handle H = HMAC-SHA256(convergence secret, plaintext)
 //   key    K = HKDF-Expand(PRK = H, "safe/v1/chunk-key"), i.e. HMAC(H, info || 0x01): H is
 //            already a uniform key, so the Extract step adds nothing (and cost 5x the time)
-//   id     I = SHA-256(H)
-//   stored AES-256-GCM(K, nonce 0, aad I, codec byte || body)
-// K is used for exactly one plaintext, so a fixed nonce is safe, and the ciphertext is
-// deterministic: a host can recompute what a buddy must hold (audits).
+//   box    B = AES-256-GCM(K, nonce 0, aad SHA-256(H), codec byte || body)
+//   id     I = SHA-256(B)
+// K is used for exactly one plaintext, so a fixed nonce is safe, and the box is deterministic:
+// a host can recompute what a buddy must hold (audits), and the same chunk gets the same id on
+// every host of a group (dedup). The id is a hash of the box, so whoever holds a box checks it
+// against its id without any key: nobody can park other bytes under a chunk's id.
+// Release 0.1.0 named a chunk by SHA-256(H), its aad: boxes are unchanged, only ids moved.
 import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
 import { Compressor, Decompressor } from 'zstd-napi';
 
@@ -37,8 +40,16 @@ export class ChunkError extends Error {
   }
 }
 
-export function chunkId(handle: Uint8Array): Buffer {
+/** SHA-256 of the handle: the box's aad, and the chunk's id in release 0.1.0. */
+export function handleDigest(handle: Uint8Array): Buffer {
   return createHash('sha256').update(handle).digest();
+}
+
+/** A chunk's public id: the hash of its box, given whole or as the parts a sealer returns. */
+export function boxId(box: Uint8Array | Uint8Array[]): Buffer {
+  const h = createHash('sha256');
+  for (const part of Array.isArray(box) ? box : [box]) h.update(part);
+  return h.digest();
 }
 
 function chunkKey(handle: Uint8Array): Buffer {
@@ -68,17 +79,13 @@ export class Sealer {
     return createHmac('sha256', this.convergence).update(plain).digest();
   }
 
-  /** Seal a chunk whose handle is already known (the caller may have deduplicated by it). */
-  sealWithHandle(plain: Uint8Array, handle: Buffer, id: Buffer): Buffer {
-    return Buffer.concat(this.sealParts(plain, handle, id));
-  }
 
   /**
    * The box as its parts (codec byte, body, tag), so a pack writer copies them once instead
    * of twice. Incompressible chunks are detected on a sample first: compressing a whole
    * random chunk only to throw the result away cost a third of ingest time on such data.
    */
-  sealParts(plain: Uint8Array, handle: Buffer, id: Buffer): Buffer[] {
+  sealParts(plain: Uint8Array, handle: Buffer): Buffer[] {
     let codec = Codec.Raw;
     let body: Uint8Array = plain;
     if (this.level > 0 && plain.length >= 64 && this.worthCompressing(plain)) {
@@ -89,7 +96,7 @@ export class Sealer {
       }
     }
     const cipher = createCipheriv('aes-256-gcm', chunkKey(handle), NONCE);
-    cipher.setAAD(id);
+    cipher.setAAD(handleDigest(handle));
     const head = cipher.update(codec === Codec.Raw ? RAW : ZSTD);
     const mid = cipher.update(body);
     cipher.final();
@@ -105,14 +112,14 @@ export class Sealer {
 
   seal(plain: Uint8Array): Sealed {
     const handle = this.handleOf(plain);
-    const id = chunkId(handle);
-    return { handle, id, box: this.sealWithHandle(plain, handle, id), raw: plain.length };
+    const box = Buffer.concat(this.sealParts(plain, handle));
+    return { handle, id: boxId(box), box, raw: plain.length };
   }
 
-  /** Decrypt and check a stored chunk; throws ChunkError on any tampering. */
-  open(handle: Uint8Array, box: Uint8Array, id: Uint8Array = chunkId(handle)): Buffer {
+  /** Decrypt and check a stored chunk; throws ChunkError on any tampering. `id` names it in errors. */
+  open(handle: Uint8Array, box: Uint8Array, id: Uint8Array = handleDigest(handle)): Buffer {
     if (box.length < TAG_BYTES + 1) throw new ChunkError(`chunk ${hexId(id)} is truncated (${box.length} bytes)`);
-    const plain = openBox(chunkKey(handle), id, box);
+    const plain = openBox(chunkKey(handle), handleDigest(handle), id, box);
     const body = plain.subarray(1);
     switch (plain[0]) {
       case Codec.Raw:
@@ -129,9 +136,9 @@ export class Sealer {
   }
 }
 
-function openBox(key: Buffer, id: Uint8Array, box: Uint8Array): Buffer {
+function openBox(key: Buffer, aad: Uint8Array, id: Uint8Array, box: Uint8Array): Buffer {
   const decipher = createDecipheriv('aes-256-gcm', key, NONCE);
-  decipher.setAAD(id);
+  decipher.setAAD(aad);
   decipher.setAuthTag(box.subarray(box.length - TAG_BYTES));
   const out = decipher.update(box.subarray(0, box.length - TAG_BYTES));
   try {

@@ -4,9 +4,17 @@
 import { existsSync, mkdirSync, read as readCb, statSync } from 'node:fs';
 import { FdCache } from './fd-cache.js';
 import { join } from 'node:path';
-import { createChunkTables, openDb, type Db } from './index-db.js';
+import { openDb, type Db } from './index-db.js';
+import { migrate, SchemaError, type Migration } from './migrations.js';
 import { PackWriter, packPath, readExact, type Placed } from './packs.js';
-import { ChunkError, Sealer, chunkId, hexId } from './sealer.js';
+import { ChunkError, Sealer, hexId } from './sealer.js';
+
+/** How the tree names a chunk: its public id finds the box, its handle opens it. */
+export interface ChunkRef {
+  id: Buffer;
+  handle: Buffer;
+  raw: number;
+}
 
 export interface ChunkRow extends Placed {
   id: Buffer;
@@ -38,8 +46,8 @@ export class MissingChunkError extends ChunkError {}
 
 /** Where chunks the store lacks can be fetched from (buddies, after a recovery or a loss). */
 export interface RemoteChunks {
-  /** Fetches, checks and stores those of these handles not stored yet; returns how many arrived. */
-  fetch(handles: Buffer[]): Promise<number>;
+  /** Fetches, checks and stores those of these chunks not stored yet; returns how many arrived. */
+  fetch(refs: ChunkRef[]): Promise<number>;
 }
 
 export class ChunkStore {
@@ -59,6 +67,9 @@ export class ChunkStore {
     this.q = {
       loc: db.prepare<[Uint8Array], Location>('SELECT pack, off, len, raw FROM chunks WHERE id = ?'),
       has: db.prepare<[Uint8Array], { one: number }>('SELECT 1 AS one FROM chunks WHERE id = ?').pluck(),
+      idOf: db.prepare<[Uint8Array], Buffer>('SELECT id FROM chunks WHERE handle = ?').pluck(),
+      adopt: db.prepare('UPDATE chunks SET handle = ? WHERE id = ? AND handle IS NULL'),
+      alias: db.prepare<[Uint8Array], Buffer>('SELECT id FROM chunk_aliases WHERE old = ?').pluck(),
       insert: db.prepare('INSERT OR IGNORE INTO chunks (id, pack, off, len, raw, refs, handle) VALUES (?, ?, ?, ?, ?, 0, ?)'),
       live: db.prepare('UPDATE packs SET live = live + ? WHERE pack = ?'),
       incref: db.prepare('UPDATE chunks SET refs = refs + 1 WHERE id = ?'),
@@ -76,17 +87,19 @@ export class ChunkStore {
   /**
    * Opens (creating if needed) the store in `dir`. `recover` is for the single owner
    * process at start: packs left open by a crashed writer are sealed at their real size,
-   * their unindexed tails being dead bytes for compaction.
+   * their unindexed tails being dead bytes for compaction. The opener that owns the database
+   * passes its `schema`, which brings it up to date; other connections (workers) find it so.
    */
-  static open(dir: string, convergence: Uint8Array | null, opts: { recover?: boolean; create?: boolean } = {}): ChunkStore {
+  static open(dir: string, convergence: Uint8Array | null, opts: { recover?: boolean; create?: boolean; schema?: readonly Migration[] } = {}): ChunkStore {
     const dbPath = join(dir, 'index.db');
     if (!opts.create && !existsSync(dbPath)) throw new Error(`no chunkstore at ${dir} (index.db missing)`);
     mkdirSync(join(dir, 'packs'), { recursive: true });
     const db = openDb(dbPath);
     try {
-      createChunkTables(db);
+      if (opts.schema) migrate({ db, packsDir: join(dir, 'packs') }, opts.schema);
     } catch (cause) {
       db.close();
+      if (cause instanceof SchemaError) throw cause;
       throw new Error(`chunk index ${dbPath} is unreadable: ${(cause as Error).message}`, { cause });
     }
     const store = new ChunkStore(dir, convergence, db);
@@ -119,6 +132,25 @@ export class ChunkStore {
 
   has(id: Uint8Array): boolean {
     return this.q.has.get(id) !== undefined;
+  }
+
+  /** The id of our own chunk with this handle, if stored. */
+  idOf(handle: Uint8Array): Buffer | undefined {
+    return this.q.idOf.get(handle) as Buffer | undefined;
+  }
+
+  /**
+   * The id a chunk is stored under, asked for by its id or by its release-0.1.0 id (a host whose
+   * metadata was shipped by that release names its chunks so in a recovery).
+   */
+  currentId(id: Uint8Array): Buffer | undefined {
+    if (this.has(id)) return Buffer.from(id);
+    return this.q.alias.get(id) as Buffer | undefined;
+  }
+
+  /** A chunk stored for a buddy client turns out to be ours too: remember how to open it. */
+  adopt(id: Uint8Array, handle: Uint8Array): void {
+    this.q.adopt.run(handle, id);
   }
 
   location(id: Uint8Array): Location | undefined {
@@ -196,9 +228,8 @@ export class ChunkStore {
   }
 
   /** Plaintext of a chunk, authenticated. Synchronous: for worker threads and tools. */
-  read(handle: Uint8Array): Buffer {
-    const id = chunkId(handle);
-    return this.sealer.open(handle, this.readBox(id), id);
+  read(ref: Pick<ChunkRef, 'id' | 'handle'>): Buffer {
+    return this.sealer.open(ref.handle, this.readBox(ref.id), ref.id);
   }
 
   /** Reads of chunks missing here fetch them from `remote` first. */
@@ -210,12 +241,12 @@ export class ChunkStore {
    * Plaintext of a chunk without blocking the thread on disk I/O (FUSE reads). When it has to
    * come from the remote, the chunks `ahead()` names come along in the same round trip.
    */
-  async readAsync(handle: Uint8Array, ahead?: () => Buffer[]): Promise<Buffer> {
-    const id = chunkId(handle);
+  async readAsync(ref: ChunkRef, ahead?: () => ChunkRef[]): Promise<Buffer> {
+    const { id, handle } = ref;
     let loc = this.location(id);
     if (!loc && this.remote) {
       // The remote skips what is stored already.
-      await this.remote.fetch([Buffer.from(handle), ...(ahead?.() ?? [])]);
+      await this.remote.fetch([ref, ...(ahead?.() ?? [])]);
       loc = this.location(id);
     }
     if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store${this.remote ? ' and no buddy could give it back' : ''}`);

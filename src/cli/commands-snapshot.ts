@@ -2,6 +2,7 @@
 import { existsSync, readdirSync, realpathSync, mkdirSync } from 'node:fs';
 import { basename, resolve, sep } from 'node:path';
 import { ChunkStore } from '../chunkstore/store.js';
+import { HOST_SCHEMA } from './host-schema.js';
 import { Tree, ROOT } from '../snapshot/tree.js';
 import { findSnapshot, listSnapshots, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
 import { diffEpochs } from '../snapshot/diff.js';
@@ -26,7 +27,7 @@ async function daemon(req: Request): Promise<unknown> {
 function withTree<T>(fn: (tree: Tree, store: ChunkStore) => T): T {
   const home = safeHome();
   loadConfig(home);
-  const store = ChunkStore.open(paths(home).store, null);
+  const store = ChunkStore.open(paths(home).store, null, { schema: HOST_SCHEMA });
   try {
     return fn(new Tree(store.db, store), store);
   } finally {

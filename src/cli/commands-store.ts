@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { PeerStatus } from '../peers/service.js';
 import { buddyLines } from './commands-peers.js';
 import { ChunkStore } from '../chunkstore/store.js';
+import { HOST_SCHEMA } from './host-schema.js';
 import { verifyStore } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
@@ -85,7 +86,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const gk = group ? await groupKeys(group, await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true)) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
   const cfg = newConfig({ host, mount, group, offer, listen: opts.listen, peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
-  ChunkStore.open(paths(home).store, convergence, { create: true }).close();
+  ChunkStore.open(paths(home).store, convergence, { create: true, schema: HOST_SCHEMA }).close();
   saveConfig(home, cfg);
   out.print(
     `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}`,
@@ -98,7 +99,7 @@ export async function status(out: Out): Promise<void> {
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
   const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null }) : null;
-  const store = ChunkStore.open(paths(home).store, null);
+  const store = ChunkStore.open(paths(home).store, null, { schema: HOST_SCHEMA });
   try {
     const s = store.stats();
     const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
@@ -123,7 +124,7 @@ export async function status(out: Out): Promise<void> {
 export async function verify(out: Out): Promise<boolean> {
   const home = safeHome();
   loadConfig(home);
-  const store = ChunkStore.open(paths(home).store, null);
+  const store = ChunkStore.open(paths(home).store, null, { schema: HOST_SCHEMA });
   try {
     const bar = new Progress('verify');
     const r = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));

@@ -3,6 +3,7 @@
 // finishes pending chunking and makes everything durable before it exits.
 import { closeSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { ChunkStore } from '../chunkstore/store.js';
+import { HOST_SCHEMA } from './host-schema.js';
 import { Tree } from '../snapshot/tree.js';
 import { CommitLock } from '../chunkstore/commit-lock.js';
 import { Staging } from '../fs/staging.js';
@@ -71,7 +72,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
   let store: ChunkStore | undefined;
   try {
     try {
-      store = ChunkStore.open(p.store, keys.convergence, { recover: true });
+      store = ChunkStore.open(p.store, keys.convergence, { recover: true, schema: HOST_SCHEMA });
     } catch (cause) {
       throw new UserError(`cannot open the store: ${(cause as Error).message}`, 1, { cause });
     }

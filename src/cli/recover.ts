@@ -6,12 +6,12 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ChunkStore } from '../chunkstore/store.js';
+import { HOST_SCHEMA } from './host-schema.js';
 import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
 import { createPeerNode, type PeerNode } from '../peers/node.js';
 import { probe } from '../peers/members.js';
 import { findRootBlock, NoRootBlockError, recover as recoverData } from '../peers/recovery.js';
 import { adoptBuddies } from '../peers/replicator.js';
-import { createTreeTables } from '../snapshot/schema.js';
 import { formatBytes, loadConfig, paths, safeHome, saveConfig, type Unlocked } from './config.js';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
@@ -124,8 +124,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       rmSync(p.staging, { recursive: true, force: true });
     }
     saveConfig(home, cfg);
-    store = ChunkStore.open(p.store, gk.convergence, { create: true, recover: true });
-    createTreeTables(store.db);
+    store = ChunkStore.open(p.store, gk.convergence, { create: true, recover: true, schema: HOST_SCHEMA });
     const bar = new Progress('recover');
     const t0 = performance.now();
     const report = await recoverData({

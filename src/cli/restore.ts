@@ -67,7 +67,7 @@ export class Restorer {
           for (let pos = 0; pos < row.size; ) {
             const span = this.tree.chunkAt(row.cl, pos);
             if (!span) break;
-            const plain = this.store.read(span.handle);
+            const plain = this.store.read(span);
             this.put(fd, plain, span.off);
             pos = span.off + plain.length;
           }

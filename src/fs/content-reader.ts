@@ -1,6 +1,6 @@
 // Reads of chunked file content: only the chunks a read touches are fetched and decrypted,
 // through a bounded cache of plaintext chunks (sequential reads hit each chunk once).
-import type { ChunkStore } from '../chunkstore/store.js';
+import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
 import type { Tree } from '../snapshot/tree.js';
 
 /** Bytes of a file fetched along with a missing chunk (after a recovery): one round trip per this much of a sequential read. */
@@ -22,7 +22,7 @@ export class ContentReader {
     const end = Math.min(size, pos + len);
     if (end <= pos) return 0;
     const spans = this.tree.chunksIn(cl, pos, end);
-    const get = (span: { off: number; handle: Buffer }): Promise<Buffer> => this.chunk(span.handle, () => this.tree.handlesFrom(cl, span.off, READ_AHEAD));
+    const get = (span: ChunkRef & { off: number }): Promise<Buffer> => this.chunk(span, () => this.tree.refsFrom(cl, span.off, READ_AHEAD));
     const plains = spans.length === 0 ? [] : [await get(spans[0]!)];
     plains.push(...(await Promise.all(spans.slice(1).map(get))));
     let at = pos;
@@ -39,15 +39,15 @@ export class ContentReader {
     return at - pos;
   }
 
-  private chunk(handle: Buffer, ahead: () => Buffer[]): Promise<Buffer> {
-    const key = handle.toString('latin1');
+  private chunk(ref: ChunkRef, ahead: () => ChunkRef[]): Promise<Buffer> {
+    const key = ref.id.toString('latin1');
     const hit = this.cache.get(key);
     if (hit) {
       this.cache.delete(key);
       this.cache.set(key, hit);
       return hit;
     }
-    const p = this.store.readAsync(handle, ahead);
+    const p = this.store.readAsync(ref, ahead);
     this.cache.set(key, p);
     p.then(
       (b) => {

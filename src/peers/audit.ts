@@ -3,9 +3,8 @@
 // and those ciphertexts, which only a holder of every byte can compute. Our encryption is
 // deterministic, so we recompute the digest from our own copies and compare.
 import { randomBytes } from 'node:crypto';
-import { chunkId } from '../chunkstore/sealer.js';
 import type { ChunkStore } from '../chunkstore/store.js';
-import { countHandlesUpTo, handlesUpTo, sampleHandlesUpTo } from '../snapshot/records.js';
+import { countIdsUpTo, idsUpTo, sampleIdsUpTo } from '../snapshot/records.js';
 import type { PeerNode } from './node.js';
 import { auditDigest, RestoreClient } from './retrieval.js';
 
@@ -39,19 +38,19 @@ export interface AuditResult {
 /** The ids to challenge a buddy holding epoch `epoch` with: only chunks we can recompute. */
 export function auditSample(store: ChunkStore, epoch: number, n = AUDIT_SAMPLE): Buffer[] {
   const db = store.db;
-  let handles: Buffer[];
-  if (countHandlesUpTo(db, epoch) <= n) {
-    handles = [];
+  let ids: Buffer[];
+  if (countIdsUpTo(db, epoch) <= n) {
+    ids = [];
     for (let after: Buffer = Buffer.alloc(0); ; ) {
-      const page = handlesUpTo(db, epoch, after, 1024);
+      const page = idsUpTo(db, epoch, after, 1024);
       if (page.length === 0) break;
-      handles.push(...page);
+      ids.push(...page);
       after = page[page.length - 1]!;
     }
   } else {
-    handles = sampleHandlesUpTo(db, epoch, n, () => randomBytes(32));
+    ids = sampleIdsUpTo(db, epoch, n, () => randomBytes(32));
   }
-  return handles.map((h) => chunkId(h)).filter((id) => store.has(id));
+  return ids.filter((id) => store.has(id));
 }
 
 export async function auditBuddy(node: PeerNode, store: ChunkStore, peer: string, epoch: number, opts: { sample?: number; signal?: AbortSignal } = {}): Promise<AuditResult> {

@@ -2,9 +2,8 @@
 // the store lacks, file by file (chunk list order), from all holders at once, in the
 // background of a mounted daemon. Resumable by construction: what is stored is never asked
 // for again. When every chunk is back, reference counts are set from the tree once, exactly.
-import { chunkId } from '../chunkstore/sealer.js';
-import type { ChunkStore } from '../chunkstore/store.js';
-import { chunkListHandles, chunkListsAfter, chunkListTotals, countReferences, setBackfillPending } from '../snapshot/records.js';
+import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
+import { chunkListRefs, chunkListsAfter, chunkListTotals, countReferences, setBackfillPending } from '../snapshot/records.js';
 import type { ChunkFetcher } from './fetcher.js';
 
 export interface BackfillProgress {
@@ -27,7 +26,7 @@ export interface BackfillProgress {
 }
 
 const LISTS_PER_PAGE = 64;
-const HANDLES_PER_FETCH = 512;
+const REFS_PER_FETCH = 512;
 
 /** Every chunk list of the tree, in order, a page at a time. */
 function* allChunkLists(db: ChunkStore['db']): Generator<{ cl: number; size: number }> {
@@ -40,21 +39,21 @@ function* allChunkLists(db: ChunkStore['db']): Generator<{ cl: number; size: num
 }
 
 /**
- * Batches of the handles of `lists` the store lacks, in file order, each naming how many files
+ * Batches of the chunks of `lists` the store lacks, in file order, each naming how many files
  * (and their bytes) it completes: callers fetch batches, not files, so one large file is
  * fetched by several workers at once.
  */
-export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number; size: number }>): Generator<{ handles: Buffer[]; files: number; bytes: number }> {
-  let handles: Buffer[] = [];
+export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number; size: number }>): Generator<{ refs: ChunkRef[]; files: number; bytes: number }> {
+  let refs: ChunkRef[] = [];
   let files = 0;
   let bytes = 0;
   for (const l of lists) {
-    for (const h of chunkListHandles(store.db, l.cl)) {
-      if (store.has(chunkId(h))) continue;
-      handles.push(h);
-      if (handles.length === HANDLES_PER_FETCH) {
-        yield { handles, files, bytes };
-        handles = [];
+    for (const r of chunkListRefs(store.db, l.cl)) {
+      if (store.has(r.id)) continue;
+      refs.push(r);
+      if (refs.length === REFS_PER_FETCH) {
+        yield { refs, files, bytes };
+        refs = [];
         files = 0;
         bytes = 0;
       }
@@ -62,7 +61,7 @@ export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number;
     files++;
     bytes += l.size;
   }
-  if (handles.length > 0 || files > 0) yield { handles, files, bytes };
+  if (refs.length > 0 || files > 0) yield { refs, files, bytes };
 }
 
 export class Backfill {
@@ -99,9 +98,9 @@ export class Backfill {
     const work = missingBatches(this.store, allChunkLists(db));
     const worker = async (n: number): Promise<void> => {
       for (let b = work.next(); !b.done && !this.stopped; b = work.next()) {
-        const { handles, files, bytes } = b.value;
-        if (handles.length > 0) {
-          const r = await this.fetcher.fetchAll(handles, n);
+        const { refs, files, bytes } = b.value;
+        if (refs.length > 0) {
+          const r = await this.fetcher.fetchAll(refs, n);
           this.progress.received += r.bytes;
           this.progress.chunksFetched += r.fetched;
           this.progress.missing += r.missing.length;

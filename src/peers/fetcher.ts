@@ -3,10 +3,10 @@
 // box is checked against its handle before it is stored; a buddy that serves a bad one is
 // flagged and the chunk asked of the next. Stored rows get the reference count the tree gives
 // them, so garbage collection keeps them.
-import { chunkId, hexId } from '../chunkstore/sealer.js';
-import type { ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';
+import { boxId, handleDigest, hexId } from '../chunkstore/sealer.js';
+import type { ChunkRef, ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';
 import type { PackWriter } from '../chunkstore/packs.js';
-import { countReferencesOf } from '../snapshot/records.js';
+import { countReferencesOf, renameChunk } from '../snapshot/records.js';
 import type { PeerNode } from './node.js';
 import { RestoreClient } from './retrieval.js';
 
@@ -23,7 +23,7 @@ export interface FetchResult {
   /** Box bytes received and stored. */
   bytes: number;
   /** Asked for but given by nobody (or only with a bad tag). */
-  missing: Buffer[];
+  missing: ChunkRef[];
 }
 
 /** Requests in flight to one holder: one answer is being read while the next is prepared. */
@@ -41,21 +41,18 @@ export class ChunkFetcher implements RemoteChunks {
 
   constructor(private readonly o: FetcherOptions) {}
 
-  async fetch(handles: Buffer[]): Promise<number> {
-    return (await this.fetchAll(handles)).fetched;
+  async fetch(refs: ChunkRef[]): Promise<number> {
+    return (await this.fetchAll(refs)).fetched;
   }
 
   /**
-   * Fetches what of `handles` is not stored, trying the holders from `start` on in turn. Each
+   * Fetches what of `refs` is not stored, trying the holders from `start` on in turn. Each
    * caller number has its own stream to a holder, so callers keep several requests in flight.
    */
-  async fetchAll(handles: Buffer[], start = this.turn++ % TURNS): Promise<FetchResult> {
+  async fetchAll(refs: ChunkRef[], start = this.turn++ % TURNS): Promise<FetchResult> {
     const { store } = this.o;
-    const want = new Map<string, Buffer>();
-    for (const h of handles) {
-      const id = chunkId(h);
-      if (!store.has(id)) want.set(id.toString('hex'), h);
-    }
+    const want = new Map<string, ChunkRef>();
+    for (const r of refs) if (!store.has(r.id)) want.set(r.id.toString('hex'), r);
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [] };
     const holders = this.o.holders();
     const slot = Math.floor(start / Math.max(1, holders.length)) % STREAMS_PER_HOLDER;
@@ -83,23 +80,33 @@ export class ChunkFetcher implements RemoteChunks {
     return result;
   }
 
-  private store(peer: string, got: { id: Buffer; box: Buffer }[], want: Map<string, Buffer>): { n: number; bytes: number } {
+  /**
+   * A box is what its id says. Chunks named in metadata shipped by release 0.1.0 carry their old
+   * id (a hash of the handle), which only the tag can confirm; they are stored under their box
+   * id, and the tree's references follow.
+   */
+  private store(peer: string, got: { id: Buffer; box: Buffer }[], want: Map<string, ChunkRef>): { n: number; bytes: number } {
     const { store } = this.o;
     const rows: ChunkRow[] = [];
+    const renamed: [Buffer, Buffer][] = [];
     let bytes = 0;
     this.writer ??= store.newWriter();
     for (const { id, box } of got) {
       const key = id.toString('hex');
-      const handle = want.get(key);
-      if (!handle) continue;
+      const ref = want.get(key);
+      if (!ref) continue;
+      const real = boxId(box);
+      const old = !real.equals(id);
       try {
-        store.sealer.open(handle, box, id);
+        if (old && !id.equals(handleDigest(ref.handle))) throw new Error('box does not match its id');
+        if (old) store.sealer.open(ref.handle, box, id);
       } catch {
-        if (!this.flagged.has(peer)) this.o.log(`${peer} served chunk ${hexId(id)} failing its tag: fetching it elsewhere`);
+        if (!this.flagged.has(peer)) this.o.log(`${peer} served a box for chunk ${hexId(id)} that is not it: fetching it elsewhere`);
         this.flagged.add(peer);
         continue;
       }
-      rows.push({ id, handle, raw: 0, ...this.writer.append(id, box) });
+      if (old) renamed.push([id, real]);
+      rows.push({ id: real, handle: ref.handle, raw: 0, ...this.writer.append(real, box) });
       want.delete(key);
       bytes += box.length;
     }
@@ -109,7 +116,8 @@ export class ChunkFetcher implements RemoteChunks {
     const db = store.db;
     db.transaction(() => {
       store.insert(rows);
-      for (const r of rows) countReferencesOf(db, r.id, r.handle!);
+      for (const [old, real] of renamed) renameChunk(db, old, real);
+      for (const r of rows) countReferencesOf(db, r.id);
     }).immediate();
     return { n: rows.length, bytes };
   }

@@ -5,6 +5,8 @@
 // the previous state whole and the next attempt resumes from what is already durable.
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { PackWriter } from '../chunkstore/packs.js';
+import { boxId, hexId } from '../chunkstore/sealer.js';
+import { aliasOf } from '../chunkstore/box-ids.js';
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import { openChannel, ProtocolError, type MessageOf } from './messages.js';
 import { BACKUP_MAX_FRAME, SIGNED, buddyMessages, hostMessages } from './protocol.js';
@@ -63,6 +65,16 @@ export function createHolderTables(db: Db): void {
   }).immediate();
 }
 
+/** Schema 2: deletes a host sent and did not commit yet name chunks by their box ids. */
+export function renameHeldChunkDeletes(db: Db): void {
+  const rows = db.prepare<[], { owner: number; id: Buffer }>('SELECT owner, id FROM held_deletes WHERE kind = 0').all();
+  const set = db.prepare('UPDATE OR IGNORE held_deletes SET id = ? WHERE owner = ? AND kind = 0 AND id = ?');
+  for (const r of rows) {
+    const id = aliasOf(db, r.id);
+    if (id) set.run(id, r.owner, r.id);
+  }
+}
+
 export interface HolderOptions {
   store: ChunkStore;
   /** Bytes offered to the group: the most we hold for all others together. */
@@ -93,7 +105,6 @@ export class Holder {
 
   constructor(private readonly opts: HolderOptions) {
     this.db = opts.store.db;
-    createHolderTables(this.db);
   }
 
   /** Bytes held for all other hosts. */
@@ -254,6 +265,9 @@ export class Holder {
         return { type: 'missing', indexes };
       }
       case 'chunks': {
+        // A chunk is named by the hash of its box: bytes under someone else's id are refused, so
+        // no member can park garbage where another host's chunk will be deduplicated.
+        for (const it of msg.items) if (!boxId(it.box).equals(Buffer.from(it.id))) throw new ProtocolError(`chunk box does not match its id ${hexId(it.id)}`);
         const fresh = msg.items.filter((it) => !store.has(it.id));
         this.checkRoom(s, fresh.reduce((n, it) => n + it.box.length, 0));
         const rows = fresh.map((it) => ({ id: Buffer.from(it.id), raw: 0, handle: null, ...writer!.append(it.id, it.box) }));

@@ -7,7 +7,7 @@ import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { drainPruned } from '../snapshot/records.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipReport } from './shipper.js';
-import { createMemberTables, fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
+import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
 import type { RootBlock } from './sealed-objects.js';
 import { auditBuddy, type AuditResult } from './audit.js';
 import { reconcile } from './reconcile.js';
@@ -47,8 +47,6 @@ export function createBuddyTables(db: Db): void {
 
 /** After recovery: the buddies the root block names already hold `epoch`; ship increments. */
 export function adoptBuddies(db: Db, buddies: RootBlock['buddies'], epoch: number): void {
-  createBuddyTables(db);
-  createMemberTables(db);
   const now = Date.now();
   for (const b of buddies) {
     prepared(db, 'INSERT OR REPLACE INTO buddies (peer, chosen, epoch) VALUES (?, ?, ?)').run(b.peer, now, epoch);
@@ -108,7 +106,6 @@ export class Replicator {
   constructor(private readonly o: ReplicatorOptions) {
     this.db = o.ship.db;
     this.store = o.ship.store;
-    createBuddyTables(this.db);
   }
 
   buddies(includeRetired = false): BuddyState[] {

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { prepared } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
+import { boxId } from '../chunkstore/sealer.js';
 import { openChannel, serve, type Channel, type MessageOf } from './messages.js';
 import type { PeerNode, PeerStream } from './node.js';
 import { BACKUP_MAX_FRAME, RESTORE_PAGE_BYTES, RESTORE_PROTOCOL, SIGNED, restoreReplies, restoreRequests } from './protocol.js';
@@ -62,9 +63,12 @@ export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (
         const held = prepared<[number, Uint8Array], number>(db, 'SELECT 1 FROM owner_refs WHERE owner = ? AND id = ?').pluck();
         let size = 0;
         for (const id of req.ids) {
-          if (!held.get(owner, id)) continue;
+          const real = store.currentId(id);
+          if (!real || !held.get(owner, real)) continue;
           try {
-            const box = store.readBox(id);
+            const box = store.readBox(real);
+            // A damaged box is not served: the host then asks another buddy.
+            if (!boxId(box).equals(real)) continue;
             if (size + box.length > RESTORE_PAGE_BYTES) break;
             items.push({ id, box });
             size += box.length;
@@ -80,8 +84,9 @@ export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (
         const held = prepared<[number, Uint8Array], number>(db, 'SELECT 1 FROM owner_refs WHERE owner = ? AND id = ?').pluck();
         for (const id of req.ids) {
           try {
-            if (owner === undefined || !held.get(owner, id)) throw new Error('not held');
-            boxes.push(store.readBox(id));
+            const real = store.currentId(id);
+            if (owner === undefined || !real || !held.get(owner, real)) throw new Error('not held');
+            boxes.push(store.readBox(real));
           } catch {
             missing++;
           }

@@ -9,6 +9,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, ran
 import { Compressor, Decompressor } from 'zstd-napi';
 import { decode, encode, type Value } from './canonical.js';
 import type { ChunkListRecord, InodeRecord, InodeVersion } from '../snapshot/records.js';
+import { handleDigest } from '../chunkstore/sealer.js';
 
 export interface SealedObject {
   id: Buffer;
@@ -62,7 +63,7 @@ function versionOf(x: VersionTuple): InodeVersion {
 }
 
 function chunkListValue(r: ChunkListRecord): Value {
-  return { k: 'clist', cl: r.cl, size: r.size, spans: r.spans.map((s) => [s.off, s.handle, s.raw]) };
+  return { k: 'clist', cl: r.cl, size: r.size, spans: r.spans.map((s) => [s.off, s.handle, s.raw, s.id]) };
 }
 
 export type OpenedObject = { kind: 'inode'; record: InodeRecord } | { kind: 'clist'; record: ChunkListRecord };
@@ -125,7 +126,10 @@ export class ObjectSealer {
       const entries = (v['entries'] as unknown as [Uint8Array, N, N | null, N][]).map(([name, born, died, ino]) => ({ name: Buffer.from(name), born, died, ino }));
       return { kind: 'inode', record: { ino: v['ino'] as number, versions, entries } };
     }
-    const spans = (v['spans'] as [number, Uint8Array, number][]).map(([off, handle, raw]) => ({ off, handle: Buffer.from(handle), raw }));
+    // Release 0.1.0 shipped spans without the box id: its chunks are asked for by their old id.
+    const spans = (v['spans'] as [number, Uint8Array, number, Uint8Array?][]).map(([off, handle, raw, id]) => ({
+      off, handle: Buffer.from(handle), raw, id: id ? Buffer.from(id) : handleDigest(handle),
+    }));
     return { kind: 'clist', record: { cl: v['cl'] as number, size: v['size'] as number, spans } };
   }
 }

@@ -5,7 +5,7 @@ import { prepared } from '../chunkstore/index-db.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
 import { findSnapshot, listSnapshots } from '../snapshot/snapshots.js';
 import { Holder, type OwnerUsage } from './holder.js';
-import { createMemberTables, listMembers, networkOf, noteMember, serveProbe, type Member } from './members.js';
+import { listMembers, networkOf, noteMember, serveProbe, type Member } from './members.js';
 import { createPeerNode, type PeerNode } from './node.js';
 import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
 import { serveRestore } from './retrieval.js';
@@ -80,7 +80,6 @@ export class PeerService {
 
   static async start(o: PeerServiceOptions): Promise<PeerService> {
     const db = o.store.db;
-    createMemberTables(db);
     const node = await createPeerNode({
       identitySeed: o.keys.identitySeed,
       pnetKey: o.group.pnetKey,
@@ -173,9 +172,9 @@ export class PeerService {
   /** Fetches the chunks of these lists that are not here (a restore of a path). */
   async fetchLists(lists: Iterable<{ cl: number; size: number }>): Promise<{ fetched: number; bytes: number; missing: number }> {
     const out = { fetched: 0, bytes: 0, missing: 0 };
-    for (const { handles } of missingBatches(this.o.store, lists)) {
-      if (handles.length === 0) continue;
-      const r = await this.fetcher.fetchAll(handles);
+    for (const { refs } of missingBatches(this.o.store, lists)) {
+      if (refs.length === 0) continue;
+      const r = await this.fetcher.fetchAll(refs);
       out.fetched += r.fetched;
       out.bytes += r.bytes;
       out.missing += r.missing.length;

@@ -3,13 +3,13 @@
 // was told of the delete-set and pruned logs): an incremental shipment costs what changed. The
 // buddy names what it lacks at every step, so an interrupted shipment resumes without sending
 // anything twice that reached its disk.
-import { chunkId, hexId } from '../chunkstore/sealer.js';
+import { hexId } from '../chunkstore/sealer.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { Db } from '../chunkstore/index-db.js';
 import { addSet, changedObjects } from '../snapshot/changes.js';
 import { PRUNED_CHUNK_LIST, PRUNED_OBJECT } from '../snapshot/snapshots.js';
 import {
-  chunkListRecord, chunkListsBornIn, chunkListsUpTo, handlesUpTo, inodeRecord, inodesUpTo, prunedAfter, prunedHead, unchunkedUpTo,
+  chunkListRecord, chunkListsBornIn, chunkListsUpTo, idsUpTo, inodeRecord, inodesUpTo, prunedAfter, prunedHead, unchunkedUpTo,
 } from '../snapshot/records.js';
 import { openChannel, type Channel, type MessageOf } from './messages.js';
 import type { PeerNode } from './node.js';
@@ -196,10 +196,10 @@ export async function shipSnapshot(
     if (base === 0) {
       let after: Buffer = Buffer.alloc(0);
       for (;;) {
-        const handles = handlesUpTo(ctx.db, epoch, after, IDS_PER_MESSAGE);
-        if (handles.length === 0) break;
-        await offerChunks(handles.map((h) => chunkId(h)));
-        after = handles[handles.length - 1]!;
+        const ids = idsUpTo(ctx.db, epoch, after, IDS_PER_MESSAGE);
+        if (ids.length === 0) break;
+        await offerChunks(ids);
+        after = ids[ids.length - 1]!;
       }
       return;
     }

@@ -1,6 +1,5 @@
 // What a snapshot b adds to a (the last one shipped): the input of replication. Each answer
 // comes from rows born or killed between the two epochs, so it costs what changed.
-import { chunkId } from '../chunkstore/sealer.js';
 import type { Db } from '../chunkstore/index-db.js';
 
 export interface AddSet {
@@ -20,11 +19,11 @@ export function addSet(db: Db, a: number, b: number): AddSet {
       'SELECT cl, staged FROM inodes WHERE born > ? AND born <= ? AND (cl IS NOT NULL OR staged IS NOT NULL)',
     )
     .all(a, b);
-  const handles = db.prepare<[number], Buffer>('SELECT handle FROM crefs WHERE cl = ?').pluck();
+  const ids = db.prepare<[number], Buffer>('SELECT id FROM crefs WHERE cl = ?').pluck();
   const seenAtA = db
     .prepare<[Buffer, number, number], number>(
       `SELECT 1 FROM crefs c JOIN inodes i ON i.cl = c.cl
-        WHERE c.handle = ? AND i.born <= ? AND (i.died IS NULL OR i.died > ?) LIMIT 1`,
+        WHERE c.id = ? AND i.born <= ? AND (i.died IS NULL OR i.died > ?) LIMIT 1`,
     )
     .pluck();
   const out = new Map<string, Buffer>();
@@ -35,11 +34,11 @@ export function addSet(db: Db, a: number, b: number): AddSet {
     else cls.add(r.cl);
   }
   for (const cl of cls) {
-    for (const h of handles.all(cl)) {
-      const key = h.toString('latin1');
+    for (const id of ids.all(cl)) {
+      const key = id.toString('latin1');
       if (out.has(key)) continue;
-      if (a > 0 && seenAtA.get(h, a, a)) continue;
-      out.set(key, chunkId(h));
+      if (a > 0 && seenAtA.get(id, a, a)) continue;
+      out.set(key, id);
     }
   }
   return { ids: [...out.values()], pending };

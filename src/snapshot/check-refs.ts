@@ -2,7 +2,7 @@
 // chunk's local refcount equals the number of chunk-list entries naming it. A refcount too low
 // would let GC delete live data; too high leaks space.
 import type { Db } from '../chunkstore/index-db.js';
-import { chunkId, hexId } from '../chunkstore/sealer.js';
+import { hexId } from '../chunkstore/sealer.js';
 
 export interface RefProblem {
   kind: 'missing-chunk' | 'refcount';
@@ -14,8 +14,8 @@ export function checkReferences(db: Db, limit = 100): { checked: number; problem
   // A host never mounted has no tree yet.
   if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'crefs'").get()) return { checked: 0, problems: [] };
   const expected = new Map<string, number>();
-  for (const handle of db.prepare<[], Buffer>('SELECT handle FROM crefs').pluck().iterate()) {
-    const key = chunkId(handle).toString('latin1');
+  for (const id of db.prepare<[], Buffer>('SELECT id FROM crefs').pluck().iterate()) {
+    const key = id.toString('latin1');
     expected.set(key, (expected.get(key) ?? 0) + 1);
   }
   const problems: RefProblem[] = [];

@@ -3,6 +3,7 @@
 // list (immutable). Records are plain data; sealing them is the peers layer's job, and
 // recovery writes them back with importRecords.
 import { prepared, type Db } from '../chunkstore/index-db.js';
+import type { ChunkRef } from '../chunkstore/store.js';
 import type { ChunkSpan } from './tree.js';
 
 export interface InodeVersion {
@@ -61,7 +62,7 @@ export function inodeRecord(db: Db, ino: number, s: number): InodeRecord | null 
 export function chunkListRecord(db: Db, cl: number): ChunkListRecord | null {
   const size = prepared<[number], number>(db, 'SELECT size FROM clists WHERE cl = ?').pluck().get(cl);
   if (size === undefined) return null;
-  const spans = prepared<[number], ChunkSpan>(db, 'SELECT off, handle, raw FROM crefs WHERE cl = ? ORDER BY off').all(cl);
+  const spans = prepared<[number], ChunkSpan>(db, 'SELECT off, handle, id, raw FROM crefs WHERE cl = ? ORDER BY off').all(cl);
   return { cl, size, spans };
 }
 
@@ -80,13 +81,13 @@ export function chunkListsBornIn(db: Db, a: number, b: number): number[] {
   return prepared<[number, number], number>(db, 'SELECT DISTINCT cl FROM inodes WHERE born > ? AND born <= ? AND cl IS NOT NULL ORDER BY cl').pluck().all(a, b);
 }
 
-/** Handles of chunks any row born by `s` names, after `after` in byte order: a full add set. */
-export function handlesUpTo(db: Db, s: number, after: Buffer, limit: number): Buffer[] {
+/** Ids of chunks any row born by `s` names, after `after` in byte order: a full add set. */
+export function idsUpTo(db: Db, s: number, after: Buffer, limit: number): Buffer[] {
   return prepared<[Buffer, number, number], Buffer>(
     db,
-    `SELECT DISTINCT handle FROM crefs c WHERE handle > ?
+    `SELECT DISTINCT id FROM crefs c WHERE id > ?
        AND EXISTS (SELECT 1 FROM inodes i WHERE i.cl = c.cl AND i.born <= ?)
-     ORDER BY handle LIMIT ?`,
+     ORDER BY id LIMIT ?`,
   ).pluck().all(after, s, limit);
 }
 
@@ -131,8 +132,8 @@ export function importInode(db: Db, r: InodeRecord): void {
 
 export function importChunkList(db: Db, r: ChunkListRecord): void {
   prepared(db, 'INSERT OR REPLACE INTO clists (cl, users, size) VALUES (?, 0, ?)').run(r.cl, r.size);
-  const ins = prepared(db, 'INSERT OR REPLACE INTO crefs (cl, off, handle, raw) VALUES (?, ?, ?, ?)');
-  for (const s of r.spans) ins.run(r.cl, s.off, s.handle, s.raw);
+  const ins = prepared(db, 'INSERT OR REPLACE INTO crefs (cl, off, handle, id, raw) VALUES (?, ?, ?, ?, ?)');
+  for (const s of r.spans) ins.run(r.cl, s.off, s.handle, s.id, s.raw);
 }
 
 /** After the last record: list users, the epoch after the shipped one, the inode counter. */
@@ -147,33 +148,38 @@ export function finishImport(db: Db, epoch: number, nextIno: number, snapshots: 
 
 /** Chunk references each stored chunk carries: one per chunk-list entry naming it. */
 export function countReferences(db: Db): void {
-  db.exec('UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.handle = chunks.handle) WHERE handle IS NOT NULL');
+  db.exec('UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.id = chunks.id) WHERE handle IS NOT NULL');
 }
 
 /** The same for one chunk just stored, with its plaintext length from the lists naming it. */
-export function countReferencesOf(db: Db, id: Buffer, handle: Buffer): void {
-  prepared<{ handle: Buffer; id: Buffer }, unknown>(
+export function countReferencesOf(db: Db, id: Buffer): void {
+  prepared<{ id: Buffer }, unknown>(
     db,
-    'UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.handle = @handle), raw = (SELECT coalesce(max(raw), 0) FROM crefs c WHERE c.handle = @handle) WHERE id = @id',
-  ).run({ handle, id });
+    'UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.id = @id), raw = (SELECT coalesce(max(raw), 0) FROM crefs c WHERE c.id = @id) WHERE id = @id',
+  ).run({ id });
 }
 
-/** Distinct chunk handles rows born by `s` name: how many chunks a buddy at `s` holds for us. */
-export function countHandlesUpTo(db: Db, s: number): number {
-  return prepared<[number], number>(db, 'SELECT count(DISTINCT c.handle) FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ?').pluck().get(s) ?? 0;
+/** References to a chunk under its release-0.1.0 id move to its box id, once its box is here. */
+export function renameChunk(db: Db, old: Buffer, id: Buffer): void {
+  prepared(db, 'UPDATE crefs SET id = ? WHERE id = ?').run(id, old);
+}
+
+/** Distinct chunks rows born by `s` name: how many chunks a buddy at `s` holds for us. */
+export function countIdsUpTo(db: Db, s: number): number {
+  return prepared<[number], number>(db, 'SELECT count(DISTINCT c.id) FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ?').pluck().get(s) ?? 0;
 }
 
 /**
- * Up to `n` distinct handles chosen at random among those rows born by `s` name: random start
- * points in handle order (handles are uniform hashes, so this is close to a uniform sample)
- * without reading the whole set.
+ * Up to `n` distinct chunk ids chosen at random among those rows born by `s` name: random start
+ * points in id order (ids are uniform hashes, so this is close to a uniform sample) without
+ * reading the whole set.
  */
-export function sampleHandlesUpTo(db: Db, s: number, n: number, random: () => Buffer): Buffer[] {
+export function sampleIdsUpTo(db: Db, s: number, n: number, random: () => Buffer): Buffer[] {
   const pick = prepared<[Buffer, number], Buffer>(
     db,
-    `SELECT handle FROM crefs c WHERE handle >= ?
+    `SELECT id FROM crefs c WHERE id >= ?
        AND EXISTS (SELECT 1 FROM inodes i WHERE i.cl = c.cl AND i.born <= ?)
-     ORDER BY handle LIMIT 1`,
+     ORDER BY id LIMIT 1`,
   ).pluck();
   const out = new Map<string, Buffer>();
   for (let tries = 0; out.size < n && tries < 8 * n; tries++) {
@@ -188,7 +194,7 @@ export function storedIdsUpTo(db: Db, s: number, after: Buffer, limit: number): 
   return prepared<[Buffer, number, number], Buffer>(
     db,
     `SELECT k.id FROM chunks k WHERE k.id > ? AND k.handle IS NOT NULL
-       AND EXISTS (SELECT 1 FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE c.handle = k.handle AND i.born <= ?)
+       AND EXISTS (SELECT 1 FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE c.id = k.id AND i.born <= ?)
      ORDER BY k.id LIMIT ?`,
   ).pluck().all(after, s, limit);
 }
@@ -202,9 +208,9 @@ export function chunkListTotals(db: Db): { lists: number; bytes: number } {
   return prepared<[], { lists: number; bytes: number }>(db, 'SELECT count(*) AS lists, coalesce(sum(size), 0) AS bytes FROM clists').get()!;
 }
 
-/** Handles of one chunk list, in file order. */
-export function chunkListHandles(db: Db, cl: number): Buffer[] {
-  return prepared<[number], Buffer>(db, 'SELECT handle FROM crefs WHERE cl = ? ORDER BY off').pluck().all(cl);
+/** The chunks of one chunk list, in file order. */
+export function chunkListRefs(db: Db, cl: number): ChunkRef[] {
+  return prepared<[number], ChunkRef>(db, 'SELECT handle, id, raw FROM crefs WHERE cl = ? ORDER BY off').all(cl);
 }
 
 /** Tree state a recovery left to finish: chunks still to fetch back (tree_meta 'backfill'). */

@@ -1,7 +1,9 @@
 // The versioned tree's tables. Every row of inodes and entries carries an epoch range
 // [born, died): a snapshot records the current epoch and bumps it, and a row changed after
 // that is copied, not updated. died IS NULL means "still live".
-import type { Db } from '../chunkstore/index-db.js';
+import { prepared, type Db } from '../chunkstore/index-db.js';
+import { aliasOf } from '../chunkstore/box-ids.js';
+import { handleDigest } from '../chunkstore/sealer.js';
 
 export function createTreeTables(db: Db): void {
   db.exec(`
@@ -68,4 +70,22 @@ export function createTreeTables(db: Db): void {
     CREATE INDEX IF NOT EXISTS inodes_by_cl ON inodes(cl) WHERE cl IS NOT NULL;
     CREATE INDEX IF NOT EXISTS inodes_by_born ON inodes(born);
   `);
+}
+
+/**
+ * Schema 2: a chunk reference names the chunk's id (the hash of its box, after the chunkstore
+ * renamed its chunks) beside the handle that opens it. A chunk not stored here (a recovery
+ * still fetching) keeps its release-0.1.0 id, under which buddies still serve it.
+ */
+export function addChunkIdsToRefs(db: Db): void {
+  db.exec('ALTER TABLE crefs ADD COLUMN id BLOB');
+  const page = prepared<[Buffer, number], Buffer>(db, 'SELECT DISTINCT handle FROM crefs WHERE handle > ? ORDER BY handle LIMIT ?').pluck();
+  const set = prepared(db, 'UPDATE crefs SET id = ? WHERE handle = ?');
+  for (let hs = page.all(Buffer.alloc(0), 10_000); hs.length > 0; hs = page.all(hs.at(-1)!, 10_000)) {
+    for (const h of hs) {
+      const old = handleDigest(h);
+      set.run(aliasOf(db, old) ?? old, h);
+    }
+  }
+  db.exec('CREATE INDEX crefs_by_id ON crefs(id); DROP INDEX IF EXISTS crefs_by_handle');
 }

@@ -5,9 +5,8 @@
 import { LRUCache } from 'lru-cache';
 import type { Db } from '../chunkstore/index-db.js';
 import type { CommitLock } from '../chunkstore/commit-lock.js';
-import type { ChunkStore } from '../chunkstore/store.js';
+import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
 import { releaseChunkList } from './content.js';
-import { createTreeTables } from './schema.js';
 
 export const S_IFMT = 0o170000;
 export const S_IFREG = 0o100000;
@@ -47,10 +46,9 @@ export interface Entry {
 /** A directory entry with its inode's row, as a listing with attributes wants them. */
 export type EntryWithInode = Inode & { name: Buffer };
 
-export interface ChunkSpan {
+/** A chunk of a file's content, at its offset. */
+export interface ChunkSpan extends ChunkRef {
   off: number;
-  handle: Buffer;
-  raw: number;
 }
 
 export class TreeError extends Error {
@@ -92,7 +90,6 @@ export class Tree {
    * SQLite's sleeping busy handler, and this thread likewise.
    */
   constructor(readonly db: Db, private readonly store: ChunkStore, private readonly lock?: CommitLock) {
-    createTreeTables(db);
     const get = db.prepare<[string], number>('SELECT v FROM tree_meta WHERE k = ?').pluck();
     this.runTx = db.transaction((fn: () => unknown) => fn());
     this.begin = db.prepare('BEGIN IMMEDIATE');
@@ -117,9 +114,9 @@ export class Tree {
       delEntry: db.prepare('DELETE FROM entries WHERE parent = ? AND name = ? AND born = ?'),
       killEntry: db.prepare('UPDATE entries SET died = ? WHERE parent = ? AND name = ? AND born = ?'),
       clUse: db.prepare('UPDATE clists SET users = users + ? WHERE cl = ?'),
-      chunkAt: db.prepare<[number, number], ChunkSpan>('SELECT off, handle, raw FROM crefs WHERE cl = ? AND off <= ? ORDER BY off DESC LIMIT 1'),
-      chunksFrom: db.prepare<[number, number, number], ChunkSpan>('SELECT off, handle, raw FROM crefs WHERE cl = ? AND off >= ? AND off < ? ORDER BY off'),
-      handlesFrom: db.prepare<[number, number, number], { handle: Buffer; raw: number }>('SELECT handle, raw FROM crefs WHERE cl = ? AND off >= ? ORDER BY off LIMIT ?'),
+      chunkAt: db.prepare<[number, number], ChunkSpan>('SELECT off, handle, id, raw FROM crefs WHERE cl = ? AND off <= ? ORDER BY off DESC LIMIT 1'),
+      chunksFrom: db.prepare<[number, number, number], ChunkSpan>('SELECT off, handle, id, raw FROM crefs WHERE cl = ? AND off >= ? AND off < ? ORDER BY off'),
+      refsFrom: db.prepare<[number, number, number], ChunkRef>('SELECT handle, id, raw FROM crefs WHERE cl = ? AND off >= ? ORDER BY off LIMIT ?'),
       stagedUsers: db.prepare<[number, number], number>('SELECT count(*) FROM inodes WHERE ino = ? AND staged = ?').pluck(),
       setMeta: db.prepare('INSERT INTO tree_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
     };
@@ -178,13 +175,13 @@ export class Tree {
     return [first, ...this.q.chunksFrom.all(cl, first.off + 1, to)];
   }
 
-  /** Handles of the chunks of list `cl` from byte `off` on, up to `bytes`: what a sequential read wants next. */
-  handlesFrom(cl: number, off: number, bytes: number): Buffer[] {
-    const out: Buffer[] = [];
+  /** The chunks of list `cl` from byte `off` on, up to `bytes`: what a sequential read wants next. */
+  refsFrom(cl: number, off: number, bytes: number): ChunkRef[] {
+    const out: ChunkRef[] = [];
     let sum = 0;
-    for (const s of this.q.handlesFrom.all(cl, off, 1024)) {
+    for (const s of this.q.refsFrom.all(cl, off, 1024)) {
       if (out.length > 0 && sum + s.raw > bytes) break;
-      out.push(s.handle);
+      out.push(s);
       sum += s.raw;
     }
     return out;

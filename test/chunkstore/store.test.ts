@@ -1,3 +1,4 @@
+import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -7,7 +8,7 @@ import fc from 'fast-check';
 import { ChunkStore, MissingChunkError } from '../../src/chunkstore/store.js';
 import { Ingester, type IngestedFile } from '../../src/chunkstore/ingest.js';
 import { cdcParams } from '../../src/chunkstore/fastcdc.js';
-import { ChunkError, Sealer, chunkId } from '../../src/chunkstore/sealer.js';
+import { ChunkError, Sealer } from '../../src/chunkstore/sealer.js';
 import { collectGarbage } from '../../src/chunkstore/gc.js';
 import { verifyStore } from '../../src/chunkstore/verify.js';
 import { packPath } from '../../src/chunkstore/packs.js';
@@ -18,15 +19,15 @@ const AVG = 16384;
 function fresh(): { store: ChunkStore; ing: Ingester; dir: string; conv: Buffer } {
   const dir = tempDir();
   const conv = secret32();
-  const store = ChunkStore.open(dir, conv, { create: true, recover: true });
+  const store = ChunkStore.open(dir, conv, { create: true, recover: true, schema: HOST_SCHEMA });
   return { store, ing: new Ingester(store, cdcParams(AVG, conv)), dir, conv };
 }
 
 function readBack(store: ChunkStore, f: IngestedFile): Buffer {
-  return Buffer.concat(f.chunks.map((c) => store.read(c.handle)));
+  return Buffer.concat(f.chunks.map((c) => store.read(c)));
 }
 
-const ids = (f: IngestedFile): Buffer[] => f.chunks.map((c) => chunkId(c.handle));
+const ids = (f: IngestedFile): Buffer[] => f.chunks.map((c) => c.id);
 
 test('sealer: round trip, determinism, tamper detection', () => {
   const s = new Sealer(secret32());
@@ -78,7 +79,7 @@ test('zero-length input has no chunks; unknown ids are a clear error', () => {
   ing.commit();
   assert.equal(e.size, 0);
   assert.equal(e.chunks.length, 0);
-  assert.throws(() => store.read(secret32()), MissingChunkError);
+  assert.throws(() => store.read({ id: secret32(), handle: secret32() }), MissingChunkError);
   assert.throws(() => store.readBox(secret32()), /not in the store/);
   assert.throws(() => store.incref([secret32()]), MissingChunkError);
   store.close();
@@ -141,7 +142,7 @@ test('verify names a flipped byte, a truncated pack and a missing pack', () => {
   const f = ing.ingestBuffer(seededBytes(500_000, 3));
   ing.commit();
   ing.close();
-  const victim = chunkId(f.chunks[2]!.handle);
+  const victim = f.chunks[2]!.id;
   const loc = store.location(victim)!;
   const path = packPath(store.packsDir, loc.pack);
   const fd = openSync(path, 'r+');
@@ -151,20 +152,20 @@ test('verify names a flipped byte, a truncated pack and a missing pack', () => {
   assert.equal(r.problems.length, 1);
   assert.equal(r.problems[0]!.kind, 'bad-chunk');
   assert.equal(r.problems[0]!.id, victim.toString('hex'));
-  assert.throws(() => store.read(f.chunks[2]!.handle), /failed authentication/);
+  assert.throws(() => store.read(f.chunks[2]!), /failed authentication/);
 
-  const last = chunkId(f.chunks[f.chunks.length - 1]!.handle);
+  const last = f.chunks[f.chunks.length - 1]!.id;
   truncateSync(path, store.location(last)!.off + 3);
   r = verifyStore(store);
   assert.ok(r.problems.some((p) => p.kind === 'missing-chunk' && p.id === last.toString('hex')));
   store.dropPack(loc.pack);
-  assert.throws(() => store.read(f.chunks[f.chunks.length - 1]!.handle), /truncated/);
+  assert.throws(() => store.read(f.chunks[f.chunks.length - 1]!), /truncated/);
 
   unlinkSync(path);
   store.dropPack(loc.pack);
   r = verifyStore(store);
   assert.ok(r.problems.some((p) => p.kind === 'missing-pack'));
-  assert.throws(() => store.read(f.chunks[0]!.handle), /missing or unreadable/);
+  assert.throws(() => store.read(f.chunks[0]!), /missing or unreadable/);
   store.close();
 });
 
@@ -174,7 +175,7 @@ test('a damaged index is a clear error at open', () => {
   const db = join(dir, 'index.db');
   writeFileSync(db, Buffer.alloc(4096, 7));
   for (const f of ['index.db-wal', 'index.db-shm']) try { unlinkSync(join(dir, f)); } catch { /* absent */ }
-  assert.throws(() => ChunkStore.open(dir, secret32()), /unreadable|not a database/);
+  assert.throws(() => ChunkStore.open(dir, secret32(), { schema: HOST_SCHEMA }), /unreadable|not a database/);
 });
 
 test('files over 4 GiB (sparse) ingest with correct size and content', { timeout: 120_000 }, () => {
@@ -191,8 +192,8 @@ test('files over 4 GiB (sparse) ingest with correct size and content', { timeout
   assert.equal(f.size, size);
   assert.equal(f.chunks.reduce((s, c) => s + c.raw, 0), size);
   assert.ok(f.fresh < 10, `a sparse file dedups to a few chunks (${f.fresh})`);
-  assert.deepEqual(store.read(f.chunks[0]!.handle).subarray(0, 11), Buffer.from('head marker'));
-  const tail = store.read(f.chunks[f.chunks.length - 1]!.handle);
+  assert.deepEqual(store.read(f.chunks[0]!).subarray(0, 11), Buffer.from('head marker'));
+  const tail = store.read(f.chunks[f.chunks.length - 1]!);
   assert.deepEqual(tail.subarray(tail.length - 11), Buffer.from('tail marker'));
   assert.ok(statSync(join(dir, 'index.db')).size < 10 << 20);
   store.close();
@@ -218,12 +219,12 @@ test('kill -9 mid-ingest: reopen, verify clean, every committed file readable', 
       }, 2);
     });
     await new Promise((r) => child.once('exit', r));
-    const committed = text.split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as { seed: number; size: number; handles: string[] });
+    const committed = text.split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as { seed: number; size: number; chunks: [string, string][] });
     assert.ok(committed.length >= killAfter);
-    const store = ChunkStore.open(dir, conv, { recover: true });
+    const store = ChunkStore.open(dir, conv, { recover: true, schema: HOST_SCHEMA });
     assert.deepEqual(verifyStore(store).problems, []);
     for (const c of committed) {
-      const data = Buffer.concat(c.handles.map((h) => store.read(Buffer.from(h, 'hex'))));
+      const data = Buffer.concat(c.chunks.map(([id, h]) => store.read({ id: Buffer.from(id, 'hex'), handle: Buffer.from(h, 'hex') })));
       assert.equal(data.length, c.size);
       assert.deepEqual(data, seededBytes(c.size, c.seed));
     }
@@ -239,7 +240,7 @@ test('disk full: the writer gets ENOSPC, the store stays consistent', { timeout:
   const conv = secret32();
   const dir = join(mnt, 'store');
   mkdirSync(dir);
-  const store = ChunkStore.open(dir, conv, { create: true, recover: true });
+  const store = ChunkStore.open(dir, conv, { create: true, recover: true, schema: HOST_SCHEMA });
   const ing = new Ingester(store, cdcParams(AVG, conv));
   const kept: { f: IngestedFile; seed: number }[] = [];
   let err: NodeJS.ErrnoException | undefined;
@@ -258,7 +259,7 @@ test('disk full: the writer gets ENOSPC, the store stays consistent', { timeout:
   assert.ok(kept.length > 0);
   for (const { f, seed } of kept) assert.deepEqual(readBack(store, f), seededBytes(300_000, seed));
   store.close();
-  const again = ChunkStore.open(dir, conv, { recover: true });
+  const again = ChunkStore.open(dir, conv, { recover: true, schema: HOST_SCHEMA });
   assert.deepEqual(verifyStore(again).problems, []);
   for (const { f, seed } of kept) assert.deepEqual(readBack(again, f), seededBytes(300_000, seed));
   again.close();

@@ -1,6 +1,7 @@
 // Snapshots through the real mount on random histories: each snapshot shows exactly the tree
 // of its time, refuses writes, restores byte for byte with modes and times, diffs match a
 // brute-force comparison, and forget + GC gives every chunk reference back.
+import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -210,7 +211,6 @@ test('the schedule takes snapshots and applies retention', { timeout: 60_000 }, 
 
 test('add set and changed objects match brute force; forgotten chunks enter the delete set', { timeout: 120_000 }, async () => {
   const { addSet, changedObjects } = await import('../../src/snapshot/changes.js');
-  const { chunkId } = await import('../../src/chunkstore/sealer.js');
   const h = makeHost({ delayMs: 10 });
   h.mount();
   const names: string[] = [];
@@ -233,8 +233,8 @@ test('add set and changed objects match brute force; forgotten chunks enter the 
     const [e1, e2] = [epoch(names[0]!), epoch(names[1]!)];
     const idsAt = (e: number): Set<string> =>
       new Set(
-        db.prepare<[number, number], Buffer>('SELECT c.handle FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ? AND (i.died IS NULL OR i.died > ?)').pluck().all(e, e)
-          .map((hd) => chunkId(hd).toString('hex')),
+        db.prepare<[number, number], Buffer>('SELECT c.id FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ? AND (i.died IS NULL OR i.died > ?)').pluck().all(e, e)
+          .map((id) => id.toString('hex')),
       );
     const brute = [...idsAt(e2)].filter((id) => !idsAt(e1).has(id)).sort();
     const got = addSet(db, e1, e2);
@@ -255,7 +255,7 @@ test('add set and changed objects match brute force; forgotten chunks enter the 
   const { ChunkStore } = await import('../../src/chunkstore/store.js');
   const { forgetSnapshots } = await import('../../src/snapshot/snapshots.js');
   const { prunedAfter } = await import('../../src/snapshot/records.js');
-  const store = ChunkStore.open(join(h.home, 'store'), null);
+  const store = ChunkStore.open(join(h.home, 'store'), null, { schema: HOST_SCHEMA });
   try {
     forgetSnapshots(store.db, store, [names[0]!]);
     const released = store.released().map((b) => b.toString('hex'));
@@ -269,7 +269,7 @@ test('add set and changed objects match brute force; forgotten chunks enter the 
   h.mount();
   h.ok('forget', '--keep-last', '1');
   h.unmount();
-  const drained = ChunkStore.open(join(h.home, 'store'), null);
+  const drained = ChunkStore.open(join(h.home, 'store'), null, { schema: HOST_SCHEMA });
   try {
     assert.deepEqual(drained.released(), [], 'a host alone drains the delete set: nobody needs it');
   } finally {

@@ -3,7 +3,6 @@
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { chunkId } from '../../src/chunkstore/sealer.js';
 import { makeHost, type Host } from '../fs/mounted.js';
 
 export const GROUP = { name: 'test-group', password: 'group password' };
@@ -67,8 +66,8 @@ export function withDb<T>(h: Host, fn: (db: Database.Database) => T): T {
 export function shippedIds(h: Host): Set<string> {
   return withDb(h, (db) => {
     const e = db.prepare('SELECT max(epoch) FROM snapshots').pluck().get() as number;
-    const hs = db.prepare('SELECT DISTINCT c.handle FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ?').pluck().all(e) as Buffer[];
-    return new Set(hs.map((x) => chunkId(x).toString('hex')));
+    const ids = db.prepare('SELECT DISTINCT c.id FROM crefs c JOIN inodes i ON i.cl = c.cl WHERE i.born <= ?').pluck().all(e) as Buffer[];
+    return new Set(ids.map((x) => x.toString('hex')));
   });
 }
 

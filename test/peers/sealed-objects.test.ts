@@ -38,7 +38,7 @@ test('objects round-trip, seal deterministically, and a large directory compress
     const o = s.sealInode(r);
     assert.deepEqual(s.open(o.id, o.box).record, r);
   }
-  const list = { cl: 3, size: 40000, spans: [{ off: 0, handle: randomBytes(32), raw: 40000 }] };
+  const list = { cl: 3, size: 40000, spans: [{ off: 0, handle: randomBytes(32), raw: 40000, id: randomBytes(32) }] };
   const l = s.sealChunkList(list);
   assert.deepEqual(s.open(l.id, l.box).record, list, 'an incompressible object is stored raw and opens too');
 });

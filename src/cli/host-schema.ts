@@ -1,0 +1,33 @@
+// The host database's schema: one ordered list of migrations over every layer's tables (each
+// layer's SQL stays in its own module). Append only: a step that shipped in a release never
+// changes, and a store written by any earlier release opens (test/upgrade.test.ts).
+import type { Migration } from '../chunkstore/migrations.js';
+import { createChunkTables } from '../chunkstore/index-db.js';
+import { renameChunksToBoxIds } from '../chunkstore/box-ids.js';
+import { addChunkIdsToRefs, createTreeTables } from '../snapshot/schema.js';
+import { createHolderTables, renameHeldChunkDeletes } from '../peers/holder.js';
+import { createBuddyTables } from '../peers/replicator.js';
+import { createMemberTables } from '../peers/members.js';
+
+export const HOST_SCHEMA: readonly Migration[] = [
+  {
+    version: 1,
+    what: 'the tables of release 0.1.0',
+    up: ({ db }) => {
+      createChunkTables(db);
+      createTreeTables(db);
+      createHolderTables(db);
+      createBuddyTables(db);
+      createMemberTables(db);
+    },
+  },
+  {
+    version: 2,
+    what: 'chunks are named by the hash of their box, which buddies can check',
+    up: ({ db, packsDir }) => {
+      renameChunksToBoxIds(db, packsDir);
+      addChunkIdsToRefs(db);
+      renameHeldChunkDeletes(db);
+    },
+  },
+];
