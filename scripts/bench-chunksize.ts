@@ -8,11 +8,15 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'no
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import Database from 'better-sqlite3';
+import { openDb } from '../src/chunkstore/index-db.js';
 import { ChunkStore, type StoreStats } from '../src/chunkstore/store.js';
 import { IngestPool } from '../src/chunkstore/ingest-pool.js';
 import { nativeLoaded } from '../src/chunkstore/chunker.js';
 import { walkFiles } from './walk.js';
+import { HOST_SCHEMA } from '../src/cli/host-schema.js';
+
+/** The index is sealed at rest as a host's is, so its cost is in the figures. */
+const STORE_KEY = randomBytes(32);
 
 const { values } = parseArgs({
   options: { json: { type: 'boolean' }, corpus: { type: 'string' }, avg: { type: 'string' }, workers: { type: 'string' } },
@@ -98,7 +102,7 @@ async function treeDiff(): Promise<TreeDiff> {
 const conv = randomBytes(32);
 
 async function ingestTree(store: string, avg: number, dir: string): Promise<{ files: number; bytes: number; fresh: number; errors: number; secs: number }> {
-  const pool = new IngestPool({ workers, script: new URL('../src/chunkstore/ingest-entry.js', import.meta.url), data: { storeDir: store, convergence: conv, avgChunk: avg } });
+  const pool = new IngestPool({ workers, script: new URL('../src/chunkstore/ingest-entry.js', import.meta.url), data: { storeDir: store, storeKey: STORE_KEY, convergence: conv, avgChunk: avg } });
   const t0 = performance.now();
   let files = 0, bytes = 0, fresh = 0, errors = 0;
   let firstError: string | null = null;
@@ -120,14 +124,14 @@ async function ingestTree(store: string, avg: number, dir: string): Promise<{ fi
 }
 
 function stats(store: string): StoreStats {
-  const s = ChunkStore.open(store, null);
+  const s = ChunkStore.open(store, null, { key: STORE_KEY });
   try { return s.stats(); } finally { s.close(); }
 }
 
 /** index.db size with the WAL folded in (fresh connection, no other connection open). */
 function indexBytes(store: string): number {
   const path = join(store, 'index.db');
-  const db = new Database(path);
+  const db = openDb(path, { key: STORE_KEY });
   try { db.pragma('wal_checkpoint(TRUNCATE)'); } finally { db.close(); }
   return statSync(path).size;
 }
@@ -155,7 +159,7 @@ try {
 
   for (const avg of avgs) {
     const store = join(work, `store-${avg}`);
-    ChunkStore.open(store, conv, { create: true }).close();
+    ChunkStore.open(store, conv, { create: true, schema: HOST_SCHEMA, key: STORE_KEY }).close();
     log(`avg ${avg}: ingesting linux-prev...`);
     const a = await ingestTree(store, avg, prevDir);
     const s1 = stats(store);

@@ -9,6 +9,10 @@ import { ChunkStore } from '../src/chunkstore/store.js';
 import { IngestPool } from '../src/chunkstore/ingest-pool.js';
 import { DEFAULT_AVG_CHUNK } from '../src/chunkstore/defaults.js';
 import { walkFiles } from './walk.js';
+import { HOST_SCHEMA } from '../src/cli/host-schema.js';
+
+/** The index is sealed at rest as a host's is, so its cost is in the figures. */
+const STORE_KEY = randomBytes(32);
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, mib: { type: 'string' }, avg: { type: 'string' }, workers: { type: 'string' } } });
 const MiB = 1 << 20;
@@ -23,7 +27,7 @@ const work = mkdtempSync(join(tmpdir(), 'safe-bench-'));
 const conv = randomBytes(32);
 
 async function ingestAll(store: string, paths: AsyncIterable<string> | string[]): Promise<{ bytes: number; files: number; secs: number; fresh: number }> {
-  const pool = new IngestPool({ workers, script: new URL('../src/chunkstore/ingest-entry.js', import.meta.url), data: { storeDir: store, convergence: conv, avgChunk: avg } });
+  const pool = new IngestPool({ workers, script: new URL('../src/chunkstore/ingest-entry.js', import.meta.url), data: { storeDir: store, storeKey: STORE_KEY, convergence: conv, avgChunk: avg } });
   const t0 = performance.now();
   let bytes = 0, files = 0, fresh = 0;
   // Bounded queue: wait for room rather than racing thousands of promises.
@@ -73,7 +77,7 @@ for (let i = 0; i < 8; i++) {
 
 {
   const store = join(work, 'store-random');
-  ChunkStore.open(store, conv, { create: true }).close();
+  ChunkStore.open(store, conv, { create: true, schema: HOST_SCHEMA, key: STORE_KEY }).close();
   const r = await ingestAll(store, files);
   const mibs = r.bytes / MiB / r.secs;
   results.randomMiBs = mibs;
@@ -86,9 +90,9 @@ for (const tree of ['linux-prev', 'linux']) {
   const dir = join(corpus, tree);
   try { statSync(join(dir, '.complete')); } catch { log(`(no corpus at ${dir}: run bash scripts/corpus.sh)`); continue; }
   const store = join(work, 'store-linux');
-  if (tree === 'linux-prev') ChunkStore.open(store, conv, { create: true }).close();
+  if (tree === 'linux-prev') ChunkStore.open(store, conv, { create: true, schema: HOST_SCHEMA, key: STORE_KEY }).close();
   const r = await ingestAll(store, walkFiles(dir));
-  const s = ChunkStore.open(store, null);
+  const s = ChunkStore.open(store, null, { key: STORE_KEY });
   const st = s.stats();
   const indexBytes = statSync(join(store, 'index.db')).size;
   s.close();

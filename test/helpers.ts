@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, scryptSync } from 'node:crypto';
+import { openDb, type Db } from '../src/chunkstore/index-db.js';
+import { SCRYPT, hostKeys, hostSalt } from '../src/keys/derive.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 
 /** A temp dir removed when the test file ends. */
@@ -55,4 +57,23 @@ export function smallDisk(t: { skip(msg: string): void; after(fn: () => void): v
     rmSync(dir, { recursive: true, force: true });
   });
   return dir;
+}
+
+const storeKeys = new Map<string, Buffer>();
+
+/** A host's store key, derived as the CLI derives it (scrypt, so cached per host and passphrase). */
+export function storeKeyOf(host: string, passphrase: string): Buffer {
+  const k = `${host}\0${passphrase}`;
+  let key = storeKeys.get(k);
+  if (!key) storeKeys.set(k, (key = Buffer.from(hostKeys(new Uint8Array(scryptSync(passphrase.normalize('NFC'), hostSalt(host), 32, SCRYPT))).storeKey)));
+  return key;
+}
+
+/**
+ * A look at a host's sealed index (fine while its daemon runs: WAL readers do not block), with
+ * the key of its passphrase (`env.SAFE_PASSPHRASE`, else the one makeHost gives).
+ */
+export function openIndex(h: { home: string; env: NodeJS.ProcessEnv }, opts: { readonly?: boolean } = {}): Db {
+  const host = (JSON.parse(readFileSync(join(h.home, 'config.json'), 'utf8')) as { host: string }).host;
+  return openDb(join(h.home, 'store', 'index.db'), { readonly: opts.readonly ?? true, key: storeKeyOf(host, h.env.SAFE_PASSPHRASE ?? 'test passphrase') });
 }

@@ -3,8 +3,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { collectGarbage, type GcOptions } from './gc.js';
 import { ChunkStore } from './store.js';
 
-const { storeDir, options } = workerData as { storeDir: string; options: GcOptions };
-const store = ChunkStore.open(storeDir, null);
+const { storeDir, storeKey, options } = workerData as { storeDir: string; storeKey: Uint8Array; options: GcOptions };
+const store = ChunkStore.open(storeDir, null, { key: storeKey });
 try {
   parentPort!.postMessage({ report: collectGarbage(store, options) });
 } catch (err) {

@@ -105,11 +105,11 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
 }
 
 /** Run a collection in a worker thread, leaving the caller's thread free (the FUSE thread). */
-export function collectGarbageInWorker(storeDir: string, options: GcOptions = {}): Promise<GcReport> {
+export function collectGarbageInWorker(storeDir: string, storeKey: Uint8Array, options: GcOptions = {}): Promise<GcReport> {
   return import('node:worker_threads').then(
     ({ Worker }) =>
       new Promise<GcReport>((resolve, reject) => {
-        const w = new Worker(new URL('./gc-entry.js', import.meta.url), { workerData: { storeDir, options } });
+        const w = new Worker(new URL('./gc-entry.js', import.meta.url), { workerData: { storeDir, storeKey, options } });
         w.once('message', (m: { report?: GcReport; error?: string }) => (m.report ? resolve(m.report) : reject(new Error(`gc: ${m.error}`))));
         w.once('error', reject);
       }),

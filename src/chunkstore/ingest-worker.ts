@@ -9,6 +9,7 @@ import { CommitLock } from './commit-lock.js';
 
 export interface IngestWorkerData {
   storeDir: string;
+  storeKey: Uint8Array;
   convergence: Uint8Array;
   avgChunk: number;
   /** Set by the pool: serializes the workers' commits. */
@@ -44,7 +45,7 @@ const RETRIES = 3;
 
 export function serveIngest(makeHook?: (store: ChunkStore, data: IngestWorkerData) => CommitHook): void {
   const data = workerData as IngestWorkerData;
-  const store = ChunkStore.open(data.storeDir, data.convergence);
+  const store = ChunkStore.open(data.storeDir, data.convergence, { key: data.storeKey });
   const ingester = new Ingester(store, cdcParams(data.avgChunk, data.convergence), data.commitLock ? new CommitLock(data.commitLock) : undefined);
   const hook = makeHook?.(store, data);
   const port = parentPort!;

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, read as readCb, statSync } from 'node:fs';
 import { FdCache } from './fd-cache.js';
 import { join } from 'node:path';
-import { openDb, type Db } from './index-db.js';
+import { isPlaintext, openDb, sealDatabase, type Db } from './index-db.js';
 import { migrate, SchemaError, type Migration } from './migrations.js';
 import { PackWriter, packPath, readExact, type Placed } from './packs.js';
 import { ChunkError, Sealer, hexId } from './sealer.js';
@@ -43,6 +43,14 @@ export interface StoreStats {
 }
 
 export class MissingChunkError extends ChunkError {}
+
+/** The index does not open with this key: another passphrase's, or not a database at all. */
+export class StoreLockedError extends Error {
+  constructor(path: string, cause: unknown) {
+    super(`the store index ${path} does not open with this passphrase (a wrong passphrase, or a damaged database)`, { cause });
+    this.name = 'StoreLockedError';
+  }
+}
 
 /** Where chunks the store lacks can be fetched from (buddies, after a recovery or a loss). */
 export interface RemoteChunks {
@@ -90,16 +98,24 @@ export class ChunkStore {
    * their unindexed tails being dead bytes for compaction. The opener that owns the database
    * passes its `schema`, which brings it up to date; other connections (workers) find it so.
    */
-  static open(dir: string, convergence: Uint8Array | null, opts: { recover?: boolean; create?: boolean; schema?: readonly Migration[] } = {}): ChunkStore {
+  static open(dir: string, convergence: Uint8Array | null, opts: { recover?: boolean; create?: boolean; schema?: readonly Migration[]; key?: Uint8Array | null } = {}): ChunkStore {
     const dbPath = join(dir, 'index.db');
     if (!opts.create && !existsSync(dbPath)) throw new Error(`no chunkstore at ${dir} (index.db missing)`);
     mkdirSync(join(dir, 'packs'), { recursive: true });
-    const db = openDb(dbPath);
+    if (opts.key && opts.schema && isPlaintext(dbPath)) sealDatabase(dbPath, opts.key);
+    let db: Db;
+    try {
+      db = openDb(dbPath, { key: opts.key });
+    } catch (cause) {
+      if ((cause as { code?: string }).code === 'SQLITE_NOTADB') throw new StoreLockedError(dbPath, cause);
+      throw cause;
+    }
     try {
       if (opts.schema) migrate({ db, packsDir: join(dir, 'packs') }, opts.schema);
     } catch (cause) {
       db.close();
       if (cause instanceof SchemaError) throw cause;
+      if ((cause as { code?: string }).code === 'SQLITE_NOTADB') throw new StoreLockedError(dbPath, cause);
       throw new Error(`chunk index ${dbPath} is unreadable: ${(cause as Error).message}`, { cause });
     }
     const store = new ChunkStore(dir, convergence, db);

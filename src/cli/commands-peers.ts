@@ -89,7 +89,7 @@ export function buddyLines(p: PeerStatus): string[] {
   if (p.buddies.length === 0) lines.push('buddies: none yet');
   for (const b of p.buddies) {
     const lag = p.latest === null ? 'nothing to ship' : b.epoch === p.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind the latest snapshot';
-    const bad = p.flagged.includes(b.peer) ? '; SERVED CHUNKS FAILING THEIR TAG' : '';
+    const bad = p.flagged.includes(b.peer) ? '; SERVED CHUNKS THAT ARE NOT WHAT THEIR ID SAYS' : '';
     const health = (b.lastError ? `failing (${b.fails}x): ${b.lastError}` : 'ok') + bad;
     lines.push(`buddy ${b.peer}: last contact ${ago(b.lastOk)}, ${lag}, ${health}`);
   }

@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, realpathSync, mkdirSync } from 'node:fs';
 import { basename, resolve, sep } from 'node:path';
 import { ChunkStore } from '../chunkstore/store.js';
-import { HOST_SCHEMA } from './host-schema.js';
+import { openHostStore } from './open-store.js';
 import { Tree, ROOT } from '../snapshot/tree.js';
 import { findSnapshot, listSnapshots, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
 import { diffEpochs } from '../snapshot/diff.js';
@@ -24,12 +24,10 @@ async function daemon(req: Request): Promise<unknown> {
   return reply.data;
 }
 
-function withTree<T>(fn: (tree: Tree, store: ChunkStore) => T): T {
-  const home = safeHome();
-  loadConfig(home);
-  const store = ChunkStore.open(paths(home).store, null, { schema: HOST_SCHEMA });
+async function withTree<T>(fn: (tree: Tree, store: ChunkStore) => T | Promise<T>): Promise<T> {
+  const store = await openHostStore(safeHome());
   try {
-    return fn(new Tree(store.db, store), store);
+    return await fn(new Tree(store.db, store), store);
   } finally {
     store.close();
   }
@@ -47,8 +45,8 @@ export async function snapshot(label: string | undefined, out: Out): Promise<voi
   out.print(r.name, r);
 }
 
-export function snapshots(out: Out): void {
-  withTree((tree) => {
+export async function snapshots(out: Out): Promise<void> {
+  await withTree((tree) => {
     const list = listSnapshots(tree.db);
     const changed = tree.db.prepare<[number, number], number>(
       'SELECT coalesce(sum(size), 0) FROM inodes WHERE born > ? AND born <= ? AND kind = 32768',
@@ -74,8 +72,8 @@ export async function forget(policy: Policy, dryRun: boolean, allowAll: boolean,
   out.print(lines.join('\n'), r);
 }
 
-export function diff(a: string, b: string, out: Out): void {
-  withTree((tree) => {
+export async function diff(a: string, b: string, out: Out): Promise<void> {
+  await withTree((tree) => {
     const sa = mustFind(tree, a);
     const sb = mustFind(tree, b);
     const forward = sa.epoch <= sb.epoch;
@@ -99,7 +97,7 @@ export async function restore(spec: string, target: string | undefined, out: Out
   if (probe === mountReal || probe.startsWith(mountReal + sep) || dest.startsWith(resolve(cfg.mount) + sep)) {
     throw new UserError(`the restore target ${dest} is inside the mount ${cfg.mount}: pick a place outside it`);
   }
-  const where = withTree((tree) => {
+  const where = await withTree((tree) => {
     const snap = mustFind(tree, name);
     let ino = ROOT;
     for (const part of inner.split('/').filter(Boolean)) {
@@ -120,7 +118,7 @@ export async function restore(spec: string, target: string | undefined, out: Out
   if (fetched && !fetched.ok) throw new UserError(`fetching the chunks of ${spec} from the buddies failed: ${fetched.error}`);
   const got = fetched?.data as { fetched: number; missing: number } | undefined;
   if (got && got.missing > 0) throw new UserError(`${got.missing} chunks of ${spec} are neither here nor on any reachable buddy: nothing was restored`);
-  withTree((tree, store) => {
+  await withTree((tree, store) => {
     const staging = new Staging(paths(home).staging, 0);
     const bar = new Progress('restore');
     const r = new Restorer(tree, store, (i, g) => staging.path(i, g), where.snap.epoch, (st) => bar.update(st.files, st.files + 1, `${st.files} files ${formatBytes(st.bytes)}`));

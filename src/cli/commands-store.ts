@@ -12,6 +12,7 @@ import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
 import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
+import { openHostStore } from './open-store.js';
 import { findSnapshot } from '../snapshot/snapshots.js';
 import { checkReferences } from '../snapshot/check-refs.js';
 import { Progress } from './progress.js';
@@ -86,7 +87,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const gk = group ? await groupKeys(group, await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true)) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
   const cfg = newConfig({ host, mount, group, offer, listen: opts.listen, peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
-  ChunkStore.open(paths(home).store, convergence, { create: true, schema: HOST_SCHEMA }).close();
+  ChunkStore.open(paths(home).store, convergence, { create: true, schema: HOST_SCHEMA, key: keys.storeKey }).close();
   saveConfig(home, cfg);
   out.print(
     `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}`,
@@ -99,7 +100,7 @@ export async function status(out: Out): Promise<void> {
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
   const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null }) : null;
-  const store = ChunkStore.open(paths(home).store, null, { schema: HOST_SCHEMA });
+  const store = await openHostStore(home);
   try {
     const s = store.stats();
     const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
@@ -123,8 +124,7 @@ export async function status(out: Out): Promise<void> {
 
 export async function verify(out: Out): Promise<boolean> {
   const home = safeHome();
-  loadConfig(home);
-  const store = ChunkStore.open(paths(home).store, null, { schema: HOST_SCHEMA });
+  const store = await openHostStore(home);
   try {
     const bar = new Progress('verify');
     const r = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));

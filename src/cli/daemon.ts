@@ -72,7 +72,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
   let store: ChunkStore | undefined;
   try {
     try {
-      store = ChunkStore.open(p.store, keys.convergence, { recover: true, schema: HOST_SCHEMA });
+      store = ChunkStore.open(p.store, keys.convergence, { recover: true, schema: HOST_SCHEMA, key: keys.host.storeKey });
     } catch (cause) {
       throw new UserError(`cannot open the store: ${(cause as Error).message}`, 1, { cause });
     }
@@ -95,7 +95,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           queue.schedule(ino, gen, 30_000);
         },
       },
-      { storeDir: p.store, convergence: keys.convergence, avgChunk: cfg.avgChunk },
+      { storeDir: p.store, storeKey: keys.host.storeKey, convergence: keys.convergence, avgChunk: cfg.avgChunk },
       delay,
       commitLock,
     );
@@ -134,7 +134,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         store!.drainReleased(store!.releasedHead());
         drainPruned(tree.db, prunedHead(tree.db));
       }).immediate();
-      const gc = drop.length > 0 ? await collectGarbageInWorker(p.store) : null;
+      const gc = drop.length > 0 ? await collectGarbageInWorker(p.store, keys.host.storeKey) : null;
       return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };
     let peers: PeerService | null = null;
@@ -145,7 +145,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       if (gcTimer) return;
       gcTimer = setTimeout(() => {
         gcTimer = null;
-        gcRunning ??= collectGarbageInWorker(p.store)
+        gcRunning ??= collectGarbageInWorker(p.store, keys.host.storeKey)
           .catch((err: Error) => log(`garbage collection failed: ${err.message}`))
           .finally(() => (gcRunning = null));
       }, 5000);
@@ -220,6 +220,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
 
     const handle = async (req: Request): Promise<unknown> => {
       switch (req.cmd) {
+        // Only this user reaches the socket (SAFE_HOME is 0700), and while mounted the folder
+        // shows them everything anyway: their commands need not ask for the passphrase.
+        case 'storeKey':
+          return Buffer.from(keys.host.storeKey).toString('hex');
         case 'status':
           return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: peers?.status() ?? null };
         case 'flush':

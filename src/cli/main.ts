@@ -79,7 +79,7 @@ async function run(argv: string[]): Promise<number> {
     }
     case 'snapshots': {
       const { values } = parse(rest, {});
-      snapshots(output(!!values.json));
+      await snapshots(output(!!values.json));
       return 0;
     }
     case 'forget': {
@@ -92,7 +92,7 @@ async function run(argv: string[]): Promise<number> {
     case 'diff': {
       const { values, positionals } = parse(rest, {});
       if (positionals.length !== 2) throw new UserError('usage: safe diff SNAPSHOT_A SNAPSHOT_B', 2);
-      diff(positionals[0]!, positionals[1]!, output(!!values.json));
+      await diff(positionals[0]!, positionals[1]!, output(!!values.json));
       return 0;
     }
     case 'restore': {

@@ -124,7 +124,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       rmSync(p.staging, { recursive: true, force: true });
     }
     saveConfig(home, cfg);
-    store = ChunkStore.open(p.store, gk.convergence, { create: true, recover: true, schema: HOST_SCHEMA });
+    store = ChunkStore.open(p.store, gk.convergence, { create: true, recover: true, schema: HOST_SCHEMA, key: keys.storeKey });
     const bar = new Progress('recover');
     const t0 = performance.now();
     const report = await recoverData({

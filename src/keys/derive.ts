@@ -6,7 +6,7 @@ import { hkdf } from '@noble/hashes/hkdf.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 /** scrypt N=2^17, r=8: 128 MiB of memory, ~0.4 s with node:crypto on a 2-vCPU VM (noble's takes 0.6-0.9 s). */
-const SCRYPT = { N: 1 << 17, r: 8, p: 1, maxmem: 256 * 1024 * 1024 } as const;
+export const SCRYPT = { N: 1 << 17, r: 8, p: 1, maxmem: 256 * 1024 * 1024 } as const;
 
 export interface HostKeys {
   /** 32-byte Ed25519 seed: the host's signing key and libp2p PeerId. */
@@ -21,6 +21,10 @@ export interface HostKeys {
   verifier: string;
   /** Convergence secret of a host that belongs to no group (its chunks dedup only locally). */
   soloConvergence: Uint8Array;
+  /** Encrypts the local index database at rest. */
+  storeKey: Uint8Array;
+  /** Keys the staging files (plaintext of files not chunked yet) at rest. */
+  stagingKey: Uint8Array;
 }
 
 export interface GroupKeys {
@@ -43,10 +47,12 @@ const label = (master: Uint8Array, info: string, len = 32): Uint8Array =>
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
+export const hostSalt = (hostname: string): string => 'safe/v1/' + hostname;
+
 export async function hostMaster(hostname: string, passphrase: string): Promise<Uint8Array> {
   if (!hostname) throw new Error('hostname must not be empty');
   if (!passphrase) throw new Error('passphrase must not be empty');
-  return memoryHard(passphrase, 'safe/v1/' + hostname);
+  return memoryHard(passphrase, hostSalt(hostname));
 }
 
 export function hostKeys(master: Uint8Array): HostKeys {
@@ -58,6 +64,8 @@ export function hostKeys(master: Uint8Array): HostKeys {
     metaKey: label(master, 'safe/v1/metadata'),
     verifier: hex(label(master, 'safe/v1/verifier', 16)),
     soloConvergence: label(master, 'safe/v1/solo-convergence'),
+    storeKey: label(master, 'safe/v1/store'),
+    stagingKey: label(master, 'safe/v1/staging'),
   };
 }
 

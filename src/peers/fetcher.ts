@@ -1,7 +1,7 @@
 // Chunks back from buddies: for the recovery's background fetch, for reads of chunks that are
 // not here (the mount is up before every chunk is back), and for restores of such paths. Each
-// box is checked against its handle before it is stored; a buddy that serves a bad one is
-// flagged and the chunk asked of the next. Stored rows get the reference count the tree gives
+// box is checked against its id (the hash of the box) before it is stored; a buddy that serves a
+// wrong one is flagged and the chunk asked of the next. Stored rows get the reference count the tree gives
 // them, so garbage collection keeps them.
 import { boxId, handleDigest, hexId } from '../chunkstore/sealer.js';
 import type { ChunkRef, ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';

@@ -1,11 +1,10 @@
-import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { ChunkStore, MissingChunkError } from '../../src/chunkstore/store.js';
+import { ChunkStore, MissingChunkError, StoreLockedError } from '../../src/chunkstore/store.js';
 import { Ingester, type IngestedFile } from '../../src/chunkstore/ingest.js';
 import { cdcParams } from '../../src/chunkstore/fastcdc.js';
 import { ChunkError, Sealer } from '../../src/chunkstore/sealer.js';
@@ -13,13 +12,16 @@ import { collectGarbage } from '../../src/chunkstore/gc.js';
 import { verifyStore } from '../../src/chunkstore/verify.js';
 import { packPath } from '../../src/chunkstore/packs.js';
 import { seededBytes, secret32, smallDisk, tempDir } from '../helpers.js';
+import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 
 const AVG = 16384;
+/** Every store's index is sealed under a key, as a host's is. */
+const KEY = secret32();
 
 function fresh(): { store: ChunkStore; ing: Ingester; dir: string; conv: Buffer } {
   const dir = tempDir();
   const conv = secret32();
-  const store = ChunkStore.open(dir, conv, { create: true, recover: true, schema: HOST_SCHEMA });
+  const store = ChunkStore.open(dir, conv, { create: true, recover: true, schema: HOST_SCHEMA, key: KEY });
   return { store, ing: new Ingester(store, cdcParams(AVG, conv)), dir, conv };
 }
 
@@ -175,7 +177,21 @@ test('a damaged index is a clear error at open', () => {
   const db = join(dir, 'index.db');
   writeFileSync(db, Buffer.alloc(4096, 7));
   for (const f of ['index.db-wal', 'index.db-shm']) try { unlinkSync(join(dir, f)); } catch { /* absent */ }
-  assert.throws(() => ChunkStore.open(dir, secret32(), { schema: HOST_SCHEMA }), /unreadable|not a database/);
+  assert.throws(() => ChunkStore.open(dir, secret32(), { schema: HOST_SCHEMA, key: KEY }), /does not open with this passphrase/);
+});
+
+test('the index is sealed at rest: no chunk handle in its bytes, and another key does not open it', () => {
+  const { store, ing, dir } = fresh();
+  const f = ing.ingestBuffer(seededBytes(200_000, 5));
+  ing.commit();
+  ing.close();
+  store.db.pragma('wal_checkpoint(TRUNCATE)');
+  store.close();
+  const bytes = readFileSync(join(dir, 'index.db'));
+  for (const c of f.chunks) assert.ok(!bytes.includes(c.handle), 'a handle (the key of its chunk) is readable in index.db');
+  assert.ok(!bytes.includes(Buffer.from('SQLite format 3')));
+  assert.throws(() => ChunkStore.open(dir, null, { schema: HOST_SCHEMA, key: secret32() }), StoreLockedError);
+  ChunkStore.open(dir, null, { schema: HOST_SCHEMA, key: KEY }).close();
 });
 
 test('files over 4 GiB (sparse) ingest with correct size and content', { timeout: 120_000 }, () => {
@@ -203,7 +219,7 @@ test('kill -9 mid-ingest: reopen, verify clean, every committed file readable', 
   for (let round = 0; round < 3; round++) {
     const dir = tempDir();
     const conv = secret32();
-    const child = spawn(process.execPath, [new URL('../fixtures/ingest-loop.js', import.meta.url).pathname, dir, conv.toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [new URL('../fixtures/ingest-loop.js', import.meta.url).pathname, dir, conv.toString('hex'), KEY.toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     const killAfter = 5 + round * 7;
@@ -221,7 +237,7 @@ test('kill -9 mid-ingest: reopen, verify clean, every committed file readable', 
     await new Promise((r) => child.once('exit', r));
     const committed = text.split('\n').filter((l) => l.endsWith('}')).map((l) => JSON.parse(l) as { seed: number; size: number; chunks: [string, string][] });
     assert.ok(committed.length >= killAfter);
-    const store = ChunkStore.open(dir, conv, { recover: true, schema: HOST_SCHEMA });
+    const store = ChunkStore.open(dir, conv, { recover: true, schema: HOST_SCHEMA, key: KEY });
     assert.deepEqual(verifyStore(store).problems, []);
     for (const c of committed) {
       const data = Buffer.concat(c.chunks.map(([id, h]) => store.read({ id: Buffer.from(id, 'hex'), handle: Buffer.from(h, 'hex') })));
@@ -240,7 +256,7 @@ test('disk full: the writer gets ENOSPC, the store stays consistent', { timeout:
   const conv = secret32();
   const dir = join(mnt, 'store');
   mkdirSync(dir);
-  const store = ChunkStore.open(dir, conv, { create: true, recover: true, schema: HOST_SCHEMA });
+  const store = ChunkStore.open(dir, conv, { create: true, recover: true, schema: HOST_SCHEMA, key: KEY });
   const ing = new Ingester(store, cdcParams(AVG, conv));
   const kept: { f: IngestedFile; seed: number }[] = [];
   let err: NodeJS.ErrnoException | undefined;
@@ -259,7 +275,7 @@ test('disk full: the writer gets ENOSPC, the store stays consistent', { timeout:
   assert.ok(kept.length > 0);
   for (const { f, seed } of kept) assert.deepEqual(readBack(store, f), seededBytes(300_000, seed));
   store.close();
-  const again = ChunkStore.open(dir, conv, { recover: true, schema: HOST_SCHEMA });
+  const again = ChunkStore.open(dir, conv, { recover: true, schema: HOST_SCHEMA, key: KEY });
   assert.deepEqual(verifyStore(again).problems, []);
   for (const { f, seed } of kept) assert.deepEqual(readBack(again, f), seededBytes(300_000, seed));
   again.close();

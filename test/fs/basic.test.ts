@@ -6,9 +6,8 @@ import {
   renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync, chmodSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { makeHost } from './mounted.js';
-import { seededBytes } from '../helpers.js';
+import { seededBytes, openIndex } from '../helpers.js';
 
 test('files, directories, links and attributes survive chunking and a remount', { timeout: 120_000 }, async () => {
   const h = makeHost();
@@ -67,7 +66,7 @@ test('files, directories, links and attributes survive chunking and a remount', 
   assert.match(h.ok('verify'), /no problems/);
   h.unmount();
   // verify also holds the refcounts against the tree: a wrong one is named.
-  const db = new Database(join(h.home, 'store', 'index.db'));
+  const db = openIndex(h, { readonly: false });
   const victim = db.prepare('SELECT id FROM chunks WHERE refs > 0 LIMIT 1').pluck().get() as Buffer;
   db.prepare('UPDATE chunks SET refs = refs + 1 WHERE id = ?').run(victim);
   db.close();

@@ -5,9 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { makeHost } from './mounted.js';
-import { seededBytes } from '../helpers.js';
+import { seededBytes, openIndex } from '../helpers.js';
 
 test('identical contents share a chunk list; references stay exact through rewrite, forget and GC', { timeout: 120_000 }, async () => {
   const h = makeHost();
@@ -23,7 +22,7 @@ test('identical contents share a chunk list; references stay exact through rewri
   writeFileSync(join(h.mnt, 'c.bin'), Buffer.concat([body, Buffer.from('x')]));
   await h.settle();
   const lists = (): { cl: number; users: number }[] => {
-    const db = new Database(join(h.home, 'store', 'index.db'), { readonly: true });
+    const db = openIndex(h);
     try {
       return db.prepare('SELECT cl, users FROM clists ORDER BY cl').all() as { cl: number; users: number }[];
     } finally {

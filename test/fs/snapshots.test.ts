@@ -1,15 +1,14 @@
 // Snapshots through the real mount on random histories: each snapshot shows exactly the tree
 // of its time, refuses writes, restores byte for byte with modes and times, diffs match a
 // brute-force comparison, and forget + GC gives every chunk reference back.
-import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { execSync } from 'node:child_process';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { makeHost } from './mounted.js';
-import { tempDir } from '../helpers.js';
+import { tempDir, openIndex } from '../helpers.js';
+import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 
 interface Node { kind: 'dir' | 'file' | 'link'; mode: number; data?: string; mtime?: number }
 
@@ -138,7 +137,7 @@ test('snapshots of a random history: views, EROFS, restore, diff, forget', { tim
     h.ok('forget', '--keep-last', '0', '--allow-empty');
     await h.settle();
     h.ok('forget', '--keep-last', '0', '--allow-empty');
-    const db = new Database(join(h.home, 'store', 'index.db'), { readonly: true });
+    const db = openIndex(h);
     try {
       assert.equal(db.prepare('SELECT count(*) FROM snapshots').pluck().get(), 0);
       assert.equal(db.prepare('SELECT count(*) FROM clists').pluck().get(), 0, 'no chunk lists left');
@@ -227,7 +226,7 @@ test('add set and changed objects match brute force; forgotten chunks enter the 
   await h.settle();
   names.push(h.ok('snapshot').trim());
   h.unmount();
-  const db = new Database(join(h.home, 'store', 'index.db'));
+  const db = openIndex(h, { readonly: false });
   try {
     const epoch = (n: string): number => db.prepare<[string], number>('SELECT epoch FROM snapshots WHERE name = ?').pluck().get(n)!;
     const [e1, e2] = [epoch(names[0]!), epoch(names[1]!)];

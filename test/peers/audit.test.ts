@@ -2,13 +2,13 @@
 // is caught by the next audit and replaced; a buddy keeping what we no longer name is told to
 // drop it; a buddy silent past the threshold is replaced; the replaced buddy reclaims our
 // space once we stay silent; recovery still works with the other original buddy down.
+import type { Db } from '../../src/chunkstore/index-db.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { seededBytes, tempDir } from '../helpers.js';
+import { seededBytes, tempDir, openIndex } from '../helpers.js';
 import { GROUP, heldIds, makeMember, mountedMember, shippedIds, withDb, type Member } from './group.js';
 
 interface Audit {
@@ -26,8 +26,8 @@ function setConfig(h: Member, patch: Record<string, unknown>): void {
 }
 
 /** Writes to a member's index while its daemon is down: what a faulty or dishonest disk does. */
-function tamper(h: Member, fn: (db: Database.Database) => void): void {
-  const db = new Database(join(h.home, 'store', 'index.db'));
+function tamper(h: Member, fn: (db: Db) => void): void {
+  const db = openIndex(h, { readonly: false });
   try {
     fn(db);
   } finally {

@@ -1,8 +1,8 @@
 // A backup group of real daemons on 127.0.0.1 for tests: each host its own SAFE_HOME, mount,
 // port and process, all in one group, bootstrapped from the first host's address.
+import type { Db } from '../../src/chunkstore/index-db.js';
+import { openIndex } from '../helpers.js';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { makeHost, type Host } from '../fs/mounted.js';
 
 export const GROUP = { name: 'test-group', password: 'group password' };
@@ -53,8 +53,8 @@ export async function mountedMember(name: string, o: Parameters<typeof makeMembe
 }
 
 /** Read-only look at a host's index (fine while its daemon runs: WAL readers do not block). */
-export function withDb<T>(h: Host, fn: (db: Database.Database) => T): T {
-  const db = new Database(join(h.home, 'store', 'index.db'), { readonly: true });
+export function withDb<T>(h: Host, fn: (db: Db) => T): T {
+  const db = openIndex(h);
   try {
     return fn(db);
   } finally {

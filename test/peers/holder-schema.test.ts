@@ -2,7 +2,7 @@
 // over whole, and two keys can then file under one locator.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import Database from 'better-sqlite3';
+import Database from 'better-sqlite3-multiple-ciphers';
 import { createHolderTables } from '../../src/peers/holder.js';
 
 test('root blocks of the old schema are kept; a second key under the same locator no longer collides', () => {

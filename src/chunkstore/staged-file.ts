@@ -1,0 +1,146 @@
+// A staging file sealed at rest: the plaintext of a file written through the mount, kept until
+// it is chunked, must not be readable from the disk without the passphrase.
+//
+// Layout: a 32-byte header (magic, version, a random 16-byte nonce), then the content under
+// AES-256-CTR with a key of its own, HMAC(staging key, nonce). CTR keeps the file's length and
+// random access at any byte, so a FUSE write costs one cipher call, not a read-modify-write of
+// blocks (measured here: AES-XTS in 4 KiB units ran at 186 MiB/s, one CTR call per write at the
+// cipher's full speed). What this does not hide: which bytes changed between two copies of the
+// disk taken while one generation was open for writing (docs/security.md).
+//
+// Holes: a region never written (a sparse file, a truncate that grows) holds zeros on disk,
+// which would decrypt to keystream. A 16-byte cipher block that is all zero on disk therefore
+// reads as zeros; writes keep every block they touch either such a hole or wholly encrypted.
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
+import { fdatasync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+
+const MAGIC = Buffer.from('safestg\x01', 'latin1');
+export const STAGED_HEADER = 32;
+const B = 16;
+
+export class StagedFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StagedFileError';
+  }
+}
+
+const down = (n: number): number => n - (n % B);
+const up = (n: number): number => Math.ceil(n / B) * B;
+
+export class StagedFile {
+  private constructor(readonly fd: number, private readonly key: Buffer) {}
+
+  /** Starts a new, empty staged file on `fd` (opened for reading and writing). */
+  static create(fd: number, stagingKey: Uint8Array): StagedFile {
+    const nonce = randomBytes(16);
+    const head = Buffer.alloc(STAGED_HEADER);
+    MAGIC.copy(head, 0);
+    nonce.copy(head, MAGIC.length);
+    writeSync(fd, head, 0, head.length, 0);
+    return new StagedFile(fd, fileKey(stagingKey, nonce));
+  }
+
+  static open(fd: number, stagingKey: Uint8Array): StagedFile {
+    const head = Buffer.alloc(STAGED_HEADER);
+    const n = readSync(fd, head, 0, head.length, 0);
+    if (n < STAGED_HEADER || !head.subarray(0, MAGIC.length).equals(MAGIC)) throw new StagedFileError('not a staged file of this release (bad header)');
+    return new StagedFile(fd, fileKey(stagingKey, head.subarray(MAGIC.length, MAGIC.length + 16)));
+  }
+
+  /** Bytes of content (the file's length less the header). */
+  size(): number {
+    return Math.max(0, fstatSync(this.fd).size - STAGED_HEADER);
+  }
+
+  /** Plaintext of [pos, pos + len), clipped to `size`; bytes past what the disk holds are zeros. */
+  read(out: Buffer, len: number, pos: number, size: number): number {
+    const n = Math.min(len, size - pos);
+    if (n <= 0) return 0;
+    const plain = this.plain(pos, pos + n);
+    plain.copy(out, 0, pos - down(pos), pos - down(pos) + n);
+    return n;
+  }
+
+  /** Writes `data` at `pos` of content `size` bytes long; returns the new size. */
+  write(data: Buffer, pos: number, size: number): number {
+    if (data.length === 0) return size;
+    if (pos > size) this.sealTail(size, pos);
+    let from = pos;
+    let body = data;
+    // An edge in a hole (or past the end, a hole to be): the rest of its block must be written
+    // as encrypted zeros too.
+    if (from % B !== 0 && (down(from) >= size || this.isHole(down(from), size))) {
+      body = Buffer.concat([Buffer.alloc(from - down(from)), body]);
+      from = down(from);
+    }
+    const end = pos + data.length;
+    const tail = Math.min(up(end), size);
+    if (end % B !== 0 && tail > end && this.isHole(down(end), size)) body = Buffer.concat([body, Buffer.alloc(tail - end)]);
+    const sealed = this.xor(body, from);
+    writeSync(this.fd, sealed, 0, sealed.length, STAGED_HEADER + from);
+    return Math.max(size, end);
+  }
+
+  truncate(to: number, size: number): void {
+    if (to > size) this.sealTail(size, to);
+    ftruncateSync(this.fd, STAGED_HEADER + to);
+  }
+
+  datasync(): Promise<void> {
+    return new Promise((res, rej) => fdatasync(this.fd, (err) => (err ? rej(err) : res())));
+  }
+
+  /** The last, partial block gains zeros up to `to` (or its end), encrypted, before a gap opens past it. */
+  private sealTail(size: number, to: number): void {
+    if (size % B === 0) return;
+    const start = down(size);
+    const plain = this.plain(start, size);
+    const grown = Buffer.alloc(Math.min(up(size), to) - start);
+    plain.copy(grown, 0, 0, size - start);
+    const sealed = this.xor(grown, start);
+    writeSync(this.fd, sealed, 0, sealed.length, STAGED_HEADER + start);
+  }
+
+  private isHole(block: number, size: number): boolean {
+    const raw = Buffer.alloc(Math.min(B, size - block));
+    const got = readSync(this.fd, raw, 0, raw.length, STAGED_HEADER + block);
+    for (let i = 0; i < got; i++) if (raw[i] !== 0) return false;
+    return true;
+  }
+
+  /** Plaintext of the blocks spanning [from, to), starting at down(from). */
+  private plain(from: number, to: number): Buffer {
+    const start = down(from);
+    const raw = Buffer.alloc(to - start);
+    let got = 0;
+    while (got < raw.length) {
+      const n = readSync(this.fd, raw, got, raw.length - got, STAGED_HEADER + start + got);
+      if (n === 0) break;
+      got += n;
+    }
+    const plain = this.xor(raw.subarray(0, got), start);
+    for (let b = 0; b < got; b += B) {
+      if (isZero(raw, b, Math.min(b + B, got))) plain.fill(0, b, Math.min(b + B, got));
+    }
+    return got === raw.length ? plain : Buffer.concat([plain, Buffer.alloc(raw.length - got)]);
+  }
+
+  /** AES-256-CTR keystream at byte `pos` of the content, xored onto `data`. */
+  private xor(data: Buffer, pos: number): Buffer {
+    const iv = Buffer.alloc(16);
+    iv.writeBigUInt64BE(BigInt(Math.floor(pos / B)), 8);
+    const c = createCipheriv('aes-256-ctr', this.key, iv);
+    if (pos % B) c.update(Buffer.alloc(pos % B));
+    return c.update(data);
+  }
+}
+
+function fileKey(stagingKey: Uint8Array, nonce: Uint8Array): Buffer {
+  return createHmac('sha256', stagingKey).update(nonce).digest();
+}
+
+function isZero(buf: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
+  return true;
+}
