@@ -6,10 +6,13 @@ import { cdcParams } from './fastcdc.js';
 import { Ingester, type IngestedFile } from './ingest.js';
 import { MissingChunkError, ChunkStore } from './store.js';
 import { CommitLock } from './commit-lock.js';
+import { StagedFileError } from './staged-file.js';
 
 export interface IngestWorkerData {
   storeDir: string;
   storeKey: Uint8Array;
+  /** Set when the files are staged files, sealed at rest under this key. */
+  stagingKey?: Uint8Array;
   convergence: Uint8Array;
   avgChunk: number;
   /** Set by the pool: serializes the workers' commits. */
@@ -56,24 +59,24 @@ export function serveIngest(makeHook?: (store: ChunkStore, data: IngestWorkerDat
       port.close();
       return;
     }
-    port.postMessage(runBatch(ingester, hook, msg));
+    port.postMessage(runBatch(ingester, hook, msg, data.stagingKey));
   });
 }
 
-function runBatch(ingester: Ingester, hook: CommitHook | undefined, req: BatchRequest): BatchReply {
+function runBatch(ingester: Ingester, hook: CommitHook | undefined, req: BatchRequest, stagingKey?: Uint8Array): BatchReply {
   for (let attempt = 0; ; attempt++) {
     const outcomes: IngestOutcome[] = [];
     const done: { job: IngestJob; file: IngestedFile }[] = [];
     try {
       for (const job of req.jobs) {
         try {
-          const file = ingester.ingestFile(job.path);
+          const file = stagingKey ? ingester.ingestStaged(job.path, stagingKey) : ingester.ingestFile(job.path);
           outcomes.push({ key: job.key, file });
           done.push({ job, file });
         } catch (err) {
           const e = err as NodeJS.ErrnoException;
           // A file that vanished or cannot be read fails alone; a store error fails the batch.
-          if (e.syscall === 'open' || e.syscall === 'read') outcomes.push({ key: job.key, error: e.message, code: e.code });
+          if (e.syscall === 'open' || e.syscall === 'read' || err instanceof StagedFileError) outcomes.push({ key: job.key, error: e.message, code: e.code });
           else throw err;
         }
       }

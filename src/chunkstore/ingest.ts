@@ -7,6 +7,7 @@ import { StreamChunker } from './chunker.js';
 import type { CdcParams } from './fastcdc.js';
 import type { PackWriter } from './packs.js';
 import { boxId } from './sealer.js';
+import { StagedFile } from './staged-file.js';
 import type { ChunkRef, ChunkRow, ChunkStore } from './store.js';
 import type { CommitLock } from './commit-lock.js';
 
@@ -37,6 +38,23 @@ export class Ingester {
     const fd = openSync(path, 'r');
     try {
       return this.ingestFd(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Chunk and store a staged file (sealed at rest under `stagingKey`), streaming. */
+  ingestStaged(path: string, stagingKey: Uint8Array): IngestedFile {
+    const fd = openSync(path, 'r');
+    try {
+      const file = StagedFile.open(fd, stagingKey);
+      const size = file.size();
+      let pos = 0;
+      return this.ingestBlocks((buf) => {
+        const n = file.read(buf, buf.length, pos, size);
+        pos += n;
+        return n;
+      });
     } finally {
       closeSync(fd);
     }

@@ -41,6 +41,12 @@ export class StagedFile {
     return new StagedFile(fd, fileKey(stagingKey, nonce));
   }
 
+  /** Whether the file on `fd` starts with a staged file's header. */
+  static isSealed(fd: number): boolean {
+    const head = Buffer.alloc(MAGIC.length);
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(MAGIC);
+  }
+
   static open(fd: number, stagingKey: Uint8Array): StagedFile {
     const head = Buffer.alloc(STAGED_HEADER);
     const n = readSync(fd, head, 0, head.length, 0);

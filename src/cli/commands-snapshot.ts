@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, realpathSync, mkdirSync } from 'node:fs';
 import { basename, resolve, sep } from 'node:path';
 import { ChunkStore } from '../chunkstore/store.js';
-import { openHostStore } from './open-store.js';
+import { openHostStore, type StoreKeys } from './open-store.js';
 import { Tree, ROOT } from '../snapshot/tree.js';
 import { findSnapshot, listSnapshots, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
 import { diffEpochs } from '../snapshot/diff.js';
@@ -24,10 +24,10 @@ async function daemon(req: Request): Promise<unknown> {
   return reply.data;
 }
 
-async function withTree<T>(fn: (tree: Tree, store: ChunkStore) => T | Promise<T>): Promise<T> {
-  const store = await openHostStore(safeHome());
+async function withTree<T>(fn: (tree: Tree, store: ChunkStore, keys: StoreKeys) => T | Promise<T>): Promise<T> {
+  const { store, keys } = await openHostStore(safeHome());
   try {
-    return await fn(new Tree(store.db, store), store);
+    return await fn(new Tree(store.db, store), store, keys);
   } finally {
     store.close();
   }
@@ -118,10 +118,10 @@ export async function restore(spec: string, target: string | undefined, out: Out
   if (fetched && !fetched.ok) throw new UserError(`fetching the chunks of ${spec} from the buddies failed: ${fetched.error}`);
   const got = fetched?.data as { fetched: number; missing: number } | undefined;
   if (got && got.missing > 0) throw new UserError(`${got.missing} chunks of ${spec} are neither here nor on any reachable buddy: nothing was restored`);
-  await withTree((tree, store) => {
-    const staging = new Staging(paths(home).staging, 0);
+  await withTree((tree, store, keys) => {
+    const staging = new Staging(paths(home).staging, 0, keys.stagingKey);
     const bar = new Progress('restore');
-    const r = new Restorer(tree, store, (i, g) => staging.path(i, g), where.snap.epoch, (st) => bar.update(st.files, st.files + 1, `${st.files} files ${formatBytes(st.bytes)}`));
+    const r = new Restorer(tree, store, staging, where.snap.epoch, (st) => bar.update(st.files, st.files + 1, `${st.files} files ${formatBytes(st.bytes)}`));
     r.restore(where.ino, Buffer.from(where.to));
     bar.done();
     out.print(

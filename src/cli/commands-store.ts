@@ -100,7 +100,7 @@ export async function status(out: Out): Promise<void> {
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
   const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null }) : null;
-  const store = await openHostStore(home);
+  const { store } = await openHostStore(home);
   try {
     const s = store.stats();
     const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
@@ -124,7 +124,7 @@ export async function status(out: Out): Promise<void> {
 
 export async function verify(out: Out): Promise<boolean> {
   const home = safeHome();
-  const store = await openHostStore(home);
+  const { store } = await openHostStore(home);
   try {
     const bar = new Progress('verify');
     const r = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));

@@ -7,7 +7,7 @@ import type { Policy } from '../snapshot/retention.js';
 
 export type Request =
   | { cmd: 'status' }
-  | { cmd: 'storeKey' }
+  | { cmd: 'storeKeys' }
   | { cmd: 'unmount' }
   | { cmd: 'snapshot'; label?: string }
   | { cmd: 'forget'; policy: Policy; dryRun: boolean; allowAll: boolean }

@@ -4,6 +4,7 @@
 import { closeSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
+import type { StoreKeysReply } from './open-store.js';
 import { Tree } from '../snapshot/tree.js';
 import { CommitLock } from '../chunkstore/commit-lock.js';
 import { Staging } from '../fs/staging.js';
@@ -79,8 +80,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     // The main thread and the ingest workers take turns at the database's write lock.
     const commitLock = new CommitLock();
     const tree = new Tree(store.db, store, commitLock);
-    const staging = new Staging(p.staging, 0);
+    const staging = new Staging(p.staging, 0, keys.host.stagingKey);
     staging.keepReserve();
+    const sealed = staging.sealPlaintext();
+    if (sealed > 0) log(`sealed ${sealed} staged files left in the clear by an earlier release`);
     const fs = new Filesystem(tree, store, staging, home);
     const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 2000);
     const queue = new ChunkQueue(
@@ -95,7 +98,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           queue.schedule(ino, gen, 30_000);
         },
       },
-      { storeDir: p.store, storeKey: keys.host.storeKey, convergence: keys.convergence, avgChunk: cfg.avgChunk },
+      { storeDir: p.store, storeKey: keys.host.storeKey, stagingKey: keys.host.stagingKey, convergence: keys.convergence, avgChunk: cfg.avgChunk },
       delay,
       commitLock,
     );
@@ -222,8 +225,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       switch (req.cmd) {
         // Only this user reaches the socket (SAFE_HOME is 0700), and while mounted the folder
         // shows them everything anyway: their commands need not ask for the passphrase.
-        case 'storeKey':
-          return Buffer.from(keys.host.storeKey).toString('hex');
+        case 'storeKeys':
+          return { store: Buffer.from(keys.host.storeKey).toString('hex'), staging: Buffer.from(keys.host.stagingKey).toString('hex') } satisfies StoreKeysReply;
         case 'status':
           return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: peers?.status() ?? null };
         case 'flush':

@@ -1,12 +1,13 @@
 // Copy a snapshot (or a path in it) out to a plain directory: content, modes, owners, times,
 // symlinks, hard links, fifos, sockets and device nodes, sparse files (all-zero chunks become
 // holes) and xattrs.
-import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, readSync, symlinkSync, writeSync, utimesSync } from 'node:fs';
+import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync, utimesSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import { loadAddon } from '../fs/binding.js';
 import { deviceNumber } from '../fs/attrs.js';
+import type { Staging } from '../fs/staging.js';
 
 const SLASH = Buffer.from('/');
 
@@ -25,7 +26,7 @@ export class Restorer {
   constructor(
     private readonly tree: Tree,
     private readonly store: ChunkStore,
-    private readonly stagingPath: (ino: number, gen: number) => string,
+    private readonly staging: Staging,
     private readonly epoch: number,
     private readonly onProgress: (s: RestoreStats) => void = () => {},
   ) {}
@@ -84,14 +85,15 @@ export class Restorer {
     if (n.staged === null) return false;
     let src: number;
     try {
-      src = openSync(this.stagingPath(n.ino, n.staged), 'r');
+      src = openSync(this.staging.path(n.ino, n.staged), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
     try {
+      const staged = this.staging.reader(src);
       for (let pos = 0; pos < n.size; ) {
-        const got = readSync(src, this.buf, 0, Math.min(this.buf.length, n.size - pos), pos);
+        const got = staged.read(this.buf, this.buf.length, pos, n.size);
         if (got === 0) break;
         this.put(fd, this.buf.subarray(0, got), pos);
         pos += got;

@@ -3,7 +3,7 @@
 // chunkstore. Calls run on the JS thread: each is a few short SQLite statements or async I/O;
 // chunking happens in worker threads (ChunkQueue).
 import { statfs as statfsAsync } from 'node:fs/promises';
-import { constants as fsc, readSync } from 'node:fs';
+import { constants as fsc } from 'node:fs';
 import type { ChunkStore } from '../chunkstore/store.js';
 import {
   ROOT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type Inode, type Tree,
@@ -357,7 +357,7 @@ export class Filesystem {
     if (want === 0) return [buf, 0];
     if (n.staged !== null) {
       const key = `${n.ino}-${n.staged}`;
-      return [buf, this.stagedFds.withSync(key, (fd) => readFully(fd, buf, want, pos))];
+      return [buf, this.stagedFds.withSync(key, (fd) => this.staging.reader(fd).read(buf, want, pos, n.size))];
     }
     if (n.cl !== null) {
       return this.reader.read(n.cl, n.size, buf, want, pos).then((got): [Buffer, number] => {
@@ -478,16 +478,4 @@ export class Filesystem {
     this.stagedFds.drop(`${ino}-${gen}`);
     this.staging.remove(ino, gen);
   }
-}
-
-/** Staged files may be shorter than the inode's size (a hole at the end): zeros. */
-function readFully(fd: number, buf: Buffer, len: number, pos: number): number {
-  let got = 0;
-  while (got < len) {
-    const n = readSync(fd, buf, got, len - got, pos + got);
-    if (n === 0) break;
-    got += n;
-  }
-  if (got < len) buf.fill(0, got, len);
-  return len;
 }

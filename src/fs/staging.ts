@@ -1,7 +1,8 @@
-// Staging files: the bytes of files written through the mount before they are chunked.
-// One file per (inode, generation); a generation is never modified once published to the
-// tree, so snapshots can share it.
-import { mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+// Staging files: the bytes of files written through the mount before they are chunked,
+// sealed at rest (chunkstore/staged-file.ts). One file per (inode, generation); a generation is
+// never modified once published to the tree, so snapshots can share it.
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { StagedFile } from '../chunkstore/staged-file.js';
 
 import { join } from 'node:path';
 
@@ -10,7 +11,7 @@ const RESERVE_BYTES = 8 << 20;
 export class Staging {
   private nextGen: number;
 
-  constructor(readonly dir: string, minGen: number) {
+  constructor(readonly dir: string, minGen: number, readonly key: Uint8Array) {
     mkdirSync(dir, { recursive: true });
     let max = minGen;
     for (const { gen } of this.list()) max = Math.max(max, gen);
@@ -65,10 +66,51 @@ export class Staging {
   }
 
   /** A new empty generation, open for reading and writing. */
-  create(ino: number): { gen: number; path: string; fd: number } {
+  create(ino: number): { gen: number; file: StagedFile } {
     const gen = this.nextGen++;
-    const path = this.path(ino, gen);
-    return { gen, path, fd: openSync(path, 'wx+', 0o600) };
+    const fd = openSync(this.path(ino, gen), 'wx+', 0o600);
+    try {
+      return { gen, file: StagedFile.create(fd, this.key) };
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Reads of a generation through its open descriptor. */
+  reader(fd: number): StagedFile {
+    return StagedFile.open(fd, this.key);
+  }
+
+  /**
+   * Staged files release 0.1.0 left in the clear (a crash before they were chunked) are sealed
+   * in place: a sealed copy, made durable, replaces each. Returns how many.
+   */
+  sealPlaintext(): number {
+    let n = 0;
+    const block = Buffer.allocUnsafe(1 << 20);
+    for (const { ino, gen } of this.list()) {
+      const path = this.path(ino, gen);
+      const src = openSync(path, 'r');
+      try {
+        if (StagedFile.isSealed(src)) continue;
+        const tmp = `${path}.sealing`;
+        const fd = openSync(tmp, 'w+', 0o600);
+        try {
+          const to = StagedFile.create(fd, this.key);
+          let size = 0;
+          for (let pos = 0, got; (got = readSync(src, block, 0, block.length, pos)) > 0; pos += got) size = to.write(block.subarray(0, got), pos, size);
+          fsyncSync(fd);
+        } finally {
+          closeSync(fd);
+        }
+        renameSync(tmp, path);
+        n++;
+      } finally {
+        closeSync(src);
+      }
+    }
+    return n;
   }
 
   remove(ino: number, gen: number): void {

@@ -3,8 +3,8 @@
 // writer's close and then chunked. Snapshots keep what was last closed, never a half write.
 // Reads and writes of a working file are synchronous: they hit the page cache in tens of
 // microseconds, less than a hop through libuv's thread pool costs.
-import { copyFile } from 'node:fs/promises';
-import { closeSync, fdatasync, ftruncateSync, readSync, write as writeCb, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import type { StagedFile } from '../chunkstore/staged-file.js';
 import { S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import type { ContentReader } from './content-reader.js';
 import type { ChunkQueue } from './chunk-queue.js';
@@ -14,7 +14,7 @@ import type { Staging } from './staging.js';
 export interface Working {
   ino: number;
   gen: number;
-  fd: number;
+  file: StagedFile;
   writers: number;
   size: number;
   dirty: boolean;
@@ -77,26 +77,25 @@ export class Writers {
   }
 
   read(w: Working, buf: Buffer, len: number, pos: number): number {
-    return readSync(w.fd, buf, 0, Math.min(len, Math.max(0, w.size - pos)), pos);
+    return w.file.read(buf, len, pos, w.size);
   }
 
   write(w: Working, buf: Buffer, pos: number): number {
-    const n = writeSync(w.fd, buf, 0, buf.length, pos);
-    w.size = Math.max(w.size, pos + n);
+    w.size = w.file.write(buf, pos, w.size);
     w.dirty = true;
     w.mtime = w.ctime = Date.now();
-    return n;
+    return buf.length;
   }
 
   resize(w: Working, size: number, now: number): void {
-    ftruncateSync(w.fd, size);
+    w.file.truncate(size, w.size);
     w.size = size;
     w.dirty = true;
     w.mtime = w.ctime = now;
   }
 
   datasync(w: Working): Promise<void> {
-    return new Promise<void>((res, rej) => fdatasync(w.fd, (err) => (err ? rej(err) : res())));
+    return w.file.datasync();
   }
 
   /**
@@ -115,7 +114,7 @@ export class Writers {
   release(w: Working): void {
     if (--w.writers > 0) return;
     this.open.delete(w.ino);
-    closeSync(w.fd);
+    closeSync(w.file.fd);
     const live = this.tree.inode(w.ino);
     if (!w.dirty || !live) {
       if (w.published && live) this.queue.schedule(w.ino, w.gen);
@@ -148,30 +147,50 @@ export class Writers {
       if (!n) throw new FsError('ENOENT');
       if (n.kind !== S_IFREG) throw new FsError('EINVAL');
       const empty = trunc || n.size === 0;
-      const { gen, path, fd } = this.staging.create(ino);
+      const { gen, file } = this.staging.create(ino);
       try {
-        // copyFile rewrites the same inode in place: fd stays valid.
-        if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
-        if (!empty && n.cl !== null) await this.materialize(n, fd);
-        if (!empty && n.size > 0) ftruncateSync(fd, n.size);
-        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, mtime: n.mtime, ctime: n.ctime };
+        let size = 0;
+        if (!empty && n.staged !== null) size = this.copyStaged(n, file);
+        if (!empty && n.cl !== null) size = await this.materialize(n, file);
+        if (!empty && n.size !== size) file.truncate(n.size, size);
+        return { ino, gen, file, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, mtime: n.mtime, ctime: n.ctime };
       } catch (err) {
-        closeSync(fd);
+        closeSync(file.fd);
         this.staging.remove(ino, gen);
         // The staged copy was chunked and removed while we copied it: its chunks are in the row now.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).syscall === 'copyfile' && attempt < 3) continue;
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).syscall === 'open' && attempt < 3) continue;
         throw err;
       }
     }
   }
 
-  private async materialize(n: Inode, fd: number): Promise<void> {
+  /** Each generation has its own key: the copy is decrypted and sealed again. */
+  private copyStaged(n: Inode, to: StagedFile): number {
+    const fd = openSync(this.staging.path(n.ino, n.staged!), 'r');
+    try {
+      const from = this.staging.reader(fd);
+      const block = Buffer.allocUnsafe(1 << 20);
+      let size = 0;
+      for (let pos = 0; pos < n.size; pos += block.length) {
+        const got = from.read(block, block.length, pos, n.size);
+        if (got === 0) break;
+        size = to.write(block.subarray(0, got), pos, size);
+      }
+      return size;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private async materialize(n: Inode, to: StagedFile): Promise<number> {
     const block = Buffer.allocUnsafe(1 << 20);
+    let size = 0;
     for (let pos = 0; pos < n.size; ) {
       const got = await this.reader.read(n.cl!, n.size, block, Math.min(block.length, n.size - pos), pos);
       if (got === 0) break;
-      await new Promise<void>((res, rej) => writeCb(fd, block, 0, got, pos, (err) => (err ? rej(err) : res())));
+      size = to.write(block.subarray(0, got), pos, size);
       pos += got;
     }
+    return size;
   }
 }

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { execSync } from 'node:child_process';
 import { join } from 'node:path';
 import { makeHost } from './mounted.js';
-import { tempDir, openIndex } from '../helpers.js';
+import { tempDir, openIndex, storeKeyOf } from '../helpers.js';
 import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 
 interface Node { kind: 'dir' | 'file' | 'link'; mode: number; data?: string; mtime?: number }
@@ -254,7 +254,7 @@ test('add set and changed objects match brute force; forgotten chunks enter the 
   const { ChunkStore } = await import('../../src/chunkstore/store.js');
   const { forgetSnapshots } = await import('../../src/snapshot/snapshots.js');
   const { prunedAfter } = await import('../../src/snapshot/records.js');
-  const store = ChunkStore.open(join(h.home, 'store'), null, { schema: HOST_SCHEMA });
+  const store = ChunkStore.open(join(h.home, 'store'), null, { schema: HOST_SCHEMA, key: storeKeyOf('testhost', 'test passphrase') });
   try {
     forgetSnapshots(store.db, store, [names[0]!]);
     const released = store.released().map((b) => b.toString('hex'));
@@ -268,7 +268,7 @@ test('add set and changed objects match brute force; forgotten chunks enter the 
   h.mount();
   h.ok('forget', '--keep-last', '1');
   h.unmount();
-  const drained = ChunkStore.open(join(h.home, 'store'), null, { schema: HOST_SCHEMA });
+  const drained = ChunkStore.open(join(h.home, 'store'), null, { schema: HOST_SCHEMA, key: storeKeyOf('testhost', 'test passphrase') });
   try {
     assert.deepEqual(drained.released(), [], 'a host alone drains the delete set: nobody needs it');
   } finally {
