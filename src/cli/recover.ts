@@ -92,7 +92,10 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
   const node = await createPeerNode({
     identitySeed: keys.identitySeed,
     pnetKey: gk.pnetKey,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
+    // Dial-only and silent: the members must not note this short-lived node's addresses for
+    // the host (the recovered daemon announces its own, from the root block's settings).
+    listen: [],
+    announce: false,
     bootstrap: [],
     mdnsTag: opts['no-mdns'] ? null : `_safe-${gk.rendezvous.slice(0, 16)}._udp.local`,
     rendezvous: gk.rendezvous,
