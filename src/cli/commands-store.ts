@@ -44,7 +44,7 @@ export interface ConfigChoices {
   mount: string;
   group: string | null;
   offer: number;
-  listen?: string;
+  listen?: string[];
   peers: string[];
   buddies: number;
   mdns: boolean;
@@ -60,7 +60,7 @@ export function newConfig(c: ConfigChoices, keys: HostKeys, gk: GroupKeys | null
     mount: c.mount,
     group: c.group,
     offer: c.offer,
-    listen: [c.listen ?? '/ip4/0.0.0.0/tcp/4747'],
+    listen: c.listen ?? ['/ip4/0.0.0.0/tcp/4747'],
     peers: c.peers,
     buddies: c.buddies,
     mdns: c.mdns,
@@ -84,7 +84,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const keys = hostKeys(await hostMaster(host, pass));
   const gk = group ? await groupKeys(group, await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true)) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
-  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen, peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
+  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
   ChunkStore.open(paths(home).store, convergence, { create: true }).close();
   saveConfig(home, cfg);
   out.print(

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { UserError } from './errors.js';
 import type { Policy } from '../snapshot/retention.js';
+import type { HostSettings } from '../peers/sealed-objects.js';
 import { secret } from './secrets.js';
 
 export interface HostConfig {
@@ -91,6 +92,14 @@ export function saveConfig(home: string, cfg: HostConfig): void {
   fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, file);
+}
+
+/** What the root block carries of a config: a recovery sets the host up as it was. */
+export function settingsOf(cfg: HostConfig): Omit<HostSettings, 'offer' | 'buddies'> {
+  return {
+    avgChunk: cfg.avgChunk, schedule: cfg.schedule, listen: cfg.listen, mdns: cfg.mdns ?? true, peers: cfg.peers, mount: cfg.mount,
+    retention: cfg.retention, auditSchedule: cfg.auditSchedule, buddySilence: cfg.buddySilence, ownerSilence: cfg.ownerSilence,
+  };
 }
 
 const configKey = (keys: HostKeys): Buffer => Buffer.from(hkdfSync('sha256', keys.metaKey, Buffer.alloc(0), 'safe/v1/config', 32));

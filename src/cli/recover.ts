@@ -7,12 +7,12 @@ import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ChunkStore } from '../chunkstore/store.js';
 import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
-import { createPeerNode, type PeerNode } from '../peers/node.js';
+import { createPeerNode, GroupMismatchError, type PeerNode } from '../peers/node.js';
 import { probe } from '../peers/members.js';
 import { findRootBlock, NoRootBlockError, recover as recoverData } from '../peers/recovery.js';
 import { adoptBuddies } from '../peers/replicator.js';
 import { createTreeTables } from '../snapshot/schema.js';
-import { formatBytes, loadConfig, paths, safeHome, saveConfig, type Unlocked } from './config.js';
+import { formatBytes, loadConfig, paths, safeHome, saveConfig, type HostConfig, type Unlocked } from './config.js';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { secret } from './secrets.js';
@@ -84,7 +84,6 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
   const host = opts.host ?? previous?.host ?? hostname();
   const group = opts.group ?? previous?.group;
   if (!group) throw new UserError('recovery needs the backup group: --group NAME');
-  const mountDir = resolve(opts.mount ?? previous?.mount ?? join(homedir(), 'safe'));
   const peers = opts.peer ?? previous?.peers ?? [];
 
   const keys = hostKeys(await hostMaster(host, await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`)));
@@ -114,13 +113,23 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       if (err instanceof NoRootBlockError) throw new UserError(err.message);
       throw err;
     }
+    // The host as it was (root blocks of 0.1.0 carry fewer settings: defaults for the rest);
+    // what is given on the command line wins.
     const s = located.root.settings;
-    const cfg = newConfig(
-      { host, mount: mountDir, group, offer: s.offer, listen: opts.listen ?? previous?.listen[0], peers, buddies: s.buddies, mdns: !opts['no-mdns'], avgChunk: s.avgChunk, schedule: s.schedule },
-      keys,
-      gk,
-    );
-    cfg.recovering = true;
+    const mountDir = resolve(opts.mount ?? previous?.mount ?? s.mount ?? join(homedir(), 'safe'));
+    const cfg: HostConfig = {
+      ...newConfig(
+        {
+          host, mount: mountDir, group, offer: s.offer, listen: opts.listen ? [opts.listen] : previous?.listen ?? s.listen,
+          peers: [...new Set([...peers, ...(s.peers ?? [])])], buddies: s.buddies,
+          mdns: opts['no-mdns'] ? false : previous?.mdns ?? s.mdns ?? true, avgChunk: s.avgChunk, schedule: s.schedule,
+        },
+        keys,
+        gk,
+      ),
+      retention: s.retention, auditSchedule: s.auditSchedule, buddySilence: s.buddySilence, ownerSilence: s.ownerSilence,
+      recovering: true,
+    };
     if (!resuming) {
       // --force: what was here goes; nothing of it is reused.
       rmSync(p.store, { recursive: true, force: true });
