@@ -52,13 +52,30 @@ export interface RecoverOptions {
   'no-wait'?: boolean;
 }
 
+/** How long a --peer address that refuses or drops connections is tried while nobody answers. */
+const REACH_PATIENCE_MS = 30_000;
+
+/** Connects to a --peer address, again with backoff while no member at all is reachable. */
+async function reach(node: PeerNode, addr: string, deadline: number): Promise<string> {
+  for (let pause = 500; ; pause = Math.min(2 * pause, 5000)) {
+    try {
+      return await node.connect(addr, { signal: AbortSignal.timeout(10_000) });
+    } catch (err) {
+      if (err instanceof GroupMismatchError) throw new UserError(`${addr} is not in this group: check the group name and password`, 1, { cause: err });
+      if (node.peers().length > 0 || Date.now() + pause > deadline) throw err;
+      await new Promise((res) => setTimeout(res, pause));
+    }
+  }
+}
+
 /** Members to ask: --peer addresses, and everyone they know of. */
 async function candidates(node: PeerNode, peers: string[]): Promise<string[]> {
   const out = new Set<string>();
+  const deadline = Date.now() + REACH_PATIENCE_MS;
   await Promise.all(
     peers.map(async (addr) => {
       try {
-        const id = await node.connect(addr, { signal: AbortSignal.timeout(10_000) });
+        const id = await reach(node, addr, deadline);
         out.add(id);
         const r = await probe(node, id, [], AbortSignal.timeout(10_000));
         for (const m of r.members) {
@@ -66,7 +83,8 @@ async function candidates(node: PeerNode, peers: string[]): Promise<string[]> {
           await node.learn(m.peer, m.addrs);
           out.add(m.peer);
         }
-      } catch {
+      } catch (err) {
+        if (err instanceof UserError) throw err;
         // unreachable: the others may do
       }
     }),
@@ -145,7 +163,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       progress: (pr) => bar.update(0, 0, `metadata ${pr.objects} objects`),
     });
     bar.done();
-    adoptBuddies(store.db, report.root.buddies, report.root.epoch);
+    adoptBuddies(store.db, report.root.buddies, report.root.epoch, report.reached);
     store.db.pragma('wal_checkpoint(TRUNCATE)');
     store.close();
     store = null;
