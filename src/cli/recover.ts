@@ -30,7 +30,7 @@ async function waitForChunks(home: string): Promise<BackfillProgress> {
     const peers = (r?.ok ? (r.data as { peers: PeerStatus | null }).peers : null) ?? null;
     if (!peers) throw new UserError('the daemon stopped while fetching chunks back: safe mount resumes it');
     const p = peers.backfill;
-    if (!p && !peers.fetching) return { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0, received: 0, chunksFetched: 0, missing: 0, done: true, error: null, startedAt: Date.now(), finishedAt: Date.now() };
+    if (!p && !peers.fetching) return { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0, received: 0, chunksFetched: 0, missing: 0, unreachable: [], done: true, error: null, startedAt: Date.now(), finishedAt: Date.now() };
     if (p) bar.update(p.bytes, p.totalBytes, `${p.files}/${p.totalFiles} files ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}`);
     if (p && (!peers.fetching || p.finishedAt !== null)) {
       bar.done();
@@ -187,7 +187,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     const data = { ...base, mounted: true, mount: mountDir, mountedAfter, seconds: secs, fetched: fetched.chunksFetched, bytes: fetched.received, files: fetched.totalFiles, missing: fetched.missing };
     if (!fetched.done) {
       out.print(`${summary}\nmounted ${mountDir}`, data);
-      throw new UserError(`not every chunk is back (${fetched.error ?? 'unknown'}): the daemon keeps trying; files needing them cannot be read until then`);
+      throw new UserError(`${fetched.error ?? `${fetched.missing} chunks are not back`}; files needing them cannot be read yet: the mounted daemon keeps trying (safe status), and after a restart safe mount resumes it`);
     }
     out.print(
       `${summary}, ${fetched.totalFiles} files' contents (${fetched.chunksFetched} chunks, ${formatBytes(fetched.received)}) in ${secs.toFixed(1)} s\nmounted ${mountDir} (usable after ${mountedAfter.toFixed(1)} s)`,
