@@ -72,7 +72,7 @@ export const paths = (home: string) => ({
 
 export function loadConfig(home: string): HostConfig {
   const file = paths(home).config;
-  if (!existsSync(file)) throw new UserError(`no host in ${home}: run 'safe init' first (or set SAFE_HOME)`);
+  if (!existsSync(file)) throw new UserError(`no host in ${home}: 'safe init' creates one, 'safe recover' brings back one whose disk was lost (or set SAFE_HOME)`);
   let cfg: HostConfig;
   try {
     cfg = JSON.parse(readFileSync(file, 'utf8')) as HostConfig;
