@@ -32,11 +32,12 @@ if [ -z "${SAFE_PASSPHRASE:-}" ]; then
   read -rsp "Passphrase for this host (and its demo buddies): " SAFE_PASSPHRASE </dev/tty; echo >&2
 fi
 export SAFE_PASSPHRASE
-# The group password only matters while the members are created: each seals the group keys
-# under its own passphrase. A random one keeps strangers out of the demo group.
+# A random group password keeps strangers out of the demo group; a recovery needs it, so it
+# goes on the recovery sheet with the rest (a file only you can read, shown at the end).
 export SAFE_GROUP_PASSWORD="$(head -c 24 /dev/urandom | base64)"
 group="demo-$(hostname)-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 demo="${XDG_DATA_HOME:-$HOME/.local/share}/safe-demo"
+sheet="$demo/recovery-sheet.txt"
 peers=()
 for n in 1 2; do
   port=$((4747 + n))
@@ -49,8 +50,10 @@ for n in 1 2; do
   echo "demo buddy $n: SAFE_HOME=$dir/home, listening on 127.0.0.1:$port" >&2
 done
 safe init --host "$(hostname)" --mount "$HOME/safe" --group "$group" --offer 1G --listen /ip4/127.0.0.1/tcp/4747 \
-  --no-mdns "${peers[@]/#/--peer=}"
+  --no-mdns "${peers[@]/#/--peer=}" --recovery-sheet "$sheet"
 safe mount
 safe snapshot --label first >/dev/null
 safe sync --wait || true
 safe status
+echo >&2
+echo "Keep a copy of $sheet off this machine: with it and your passphrase, safe recover brings this host back." >&2

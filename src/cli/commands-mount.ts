@@ -45,7 +45,7 @@ export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked):
     return;
   }
   const log = openSync(paths(home).log, 'a', 0o600);
-  const child = spawn(process.execPath, [BIN, '__daemon'], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: undefined } });
+  const child = spawn(process.execPath, [BIN, '__daemon'], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: undefined, SAFE_GROUP_PASSWORD: undefined } });
   closeSync(log);
   child.stdin!.end(keysToLine(daemonKeys(keys)) + '\n');
   const answer = await new Promise<string>((resolve) => {
@@ -59,7 +59,7 @@ export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked):
   out.print(`mounted ${cfg.mount}`, { mounted: true, mount: cfg.mount, pid: child.pid });
 }
 
-/** Entry of the background daemon process: keys arrive on stdin, never via argv or env. */
+/** Entry of the background daemon process: keys arrive on stdin, never via argv or env (no secret stays in its environment). */
 export async function daemonMain(): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);

@@ -84,7 +84,8 @@ export function buddyLines(p: PeerStatus): string[] {
   const lines = [`peer ${p.peerId}; holding ${formatBytes(p.used)} for others of ${formatBytes(p.offered)} offered`];
   if (p.fetching) {
     const f = p.backfill;
-    lines.push(`recovery: fetching chunks back${f ? ` (${f.files}/${f.totalFiles} files, ${formatBytes(f.bytes)} of ${formatBytes(f.totalBytes)}${f.error ? `; ${f.error}` : ''})` : ''}`);
+    const waiting = f && f.unreachable.length > 0 ? `; waiting for ${f.unreachable.join(', ')}` : '';
+    lines.push(`recovery: fetching chunks back${f ? ` (${f.files}/${f.totalFiles} files, ${formatBytes(f.bytes)} of ${formatBytes(f.totalBytes)}${waiting}${f.error ? `; ${f.error}` : ''})` : ''}`);
   }
   if (p.buddies.length === 0) lines.push('buddies: none yet');
   for (const b of p.buddies) {

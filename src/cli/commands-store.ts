@@ -17,6 +17,7 @@ import { findSnapshot } from '../snapshot/snapshots.js';
 import { checkReferences } from '../snapshot/check-refs.js';
 import { Progress } from './progress.js';
 import { ask, secret } from './secrets.js';
+import { recoverySheet, writeSheet, type SheetFacts } from './recovery-sheet.js';
 
 export interface Out {
   json: boolean;
@@ -32,6 +33,7 @@ export interface InitOptions {
   buddies?: string;
   'no-mdns'?: boolean;
   peer?: string[];
+  'recovery-sheet'?: string;
 }
 
 function buddies(text: string | undefined): number {
@@ -46,7 +48,7 @@ export interface ConfigChoices {
   mount: string;
   group: string | null;
   offer: number;
-  listen?: string;
+  listen?: string[];
   peers: string[];
   buddies: number;
   mdns: boolean;
@@ -62,7 +64,7 @@ export function newConfig(c: ConfigChoices, keys: HostKeys, gk: GroupKeys | null
     mount: c.mount,
     group: c.group,
     offer: c.offer,
-    listen: [c.listen ?? '/ip4/0.0.0.0/tcp/4747'],
+    listen: c.listen ?? ['/ip4/0.0.0.0/tcp/4747'],
     peers: c.peers,
     buddies: c.buddies,
     mdns: c.mdns,
@@ -81,17 +83,30 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   if (!/^[^\s/]{1,253}$/.test(host)) throw new UserError(`not a usable hostname: '${host}'`);
   const mount = resolve(opts.mount ?? (await ask('Mount point', join(homedir(), 'safe'))));
   const group = opts.group ?? null;
+  const sheetFile = opts['recovery-sheet'] === undefined ? null : resolve(opts['recovery-sheet']);
+  if (sheetFile && !group) throw new UserError('--recovery-sheet goes with --group: a host in no group has no buddies to be recovered from', 2);
   const offer = parseSize(opts.offer ?? '10G');
   const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`, true);
   const keys = hostKeys(await hostMaster(host, pass));
-  const gk = group ? await groupKeys(group, await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true)) : null;
+  const groupPassword = group ? await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true) : null;
+  const gk = group ? await groupKeys(group, groupPassword!) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
-  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen, peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
+  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
+  const sheet: SheetFacts | null = group ? { host, group, members: cfg.peers, listen: cfg.listen } : null;
+  // First, so a sheet that cannot be written leaves no host behind.
+  if (sheet && sheetFile) {
+    try {
+      writeSheet(sheetFile, recoverySheet(sheet, groupPassword!));
+    } catch (cause) {
+      throw new UserError(`cannot write the recovery sheet ${sheetFile}: ${(cause as Error).message.replace(/, open .*$/, '')}`, 1, { cause });
+    }
+  }
   ChunkStore.open(paths(home).store, convergence, { create: true, schema: HOST_SCHEMA, key: keys.storeKey }).close();
   saveConfig(home, cfg);
+  const shown = sheet ? `\n\n${recoverySheet(sheet, sheetFile ? `written in ${sheetFile}` : 'the one given to safe init')}` : '';
   out.print(
-    `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}`,
-    { home, host, mount, group, offer },
+    `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}${shown}`,
+    { home, host, mount, group, offer, recoverySheet: sheet && { ...sheet, file: sheetFile } },
   );
 }
 

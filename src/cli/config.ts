@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { UserError } from './errors.js';
 import type { Policy } from '../snapshot/retention.js';
+import type { HostSettings } from '../peers/sealed-objects.js';
 import { secret } from './secrets.js';
 
 export interface HostConfig {
@@ -71,7 +72,7 @@ export const paths = (home: string) => ({
 
 export function loadConfig(home: string): HostConfig {
   const file = paths(home).config;
-  if (!existsSync(file)) throw new UserError(`no host in ${home}: run 'safe init' first (or set SAFE_HOME)`);
+  if (!existsSync(file)) throw new UserError(`no host in ${home}: 'safe init' creates one, 'safe recover' brings back one whose disk was lost (or set SAFE_HOME)`);
   let cfg: HostConfig;
   try {
     cfg = JSON.parse(readFileSync(file, 'utf8')) as HostConfig;
@@ -91,6 +92,14 @@ export function saveConfig(home: string, cfg: HostConfig): void {
   fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, file);
+}
+
+/** What the root block carries of a config: a recovery sets the host up as it was. */
+export function settingsOf(cfg: HostConfig): Omit<HostSettings, 'offer' | 'buddies'> {
+  return {
+    avgChunk: cfg.avgChunk, schedule: cfg.schedule, listen: cfg.listen, mdns: cfg.mdns ?? true, peers: cfg.peers, mount: cfg.mount,
+    retention: cfg.retention, auditSchedule: cfg.auditSchedule, buddySilence: cfg.buddySilence, ownerSilence: cfg.ownerSilence,
+  };
 }
 
 const configKey = (keys: HostKeys): Buffer => Buffer.from(hkdfSync('sha256', keys.metaKey, Buffer.alloc(0), 'safe/v1/config', 32));

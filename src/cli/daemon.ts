@@ -11,7 +11,7 @@ import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
-import { parseDuration, paths, type HostConfig } from './config.js';
+import { parseDuration, paths, settingsOf, type HostConfig } from './config.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
@@ -158,7 +158,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       try {
         peers = await PeerService.start({
           store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, buddies: cfg.buddies ?? 2, mdns: cfg.mdns ?? true,
-          settings: { avgChunk: cfg.avgChunk, schedule: cfg.schedule },
+          settings: settingsOf(cfg),
           buddySilenceMs: parseDuration(cfg.buddySilence ?? '3d', 'buddySilence'),
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
           flush: () => queue.flush(), onDropped: collectSoon, log,

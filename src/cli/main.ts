@@ -8,7 +8,7 @@ import { recover } from './recover.js';
 import { diff, forget, restore, snapshot, snapshots } from './commands-snapshot.js';
 
 const USAGE = `usage: safe <command> [options]   (--json for machine output)
-  init [--host NAME] [--mount DIR] [--group NAME] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--buddies N] [--no-mdns]
+  init [--host NAME] [--mount DIR] [--group NAME [--recovery-sheet FILE]] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--buddies N] [--no-mdns]
   mount [--foreground]
   unmount
   snapshot [--label L]
@@ -55,6 +55,7 @@ async function run(argv: string[]): Promise<number> {
         peer: { type: 'string', multiple: true },
         buddies: { type: 'string' },
         'no-mdns': { type: 'boolean' },
+        'recovery-sheet': { type: 'string' },
       });
       await init(values as Parameters<typeof init>[0], output(!!values.json));
       return 0;

@@ -8,11 +8,11 @@ import { join, resolve } from 'node:path';
 import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
 import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
-import { createPeerNode, type PeerNode } from '../peers/node.js';
+import { createPeerNode, GroupMismatchError, type PeerNode } from '../peers/node.js';
 import { probe } from '../peers/members.js';
 import { findRootBlock, NoRootBlockError, recover as recoverData } from '../peers/recovery.js';
 import { adoptBuddies } from '../peers/replicator.js';
-import { formatBytes, loadConfig, paths, safeHome, saveConfig, type Unlocked } from './config.js';
+import { formatBytes, loadConfig, paths, safeHome, saveConfig, type HostConfig, type Unlocked } from './config.js';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { secret } from './secrets.js';
@@ -30,7 +30,7 @@ async function waitForChunks(home: string): Promise<BackfillProgress> {
     const peers = (r?.ok ? (r.data as { peers: PeerStatus | null }).peers : null) ?? null;
     if (!peers) throw new UserError('the daemon stopped while fetching chunks back: safe mount resumes it');
     const p = peers.backfill;
-    if (!p && !peers.fetching) return { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0, received: 0, chunksFetched: 0, missing: 0, done: true, error: null, startedAt: Date.now(), finishedAt: Date.now() };
+    if (!p && !peers.fetching) return { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0, received: 0, chunksFetched: 0, missing: 0, unreachable: [], done: true, error: null, startedAt: Date.now(), finishedAt: Date.now() };
     if (p) bar.update(p.bytes, p.totalBytes, `${p.files}/${p.totalFiles} files ${formatBytes(p.bytes)}/${formatBytes(p.totalBytes)}`);
     if (p && (!peers.fetching || p.finishedAt !== null)) {
       bar.done();
@@ -52,13 +52,30 @@ export interface RecoverOptions {
   'no-wait'?: boolean;
 }
 
+/** How long a --peer address that refuses or drops connections is tried while nobody answers. */
+const REACH_PATIENCE_MS = 30_000;
+
+/** Connects to a --peer address, again with backoff while no member at all is reachable. */
+async function reach(node: PeerNode, addr: string, deadline: number): Promise<string> {
+  for (let pause = 500; ; pause = Math.min(2 * pause, 5000)) {
+    try {
+      return await node.connect(addr, { signal: AbortSignal.timeout(10_000) });
+    } catch (err) {
+      if (err instanceof GroupMismatchError) throw new UserError(`${addr} is not in this group: check the group name and password`, 1, { cause: err });
+      if (node.peers().length > 0 || Date.now() + pause > deadline) throw err;
+      await new Promise((res) => setTimeout(res, pause));
+    }
+  }
+}
+
 /** Members to ask: --peer addresses, and everyone they know of. */
 async function candidates(node: PeerNode, peers: string[]): Promise<string[]> {
   const out = new Set<string>();
+  const deadline = Date.now() + REACH_PATIENCE_MS;
   await Promise.all(
     peers.map(async (addr) => {
       try {
-        const id = await node.connect(addr, { signal: AbortSignal.timeout(10_000) });
+        const id = await reach(node, addr, deadline);
         out.add(id);
         const r = await probe(node, id, [], AbortSignal.timeout(10_000));
         for (const m of r.members) {
@@ -66,7 +83,8 @@ async function candidates(node: PeerNode, peers: string[]): Promise<string[]> {
           await node.learn(m.peer, m.addrs);
           out.add(m.peer);
         }
-      } catch {
+      } catch (err) {
+        if (err instanceof UserError) throw err;
         // unreachable: the others may do
       }
     }),
@@ -84,7 +102,6 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
   const host = opts.host ?? previous?.host ?? hostname();
   const group = opts.group ?? previous?.group;
   if (!group) throw new UserError('recovery needs the backup group: --group NAME');
-  const mountDir = resolve(opts.mount ?? previous?.mount ?? join(homedir(), 'safe'));
   const peers = opts.peer ?? previous?.peers ?? [];
 
   const keys = hostKeys(await hostMaster(host, await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`)));
@@ -92,7 +109,10 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
   const node = await createPeerNode({
     identitySeed: keys.identitySeed,
     pnetKey: gk.pnetKey,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
+    // Dial-only and silent: the members must not note this short-lived node's addresses for
+    // the host (the recovered daemon announces its own, from the root block's settings).
+    listen: [],
+    announce: false,
     bootstrap: [],
     mdnsTag: opts['no-mdns'] ? null : `_safe-${gk.rendezvous.slice(0, 16)}._udp.local`,
     rendezvous: gk.rendezvous,
@@ -111,13 +131,23 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       if (err instanceof NoRootBlockError) throw new UserError(err.message);
       throw err;
     }
+    // The host as it was (root blocks of 0.1.0 carry fewer settings: defaults for the rest);
+    // what is given on the command line wins.
     const s = located.root.settings;
-    const cfg = newConfig(
-      { host, mount: mountDir, group, offer: s.offer, listen: opts.listen ?? previous?.listen[0], peers, buddies: s.buddies, mdns: !opts['no-mdns'], avgChunk: s.avgChunk, schedule: s.schedule },
-      keys,
-      gk,
-    );
-    cfg.recovering = true;
+    const mountDir = resolve(opts.mount ?? previous?.mount ?? s.mount ?? join(homedir(), 'safe'));
+    const cfg: HostConfig = {
+      ...newConfig(
+        {
+          host, mount: mountDir, group, offer: s.offer, listen: opts.listen ? [opts.listen] : previous?.listen ?? s.listen,
+          peers: [...new Set([...peers, ...(s.peers ?? [])])], buddies: s.buddies,
+          mdns: opts['no-mdns'] ? false : previous?.mdns ?? s.mdns ?? true, avgChunk: s.avgChunk, schedule: s.schedule,
+        },
+        keys,
+        gk,
+      ),
+      retention: s.retention, auditSchedule: s.auditSchedule, buddySilence: s.buddySilence, ownerSilence: s.ownerSilence,
+      recovering: true,
+    };
     if (!resuming) {
       // --force: what was here goes; nothing of it is reused.
       rmSync(p.store, { recursive: true, force: true });
@@ -132,7 +162,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       progress: (pr) => bar.update(0, 0, `metadata ${pr.objects} objects`),
     });
     bar.done();
-    adoptBuddies(store.db, report.root.buddies, report.root.epoch);
+    adoptBuddies(store.db, report.root.buddies, report.root.epoch, report.reached);
     store.db.pragma('wal_checkpoint(TRUNCATE)');
     store.close();
     store = null;
@@ -156,7 +186,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     const data = { ...base, mounted: true, mount: mountDir, mountedAfter, seconds: secs, fetched: fetched.chunksFetched, bytes: fetched.received, files: fetched.totalFiles, missing: fetched.missing };
     if (!fetched.done) {
       out.print(`${summary}\nmounted ${mountDir}`, data);
-      throw new UserError(`not every chunk is back (${fetched.error ?? 'unknown'}): the daemon keeps trying; files needing them cannot be read until then`);
+      throw new UserError(`${fetched.error ?? `${fetched.missing} chunks are not back`}; files needing them cannot be read yet: the mounted daemon keeps trying (safe status), and after a restart safe mount resumes it`);
     }
     out.print(
       `${summary}, ${fetched.totalFiles} files' contents (${fetched.chunksFetched} chunks, ${formatBytes(fetched.received)}) in ${secs.toFixed(1)} s\nmounted ${mountDir} (usable after ${mountedAfter.toFixed(1)} s)`,

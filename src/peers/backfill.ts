@@ -2,9 +2,10 @@
 // the store lacks, file by file (chunk list order), from all holders at once, in the
 // background of a mounted daemon. Resumable by construction: what is stored is never asked
 // for again. When every chunk is back, reference counts are set from the tree once, exactly.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
 import { chunkListRefs, chunkListsAfter, chunkListTotals, countReferences, setBackfillPending } from '../snapshot/records.js';
-import type { ChunkFetcher } from './fetcher.js';
+import type { ChunkFetcher, FetchResult } from './fetcher.js';
 
 export interface BackfillProgress {
   /** Chunk lists (file contents) done, of total. */
@@ -18,6 +19,8 @@ export interface BackfillProgress {
   chunksFetched: number;
   /** Chunks nobody could give back (so far). */
   missing: number;
+  /** Holders that did not answer the last request that needed them (the fetch waits for them). */
+  unreachable: string[];
   done: boolean;
   /** Why the last run stopped short, if it did. */
   error: string | null;
@@ -27,6 +30,14 @@ export interface BackfillProgress {
 
 const LISTS_PER_PAGE = 64;
 const REFS_PER_FETCH = 512;
+/**
+ * Chunks that may be on a holder not answering (refused, dropped, restarting) are asked again
+ * after a pause, doubling from the first to the second...
+ */
+const RETRY_FIRST_MS = 500;
+const RETRY_MAX_MS = 10_000;
+/** ...until no chunk has come from any holder for this long: then the run ends short. */
+export const PATIENCE_MS = 60_000;
 
 /** Every chunk list of the tree, in order, a page at a time. */
 function* allChunkLists(db: ChunkStore['db']): Generator<{ cl: number; size: number }> {
@@ -66,19 +77,23 @@ export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number;
 
 export class Backfill {
   readonly progress: BackfillProgress;
-  private stopped = false;
+  private readonly stopping = new AbortController();
 
   /** `earlier`: the last run of this daemon, whose chunk and byte counts this one continues. */
   constructor(private readonly store: ChunkStore, private readonly fetcher: ChunkFetcher, private readonly workers: () => number, earlier?: BackfillProgress) {
     const t = chunkListTotals(store.db);
     this.progress = {
       files: 0, totalFiles: t.lists, bytes: 0, totalBytes: t.bytes, received: earlier?.received ?? 0, chunksFetched: earlier?.chunksFetched ?? 0,
-      missing: 0, done: false, error: null, startedAt: earlier?.startedAt ?? Date.now(), finishedAt: null,
+      missing: 0, unreachable: [], done: false, error: null, startedAt: earlier?.startedAt ?? Date.now(), finishedAt: null,
     };
   }
 
   stop(): void {
-    this.stopped = true;
+    this.stopping.abort();
+  }
+
+  private get stopped(): boolean {
+    return this.stopping.signal.aborted;
   }
 
   /** Runs to the end; true when every chunk is back (else run again when holders are online). */
@@ -96,14 +111,34 @@ export class Backfill {
   private async pass(): Promise<boolean> {
     const db = this.store.db;
     const work = missingBatches(this.store, allChunkLists(db));
+    const started = Date.now();
+    const quiet = (): number => Date.now() - Math.max(started, this.fetcher.lastDelivery ?? 0);
+    /** Holders that had not answered when a batch was given up. */
+    const away = new Set<string>();
+    const fetch = async (refs: ChunkRef[], n: number): Promise<FetchResult> => {
+      const r = await this.fetcher.fetchAll(refs, n);
+      this.progress.received += r.bytes;
+      this.progress.chunksFetched += r.fetched;
+      this.progress.unreachable = r.unreachable;
+      return r;
+    };
     const worker = async (n: number): Promise<void> => {
       for (let b = work.next(); !b.done && !this.stopped; b = work.next()) {
         const { refs, files, bytes } = b.value;
         if (refs.length > 0) {
-          const r = await this.fetcher.fetchAll(refs, n);
-          this.progress.received += r.bytes;
-          this.progress.chunksFetched += r.fetched;
+          let r = await fetch(refs, n);
+          // What is missing may be on a holder that did not answer: wait for it while chunks
+          // still come from anyone (a holder restarting, a connection dropped while opening).
+          for (let pause = RETRY_FIRST_MS; r.missing.length > 0 && r.unreachable.length > 0 && quiet() < PATIENCE_MS; pause = Math.min(2 * pause, RETRY_MAX_MS)) {
+            try {
+              await sleep(pause, undefined, { signal: this.stopping.signal });
+            } catch {
+              return;
+            }
+            r = await fetch(r.missing, n);
+          }
           this.progress.missing += r.missing.length;
+          if (r.missing.length > 0) for (const p of r.unreachable) away.add(p);
         }
         this.progress.files += files;
         this.progress.bytes += bytes;
@@ -117,9 +152,14 @@ export class Backfill {
         countReferences(db);
         setBackfillPending(db, false);
       }).immediate();
+      this.progress.unreachable = [];
     }
     this.progress.done = complete;
-    if (!complete) this.progress.error = `${this.progress.missing} chunks could not be fetched from any reachable buddy`;
+    if (!complete) {
+      this.progress.error = away.size > 0
+        ? `${this.progress.missing} chunks are not back: no answer from ${[...away].join(', ')} for ${PATIENCE_MS / 1000} s`
+        : `${this.progress.missing} chunks are not back: no reachable member holds them`;
+    }
     return complete;
   }
 }

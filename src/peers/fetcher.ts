@@ -24,6 +24,8 @@ export interface FetchResult {
   bytes: number;
   /** Asked for but given by nobody (or only with a bad tag). */
   missing: ChunkRef[];
+  /** Holders that could not be asked (no connection, or it dropped): the missing may be there. */
+  unreachable: string[];
 }
 
 /** Requests in flight to one holder: one answer is being read while the next is prepared. */
@@ -38,6 +40,8 @@ export class ChunkFetcher implements RemoteChunks {
   readonly flagged = new Set<string>();
   /** Callers that name no start take turns, so every holder is asked first now and then. */
   private turn = 0;
+  /** When a holder last gave us a chunk (ms since the epoch), null before any did. */
+  lastDelivery: number | null = null;
 
   constructor(private readonly o: FetcherOptions) {}
 
@@ -53,13 +57,16 @@ export class ChunkFetcher implements RemoteChunks {
     const { store } = this.o;
     const want = new Map<string, ChunkRef>();
     for (const r of refs) if (!store.has(r.id)) want.set(r.id.toString('hex'), r);
-    const result: FetchResult = { fetched: 0, bytes: 0, missing: [] };
+    const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
     const holders = this.o.holders();
     const slot = Math.floor(start / Math.max(1, holders.length)) % STREAMS_PER_HOLDER;
     for (let k = 0; k < holders.length && want.size > 0; k++) {
       const peer = holders[(start + k) % holders.length]!;
       const client = await this.client(peer, slot);
-      if (!client) continue;
+      if (!client) {
+        result.unreachable.push(peer);
+        continue;
+      }
       // A page of answers is bounded in bytes: ask again until it gives nothing new.
       for (;;) {
         let got: { id: Buffer; box: Buffer }[];
@@ -68,9 +75,11 @@ export class ChunkFetcher implements RemoteChunks {
         } catch (err) {
           this.o.log(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
           this.clients.delete(this.key(peer, slot));
+          result.unreachable.push(peer);
           break;
         }
         const stored = this.store(peer, got, want);
+        if (stored.n > 0) this.lastDelivery = Date.now();
         result.fetched += stored.n;
         result.bytes += stored.bytes;
         if (stored.n === 0) break;

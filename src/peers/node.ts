@@ -44,6 +44,12 @@ export interface PeerNodeOptions {
    * GroupKeys.rendezvous); null or absent: no DHT.
    */
   rendezvous?: string | null;
+  /**
+   * false: a node that only asks (a recovery before the host is back). It serves no DHT and
+   * provides no rendezvous record, so with no listen address it leaves no address of its own
+   * in the members' peer stores and DHT records, only the host's real daemon does (default true).
+   */
+  announce?: boolean;
   /** Told when a rendezvous round fails (the node carries on; the next round tries again). */
   onRendezvousError?: (err: Error) => void;
   /** Budget for one dial, handshakes included (default 10 s). */
@@ -120,6 +126,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
 
   // The bootstrap module only takes addresses that name the peer; the others we dial ourselves.
   const named = opts.bootstrap.filter(hasPeerId);
+  const announce = opts.announce ?? true;
   const bare = opts.bootstrap.filter((a) => !hasPeerId(a));
 
   const node = await createLibp2p({
@@ -135,7 +142,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       ...(opts.mdnsTag ? [mdns({ serviceTag: opts.mdnsTag })] : []),
     ],
     connectionManager: { dialTimeout: opts.dialTimeoutMs ?? 10_000 },
-    services: { identify: identify(), ping: ping(), ...(opts.rendezvous ? { dht: rendezvousDHT() } : {}) },
+    services: { identify: identify(), ping: ping(), ...(opts.rendezvous ? { dht: rendezvousDHT(announce) } : {}) },
     start: true,
   });
 
@@ -153,7 +160,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
 
   const rendezvous: Rendezvous | null =
     opts.rendezvous && node.services.dht
-      ? await startRendezvous(node, node.services.dht, { rendezvous: opts.rendezvous, onFound: tellDiscovered, onError: opts.onRendezvousError })
+      ? await startRendezvous(node, node.services.dht, { rendezvous: opts.rendezvous, announce, onFound: tellDiscovered, onError: opts.onRendezvousError })
       : null;
 
   for (const addr of bare) {

@@ -24,6 +24,8 @@ export interface RecoveryReport {
   objects: number;
   /** Buddies reachable now that hold our data. */
   holders: string[];
+  /** Every member reached, at the addresses it announced now: the daemon's first choice. */
+  reached: { peer: string; addrs: string[] }[];
 }
 
 export interface LocatedRoot {
@@ -44,11 +46,17 @@ export interface RecoveryOptions {
   log?: (m: string) => void;
 }
 
+/** Attempts at opening a client before a member counts as unreachable (a connection can drop while it opens). */
+const OPEN_ATTEMPTS = 3;
+
 async function openClient(node: PeerNode, target: string): Promise<RestoreClient | null> {
-  try {
-    return await RestoreClient.open(node, target, AbortSignal.timeout(15_000));
-  } catch {
-    return null;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await RestoreClient.open(node, target, AbortSignal.timeout(15_000));
+    } catch {
+      if (attempt === OPEN_ATTEMPTS) return null;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+    }
   }
 }
 
@@ -70,7 +78,9 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
   const { root, from, clients: asked } = o.located;
   log(`root block of epoch ${root.epoch} from ${from}: ${root.snapshots.length} snapshots, buddies ${root.buddies.map((b) => b.peer).join(', ')}`);
   // The buddies the root block names, plus whoever answered: everyone that may hold our data.
-  for (const b of root.buddies) await o.node.learn(b.peer, b.addrs);
+  // The block's addresses are as old as the block: only for a buddy not reached otherwise.
+  const connected = new Set(o.node.peers());
+  for (const b of root.buddies) if (!connected.has(b.peer)) await o.node.learn(b.peer, b.addrs);
   const clients = [...asked];
   for (const b of root.buddies) {
     if (clients.some((c) => c.peer === b.peer)) continue;
@@ -83,29 +93,39 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
   // Metadata: from the first buddy that gives a complete, authentic set.
   const sealer = new ObjectSealer(o.keys.metaKey);
   let objects = 0;
-  for (const c of holders) {
-    try {
-      objects = 0;
-      const batch: ReturnType<ObjectSealer['open']>[] = [];
-      const flush = (): void => {
-        db.transaction(() => {
-          for (const ob of batch) ob.kind === 'inode' ? importInode(db, ob.record) : importChunkList(db, ob.record);
-        }).immediate();
-        batch.length = 0;
-      };
-      for await (const it of c.objects()) {
-        batch.push(sealer.open(it.id, it.box));
-        objects++;
-        if (batch.length >= 512) flush();
-        o.progress?.({ objects });
+  let sources = holders;
+  for (let round = 1; ; round++) {
+    const failed: string[] = [];
+    for (const c of sources) {
+      try {
+        objects = 0;
+        const batch: ReturnType<ObjectSealer['open']>[] = [];
+        const flush = (): void => {
+          db.transaction(() => {
+            for (const ob of batch) ob.kind === 'inode' ? importInode(db, ob.record) : importChunkList(db, ob.record);
+          }).immediate();
+          batch.length = 0;
+        };
+        for await (const it of c.objects()) {
+          batch.push(sealer.open(it.id, it.box));
+          objects++;
+          if (batch.length >= 512) flush();
+          o.progress?.({ objects });
+        }
+        flush();
+        if (objects === 0) throw new Error('holds no metadata for us');
+        break;
+      } catch (err) {
+        log(`metadata from ${c.peer} failed: ${(err as Error).message}`);
+        failed.push(c.peer);
+        objects = 0;
       }
-      flush();
-      if (objects === 0) throw new Error('holds no metadata for us');
-      break;
-    } catch (err) {
-      log(`metadata from ${c.peer} failed: ${(err as Error).message}`);
-      objects = 0;
     }
+    if (objects > 0 || round === OPEN_ATTEMPTS) break;
+    // A connection that dropped mid-list: the same buddies again, on fresh streams.
+    await new Promise((r) => setTimeout(r, 1000 * round));
+    sources = (await Promise.all(failed.map((p) => openClient(o.node, p)))).filter((c): c is RestoreClient => c !== null);
+    clients.push(...sources);
   }
   if (objects === 0) throw new Error('no buddy could give back the metadata');
 
@@ -115,5 +135,6 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
     setBackfillPending(db, true);
   }).immediate();
   for (const c of clients) await c.close();
-  return { root, rootFrom: from, objects, holders: holders.map((c) => c.peer) };
+  const reached = await Promise.all(o.node.peers().map(async (peer) => ({ peer, addrs: await o.node.addressesOf(peer) })));
+  return { root, rootFrom: from, objects, holders: holders.map((c) => c.peer), reached };
 }

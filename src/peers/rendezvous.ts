@@ -17,12 +17,13 @@ const ROUND_INTERVAL_MS = 10 * 60_000;
 /** A round waits for DHT peers; past this, try again at the next round rather than hang on. */
 const ROUND_TIMEOUT_MS = 60_000;
 
-export function rendezvousDHT(): ReturnType<typeof kadDHT> {
+/** `serve` false: a client only, kept out of the members' routing tables. */
+export function rendezvousDHT(serve: boolean): ReturnType<typeof kadDHT> {
   return kadDHT({
     protocol: DHT_PROTOCOL,
     // Explicit: left unset, the DHT stays a client until it sees a public address of ours, so
     // members on a LAN or behind NAT would never answer each other's queries.
-    clientMode: false,
+    clientMode: !serve,
     // The default mapper drops private and loopback addresses: the ones members on a LAN have.
     peerInfoMapper: passthroughMapper,
     // Queries wait for the first self-query, 1 s after start by default: no reason to wait.
@@ -38,6 +39,8 @@ export async function rendezvousCid(rendezvous: string): Promise<CID> {
 export interface RendezvousOptions {
   /** GroupKeys.rendezvous, hex. */
   rendezvous: string;
+  /** Provide the group's id as well as look it up (false: look only). */
+  announce: boolean;
   /** Told of each member found, every round it is found in (its addresses may have changed). */
   onFound: (peer: string, addrs: string[]) => void;
   onError?: (err: Error) => void;
@@ -87,7 +90,7 @@ export async function startRendezvous(node: Libp2p, dht: KadDHT, o: RendezvousOp
 
   const round = async (): Promise<void> => {
     try {
-      for await (const _ of dht.provide(cid, { signal: roundSignal() }));
+      if (o.announce) for await (const _ of dht.provide(cid, { signal: roundSignal() }));
     } catch (err) {
       report('announcing', err);
     }

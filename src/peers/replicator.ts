@@ -45,13 +45,16 @@ export function createBuddyTables(db: Db): void {
   `);
 }
 
-/** After recovery: the buddies the root block names already hold `epoch`; ship increments. */
-export function adoptBuddies(db: Db, buddies: RootBlock['buddies'], epoch: number): void {
+/**
+ * After recovery: the buddies the root block names already hold `epoch`; ship increments.
+ * Every member the recovery reached is noted at the addresses it announced then; the root
+ * block's (as old as its last shipment: ports and leases change) only for the others.
+ */
+export function adoptBuddies(db: Db, buddies: RootBlock['buddies'], epoch: number, reached: RootBlock['buddies']): void {
   const now = Date.now();
-  for (const b of buddies) {
-    prepared(db, 'INSERT OR REPLACE INTO buddies (peer, chosen, epoch) VALUES (?, ?, ?)').run(b.peer, now, epoch);
-    noteMember(db, b.peer, { addrs: b.addrs, network: b.addrs.map(networkOf).find((n) => n !== null) ?? null });
-  }
+  for (const b of buddies) prepared(db, 'INSERT OR REPLACE INTO buddies (peer, chosen, epoch) VALUES (?, ?, ?)').run(b.peer, now, epoch);
+  const unreached = buddies.filter((b) => !reached.some((r) => r.peer === b.peer));
+  for (const m of [...reached, ...unreached]) noteMember(db, m.peer, { addrs: m.addrs, network: m.addrs.map(networkOf).find((n) => n !== null) ?? null });
 }
 
 export interface ReplicatorOptions {

@@ -10,6 +10,7 @@ import { Compressor, Decompressor } from 'zstd-napi';
 import { decode, encode, type Value } from './canonical.js';
 import type { ChunkListRecord, InodeRecord, InodeVersion } from '../snapshot/records.js';
 import { handleDigest } from '../chunkstore/sealer.js';
+import type { Policy } from '../snapshot/retention.js';
 
 export interface SealedObject {
   id: Buffer;
@@ -151,6 +152,17 @@ export interface HostSettings {
   schedule: string;
   offer: number;
   buddies: number;
+  // The rest of the host's config, so a recovered host is set up as it was; root blocks
+  // written before these were carried lack them (recovery falls back to the defaults).
+  listen?: string[];
+  mdns?: boolean;
+  /** Members' addresses the host was given (--peer). */
+  peers?: string[];
+  mount?: string;
+  retention?: Policy;
+  auditSchedule?: string;
+  buddySilence?: string;
+  ownerSilence?: string;
 }
 
 /** The root block, sealed under the root-block key and bound to the host's locator. */
