@@ -11,7 +11,8 @@ import { createInterface } from 'node:readline';
 import { seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
 import { publicKeyFromPeerId } from '../../src/peers/signing.js';
-import { GROUP, heldIds, mountedMember, shippedIds, withDb, type Member } from './group.js';
+import { GROUP, freePort, heldIds, mountedMember, shippedIds, withDb, type Member } from './group.js';
+import { makeHost } from '../fs/mounted.js';
 import type { Outcome, RogueConfig } from './fixtures/rogue.js';
 
 const ROGUE = new URL('./fixtures/rogue.js', import.meta.url).pathname;
@@ -223,4 +224,38 @@ test('a buddy daemon refuses forged and malformed backup messages and keeps the 
   const rootAfter = rootRow(c, locatorA, a.peerId())!;
   assert.equal(rootAfter.pubkey, rootBefore.pubkey);
   assert.ok(rootAfter.epoch > rootBefore.epoch, `A's root block advanced: ${rootBefore.epoch} -> ${rootAfter.epoch}`);
+});
+
+test('chunk poisoning: garbage a member uploads first under a victim\'s chunk ids is refused, and the victim\'s data stays whole and recovers', { timeout: 240_000 }, async () => {
+  const c = await mountedMember('buddy-p', { offer: '1G' });
+  const a = await mountedMember('host-v', { offer: '200M', buddies: 1, peers: [c.addr] });
+  const content = seededBytes(1 << 20, 17);
+  writeFileSync(join(a.mnt, 'victim.bin'), content);
+  await a.settle();
+  // The ids the victim is about to ship, known to the rogue first (it has the same file, or it
+  // was the victim's buddy before).
+  const future = withDb(a, (db) => db.prepare('SELECT id FROM chunks WHERE refs > 0').pluck().all() as Buffer[]).map((x) => x.toString('hex'));
+  assert.ok(future.length > 20, `${future.length} chunks`);
+  const locator = hostKeys(await hostMaster('host-v', 'test passphrase')).locator;
+  const rogue = startRogue({ target: `${c.addr}/p2p/${c.peerId()}`, group: GROUP, victim: { peer: a.peerId(), locator, chunks: [] }, poison: future });
+  const done = await rogue.next((l) => !!l.results, 30_000);
+  assert.equal(await rogue.exited, 0);
+  const poison = done.results!.poison!;
+  assert.deepEqual(poison.replies.map((m) => m.type), ['welcome', 'missing'], show(poison));
+  assert.ok(isReset(poison), `garbage under another's ids is refused: ${show(poison)}`);
+  const parked = withDb(c, (db) => future.filter((id) => db.prepare('SELECT 1 FROM chunks WHERE id = ?').get(Buffer.from(id, 'hex'))).length);
+  assert.equal(parked, 0, 'nothing of the garbage is stored');
+
+  a.ok('snapshot');
+  const s = syncWait(a);
+  assert.ok(s.buddies.length === 1 && s.buddies[0]!.ok, show(s));
+  assert.deepEqual(heldIds(c, a.peerId()), shippedIds(a));
+  assert.match(c.ok('verify'), /no problems/);
+  const audit = a.safe('verify', '--remote', '--json');
+  assert.equal(audit.status, 0, audit.stdout + audit.stderr);
+
+  const blank = makeHost({ init: false, env: { SAFE_GROUP_PASSWORD: GROUP.password } });
+  blank.ok('recover', '--host', 'host-v', '--mount', blank.mnt, '--group', GROUP.name, '--peer', c.addr, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--no-mdns', '--json');
+  assert.ok(readFileSync(join(blank.mnt, 'victim.bin')).equals(content), 'the victim recovers its own bytes');
+  blank.unmount();
 });
