@@ -2,7 +2,7 @@
 // bytes fell under a threshold by copying their live records into a fresh pack. Each step
 // is its own short transaction, so ingest workers keep committing in between.
 import { existsSync, unlinkSync } from 'node:fs';
-import { packPath, scanPack } from './packs.js';
+import { RECORD_HEAD, packPath, scanPack } from './packs.js';
 import type { ChunkStore } from './store.js';
 
 export interface GcOptions {
@@ -20,8 +20,6 @@ export interface GcReport {
   packsDeleted: number;
   bytesFreed: number;
 }
-
-const RECORD_OVERHEAD = 36;
 
 export function collectGarbage(store: ChunkStore, opts: GcOptions = {}): GcReport {
   const report: GcReport = { collected: 0, packsCompacted: 0, packsDeleted: 0, bytesFreed: 0 };
@@ -44,7 +42,7 @@ function dropUnreferenced(store: ChunkStore, batch: number): number {
       let gone = 0;
       for (const r of pick.all(batch)) {
         if (del.run(r.id, r.id).changes > 0) {
-          live.run(r.len + RECORD_OVERHEAD, r.pack);
+          live.run(r.len + RECORD_HEAD, r.pack);
           gone++;
         }
       }
@@ -86,7 +84,7 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
     }
     const ok = db.transaction(() => {
       for (const m of moves) {
-        if (move.run(m.newPack, m.to, m.id, c.pack, m.from).changes > 0) addLive.run(m.len + RECORD_OVERHEAD, m.newPack);
+        if (move.run(m.newPack, m.to, m.id, c.pack, m.from).changes > 0) addLive.run(m.len + RECORD_HEAD, m.newPack);
       }
       // Something still names the old pack (a row we could not read): keep it, verify reports it.
       if (stillNamed.get(c.pack)! > 0) return false;
@@ -96,7 +94,7 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
     if (!ok) continue;
     store.dropPack(c.pack);
     if (existsSync(path)) unlinkSync(path);
-    report.bytesFreed += c.size - moves.reduce((s, m) => s + m.len + RECORD_OVERHEAD, 0);
+    report.bytesFreed += c.size - moves.reduce((s, m) => s + m.len + RECORD_HEAD, 0);
     if (moves.length > 0) report.packsCompacted++;
     else report.packsDeleted++;
     done++;

@@ -6,7 +6,7 @@ import { FdCache } from './fd-cache.js';
 import { join } from 'node:path';
 import { isPlaintext, openDb, sealDatabase, type Db } from './index-db.js';
 import { migrate, SchemaError, type Migration } from './migrations.js';
-import { PackWriter, packPath, readExact, type Placed } from './packs.js';
+import { PackWriter, RECORD_HEAD, packPath, readExact, type Placed } from './packs.js';
 import { ChunkError, Sealer, hexId } from './sealer.js';
 
 /** How the tree names a chunk: its public id finds the box, its handle opens it. */
@@ -56,6 +56,8 @@ export class StoreLockedError extends Error {
 export interface RemoteChunks {
   /** Fetches, checks and stores those of these chunks not stored yet; returns how many arrived. */
   fetch(refs: ChunkRef[]): Promise<number>;
+  /** Fetches good copies of chunks stored here damaged, and puts them in their place; how many. */
+  repair(refs: ChunkRef[]): Promise<number>;
 }
 
 export class ChunkStore {
@@ -78,6 +80,7 @@ export class ChunkStore {
       idOf: db.prepare<[Uint8Array], Buffer>('SELECT id FROM chunks WHERE handle = ?').pluck(),
       adopt: db.prepare('UPDATE chunks SET handle = ? WHERE id = ? AND handle IS NULL'),
       alias: db.prepare<[Uint8Array], Buffer>('SELECT id FROM chunk_aliases WHERE old = ?').pluck(),
+      relocate: db.prepare('UPDATE chunks SET pack = ?, off = ?, len = ? WHERE id = ?'),
       insert: db.prepare('INSERT OR IGNORE INTO chunks (id, pack, off, len, raw, refs, handle) VALUES (?, ?, ?, ?, ?, 0, ?)'),
       live: db.prepare('UPDATE packs SET live = live + ? WHERE pack = ?'),
       incref: db.prepare('UPDATE chunks SET refs = refs + 1 WHERE id = ?'),
@@ -150,6 +153,11 @@ export class ChunkStore {
     return this.q.has.get(id) !== undefined;
   }
 
+  /** How to read our own stored chunk `id` (undefined for a chunk held only for another host). */
+  refOf(id: Uint8Array): ChunkRef | undefined {
+    return this.db.prepare<[Uint8Array], ChunkRef>('SELECT id, handle, raw FROM chunks WHERE id = ? AND handle IS NOT NULL').get(id);
+  }
+
   /** The id of our own chunk with this handle, if stored. */
   idOf(handle: Uint8Array): Buffer | undefined {
     return this.q.idOf.get(handle) as Buffer | undefined;
@@ -180,7 +188,21 @@ export class ChunkStore {
   /** Index rows for boxes already durable in packs. Call inside a transaction. */
   insert(rows: Iterable<ChunkRow>): void {
     for (const r of rows) {
-      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.handle).changes > 0) this.q.live.run(r.len + 36, r.pack);
+      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.handle).changes > 0) this.q.live.run(r.len + RECORD_HEAD, r.pack);
+    }
+  }
+
+  /**
+   * Good copies of damaged chunks, durable in packs, take their rows' places (references and
+   * owners unchanged); the damaged bytes become dead space. Call inside a transaction.
+   */
+  relocate(rows: Iterable<ChunkRow>): void {
+    for (const r of rows) {
+      const old = this.location(r.id);
+      if (!old) continue;
+      this.q.relocate.run(r.pack, r.off, r.len, r.id);
+      this.q.live.run(-(old.len + RECORD_HEAD), old.pack);
+      this.q.live.run(r.len + RECORD_HEAD, r.pack);
     }
   }
 
@@ -258,7 +280,7 @@ export class ChunkStore {
    * come from the remote, the chunks `ahead()` names come along in the same round trip.
    */
   async readAsync(ref: ChunkRef, ahead?: () => ChunkRef[]): Promise<Buffer> {
-    const { id, handle } = ref;
+    const { id } = ref;
     let loc = this.location(id);
     if (!loc && this.remote) {
       // The remote skips what is stored already.
@@ -266,9 +288,19 @@ export class ChunkStore {
       loc = this.location(id);
     }
     if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store${this.remote ? ' and no buddy could give it back' : ''}`);
+    try {
+      return await this.readStored(ref, loc);
+    } catch (err) {
+      // Damaged here: a buddy's good copy takes its place, or the read fails (EIO), never wrong bytes.
+      if (!(err instanceof ChunkError) || !this.remote || (await this.remote.repair([ref])) === 0) throw err;
+      return this.readStored(ref, this.location(id)!);
+    }
+  }
+
+  private async readStored(ref: ChunkRef, loc: Location): Promise<Buffer> {
     const box = await this.withPackAsync(loc.pack, (fd) => readAt(fd, loc.off, loc.len));
-    if (box.length !== loc.len) throw new ChunkError(`chunk ${hexId(id)} in pack ${loc.pack}: pack ends before the chunk (truncated pack)`);
-    return this.sealer.open(handle, box, id);
+    if (box.length !== loc.len) throw new ChunkError(`chunk ${hexId(ref.id)} in pack ${loc.pack}: pack ends before the chunk (truncated pack)`);
+    return this.sealer.open(ref.handle, box, ref.id);
   }
 
   stats(): StoreStats {

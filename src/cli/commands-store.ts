@@ -6,7 +6,7 @@ import type { PeerStatus } from '../peers/service.js';
 import { buddyLines } from './commands-peers.js';
 import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
-import { verifyStore } from '../chunkstore/verify.js';
+import { verifyStore, type Problem, type VerifyReport } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
 import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
@@ -14,7 +14,7 @@ import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
 import { openHostStore } from './open-store.js';
 import { findSnapshot } from '../snapshot/snapshots.js';
-import { checkReferences } from '../snapshot/check-refs.js';
+import { checkReferences, type RefProblem } from '../snapshot/check-refs.js';
 import { Progress } from './progress.js';
 import { ask, secret } from './secrets.js';
 import { recoverySheet, writeSheet, type SheetFacts } from './recovery-sheet.js';
@@ -137,18 +137,36 @@ export async function status(out: Out): Promise<void> {
   }
 }
 
-export async function verify(out: Out): Promise<boolean> {
+function check(store: ChunkStore): { report: VerifyReport; refs: ReturnType<typeof checkReferences>; problems: (Problem | RefProblem)[] } {
+  const bar = new Progress('verify');
+  const report = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));
+  bar.done();
+  const refs = checkReferences(store.db);
+  return { report, refs, problems: [...report.problems, ...refs.problems] };
+}
+
+/**
+ * With `repair`, our chunks found damaged or missing are fetched from the buddies (through the
+ * daemon, which holds the connections) and put in place, then everything is checked again.
+ */
+export async function verify(out: Out, repair = false): Promise<boolean> {
   const home = safeHome();
   const { store } = await openHostStore(home);
   try {
-    const bar = new Progress('verify');
-    const r = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));
-    bar.done();
-    const refs = checkReferences(store.db);
-    const problems = [...r.problems, ...refs.problems];
-    const lines = [`checked ${r.chunks} chunks in ${r.packs} packs (${formatBytes(r.bytes)}) and the tree's references to them: ${problems.length === 0 ? 'no problems' : `${problems.length} problems`}`];
-    for (const p of problems) lines.push(`  ${p.kind}: ${p.detail}`);
-    out.print(lines.join('\n'), { ok: problems.length === 0, ...r, problems, referencesChecked: refs.checked });
+    let { report: r, refs, problems } = check(store);
+    let repaired: { repaired: number; failed: string[] } | null = null;
+    const damaged = [...new Set(problems.filter((p) => p.id && p.kind !== 'refcount').map((p) => p.id!))];
+    if (repair && damaged.length > 0) {
+      const reply = await callDaemon(paths(home).socket, { cmd: 'repair', ids: damaged }, 3600_000);
+      if (!reply) throw new UserError('safe verify --repair fetches from the buddies through the daemon: run safe mount first');
+      if (!reply.ok) throw new UserError(`repair failed: ${reply.error}`);
+      repaired = reply.data as { repaired: number; failed: string[] };
+      ({ report: r, refs, problems } = check(store));
+    }
+    const head = `checked ${r.chunks} chunks in ${r.packs} packs (${formatBytes(r.bytes)}) and the tree's references to them: ${problems.length === 0 ? 'no problems' : `${problems.length} problems`}`;
+    const lines = [repaired ? `repaired ${repaired.repaired} of ${damaged.length} damaged chunks from the buddies; then ${head}` : head];
+    for (const p of problems) lines.push(`  ${p.kind}: ${p.detail}${repair && p.id && !store.refOf(Buffer.from(p.id, 'hex')) ? ' (held for another host: its owner ships it again after its next audit)' : ''}`);
+    out.print(lines.join('\n'), { ok: problems.length === 0, ...r, problems, referencesChecked: refs.checked, ...(repaired ? { repaired: repaired.repaired } : {}) });
     return problems.length === 0;
   } finally {
     store.close();

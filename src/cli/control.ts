@@ -15,6 +15,7 @@ export type Request =
   | { cmd: 'sync'; wait: boolean }
   | { cmd: 'peers' }
   | { cmd: 'audit' }
+  | { cmd: 'repair'; ids: string[] }
   | { cmd: 'fetch'; ino: number; epoch: number };
 export type Reply = { ok: true; data?: unknown } | { ok: false; error: string };
 

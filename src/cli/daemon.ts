@@ -249,6 +249,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         case 'fetch':
           if (!peers) return { fetched: 0, bytes: 0, missing: 0 };
           return peers.fetchLists(chunkListsUnder(tree, req.ino, req.epoch));
+        case 'repair':
+          if (!peers) throw new Error('this host is in no backup group: there is no buddy to repair from');
+          return peers.repair(req.ids.map((id) => Buffer.from(id, 'hex')));
         case 'audit':
           if (!peers) throw new Error('this host is in no backup group: there are no buddies to audit');
           return peers.audit();

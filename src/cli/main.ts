@@ -19,7 +19,7 @@ const USAGE = `usage: safe <command> [options]   (--json for machine output)
   status
   sync [--wait]
   peers
-  verify [--remote]
+  verify [--remote] [--repair]
   recover [--host NAME] [--mount DIR] [--group NAME] [--peer MULTIADDR]... [--listen MULTIADDR] [--force] [--no-mdns] [--no-mount | --no-wait]`;
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -132,13 +132,13 @@ async function run(argv: string[]): Promise<number> {
       return 0;
     }
     case 'verify': {
-      const { values } = parse(rest, { remote: { type: 'boolean' } });
-      if (!values.remote) return (await verify(output(!!values.json))) ? 0 : 1;
+      const { values } = parse(rest, { remote: { type: 'boolean' }, repair: { type: 'boolean' } });
+      if (!values.remote) return (await verify(output(!!values.json), !!values.repair)) ? 0 : 1;
       // Both checks, one JSON document: the local store, then every buddy.
       const json = !!values.json;
       const docs: Record<string, unknown> = {};
       const collect = (key: string): Out => (json ? { json, print: (_h, data) => void (docs[key] = data) } : output(false));
-      const local = await verify(collect('local'));
+      const local = await verify(collect('local'), !!values.repair);
       const remote = await verifyRemote(collect('remote'));
       if (json) process.stdout.write(JSON.stringify(docs) + '\n');
       return local && remote ? 0 : 1;

@@ -49,14 +49,21 @@ export class ChunkFetcher implements RemoteChunks {
     return (await this.fetchAll(refs)).fetched;
   }
 
+  async repair(refs: ChunkRef[]): Promise<number> {
+    const r = await this.fetchAll(refs, this.turn++ % TURNS, true);
+    if (r.fetched > 0) this.o.log(`repaired ${r.fetched} damaged chunks from buddies${r.missing.length ? `; ${r.missing.length} could not be` : ''}`);
+    return r.fetched;
+  }
+
   /**
-   * Fetches what of `refs` is not stored, trying the holders from `start` on in turn. Each
-   * caller number has its own stream to a holder, so callers keep several requests in flight.
+   * Fetches what of `refs` is not stored (with `repair`: good copies of chunks stored here
+   * damaged), trying the holders from `start` on in turn. Each caller number has its own
+   * stream to a holder, so callers keep several requests in flight.
    */
-  async fetchAll(refs: ChunkRef[], start = this.turn++ % TURNS): Promise<FetchResult> {
+  async fetchAll(refs: ChunkRef[], start = this.turn++ % TURNS, repair = false): Promise<FetchResult> {
     const { store } = this.o;
     const want = new Map<string, ChunkRef>();
-    for (const r of refs) if (!store.has(r.id)) want.set(r.id.toString('hex'), r);
+    for (const r of refs) if (repair || !store.has(r.id)) want.set(r.id.toString('hex'), r);
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
     const holders = this.o.holders();
     const slot = Math.floor(start / Math.max(1, holders.length)) % STREAMS_PER_HOLDER;
@@ -78,7 +85,7 @@ export class ChunkFetcher implements RemoteChunks {
           result.unreachable.push(peer);
           break;
         }
-        const stored = this.store(peer, got, want);
+        const stored = this.store(peer, got, want, repair);
         if (stored.n > 0) this.lastDelivery = Date.now();
         result.fetched += stored.n;
         result.bytes += stored.bytes;
@@ -94,7 +101,7 @@ export class ChunkFetcher implements RemoteChunks {
    * id (a hash of the handle), which only the tag can confirm; they are stored under their box
    * id, and the tree's references follow.
    */
-  private store(peer: string, got: { id: Buffer; box: Buffer }[], want: Map<string, ChunkRef>): { n: number; bytes: number } {
+  private store(peer: string, got: { id: Buffer; box: Buffer }[], want: Map<string, ChunkRef>, repair: boolean): { n: number; bytes: number } {
     const { store } = this.o;
     const rows: ChunkRow[] = [];
     const renamed: [Buffer, Buffer][] = [];
@@ -124,6 +131,7 @@ export class ChunkFetcher implements RemoteChunks {
     this.writer.sync();
     const db = store.db;
     db.transaction(() => {
+      if (repair) return store.relocate(rows);
       store.insert(rows);
       for (const [old, real] of renamed) renameChunk(db, old, real);
       for (const r of rows) countReferencesOf(db, r.id);

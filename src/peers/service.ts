@@ -197,6 +197,13 @@ export class PeerService {
     sweep();
   }
 
+  /** Good copies from the buddies for our chunks stored here damaged; what could not be had. */
+  async repair(ids: Buffer[]): Promise<{ repaired: number; failed: string[] }> {
+    const refs = ids.map((id) => this.o.store.refOf(id)).filter((r) => r !== undefined);
+    const r = await this.fetcher.fetchAll(refs, 0, true);
+    return { repaired: r.fetched, failed: r.missing.map((m) => m.id.toString('hex')) };
+  }
+
   audit(): Promise<AuditOutcome[]> {
     return this.replicator.audit();
   }
