@@ -68,3 +68,29 @@ test('a buddy out of space refuses; another is chosen', { timeout: 240_000 }, as
   assert.deepEqual(status.daemon.peers.buddies.map((b) => b.peer), [d.peerId()], 'C is no longer a buddy');
   assert.match(readFileSync(join(c.home, 'daemon.log'), 'utf8'), /refused backup from .*buddy full/);
 });
+
+test('a host killed mid-shipment: the buddy logs why the stream ended and keeps the shipment pending', { timeout: 240_000 }, async () => {
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
+  writeFileSync(join(a.mnt, 'big.bin'), seededBytes(24 << 20, 7));
+  await a.settle();
+  a.ok('snapshot');
+  const total = shippedIds(a).size;
+  const aPeer = a.peerId();
+  a.ok('sync'); // in the background
+  for (let i = 0; ; i++) {
+    if (heldIds(c, aPeer).size > 0) break;
+    assert.ok(i < 400, 'shipment never started');
+    await sleep(50);
+  }
+  process.kill(Number(readFileSync(join(a.home, 'daemon.pid'), 'utf8')), 'SIGKILL');
+  const line = new RegExp(`backup stream from ${aPeer} failed: .+`);
+  for (let i = 0; !line.test(readFileSync(join(c.home, 'daemon.log'), 'utf8')); i++) {
+    assert.ok(i < 400, `C logged nothing about the stream A left:\n${readFileSync(join(c.home, 'daemon.log'), 'utf8')}`);
+    await sleep(50);
+  }
+  const held = heldIds(c, aPeer).size;
+  assert.ok(held > 0 && held < total, `cut off mid-way: ${held} of ${total}`);
+  assert.equal(withDb(c, (db) => db.prepare('SELECT epoch FROM held_owners').pluck().get()), 0, 'nothing committed');
+  assert.ok(c.status().daemon, 'C still runs');
+});
