@@ -220,8 +220,9 @@ export class Filesystem {
     if (n.kind === S_IFDIR) throw new FsError('EISDIR');
     if (n.kind !== S_IFREG) throw new FsError('EINVAL');
     const open = this.handles.get(fh)?.write ?? this.writers.get(n.ino);
-    if (!open && size === 0 && this.tree.inode(n.ino)) {
-      // The common O_TRUNC case: no content to copy, nothing to chunk.
+    // The common O_TRUNC case: no content to copy, nothing to chunk. Not while a writer still
+    // copies the old content: its copy would outlive the truncation (acquire waits for it).
+    if (!open && size === 0 && !this.writers.copying(n.ino) && this.tree.inode(n.ino)) {
       this.tree.update(n.ino, { staged: null, cl: null, size: 0, mtime: now, ctime: now });
       return;
     }

@@ -48,6 +48,11 @@ export class Writers {
     return this.open.get(ino);
   }
 
+  /** A writer's working copy of `ino` is still being made (the old content copying). */
+  copying(ino: number): boolean {
+    return this.opening.has(ino);
+  }
+
   isWorking(ino: number, gen: number): boolean {
     return this.open.get(ino)?.gen === gen;
   }
