@@ -1,10 +1,12 @@
 // Files open for writing. Each gets a private working generation: a staging file holding a
 // copy of the current content (none if truncated), published to the tree at the last
-// writer's close and then chunked. Snapshots keep what was last closed, never a half write.
+// writer's close and then chunked. Snapshots keep what was last closed, never a half write:
+// writes after a close that a snapshot has seen (a child that inherited the fd exited, the
+// parent writes on) go to a fresh copy.
 // Reads and writes of a working file are synchronous: they hit the page cache in tens of
 // microseconds, less than a hop through libuv's thread pool costs.
 import { copyFile } from 'node:fs/promises';
-import { closeSync, fdatasync, ftruncateSync, readSync, write as writeCb, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, fdatasync, ftruncateSync, readSync, write as writeCb, writeSync } from 'node:fs';
 import { S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import type { ContentReader } from './content-reader.js';
 import type { ChunkQueue } from './chunk-queue.js';
@@ -20,6 +22,10 @@ export interface Working {
   dirty: boolean;
   /** The tree names this generation already (published at close, before release). */
   published: boolean;
+  /** The epoch it was published in: a snapshot taken since holds it too, it must not change. */
+  publishedIn: number;
+  /** Writes wait for this: the fresh copy a write after such a snapshot needs. */
+  thawing: Promise<void> | null;
   mtime: number;
   ctime: number;
 }
@@ -62,7 +68,7 @@ export class Writers {
     const ready = this.open.get(ino);
     if (ready) {
       ready.writers++;
-      if (trunc) this.resize(ready, 0, Date.now());
+      if (trunc) await this.resize(ready, 0, Date.now());
       return ready;
     }
     const pending = this.opening.get(ino);
@@ -85,7 +91,9 @@ export class Writers {
     return readSync(w.fd, buf, 0, Math.min(len, Math.max(0, w.size - pos)), pos);
   }
 
-  write(w: Working, buf: Buffer, pos: number): number {
+  write(w: Working, buf: Buffer, pos: number): number | Promise<number> {
+    const thawing = this.thawed(w);
+    if (thawing) return thawing.then(() => this.write(w, buf, pos));
     const n = writeSync(w.fd, buf, 0, buf.length, pos);
     w.size = Math.max(w.size, pos + n);
     w.dirty = true;
@@ -93,15 +101,47 @@ export class Writers {
     return n;
   }
 
-  resize(w: Working, size: number, now: number): void {
+  resize(w: Working, size: number, now: number): void | Promise<void> {
+    const thawing = this.thawed(w);
+    if (thawing) return thawing.then(() => this.resize(w, size, now));
     ftruncateSync(w.fd, size);
     w.size = size;
     w.dirty = true;
     w.mtime = w.ctime = now;
   }
 
-  datasync(w: Working): Promise<void> {
+  async datasync(w: Working): Promise<void> {
+    await w.thawing;
     return new Promise<void>((res, rej) => fdatasync(w.fd, (err) => (err ? rej(err) : res())));
+  }
+
+  /**
+   * Null when `w` can be written at once. Else its generation was published by a close and a
+   * snapshot has been taken since (it shares it): the writes that follow go to a fresh copy,
+   * made once, and the published one is chunked as it is.
+   */
+  private thawed(w: Working): Promise<void> | null {
+    if (w.thawing || !w.published || w.publishedIn === this.tree.epoch) return w.thawing;
+    w.thawing = this.copyOut(w).finally(() => (w.thawing = null));
+    return w.thawing;
+  }
+
+  private async copyOut(w: Working): Promise<void> {
+    const { gen, path, fd } = this.staging.create(w.ino);
+    try {
+      await copyFile(this.staging.path(w.ino, w.gen), path, fsc.COPYFILE_FICLONE);
+    } catch (err) {
+      closeSync(fd);
+      this.staging.remove(w.ino, gen);
+      throw err;
+    }
+    const frozen = w.gen;
+    // A datasync queued before the copy began has run by now (the thread pool is FIFO).
+    closeSync(w.fd);
+    w.gen = gen;
+    w.fd = fd;
+    w.published = false;
+    this.queue.schedule(w.ino, frozen);
   }
 
   /**
@@ -114,6 +154,7 @@ export class Writers {
     this.tree.update(w.ino, { staged: w.gen, cl: null, size: w.size, mtime: w.mtime, ctime: w.ctime });
     w.dirty = false;
     w.published = true;
+    w.publishedIn = this.tree.epoch;
   }
 
   /** One writer fewer; the last one publishes what is not yet and queues it for chunking. */
@@ -159,7 +200,7 @@ export class Writers {
         if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
         if (!empty && n.cl !== null) await this.materialize(n, fd);
         if (!empty && n.size > 0) ftruncateSync(fd, n.size);
-        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, mtime: n.mtime, ctime: n.ctime };
+        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, publishedIn: 0, thawing: null, mtime: n.mtime, ctime: n.ctime };
       } catch (err) {
         closeSync(fd);
         this.staging.remove(ino, gen);
