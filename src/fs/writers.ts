@@ -68,7 +68,13 @@ export class Writers {
     const ready = this.open.get(ino);
     if (ready) {
       ready.writers++;
-      if (trunc) await this.resize(ready, 0, Date.now());
+      try {
+        if (trunc) await this.resize(ready, 0, Date.now());
+      } catch (err) {
+        // This open fails (a copy it had to make found the disk full): it holds nothing.
+        this.release(ready);
+        throw err;
+      }
       return ready;
     }
     const pending = this.opening.get(ino);
