@@ -6,8 +6,14 @@ import type { Tree } from '../snapshot/tree.js';
 /** Bytes of a file fetched along with a missing chunk (after a recovery): one round trip per this much of a sequential read. */
 const READ_AHEAD = 4 << 20;
 
+/** A chunk read or being read; its size counts against the limit once it is here. */
+interface Cached {
+  plain: Promise<Buffer>;
+  size: number | null;
+}
+
 export class ContentReader {
-  private readonly cache = new Map<string, Promise<Buffer>>();
+  private readonly cache = new Map<string, Cached>();
   private bytes = 0;
 
   constructor(private readonly tree: Tree, private readonly store: ChunkStore, private readonly limit = 64 << 20) {}
@@ -45,25 +51,32 @@ export class ContentReader {
     if (hit) {
       this.cache.delete(key);
       this.cache.set(key, hit);
-      return hit;
+      return hit.plain;
     }
-    const p = this.store.readAsync(ref, ahead);
-    this.cache.set(key, p);
-    p.then(
+    const entry: Cached = { plain: this.store.readAsync(ref, ahead), size: null };
+    this.cache.set(key, entry);
+    entry.plain.then(
       (b) => {
+        entry.size = b.length;
         this.bytes += b.length;
         this.evict();
       },
+      // Not kept: the next read asks again (a buddy may be back).
       () => this.cache.delete(key),
     );
-    return p;
+    return entry.plain;
   }
 
+  /**
+   * Least recently used first. Reads still in flight stay: dropping one frees nothing yet,
+   * and another reader of the same chunk would fetch it a second time.
+   */
   private evict(): void {
-    for (const [k, p] of this.cache) {
+    for (const [k, e] of this.cache) {
       if (this.bytes <= this.limit) return;
+      if (e.size === null) continue;
       this.cache.delete(k);
-      void p.then((b) => (this.bytes -= b.length));
+      this.bytes -= e.size;
     }
   }
 }

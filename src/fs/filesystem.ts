@@ -220,14 +220,15 @@ export class Filesystem {
     if (n.kind === S_IFDIR) throw new FsError('EISDIR');
     if (n.kind !== S_IFREG) throw new FsError('EINVAL');
     const open = this.handles.get(fh)?.write ?? this.writers.get(n.ino);
-    if (!open && size === 0 && this.tree.inode(n.ino)) {
-      // The common O_TRUNC case: no content to copy, nothing to chunk.
+    // The common O_TRUNC case: no content to copy, nothing to chunk. Not while a writer still
+    // copies the old content: its copy would outlive the truncation (acquire waits for it).
+    if (!open && size === 0 && !this.writers.copying(n.ino) && this.tree.inode(n.ino)) {
       this.tree.update(n.ino, { staged: null, cl: null, size: 0, mtime: now, ctime: now });
       return;
     }
     const w = open ?? (await this.writers.acquire(n.ino, size === 0));
     try {
-      this.writers.resize(w, size, now);
+      await this.writers.resize(w, size, now);
     } finally {
       if (!open) this.writers.release(w);
     }
@@ -369,7 +370,7 @@ export class Filesystem {
     return [buf, want];
   }
 
-  write(fh: number, data: Buffer, pos: number): number {
+  write(fh: number, data: Buffer, pos: number): number | Promise<number> {
     const h = this.handle(fh);
     if (!h.write) throw new FsError('EBADF');
     return this.writers.write(h.write, data, pos);
@@ -392,12 +393,12 @@ export class Filesystem {
     if (h.write) this.writers.release(h.write);
   }
 
-  fallocate(fh: number, mode: number, off: number, len: number): void {
+  fallocate(fh: number, mode: number, off: number, len: number): void | Promise<void> {
     const w = this.handle(fh).write;
     if (!w) throw new FsError('EBADF');
     if (mode & ~FALLOC_FL_KEEP_SIZE) throw new FsError('EOPNOTSUPP');
     // Space is not reserved (staging is chunked away anyway); the size grows as POSIX says.
-    if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > w.size) this.writers.resize(w, off + len, Date.now());
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > w.size) return this.writers.resize(w, off + len, Date.now());
   }
 
   statfs(): Promise<Float64Array> {

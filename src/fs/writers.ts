@@ -1,6 +1,8 @@
 // Files open for writing. Each gets a private working generation: a staging file holding a
 // copy of the current content (none if truncated), published to the tree at the last
-// writer's close and then chunked. Snapshots keep what was last closed, never a half write.
+// writer's close and then chunked. Snapshots keep what was last closed, never a half write:
+// writes after a close that a snapshot has seen (a child that inherited the fd exited, the
+// parent writes on) go to a fresh copy.
 // Reads and writes of a working file are synchronous: they hit the page cache in tens of
 // microseconds, less than a hop through libuv's thread pool costs.
 import { closeSync, openSync } from 'node:fs';
@@ -20,6 +22,10 @@ export interface Working {
   dirty: boolean;
   /** The tree names this generation already (published at close, before release). */
   published: boolean;
+  /** The epoch it was published in: a snapshot taken since holds it too, it must not change. */
+  publishedIn: number;
+  /** Writes wait for this: the fresh copy a write after such a snapshot needs. */
+  thawing: Promise<void> | null;
   mtime: number;
   ctime: number;
 }
@@ -48,6 +54,11 @@ export class Writers {
     return this.open.get(ino);
   }
 
+  /** A writer's working copy of `ino` is still being made (the old content copying). */
+  copying(ino: number): boolean {
+    return this.opening.has(ino);
+  }
+
   isWorking(ino: number, gen: number): boolean {
     return this.open.get(ino)?.gen === gen;
   }
@@ -57,7 +68,13 @@ export class Writers {
     const ready = this.open.get(ino);
     if (ready) {
       ready.writers++;
-      if (trunc) this.resize(ready, 0, Date.now());
+      try {
+        if (trunc) await this.resize(ready, 0, Date.now());
+      } catch (err) {
+        // This open fails (a copy it had to make found the disk full): it holds nothing.
+        this.release(ready);
+        throw err;
+      }
       return ready;
     }
     const pending = this.opening.get(ino);
@@ -80,22 +97,57 @@ export class Writers {
     return w.file.read(buf, len, pos, w.size);
   }
 
-  write(w: Working, buf: Buffer, pos: number): number {
+  write(w: Working, buf: Buffer, pos: number): number | Promise<number> {
+    const thawing = this.thawed(w);
+    if (thawing) return thawing.then(() => this.write(w, buf, pos));
     w.size = w.file.write(buf, pos, w.size);
     w.dirty = true;
     w.mtime = w.ctime = Date.now();
     return buf.length;
   }
 
-  resize(w: Working, size: number, now: number): void {
+  resize(w: Working, size: number, now: number): void | Promise<void> {
+    const thawing = this.thawed(w);
+    if (thawing) return thawing.then(() => this.resize(w, size, now));
     w.file.truncate(size, w.size);
     w.size = size;
     w.dirty = true;
     w.mtime = w.ctime = now;
   }
 
-  datasync(w: Working): Promise<void> {
+  async datasync(w: Working): Promise<void> {
+    await w.thawing;
     return w.file.datasync();
+  }
+
+  /**
+   * Null when `w` can be written at once. Else its generation was published by a close and a
+   * snapshot has been taken since (it shares it): the writes that follow go to a fresh copy,
+   * made once, and the published one is chunked as it is.
+   */
+  private thawed(w: Working): Promise<void> | null {
+    if (w.thawing || !w.published || w.publishedIn === this.tree.epoch) return w.thawing;
+    w.thawing = this.copyOut(w).finally(() => (w.thawing = null));
+    return w.thawing;
+  }
+
+  /** The copy is sealed under a key of its own: two generations never share a keystream. */
+  private async copyOut(w: Working): Promise<void> {
+    const { gen, file } = this.staging.create(w.ino);
+    try {
+      await reseal(w.file, w.size, file);
+    } catch (err) {
+      closeSync(file.fd);
+      this.staging.remove(w.ino, gen);
+      throw err;
+    }
+    const frozen = w.gen;
+    // A datasync queued before the copy began has run by now (the thread pool is FIFO).
+    closeSync(w.file.fd);
+    w.gen = gen;
+    w.file = file;
+    w.published = false;
+    this.queue.schedule(w.ino, frozen);
   }
 
   /**
@@ -108,6 +160,7 @@ export class Writers {
     this.tree.update(w.ino, { staged: w.gen, cl: null, size: w.size, mtime: w.mtime, ctime: w.ctime });
     w.dirty = false;
     w.published = true;
+    w.publishedIn = this.tree.epoch;
   }
 
   /** One writer fewer; the last one publishes what is not yet and queues it for chunking. */
@@ -150,10 +203,10 @@ export class Writers {
       const { gen, file } = this.staging.create(ino);
       try {
         let size = 0;
-        if (!empty && n.staged !== null) size = this.copyStaged(n, file);
+        if (!empty && n.staged !== null) size = await this.copyStaged(n, file);
         if (!empty && n.cl !== null) size = await this.materialize(n, file);
         if (!empty && n.size !== size) file.truncate(n.size, size);
-        return { ino, gen, file, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, mtime: n.mtime, ctime: n.ctime };
+        return { ino, gen, file, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, publishedIn: 0, thawing: null, mtime: n.mtime, ctime: n.ctime };
       } catch (err) {
         closeSync(file.fd);
         this.staging.remove(ino, gen);
@@ -164,19 +217,11 @@ export class Writers {
     }
   }
 
-  /** Each generation has its own key: the copy is decrypted and sealed again. */
-  private copyStaged(n: Inode, to: StagedFile): number {
+  private async copyStaged(n: Inode, to: StagedFile): Promise<number> {
     const fd = openSync(this.staging.path(n.ino, n.staged!), 'r');
     try {
-      const from = this.staging.reader(fd);
-      const block = Buffer.allocUnsafe(1 << 20);
-      let size = 0;
-      for (let pos = 0; pos < n.size; pos += block.length) {
-        const got = from.read(block, block.length, pos, n.size);
-        if (got === 0) break;
-        size = to.write(block.subarray(0, got), pos, size);
-      }
-      return size;
+      await reseal(this.staging.reader(fd), n.size, to);
+      return n.size;
     } finally {
       closeSync(fd);
     }
@@ -193,4 +238,22 @@ export class Writers {
     }
     return size;
   }
+}
+
+/**
+ * Each generation has its own key: a copy is decrypted and sealed again, a MiB at a time with
+ * a turn of the event loop between, so other requests are served meanwhile. Blocks of zeros
+ * stay holes (a sparse file stays sparse). `to` ends up `size` bytes long.
+ */
+async function reseal(from: StagedFile, size: number, to: StagedFile): Promise<void> {
+  const block = Buffer.allocUnsafe(1 << 20);
+  const zeros = Buffer.alloc(block.length);
+  let copied = 0;
+  for (let pos = 0; pos < size; pos += block.length) {
+    const got = from.read(block, block.length, pos, size);
+    if (got === 0) break;
+    if (block.compare(zeros, 0, got, 0, got) !== 0) copied = to.write(block.subarray(0, got), pos, copied);
+    await new Promise(setImmediate);
+  }
+  if (copied !== size) to.truncate(size, copied);
 }

@@ -195,8 +195,11 @@ export class Holder {
       }
       await ch.end();
     } catch (err) {
-      if (err instanceof ProtocolError) this.opts.log(`backup stream from ${ps.remotePeer} reset: ${err.message}`);
-      ch.abort(err instanceof Error ? err : new Error(String(err)));
+      // Logged whatever it was: a lost connection or a failure of our own (disk, database)
+      // leaves a shipment pending here, and this line is all that says why.
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.opts.log(`backup stream from ${ps.remotePeer} ${err instanceof ProtocolError ? 'reset' : 'failed'}: ${e.message}`);
+      ch.abort(e);
     } finally {
       writer?.seal();
     }

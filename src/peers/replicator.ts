@@ -102,7 +102,8 @@ export class Replicator {
   private runningEpoch: number | null = null;
   private again = false;
   private retryTimer: NodeJS.Timeout | null = null;
-  private stopped = false;
+  /** Aborted by stop(): what is under way gives up at its next step, writing nothing more. */
+  private readonly halt = new AbortController();
   /** The last shipment that did the work, per buddy: what a sync that finds it done reports. */
   private readonly lastWork = new Map<string, ShipReport>();
 
@@ -121,6 +122,7 @@ export class Replicator {
 
   /** Ship now (joining a sync already running, then running once more for what came after). */
   sync(): Promise<SyncOutcome> {
+    if (this.halt.signal.aborted) return Promise.reject(this.halt.signal.reason as Error);
     if (this.running) {
       // Already shipping the latest snapshot: that run is the answer.
       if (this.runningEpoch === this.o.latest()) return this.running;
@@ -136,7 +138,11 @@ export class Replicator {
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.turn.then(fn, fn);
+    const go = (): Promise<T> => {
+      this.halt.signal.throwIfAborted();
+      return fn();
+    };
+    const next = this.turn.then(go, go);
     this.turn = next.catch(() => {});
     return next;
   }
@@ -147,9 +153,17 @@ export class Replicator {
    */
   audit(): Promise<AuditOutcome[]> {
     return this.exclusive(async () => {
-      await this.run().catch((err: Error) => this.o.log(`sync before audit failed: ${err.message}`));
+      await this.run().catch((err: Error) => {
+        this.halt.signal.throwIfAborted();
+        this.o.log(`sync before audit failed: ${err.message}`);
+      });
       const latest = this.o.latest();
-      const outcomes = await Promise.all(this.buddies().filter((b) => b.epoch > 0).map((b) => this.auditOne(b, latest)));
+      // Settled, all of them, before this turn ends: stop() waits for the turn.
+      const settled = await Promise.allSettled(this.buddies().filter((b) => b.epoch > 0).map((b) => this.auditOne(b, latest)));
+      const outcomes = settled.map((r) => {
+        if (r.status === 'rejected') throw r.reason;
+        return r.value;
+      });
       if (outcomes.some((o) => o.action === 'replaced')) await this.run();
       return outcomes;
     });
@@ -158,6 +172,7 @@ export class Replicator {
   private async auditOne(b: BuddyState, latest: number | null): Promise<AuditOutcome> {
     const node = this.o.ship.node;
     const r = await auditBuddy(node, this.store, b.peer, b.epoch);
+    this.halt.signal.throwIfAborted();
     this.o.log(`audit of ${b.peer} at epoch ${b.epoch}: ${r.verdict}, ${r.sampled} sampled, ${r.missing} missing${r.error ? `: ${r.error}` : ''} (${r.ms.toFixed(0)} ms)`);
     if (r.verdict === 'failed') {
       this.retire(b.peer, `failed an audit: ${r.error}`);
@@ -183,6 +198,7 @@ export class Replicator {
       return { ...r, reconciled, action: fixed.ok ? 'reshipped' : 'retry later' };
     } catch (err) {
       await client?.close();
+      this.halt.signal.throwIfAborted();
       this.o.log(`reconciling ${b.peer} failed: ${(err as Error).message}`);
       return { ...r, action: 'retry later' };
     }
@@ -203,12 +219,18 @@ export class Replicator {
 
   /** In the background: after a snapshot, or when a retry is due. */
   kick(): void {
-    this.sync().catch((err: Error) => this.o.log(`sync failed: ${err.message}`));
+    if (this.halt.signal.aborted) return;
+    this.sync().catch((err: Error) => this.o.log(`sync ${this.halt.signal.aborted ? 'stopped' : 'failed'}: ${err.message}`));
   }
 
-  stop(): void {
-    this.stopped = true;
+  /**
+   * No sync or audit starts any more, and the one under way gives up at its next step (its
+   * streams end with the node): resolves once it has, so the store can close after.
+   */
+  stop(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.halt.abort(new Error('the daemon is stopping'));
+    return this.turn.then(() => {});
   }
 
   /** Probes every member we know (and the ones they name): coverage, space, latency. */
@@ -227,7 +249,8 @@ export class Replicator {
             const peer = target.startsWith('/') ? await node.connect(target) : target;
             if (peer === node.peerId) return;
             seen.add(peer);
-            const r = await probe(node, peer, ids, AbortSignal.timeout(10_000));
+            const r = await probe(node, peer, ids, AbortSignal.any([this.halt.signal, AbortSignal.timeout(10_000)]));
+            this.halt.signal.throwIfAborted();
             const addrs = await node.addressesOf(peer);
             noteMember(this.db, peer, {
               addrs, offer: r.offer, free: r.free, coverage: ids.length ? r.covered / ids.length : 0, rtt: r.rtt, lastSeen: Date.now(),
@@ -241,7 +264,7 @@ export class Replicator {
               next.push(m.peer);
             }
           } catch (err) {
-            this.o.log(`probe of ${target} failed: ${(err as Error).message}`);
+            if (!this.halt.signal.aborted) this.o.log(`probe of ${target} failed: ${(err as Error).message}`);
           }
         }),
       );
@@ -282,9 +305,11 @@ export class Replicator {
     const epoch = this.o.latest();
     if (epoch === null) return { epoch: null, buddies: [], short: 0 };
     await this.o.flush();
+    this.halt.signal.throwIfAborted();
     this.retireSilent();
     let members = listMembers(this.db);
     if (this.buddies().length < this.o.wanted || members.length === 0) members = await this.refreshMembers();
+    this.halt.signal.throwIfAborted();
     const outcome: SyncOutcome = { epoch, buddies: [], short: 0 };
     const done = new Set<string>();
     // A buddy that refuses is replaced and the replacement shipped to, a few rounds at most.
@@ -293,6 +318,7 @@ export class Replicator {
       if (set.length === 0) break;
       const root = { ...this.o.rootBlock(epoch), buddies: await this.rootBuddies() };
       const results = await Promise.all(set.map((b) => this.shipTo(b, epoch, root)));
+      this.halt.signal.throwIfAborted();
       let refused = false;
       for (const r of results) {
         done.add(r.peer);
@@ -301,6 +327,7 @@ export class Replicator {
       }
       if (!refused) break;
       members = await this.refreshMembers();
+      this.halt.signal.throwIfAborted();
     }
     outcome.short = Math.max(0, this.o.wanted - this.buddies().length);
     this.drainLogs();
@@ -317,7 +344,7 @@ export class Replicator {
     const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, prunedSeq: b.prunedSeq };
     prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
     try {
-      const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, { signal: AbortSignal.timeout(6 * 3600_000), drop });
+      const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, { signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(6 * 3600_000)]), drop });
       const earlier = this.lastWork.get(b.peer);
       if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
       this.lastWork.set(b.peer, report);
@@ -327,6 +354,8 @@ export class Replicator {
       this.o.log(`shipped epoch ${epoch} to ${b.peer}: ${report.chunksSent}/${report.chunksOffered} chunks, ${report.objectsSent} objects, ${report.deletes} deletes, ${report.bytes} bytes in ${report.ms.toFixed(0)} ms${report.full ? ' (full)' : ''}`);
       return { peer: b.peer, ok: true, report };
     } catch (err) {
+      // Cut off by our own stop: not the buddy's failure, and the store may be closing.
+      if (this.halt.signal.aborted) return { peer: b.peer, ok: false, error: 'stopped', replaced: false };
       const msg = (err as Error).message;
       const refused = err instanceof BuddyRefusedError;
       prepared(this.db, 'UPDATE buddies SET last_error = ?, fails = fails + 1, retired = ? WHERE peer = ?').run(msg, refused ? 1 : 0, b.peer);
@@ -348,7 +377,7 @@ export class Replicator {
   }
 
   private scheduleRetry(): void {
-    if (this.stopped) return;
+    if (this.halt.signal.aborted) return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const latest = this.o.latest();
     const behind = this.buddies().filter((b) => b.epoch !== latest);

@@ -250,7 +250,9 @@ export class PeerService {
     await this.backfillRun;
     this.o.store.setRemote(null);
     await this.fetcher.close();
-    this.replicator.stop();
+    // The node's end cuts a shipment or audit off; the replicator is done before the store closes.
+    const replicating = this.replicator.stop();
     await this.node.stop();
+    await replicating;
   }
 }

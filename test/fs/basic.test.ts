@@ -5,6 +5,7 @@ import {
   closeSync, existsSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync,
   renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync, chmodSync,
 } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeHost } from './mounted.js';
 import { seededBytes, openIndex } from '../helpers.js';
@@ -109,4 +110,36 @@ test('rename over files and directories, unlink, rmdir, truncate', { timeout: 60
   assert.throws(() => mkdirSync(join(m, '.snapshots')), /EEXIST/);
   assert.throws(() => writeFileSync(join(m, '.snapshots/x'), 'no'), /EROFS|ENOENT/);
   assert.equal(lstatSync(join(m, '.snapshots')).isDirectory(), true);
+});
+
+test('truncate to 0 while another open for writing still copies the old content: the truncation holds', { timeout: 120_000 }, async () => {
+  const h = makeHost();
+  h.mount();
+  const f = join(h.mnt, 'big');
+  writeFileSync(f, seededBytes(128 << 20, 6));
+  await h.settle();
+  // The open makes its working copy (128 MiB of chunks decrypted into a staging file): the
+  // truncate comes in once that copy has begun.
+  const staging = join(h.home, 'staging');
+  const before = new Set(readdirSync(staging));
+  let opened = false;
+  const opening = open(f, 'r+').then((fh) => ((opened = true), fh));
+  for (const t0 = Date.now(); readdirSync(staging).every((n) => before.has(n)); ) {
+    assert.ok(Date.now() - t0 < 30_000, 'the open never began its working copy');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  assert.ok(!opened, 'the truncate comes while the open still copies');
+  // truncate(2) on the path (node's truncateSync opens the file and ftruncates it instead).
+  execFileSync('python3', ['-c', 'import os, sys\nos.truncate(sys.argv[1], 0)', f]);
+  const fh = await opening;
+  assert.equal((await fh.stat()).size, 0);
+  await fh.write(Buffer.from('after'), 0, 5, 0);
+  await fh.close();
+  assert.equal(readFileSync(f, 'utf8'), 'after');
+  // What the daemon holds, not what the kernel cached.
+  await h.settle();
+  h.unmount();
+  h.mount();
+  assert.equal(statSync(f).size, 5);
+  assert.equal(readFileSync(f, 'utf8'), 'after');
 });

@@ -9,7 +9,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { join } from 'node:path';
 import { makeHost } from './mounted.js';
 import { execFileSync, spawn } from 'node:child_process';
-import { errorCode, seededBytes, tempDir } from '../helpers.js';
+import { errorCode, seededBytes, tempDir, openIndex } from '../helpers.js';
 
 
 /** The name `safe snapshot --label` gives at `ms` (see snapshotName): 2026-11-22T100000Z-label. */
@@ -168,4 +168,66 @@ test('snapshot view and live tree never share kernel caches: same size, new byte
   } finally {
     writer.kill('SIGKILL');
   }
+});
+
+test('a child closing an inherited fd: a snapshot keeps what was written then, the parent writes on into the file', { timeout: 60_000 }, async () => {
+  const h = makeHost();
+  h.mount();
+  const m = h.mnt;
+  const S = join(m, '.snapshots');
+  const f = join(m, 'log');
+  // The parent writes, a child that inherited the fd exits (its close flushes the open file),
+  // then the parent overwrites the start, appends, fsyncs (the kernel sends the writes), and
+  // closes.
+  const script = `import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b'a' * 100000)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print('ready', flush=True)
+sys.stdin.readline()
+os.pwrite(fd, b'PARENT', 0)
+os.write(fd, b'b' * 100000)
+os.fsync(fd)
+print('written', flush=True)
+sys.stdin.readline()
+os.close(fd)`;
+  const first = Buffer.alloc(100000, 'a');
+  const last = Buffer.concat([Buffer.from('PARENT'), Buffer.alloc(99994, 'a'), Buffer.alloc(100000, 'b')]);
+  const parent = spawn('python3', ['-c', script, f], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const said = (word: string): Promise<void> =>
+    new Promise<void>((res, rej) => {
+      parent.stdout!.once('data', (d: Buffer) => (d.toString().trim() === word ? res() : rej(new Error(`the parent said ${d}`))));
+      parent.once('exit', (c) => rej(new Error(`the parent exited (${c})`)));
+    });
+  let name: string;
+  try {
+    await said('ready');
+    name = snapshot(h, 'child-closed');
+    assert.ok(readFileSync(join(S, name, 'log')).equals(first), 'the snapshot has what the child\'s close published');
+    parent.stdin!.write('\n');
+    await said('written');
+    // The snapshot's content is chunked while the parent still holds the file: it can ship.
+    await h.settle();
+    const ino = statSync(f).ino;
+    const db = openIndex(h);
+    const rows = db.prepare('SELECT staged, cl FROM inodes WHERE ino = ?').all(ino) as { staged: number | null; cl: number | null }[];
+    db.close();
+    assert.ok(rows.length > 0 && rows.every((r) => r.staged === null && r.cl !== null), `the snapshot's row is chunked: ${JSON.stringify(rows)}`);
+    const exited = new Promise((res) => parent.once('exit', res));
+    parent.stdin!.end('\n');
+    assert.equal(await exited, 0);
+  } finally {
+    parent.kill('SIGKILL');
+  }
+  assert.ok(readFileSync(f).equals(last), 'the parent\'s writes after the child\'s close are in the file');
+  // What the daemon holds, chunked, not what the kernel cached.
+  await h.settle();
+  h.unmount();
+  h.mount();
+  assert.ok(readFileSync(f).equals(last), 'the file after a remount');
+  const kept = readFileSync(join(S, name, 'log'));
+  assert.ok(kept.equals(first), `the snapshot after a remount: ${kept.length} bytes starting ${JSON.stringify(kept.subarray(0, 8).toString())}`);
 });

@@ -1,11 +1,11 @@
 // Edges of the filesystem: files over 4 GiB, deep trees, a full disk under SAFE_HOME, SIGTERM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN } from './mounted.js';
-import { seededBytes, smallDisk } from '../helpers.js';
+import { errorCode, seededBytes, smallDisk } from '../helpers.js';
 
 test('a sparse file over 4 GiB through the mount, chunked and read back', { timeout: 180_000 }, async () => {
   const h = makeHost();
@@ -95,6 +95,53 @@ async function fillAndCheck(mnt: string, safe: (...a: string[]) => ReturnType<ty
   const v = safe('verify');
   assert.equal(v.status, 0, String(v.stdout) + String(v.stderr));
 }
+
+test('disk full when a truncating open must copy a file a snapshot shares: ENOSPC, and the file still closes', { timeout: 120_000 }, async (t) => {
+  const small = smallDisk(t, '48m');
+  if (!small) return;
+  const mnt = join(small, 'mnt');
+  mkdirSync(mnt);
+  const env = { ...process.env, SAFE_HOME: join(small, 'home'), SAFE_PASSPHRASE: 'pw', SAFE_CHUNK_DELAY_MS: '20' };
+  const safe = (...a: string[]) => spawnSync(SAFE_BIN, a, { env, encoding: 'utf8' });
+  const writersOpen = (): number => (JSON.parse(String(safe('status', '--json').stdout)) as { daemon: { writersOpen: number } }).daemon.writersOpen;
+  assert.equal(safe('init', '--host', 'full', '--mount', mnt).status, 0);
+  assert.equal(safe('mount').status, 0);
+  const f = join(mnt, 'f');
+  // The parent writes 4 MiB, a child that inherited the fd exits (publishing them), a snapshot
+  // shares them; with the disk full, another open with O_TRUNC needs a copy of them.
+  const parent = spawn('python3', ['-c', `import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b'p' * (4 << 20))
+if os.fork() == 0:
+    os._exit(0)
+os.wait()
+print('ready', flush=True)
+sys.stdin.readline()
+os.close(fd)`, f], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((res, rej) => {
+      parent.stdout!.once('data', () => res());
+      parent.once('exit', (c) => rej(new Error(`the parent exited (${c})`)));
+    });
+    assert.equal(safe('snapshot').status, 0);
+    const filler = join(small, 'filler');
+    spawnSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=100']);
+    try {
+      assert.equal(errorCode(() => closeSync(openSync(f, 'w'))), 'ENOSPC');
+    } finally {
+      rmSync(filler);
+    }
+    assert.equal(writersOpen(), 1, 'the parent\'s open is the only one');
+    const exited = new Promise((res) => parent.once('exit', res));
+    parent.stdin!.end('\n');
+    assert.equal(await exited, 0);
+    assert.equal(writersOpen(), 0, 'closed: the failed open holds nothing');
+    assert.deepEqual(readFileSync(f), Buffer.alloc(4 << 20, 'p'));
+  } finally {
+    parent.kill('SIGKILL');
+    safe('unmount');
+  }
+});
 
 test('SIGTERM unmounts cleanly and keeps what was closed', { timeout: 60_000 }, async () => {
   const h = makeHost({ delayMs: 60_000 });

@@ -68,3 +68,69 @@ test('a buddy out of space refuses; another is chosen', { timeout: 240_000 }, as
   assert.deepEqual(status.daemon.peers.buddies.map((b) => b.peer), [d.peerId()], 'C is no longer a buddy');
   assert.match(readFileSync(join(c.home, 'daemon.log'), 'utf8'), /refused backup from .*buddy full/);
 });
+
+test('a host killed mid-shipment: the buddy logs why the stream ended and keeps the shipment pending', { timeout: 240_000 }, async () => {
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
+  writeFileSync(join(a.mnt, 'big.bin'), seededBytes(24 << 20, 7));
+  await a.settle();
+  a.ok('snapshot');
+  const total = shippedIds(a).size;
+  const aPeer = a.peerId();
+  a.ok('sync'); // in the background
+  for (let i = 0; ; i++) {
+    if (heldIds(c, aPeer).size > 0) break;
+    assert.ok(i < 400, 'shipment never started');
+    await sleep(50);
+  }
+  process.kill(Number(readFileSync(join(a.home, 'daemon.pid'), 'utf8')), 'SIGKILL');
+  const line = new RegExp(`backup stream from ${aPeer} failed: .+`);
+  for (let i = 0; !line.test(readFileSync(join(c.home, 'daemon.log'), 'utf8')); i++) {
+    assert.ok(i < 400, `C logged nothing about the stream A left:\n${readFileSync(join(c.home, 'daemon.log'), 'utf8')}`);
+    await sleep(50);
+  }
+  const held = heldIds(c, aPeer).size;
+  assert.ok(held > 0 && held < total, `cut off mid-way: ${held} of ${total}`);
+  assert.equal(withDb(c, (db) => db.prepare('SELECT epoch FROM held_owners').pluck().get()), 0, 'nothing committed');
+  assert.ok(c.status().daemon, 'C still runs');
+});
+
+test('unmount mid-sync: the sync stops with the daemon, is not held against the buddy, and resumes later', { timeout: 240_000 }, async () => {
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  // Files wait for a sync to chunk them (its flush), not for a timer.
+  const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr], env: { SAFE_CHUNK_DELAY_MS: '600000' } });
+  const aPeer = a.peerId();
+  const log = (): string[] => readFileSync(join(a.home, 'daemon.log'), 'utf8').trimEnd().split('\n');
+  /** The daemon's last stop wrote nothing after 'unmounting' but its end, and left the buddy's record clean. */
+  const stoppedQuietly = (when: string): void => {
+    const lines = log();
+    const tail = lines.slice(lines.map((l) => l.endsWith(' unmounting')).lastIndexOf(true));
+    assert.match(tail.at(-1)!, /stopped cleanly$/, `${when}: the daemon's last words:\n${tail.join('\n')}`);
+    assert.deepEqual(tail.filter((l) => /fail|not open/.test(l)), [], `${when}: nothing failed on the way out:\n${tail.join('\n')}`);
+    const row = withDb(a, (db) => db.prepare('SELECT fails, last_error AS lastError, retired FROM buddies').all());
+    assert.deepEqual(row, [{ fails: 0, lastError: null, retired: 0 }], `${when}: our own stop is not the buddy's failure`);
+  };
+
+  // A shipment under way (the buddy stores each batch 300 ms late).
+  writeFileSync(join(a.mnt, 'one.bin'), seededBytes(24 << 20, 8));
+  a.ok('snapshot'); // chunks, then ships, in the background
+  for (let i = 0; heldIds(c, aPeer).size === 0; i++) {
+    assert.ok(i < 400, 'shipment never started');
+    await sleep(50);
+  }
+  a.unmount();
+  stoppedQuietly('mid-shipment');
+
+  // A sync still waiting for a file to be chunked when the daemon is told to stop.
+  a.mount();
+  writeFileSync(join(a.mnt, 'two.bin'), seededBytes(160 << 20, 9));
+  a.ok('snapshot');
+  a.unmount();
+  assert.equal(heldIds(c, aPeer).size < shippedIds(a).size, true, 'stopped before the shipment ended');
+  stoppedQuietly('waiting for chunking');
+
+  a.mount();
+  const r = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
+  assert.ok(r.buddies[0]?.ok, JSON.stringify(r));
+  assert.deepEqual(heldIds(c, aPeer), shippedIds(a), 'the next sync shipped everything');
+});
