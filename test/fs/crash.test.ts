@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { readFileSync, mkdirSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN } from './mounted.js';
 import { seededBytes } from '../helpers.js';
@@ -71,5 +71,15 @@ test('bad input: second daemon, busy mount point, missing store, wrong passphras
   assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');
   spawnSync('mv', [join(h.home, 'store.away'), join(h.home, 'store')]);
   h.mount();
+  h.unmount();
+});
+
+test('kill -9: the next mount clears the stale mount while the kernel still caches the mount point', { timeout: 60_000 }, () => {
+  const h = makeHost();
+  h.mount();
+  statSync(h.mnt); // its attributes now cached for a day: stat of the dead mount still answers
+  process.kill(h.status().daemon!.pid, 'SIGKILL');
+  h.mount();
+  writeFileSync(join(h.mnt, 'after'), 'remounted');
   h.unmount();
 });
