@@ -1,10 +1,11 @@
 // Files open for writing. Each gets a private working generation: a staging file holding a
-// copy of the current content (none if truncated), published to the tree at the last
-// writer's close and then chunked. Snapshots keep what was last closed, never a half write.
+// copy of the current content (none if truncated), published to the tree at fsync and at the
+// last writer's close, then chunked. Snapshots keep what was last closed or fsynced, never a
+// half write.
 // Reads and writes of a working file are synchronous: they hit the page cache in tens of
 // microseconds, less than a hop through libuv's thread pool costs.
 import { copyFile } from 'node:fs/promises';
-import { closeSync, fdatasync, ftruncateSync, readSync, write as writeCb, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, fdatasync, ftruncateSync, readSync, write as writeCb, writeSync } from 'node:fs';
 import { S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import type { ContentReader } from './content-reader.js';
 import type { ChunkQueue } from './chunk-queue.js';
@@ -18,8 +19,10 @@ export interface Working {
   writers: number;
   size: number;
   dirty: boolean;
-  /** The tree names this generation already (published at close, before release). */
+  /** The tree names this generation already (published at close or fsync, before release). */
   published: boolean;
+  /** The epoch it was published at: a snapshot taken since may name it too. */
+  publishedEpoch: number;
   mtime: number;
   ctime: number;
 }
@@ -81,6 +84,7 @@ export class Writers {
   }
 
   write(w: Working, buf: Buffer, pos: number): number {
+    this.ownCopy(w);
     const n = writeSync(w.fd, buf, 0, buf.length, pos);
     w.size = Math.max(w.size, pos + n);
     w.dirty = true;
@@ -89,13 +93,20 @@ export class Writers {
   }
 
   resize(w: Working, size: number, now: number): void {
+    this.ownCopy(w);
     ftruncateSync(w.fd, size);
     w.size = size;
     w.dirty = true;
     w.mtime = w.ctime = now;
   }
 
-  datasync(w: Working): Promise<void> {
+  /**
+   * fsync: what was written so far becomes the file's content in the tree (committed before
+   * the reply, so a crash keeps it, as it keeps a closed file), and reaches the disk. The
+   * writer stays open: SQLite and other databases fsync files they never close.
+   */
+  fsync(w: Working): Promise<void> {
+    this.commitContent(w);
     return new Promise<void>((res, rej) => fdatasync(w.fd, (err) => (err ? rej(err) : res())));
   }
 
@@ -105,10 +116,30 @@ export class Writers {
    * the last writer's close publishes; release then only queues it for chunking.
    */
   publish(w: Working): void {
-    if (w.writers > 1 || !w.dirty || !this.tree.inode(w.ino)) return;
+    if (w.writers === 1) this.commitContent(w);
+  }
+
+  private commitContent(w: Working): void {
+    if (!w.dirty || !this.tree.inode(w.ino)) return;
     this.tree.update(w.ino, { staged: w.gen, cl: null, size: w.size, mtime: w.mtime, ctime: w.ctime });
     w.dirty = false;
     w.published = true;
+    w.publishedEpoch = this.tree.epoch;
+  }
+
+  /**
+   * A published generation a snapshot has taken since must not change under it: the writer
+   * goes on in a copy, and the snapshot's generation is chunked like a closed file.
+   */
+  private ownCopy(w: Working): void {
+    if (!w.published || w.publishedEpoch === this.tree.epoch) return;
+    const { gen, path, fd } = this.staging.create(w.ino);
+    // copyFileSync rewrites the same inode in place: fd stays valid.
+    copyFileSync(this.staging.path(w.ino, w.gen), path);
+    closeSync(w.fd);
+    const frozen = w.gen;
+    Object.assign(w, { gen, fd, published: false });
+    this.queue.schedule(w.ino, frozen);
   }
 
   /** One writer fewer; the last one publishes what is not yet and queues it for chunking. */
@@ -154,7 +185,7 @@ export class Writers {
         if (!empty && n.staged !== null) await copyFile(this.staging.path(ino, n.staged), path);
         if (!empty && n.cl !== null) await this.materialize(n, fd);
         if (!empty && n.size > 0) ftruncateSync(fd, n.size);
-        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, mtime: n.mtime, ctime: n.ctime };
+        return { ino, gen, fd, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, publishedEpoch: 0, mtime: n.mtime, ctime: n.ctime };
       } catch (err) {
         closeSync(fd);
         this.staging.remove(ino, gen);
