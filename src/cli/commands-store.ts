@@ -14,6 +14,7 @@ import { callDaemon } from './control.js';
 import { findSnapshot } from '../snapshot/snapshots.js';
 import { checkReferences } from '../snapshot/check-refs.js';
 import { Progress } from './progress.js';
+import { requireSoundIndex } from './index-check.js';
 import { ask, secret } from './secrets.js';
 
 export interface Out {
@@ -125,6 +126,7 @@ export async function verify(out: Out): Promise<boolean> {
   loadConfig(home);
   const store = ChunkStore.open(paths(home).store, null);
   try {
+    requireSoundIndex(store, false);
     const bar = new Progress('verify');
     const r = verifyStore(store, (p) => bar.update(p.packsDone, p.packsTotal, formatBytes(p.bytes)));
     bar.done();

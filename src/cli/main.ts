@@ -1,6 +1,6 @@
 // The `safe` command: parse, dispatch, and turn every failure into one line and an exit code.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UserError } from './errors.js';
+import { damagedIndex, UserError } from './errors.js';
 import type { Out } from './commands-store.js';
 
 // Each command loads only its own modules: the daemon's and recovery's pull in libp2p, which
@@ -169,6 +169,7 @@ export function describe(err: unknown): { message: string; code: number } {
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'ENOSPC') return { message: `disk full${e.path ? ` at ${e.path}` : ''}: nothing was lost, free space and retry`, code: 1 };
   if (e?.code === 'EACCES' || e?.code === 'EPERM') return { message: `permission denied${e.path ? `: ${e.path}` : ''}`, code: 1 };
+  if (e?.code === 'SQLITE_CORRUPT' || e?.code === 'SQLITE_NOTADB') return { message: damagedIndex(`${e.code}: ${e.message}`).message, code: 1 };
   if (e?.code === 'SQLITE_FULL') return { message: 'disk full while updating the index: nothing was lost, free space and retry', code: 1 };
   if (typeof e?.code === 'string' && e.code.startsWith('SQLITE_')) return { message: `index database error (${e.code}): ${e.message}`, code: 1 };
   return { message: e instanceof Error ? e.message : String(err), code: 1 };
