@@ -1,7 +1,7 @@
 // Kill campaigns with real daemons on 127.0.0.1: a buddy killed with SIGKILL mid-shipment,
 // round after round, and a host killed mid-recovery, round after round. Everything completes,
 // and nothing that had reached the other side's disk travels twice. Seeded and bounded in
-// time: SAFE_KILL_SEED, SAFE_KILL_ROUNDS (default 20), SAFE_KILL_SECONDS (default 60 each).
+// time: SAFE_KILL_SEED, SAFE_KILL_ROUNDS (default 20), SAFE_KILL_SECONDS (default 45 each).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -21,30 +21,35 @@ const storeChunks = (h: Host): number => (h.status() as unknown as { store: { ch
 const mountPid = (h: Host): number => (JSON.parse(h.ok('mount', '--json')) as { pid: number }).pid;
 
 test('a buddy killed mid-shipment, round after round: each resumed shipment sends only what its disk lacks, and it ends up holding everything', { timeout: 300_000 }, async () => {
-  const { seed, random, next } = campaign('SAFE_KILL', 20, 60);
-  // The buddy stores each 1 MiB batch 150 ms late, so a shipment lasts long enough to be cut.
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '150' } });
+  const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
+  // The buddy stores each 1 MiB batch 200 ms late, so a shipment lasts long enough to be cut.
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '200' } });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   let cPid = (c.status().daemon as { pid: number }).pid;
+  let held = 0;
   let cut = 0;
   for (let round = 0; next(round); round++) {
     const where = `SAFE_KILL_SEED=${seed} round ${round}`;
-    writeFileSync(join(a.mnt, `f${round}`), seededBytes((1 + Math.floor(random() * 4)) << 20, Math.floor(random() * 2 ** 31) + 1));
+    writeFileSync(join(a.mnt, `f${round}`), seededBytes((2 + Math.floor(random() * 5)) << 20, Math.floor(random() * 2 ** 31) + 1));
     await a.settle();
     a.ok('snapshot'); // ships in the background
-    await sleep(50 + random() * 1000);
+    // A random moment once the shipment's first chunks reached the buddy's disk.
+    for (const t0 = Date.now(); storeChunks(c) === held; await sleep(50)) {
+      assert.ok(Date.now() - t0 < 30_000, `${where}: the shipment started`);
+    }
+    await sleep(random() * 400);
     process.kill(cPid, 'SIGKILL');
     await sleep(100);
     // The buddy holds only our chunks: its store is what reached its disk.
     const durable = storeChunks(c);
     const total = storeChunks(a);
     assert.ok(durable <= total, `${where}: the buddy holds ${durable} of our ${total} chunks`);
-    if (durable < total) cut++;
+    if (durable > held && durable < total) cut++;
     cPid = mountPid(c); // the stale mount cleared, the same port
     const r = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
     const b = r.buddies.find((x) => x.peer === c.peerId());
     assert.ok(b?.ok, `${where}: ${JSON.stringify(r)}`);
-    const held = storeChunks(c);
+    held = storeChunks(c);
     assert.equal(held, total, `${where}: the buddy holds all ${total} chunks`);
     // Committed before the kill: the report is the shipment's that did it.
     const sent = b.report!.already ? 0 : b.report!.chunksSent;
@@ -56,7 +61,7 @@ test('a buddy killed mid-shipment, round after round: each resumed shipment send
 });
 
 test('a host killed mid-recovery, round after round: each run fetches only what its disk lacks, and the files come out whole', { timeout: 300_000 }, async () => {
-  const { seed, random, next } = campaign('SAFE_KILL', 20, 60);
+  const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
   // 4 MiB pages, each served 500 ms late: a run lives for a page or two of the 16.
   const { a, data, total } = await recoveringFromSlowBuddy(64 << 20, 33, 500);
   const backfill = (): { fetching: boolean; fetched: number } => {
