@@ -138,7 +138,9 @@ export class Writers {
     copyFileSync(this.staging.path(w.ino, w.gen), path);
     closeSync(w.fd);
     const frozen = w.gen;
-    Object.assign(w, { gen, fd, published: false });
+    w.gen = gen;
+    w.fd = fd;
+    w.published = false;
     this.queue.schedule(w.ino, frozen);
   }
 
