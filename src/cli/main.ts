@@ -168,6 +168,9 @@ export function describe(err: unknown): { message: string; code: number } {
   if (err instanceof UserError) return { message: err.message, code: err.exitCode };
   const e = err as NodeJS.ErrnoException;
   if (e?.code === 'ENOSPC') return { message: `disk full${e.path ? ` at ${e.path}` : ''}: nothing was lost, free space and retry`, code: 1 };
+  if (e?.code === 'EROFS') return { message: `read-only file system${e.path ? ` at ${e.path}` : ''}: safe writes its store, log and socket under SAFE_HOME; make it writable and retry`, code: 1 };
+  // SQLite names no path and no reason; the usual one is a directory it may not write in (the WAL).
+  if (e?.code === 'SQLITE_CANTOPEN') return { message: 'cannot open the index database (store/index.db under SAFE_HOME): it must exist and its directory be writable', code: 1 };
   if (e?.code === 'EACCES' || e?.code === 'EPERM') return { message: `permission denied${e.path ? `: ${e.path}` : ''}`, code: 1 };
   if (e?.code === 'SQLITE_CORRUPT' || e?.code === 'SQLITE_NOTADB') return { message: damagedIndex(`${e.code}: ${e.message}`).message, code: 1 };
   if (e?.code === 'SQLITE_FULL') return { message: 'disk full while updating the index: nothing was lost, free space and retry', code: 1 };
