@@ -37,6 +37,41 @@ export function seededBytes(n: number, seed: number): Buffer {
   return out;
 }
 
+/** A seeded generator of floats in [0, 1) (mulberry32), for campaigns that must reproduce. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/**
+ * A campaign: its seed, and whether to run round `i`: at most `rounds` rounds, and none
+ * started after `seconds` (a loaded machine runs fewer; the seed replays the same ones).
+ * `${prefix}_SEED`, `${prefix}_ROUNDS` and `${prefix}_SECONDS` set them; the seed is printed
+ * so that a failure can be replayed.
+ */
+export function campaign(prefix: string, rounds: number, seconds: number): { seed: number; random: () => number; next(round: number): boolean } {
+  const env = (k: string, d: number): number => (process.env[`${prefix}_${k}`] ? Number(process.env[`${prefix}_${k}`]) : d);
+  const seed = env('SEED', Math.floor(Math.random() * 2 ** 31));
+  const n = env('ROUNDS', rounds);
+  const deadline = Date.now() + env('SECONDS', seconds) * 1000;
+  process.stderr.write(`${prefix}_SEED=${seed} ${prefix}_ROUNDS=${n}\n`);
+  return {
+    seed,
+    random: seededRandom(seed),
+    next(round) {
+      if (round < n && Date.now() < deadline) return true;
+      process.stderr.write(`${prefix}_SEED=${seed}: ${round} rounds done\n`);
+      return false;
+    },
+  };
+}
+
 export const secret32 = (): Buffer => randomBytes(32);
 
 /**

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { loadConfig, paths, safeHome, unlock, type Unlocked } from './config.js';
 import { callDaemon } from './control.js';
-import { runDaemon, type DaemonKeys } from './daemon.js';
+import type { DaemonKeys } from './daemon.js';
 import { UserError } from './errors.js';
 import { isMountPoint } from '../fs/mount.js';
 import type { Out } from './commands-store.js';
@@ -39,6 +39,7 @@ export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked):
   if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
   const keys = unlocked ?? (await unlock(home, cfg));
   if (foreground) {
+    const { runDaemon } = await import('./daemon.js');
     const d = await runDaemon(home, cfg, daemonKeys(keys), logger());
     out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: process.pid });
     await d.done;
@@ -70,6 +71,7 @@ export async function daemonMain(): Promise<void> {
       resolve(l);
     });
   });
+  const { runDaemon } = await import('./daemon.js');
   let d;
   try {
     d = await runDaemon(home, cfg, keysFromLine(line), logger());

@@ -16,6 +16,7 @@ import { openHostStore } from './open-store.js';
 import { findSnapshot } from '../snapshot/snapshots.js';
 import { checkReferences, type RefProblem } from '../snapshot/check-refs.js';
 import { Progress } from './progress.js';
+import { requireSoundIndex } from './index-check.js';
 import { ask, secret } from './secrets.js';
 import { recoverySheet, writeSheet, type SheetFacts } from './recovery-sheet.js';
 
@@ -153,6 +154,7 @@ export async function verify(out: Out, repair = false): Promise<boolean> {
   const home = safeHome();
   const { store } = await openHostStore(home);
   try {
+    requireSoundIndex(store, false);
     let { report: r, refs, problems } = check(store);
     let repaired: { repaired: number; failed: string[] } | null = null;
     const damaged = [...new Set(problems.filter((p) => p.id && p.kind !== 'refcount').map((p) => p.id!))];

@@ -18,6 +18,7 @@ import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
 import { scheduleJob } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
+import { requireSoundIndex } from './index-check.js';
 import { PeerService } from '../peers/service.js';
 import { backfillPending, drainPruned, prunedHead } from '../snapshot/records.js';
 import { chunkListsUnder } from '../snapshot/walk.js';
@@ -77,6 +78,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     } catch (cause) {
       throw new UserError(`cannot open the store: ${(cause as Error).message}`, 1, { cause });
     }
+    // Cheap next to a session's work, and a damaged page found now loses nothing later.
+    requireSoundIndex(store, true);
     // The main thread and the ingest workers take turns at the database's write lock.
     const commitLock = new CommitLock();
     const tree = new Tree(store.db, store, commitLock);

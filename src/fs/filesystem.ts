@@ -63,7 +63,8 @@ export class Filesystem {
   ) {
     this.reader = new ContentReader(tree, store);
     this.stagedFds = new FdCache((key) => staging.dir + '/' + key, 128);
-    this.writers = new Writers(tree, staging, this.reader, (ino, gen) => this.dropStaged(ino, gen));
+    // A generation published at fsync may be in a snapshot by the time its writer lets go of it.
+    this.writers = new Writers(tree, staging, this.reader, (ino, gen) => this.settled(ino, gen));
     this.snapshots = new SnapshotDir(tree);
     tree.onStagedReleased = (ino, gen) => this.dropStaged(ino, gen);
   }
@@ -378,7 +379,7 @@ export class Filesystem {
 
   async fsync(fh: number): Promise<void> {
     const w = this.handle(fh).write;
-    if (w) await this.writers.datasync(w);
+    if (w) await this.writers.fsync(w);
   }
 
   flush(fh: number): void {

@@ -1,6 +1,6 @@
 // Mounting and unmounting: checks on the mount point, then the kernel session over our
 // libfuse 3 low-level binding (native/fuse).
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync, statfsSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { dirname } from 'node:path';
 import type { Tree } from '../snapshot/tree.js';
@@ -19,6 +19,9 @@ export interface Mounted {
 export async function prepareMountPoint(mnt: string): Promise<void> {
   try {
     statSync(mnt);
+    // A mount whose daemon died may still answer stat from the kernel's attribute cache
+    // (kept for a day); statfs always asks the daemon, and fails with ENOTCONN.
+    if (isMountPoint(mnt)) statfsSync(mnt);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTCONN' || code === 'EIO') {

@@ -1,8 +1,8 @@
 // Files open for writing. Each gets a private working generation: a staging file holding a
-// copy of the current content (none if truncated), published to the tree at the last
-// writer's close and then chunked. Snapshots keep what was last closed, never a half write:
-// writes after a close that a snapshot has seen (a child that inherited the fd exited, the
-// parent writes on) go to a fresh copy.
+// copy of the current content (none if truncated), published to the tree at fsync and at the
+// last writer's close, then chunked. Snapshots keep what was last closed or fsynced, never a
+// half write: writes after a publication a snapshot has seen (a child that inherited the fd
+// exited, a database fsynced) go to a fresh copy.
 // Reads and writes of a working file are synchronous: they hit the page cache in tens of
 // microseconds, less than a hop through libuv's thread pool costs.
 import { closeSync, openSync } from 'node:fs';
@@ -20,7 +20,7 @@ export interface Working {
   writers: number;
   size: number;
   dirty: boolean;
-  /** The tree names this generation already (published at close, before release). */
+  /** The tree names this generation already (published at close or fsync, before release). */
   published: boolean;
   /** The epoch it was published in: a snapshot taken since holds it too, it must not change. */
   publishedIn: number;
@@ -115,8 +115,14 @@ export class Writers {
     w.mtime = w.ctime = now;
   }
 
-  async datasync(w: Working): Promise<void> {
+  /**
+   * fsync: what was written so far becomes the file's content in the tree (committed before
+   * the reply, so a crash keeps it, as it keeps a closed file), and reaches the disk. The
+   * writer stays open: SQLite and other databases fsync files they never close.
+   */
+  async fsync(w: Working): Promise<void> {
     await w.thawing;
+    this.commitContent(w);
     return w.file.datasync();
   }
 
@@ -156,7 +162,11 @@ export class Writers {
    * the last writer's close publishes; release then only queues it for chunking.
    */
   publish(w: Working): void {
-    if (w.writers > 1 || !w.dirty || !this.tree.inode(w.ino)) return;
+    if (w.writers === 1) this.commitContent(w);
+  }
+
+  private commitContent(w: Working): void {
+    if (!w.dirty || !this.tree.inode(w.ino)) return;
     this.tree.update(w.ino, { staged: w.gen, cl: null, size: w.size, mtime: w.mtime, ctime: w.ctime });
     w.dirty = false;
     w.published = true;

@@ -13,6 +13,7 @@ import { BACKUP_MAX_FRAME, SIGNED, buddyMessages, hostMessages } from './protoco
 import { boxDigest } from './sealed-objects.js';
 import { publicKeyFromPeerId, verify } from './signing.js';
 import type { PeerStream } from './node.js';
+import { isDiskFull } from '../fs/errors.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
 type BuddyMsg = MessageOf<typeof buddyMessages.shapes>;
@@ -185,9 +186,12 @@ export class Holder {
           }
           reply = this.handle(session, msg, writer);
         } catch (err) {
-          if (!(err instanceof Refusal)) throw err;
-          this.opts.log(`refused backup from ${ps.remotePeer}: ${err.message}`);
-          await ch.send({ type: 'refused', reason: err.message });
+          // Our own disk filling up is a refusal like a full offer (the host goes elsewhere),
+          // not a reset stream it could only retry against.
+          const reason = err instanceof Refusal ? err.message : isDiskFull(err) ? "buddy full: this buddy's disk is full" : null;
+          if (reason === null) throw err;
+          this.opts.log(`refused backup from ${ps.remotePeer}: ${reason}`);
+          await ch.send({ type: 'refused', reason });
           break;
         }
         await ch.send(reply);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, mkdirSync, writeFileSync, readdirSync } from 'node:fs';
+import { readFileSync, mkdirSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN } from './mounted.js';
 import { seededBytes } from '../helpers.js';
@@ -71,5 +71,39 @@ test('bad input: second daemon, busy mount point, missing store, wrong passphras
   assert.doesNotMatch(missing.stderr, /\n\s+at /, 'no stack trace');
   spawnSync('mv', [join(h.home, 'store.away'), join(h.home, 'store')]);
   h.mount();
+  h.unmount();
+});
+
+test('kill -9: a file fsynced but never closed keeps what was fsynced; a snapshot taken between an fsync and the next write keeps the fsynced bytes', { timeout: 120_000 }, async () => {
+  const h = makeHost({ delayMs: 20 });
+  h.mount();
+  const first = seededBytes(300_000, 41);
+  const more = seededBytes(200_000, 42);
+  const holder = spawn(process.execPath, [new URL('../fixtures/fsync-holder.js', import.meta.url).pathname, join(h.mnt, 'db')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const step = (seed: number, size: number, at: number): Promise<void> =>
+    new Promise((resolve) => {
+      holder.stdout.once('data', () => resolve());
+      holder.stdin.write(`${seed} ${size} ${at}\n`);
+    });
+  await step(41, first.length, 0);
+  const snap = (JSON.parse(h.ok('snapshot', '--json')) as { name: string }).name;
+  await step(42, more.length, 100_000); // over the snapshot's bytes
+  process.kill(h.status().daemon!.pid, 'SIGKILL');
+  holder.kill('SIGKILL');
+  h.mount();
+  assert.deepEqual(readFileSync(join(h.mnt, 'db')), Buffer.concat([first.subarray(0, 100_000), more]), 'the live file holds both fsynced writes');
+  assert.deepEqual(readFileSync(join(h.mnt, '.snapshots', snap, 'db')), first, 'the snapshot holds the file as of its first fsync');
+  await h.settle();
+  assert.match(h.ok('verify'), /no problems/);
+  h.unmount();
+});
+
+test('kill -9: the next mount clears the stale mount while the kernel still caches the mount point', { timeout: 60_000 }, () => {
+  const h = makeHost();
+  h.mount();
+  statSync(h.mnt); // its attributes now cached for a day: stat of the dead mount still answers
+  process.kill(h.status().daemon!.pid, 'SIGKILL');
+  h.mount();
+  writeFileSync(join(h.mnt, 'after'), 'remounted');
   h.unmount();
 });

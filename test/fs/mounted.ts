@@ -22,8 +22,9 @@ export interface Host {
   status(): { mounted: boolean; daemon: { pendingChunking: number; writersOpen: number; pid: number } | null; store: { chunks: number; packBytes: number } };
 }
 
-export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: string[]; env?: NodeJS.ProcessEnv; host?: string } = {}): Host {
-  const root = mkdtempSync(join(tmpdir(), 'safe-host-'));
+/** `dir`: where its SAFE_HOME and mount point go (a small disk), else the temp dir. */
+export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: string[]; env?: NodeJS.ProcessEnv; host?: string; dir?: string } = {}): Host {
+  const root = mkdtempSync(join(opts.dir ?? tmpdir(), 'safe-host-'));
   const home = join(root, 'home');
   const mnt = join(root, 'mnt');
   mkdirSync(mnt);

@@ -1,9 +1,12 @@
 // A backup group of real daemons on 127.0.0.1 for tests: each host its own SAFE_HOME, mount,
 // port and process, all in one group, bootstrapped from the first host's address.
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import type { Db } from '../../src/chunkstore/index-db.js';
-import { openIndex } from '../helpers.js';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { makeHost, type Host } from '../fs/mounted.js';
+import { openIndex, seededBytes } from '../helpers.js';
 
 export const GROUP = { name: 'test-group', password: 'group password' };
 
@@ -25,13 +28,13 @@ export interface Member extends Host {
   peerId(): string;
 }
 
-export async function makeMember(name: string, o: { offer: string; buddies?: number; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string }): Promise<Member> {
+export async function makeMember(name: string, o: { offer: string; buddies?: number; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string; dir?: string }): Promise<Member> {
   const port = await freePort();
   const addr = `/ip4/127.0.0.1/tcp/${port}`;
   // No mDNS: test traffic stays on loopback.
   const initArgs = ['--group', o.group ?? GROUP.name, '--offer', o.offer, '--listen', addr, '--buddies', String(o.buddies ?? 2), '--no-mdns'];
   for (const p of o.peers ?? []) initArgs.push('--peer', p);
-  const h = makeHost({ host: name, initArgs, env: { SAFE_GROUP_PASSWORD: GROUP.password, ...o.env } });
+  const h = makeHost({ host: name, initArgs, env: { SAFE_GROUP_PASSWORD: GROUP.password, ...o.env }, dir: o.dir });
   let id: string | null = null;
   return {
     ...h,
@@ -50,6 +53,31 @@ export async function mountedMember(name: string, o: Parameters<typeof makeMembe
   const m = await makeMember(name, o);
   m.mount();
   return m;
+}
+
+/** What `safe status --json` says of a recovery's background fetch. */
+export interface Fetching {
+  daemon: { pid: number; peers: { fetching: boolean; backfill: { chunksFetched: number } | null } } | null;
+}
+
+/**
+ * A host ships `size` bytes of data.bin to a buddy that serves slowly, loses its disk, and
+ * recovers with --no-wait: the mount is up, most chunks are still on the buddy (which serves
+ * each page of chunks `serveDelayMs` late).
+ */
+export async function recoveringFromSlowBuddy(size: number, seed: number, serveDelayMs = 400): Promise<{ a: Member; data: Buffer; total: number }> {
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: String(serveDelayMs) } });
+  const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
+  const data = seededBytes(size, seed);
+  writeFileSync(join(a.mnt, 'data.bin'), data);
+  await a.settle();
+  a.ok('snapshot');
+  a.ok('sync', '--wait');
+  const total = (a.status() as unknown as { store: { chunks: number } }).store.chunks;
+  a.unmount();
+  spawnSync('rm', ['-rf', a.home]);
+  a.ok('recover', '--host', 'host-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', c.addr, '--listen', a.addr, '--no-mdns', '--no-wait');
+  return { a, data, total };
 }
 
 /** Read-only look at a host's index (fine while its daemon runs: WAL readers do not block). */

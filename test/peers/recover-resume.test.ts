@@ -4,34 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { seededBytes } from '../helpers.js';
-import { GROUP, mountedMember, withDb, type Member } from './group.js';
-
-interface Fetching {
-  daemon: { pid: number; peers: { fetching: boolean; backfill: { chunksFetched: number } | null } } | null;
-}
-
-/**
- * A host ships `size` bytes of data.bin to a buddy that serves slowly, loses its disk, and
- * recovers with --no-wait: the mount is up, most chunks are still on the buddy.
- */
-async function recoveringFromSlowBuddy(size: number, seed: number): Promise<{ a: Member; data: Buffer; total: number }> {
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: '400' } });
-  const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
-  const data = seededBytes(size, seed);
-  writeFileSync(join(a.mnt, 'data.bin'), data);
-  await a.settle();
-  a.ok('snapshot');
-  a.ok('sync', '--wait');
-  const total = (a.status() as unknown as { store: { chunks: number } }).store.chunks;
-  a.unmount();
-  spawnSync('rm', ['-rf', a.home]);
-  a.ok('recover', '--host', 'host-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', c.addr, '--listen', a.addr, '--no-mdns', '--no-wait');
-  return { a, data, total };
-}
+import { recoveringFromSlowBuddy, withDb, type Fetching } from './group.js';
 
 test('a recovery killed mid-fetch resumes at the next mount and fetches only the rest', { timeout: 240_000 }, async () => {
   const { a, data, total } = await recoveringFromSlowBuddy(40 << 20, 31);
