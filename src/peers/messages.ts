@@ -329,7 +329,12 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     // cut-off transfer can never pass for a complete one.
     stream.addEventListener('remoteCloseWrite', () => {
       if (this.inBuf.length > 0) this.protocolError(new ProtocolError('stream closed in the middle of a frame'));
-      else if (!this.peerEnded) this.fail(new ChannelClosedError('the peer closed the stream without ending the channel'));
+      else if (!this.peerEnded) {
+        this.fail(new ChannelClosedError('the peer closed the stream without ending the channel'));
+        // Our side may be done already (a handler that ended and returned): nobody would close
+        // the stream then, and it would stay open until libp2p's idle timeout.
+        if (this.weEnded) this.stream.close().catch(() => {});
+      }
     });
     stream.addEventListener('close', (evt) => {
       this.finished = true;

@@ -18,6 +18,8 @@ import { hostKeys, hostMaster } from '../../src/keys/derive.js';
 import { publicKeyFromPeerId } from '../../src/peers/signing.js';
 import { GROUP, heldIds, mountedMember, shippedIds, withDb, type Member } from './group.js';
 import type { FuzzConfig, Stats } from './fixtures/fuzzer.js';
+import { OPEN_HELLO, msg } from './fixtures/fuzz-frames.js';
+import { encode } from '../../src/peers/canonical.js';
 
 const FUZZER = new URL('./fixtures/fuzzer.js', import.meta.url).pathname;
 
@@ -26,8 +28,17 @@ const SECONDS = Number(process.env.SAFE_FUZZ_SECONDS ?? 240);
 const SEED = process.env.SAFE_FUZZ_SEED !== undefined ? Number(process.env.SAFE_FUZZ_SEED) : randomInt(2 ** 31);
 const ONLY = process.env.SAFE_FUZZ_STREAM !== undefined ? Number(process.env.SAFE_FUZZ_STREAM) : undefined;
 
+const frame = (b: Uint8Array, answered = true): { hex: string; answered: boolean } => ({ hex: Buffer.from(b).toString('hex'), answered });
 /** Streams that once hurt the buddy, sent before the random ones. */
-const REGRESSIONS: NonNullable<FuzzConfig['fixed']> = [];
+const REGRESSIONS: NonNullable<FuzzConfig['fixed']> = [
+  // Refused at hello (the owner is not the connection's key), then closed by us without END:
+  // the buddy had ended its side and kept the stream open until libp2p's idle timeout.
+  {
+    label: 'refused-hello-then-close',
+    protocol: 'backup',
+    frames: [frame(OPEN_HELLO, false), frame(msg(encode({ type: 'hello', owner: new Uint8Array(32), offer: 1, epoch: 1, locator: '0'.repeat(64) })))],
+  },
+];
 
 interface SyncJson {
   epoch: number;
