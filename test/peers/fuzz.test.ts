@@ -28,6 +28,7 @@ const SECONDS = Number(process.env.SAFE_FUZZ_SECONDS ?? 240);
 const SEED = process.env.SAFE_FUZZ_SEED !== undefined ? Number(process.env.SAFE_FUZZ_SEED) : randomInt(2 ** 31);
 const ONLY = process.env.SAFE_FUZZ_STREAM !== undefined ? Number(process.env.SAFE_FUZZ_STREAM) : undefined;
 
+const END = Uint8Array.of(0, 0, 0, 1, 3);
 const frame = (b: Uint8Array, answered = true): { hex: string; answered: boolean } => ({ hex: Buffer.from(b).toString('hex'), answered });
 /** Streams that once hurt the buddy, sent before the random ones. */
 const REGRESSIONS: NonNullable<FuzzConfig['fixed']> = [
@@ -38,6 +39,9 @@ const REGRESSIONS: NonNullable<FuzzConfig['fixed']> = [
     protocol: 'backup',
     frames: [frame(OPEN_HELLO, false), frame(msg(encode({ type: 'hello', owner: new Uint8Array(32), offer: 1, epoch: 1, locator: '0'.repeat(64) })))],
   },
+  // HELLO and END, no message: the buddy returned without ending its side, and the stream stayed
+  // open until libp2p's idle timeout.
+  { label: 'end-before-any-message', protocol: 'backup', frames: [frame(OPEN_HELLO, false), frame(END, false)] },
 ];
 
 interface SyncJson {
