@@ -142,6 +142,7 @@ test(`a buddy daemon survives ${FRAMES} fuzzed frames from a rogue member, seed 
   assert.equal(code, 0, `the fuzzer exited ${code}`);
   const stats = lines.find((l) => l.done)!.done!;
   t.diagnostic(`fuzzed: ${JSON.stringify(stats)}`);
+  for (const r of stats.reconnects) t.diagnostic(`connection lost and made again at ${r}`);
   t.diagnostic(`${stats.frames} frames read by the buddy in ${stats.seconds.toFixed(1)} s (${stats.framesPerSecond} frames/s), ${stats.streams} streams`);
   const quarters = [0, 1, 2, 3].map((q) => Math.max(...samples.slice(Math.floor((q * samples.length) / 4), Math.floor(((q + 1) * samples.length) / 4))));
   t.diagnostic(`buddy RSS: ${(baseline / MiB).toFixed(0)} MiB before, peak of each quarter of the run ${quarters.map((x) => (x / MiB).toFixed(0)).join(' / ')} MiB, last ${(samples.at(-1)! / MiB).toFixed(0)} MiB`);
