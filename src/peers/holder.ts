@@ -167,7 +167,11 @@ export class Holder {
     let writer: PackWriter | null = null;
     try {
       const hello = await ch.receive();
-      if (hello === null) return;
+      if (hello === null) {
+        // Ended before a word: ending our side too is what lets the stream close.
+        await ch.end();
+        return;
+      }
       if (hello.type !== 'hello') throw new ProtocolError(`expected hello, got ${hello.type}`);
       const session = this.open(ps.remotePeer, hello);
       if (typeof session === 'string') {

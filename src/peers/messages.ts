@@ -327,10 +327,22 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     // Only END means "done". A stream that closes without it (a lost or killed connection:
     // libp2p closes the streams of a dead transport without an error) fails the channel, so a
     // cut-off transfer can never pass for a complete one.
-    stream.addEventListener('remoteCloseWrite', () => {
+    // 'end', not 'remoteCloseWrite': libp2p announces the peer's half-close as it arrives, even
+    // before bytes still waiting for a 'message' listener, so a channel opened a moment late
+    // never heard of it. 'end' follows those bytes, and readableEnded tells a late listener.
+    const onEnd = (): void => {
+      // A stream gone for good (transport lost, reset) ends too: 'close' below says why.
+      if (this.stream.status !== 'open' && this.stream.status !== 'closing') return;
       if (this.inBuf.length > 0) this.protocolError(new ProtocolError('stream closed in the middle of a frame'));
-      else if (!this.peerEnded) this.fail(new ChannelClosedError('the peer closed the stream without ending the channel'));
-    });
+      else if (!this.peerEnded) {
+        this.fail(new ChannelClosedError('the peer closed the stream without ending the channel'));
+        // Our side may be done already (a handler that ended and returned): nobody would close
+        // the stream then, and it would stay open until libp2p's idle timeout.
+        if (this.weEnded) this.stream.close().catch(() => {});
+      }
+    };
+    stream.addEventListener('end', onEnd);
+    if (stream.readableEnded) queueMicrotask(onEnd);
     stream.addEventListener('close', (evt) => {
       this.finished = true;
       if (evt.error) this.fail(evt.error);

@@ -132,6 +132,18 @@ test('malformed, oversized and unknown messages reset their stream; the server s
   assert.ok(server.peer.alive, 'server still running');
 });
 
+test('a channel opened after the peer already half-closed still learns of it, and resets', async () => {
+  // libp2p announces the half-close when it arrives, before the bytes still waiting for a
+  // listener: a channel opened late missed it and waited until the idle timeout (found by the fuzz test).
+  const before = server.peer.lines.length;
+  const line = await client({ seed: seed('hasty'), pnet: GROUP, target: server.addr, scenario: 'late' });
+  assert.equal(line.error, undefined, JSON.stringify(line.error));
+  const end = line.result!['end'] as { name: string } | 'timeout' | null;
+  assert.equal(typeof end === 'object' && end?.name, 'StreamResetError', JSON.stringify(line.result));
+  const events = server.peer.lines.slice(before).filter((l) => l.event === 'late-error');
+  assert.deepEqual(events.map((e) => e.name), ['ChannelClosedError'], JSON.stringify(events));
+});
+
 test('64 MiB of chunks to a slow reader, both directions, stays within the window; wide windows survive the group network', async () => {
   const MiB = 1024 * 1024;
   const up = await client({ seed: seed('uploader'), pnet: GROUP, target: server.addr, scenario: 'upload', count: 1024, size: 65536 });
