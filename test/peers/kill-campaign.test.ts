@@ -22,9 +22,10 @@ const mountPid = (h: Host): number => (JSON.parse(h.ok('mount', '--json')) as { 
 
 test('a buddy killed mid-shipment, round after round: each resumed shipment sends only what its disk lacks, and it ends up holding everything', { timeout: 300_000 }, async () => {
   const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
-  // The buddy stores each 1 MiB batch 400 ms late, so a shipment lasts long enough to be cut
-  // (at 200 ms a loaded machine's few rounds could all end before their kill).
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '400' } });
+  // The buddy stores each 1 MiB batch a second late, so a shipment lasts seconds and the kill
+  // lands in it even when `safe status` (which sees the first chunks arrive) is slow on a
+  // loaded machine (at 200 and 400 ms, a run's few rounds could all end before their kill).
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '1000' } });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   let cPid = (c.status().daemon as { pid: number }).pid;
   let held = 0;
