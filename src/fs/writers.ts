@@ -102,7 +102,9 @@ export class Writers {
     if (thawing) return thawing.then(() => this.write(w, buf, pos));
     w.size = w.file.write(buf, pos, w.size);
     w.dirty = true;
-    w.mtime = w.ctime = Date.now();
+    // No time stamped here: with the writeback cache the kernel stamps mtime and ctime as the
+    // caller writes and sends them with a SETATTR at close and fsync, and pages written back
+    // late reach us after it: our later clock overwrote what stat had shown.
     return buf.length;
   }
 

@@ -127,7 +127,11 @@ export async function shipSnapshot(
   try {
     const welcome = await pipe.request({ type: 'hello', owner, offer: ctx.offer, epoch, locator: ctx.locator }, 120);
     if (welcome.type !== 'welcome') throw new Error(`buddy answered hello with ${welcome.type}`);
-    if (welcome.heldEpoch === epoch && cursor.epoch === epoch && !opts.drop?.length) {
+    // Held already, unless a forget since pruned objects or released chunks of it: those
+    // deletions travel in a shipment of the same epoch (marking them told without sending them
+    // left the buddy with chunk lists whose chunks a later reconcile dropped as surplus).
+    const told = cursor.releasedSeq === heads.released && cursor.prunedSeq === heads.pruned;
+    if (welcome.heldEpoch === epoch && cursor.epoch === epoch && told && !opts.drop?.length) {
       report.already = true;
       await ch.end();
       return done();

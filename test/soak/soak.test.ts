@@ -1,0 +1,4 @@
+// The soak in the suite: two minutes of random work on three hosts (npm run soak runs twenty).
+import { soakTest } from './soak.js';
+
+soakTest(120);
