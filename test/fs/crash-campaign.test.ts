@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, statSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { makeHost } from './mounted.js';
@@ -76,9 +76,10 @@ test('kill -9 of the daemon at random moments under a mixed write load: nothing 
 
     pid = mount(); // clears the stale mount, recovers staging files
     const { files, rows } = expected(logPath);
+    const sizes = new Map(readFileSync(logPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { file?: string; size?: number }).filter((e) => e.file && e.size !== undefined).map((e) => [e.file!, e.size!]));
     for (const [path, shas] of files) {
       const got = existsSync(join(h.mnt, path)) ? sha(readFileSync(join(h.mnt, path))) : ABSENT;
-      assert.ok(shas.has(got), `${where}: ${path} holds what was closed and fsynced`);
+      assert.ok(shas.has(got), `${where}: ${path} holds what was closed and fsynced (${existsSync(join(h.mnt, path)) ? statSync(join(h.mnt, path)).size : 'absent'} bytes; written: ${sizes.get(path) ?? '?'})`);
     }
     checkDatabase(join(h.mnt, 'app.db'), rows, where);
     await h.settle();
