@@ -68,8 +68,9 @@ export class Kernel {
 
   /**
    * Run an operation and reply with `ok` of its result, or its errno. A durable request's
-   * reply waits for the commit (at the end of its batch); an asynchronous one's result comes
-   * after that commit anyway.
+   * reply waits for the commit (at the end of its batch). An asynchronous one (fsync) may
+   * finish while a later batch is still open, its changes not committed when the loop is kept
+   * busy: its reply then waits for that batch's commit too.
    */
   private run<T>(req: Req, fn: () => T | Promise<T>, ok: (r: T) => void, durable = false): void {
     let r: T | Promise<T>;
@@ -81,7 +82,12 @@ export class Kernel {
       else this.addon.replyErr(req, code);
       return;
     }
-    if (r instanceof Promise) r.then((v) => ok(v), (err: unknown) => this.addon.replyErr(req, this.errno(err)));
+    if (r instanceof Promise) {
+      r.then(
+        (v) => (durable && this.tree.db.inTransaction ? this.hold(req, () => ok(v)) : ok(v)),
+        (err: unknown) => this.addon.replyErr(req, this.errno(err)),
+      );
+    }
     else if (durable) this.hold(req, () => ok(r as T));
     else ok(r);
   }
@@ -159,7 +165,7 @@ export class Kernel {
       case Op.RELEASE:
         return this.run(req, () => fs.release(a as number), () => x.replyErr(req, 0), true);
       case Op.FSYNC:
-        // Asynchronous (fdatasync): its reply comes after this batch's commit.
+        // Asynchronous (fdatasync): its reply waits for the commit of what it published.
         return this.run(req, () => fs.fsync(a as number), () => x.replyErr(req, 0), true);
       case Op.FALLOCATE:
         return this.run(req, () => fs.fallocate(a as number, b as number, c as number, d as number), () => x.replyErr(req, 0));
