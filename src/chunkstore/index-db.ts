@@ -66,6 +66,12 @@ export function openDb(path: string, opts: { readonly?: boolean; key?: Uint8Arra
   return db;
 }
 
+/** The store's disk is full: SQLite's word for it, or the file system's. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === 'SQLITE_FULL' || code === 'ENOSPC';
+}
+
 const cache = new WeakMap<Db, Map<string, Database.Statement>>();
 
 /** A prepared statement cached per connection: for helpers called per file or per chunk. */

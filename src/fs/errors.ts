@@ -23,7 +23,3 @@ export function errnoOf(err: unknown, log: (msg: string) => void): number {
   return constants.errno.EIO;
 }
 
-export function isDiskFull(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return code === 'SQLITE_FULL' || code === 'ENOSPC';
-}

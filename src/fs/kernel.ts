@@ -7,7 +7,8 @@
 import { constants } from 'node:os';
 import type { Tree } from '../snapshot/tree.js';
 import { Op, OPEN, type Addon, type Dispatch, type Req, type Session } from './binding.js';
-import { errnoOf, isDiskFull } from './errors.js';
+import { isDiskFull } from '../chunkstore/index-db.js';
+import { errnoOf } from './errors.js';
 import type { Filesystem } from './filesystem.js';
 import { SNAPDIR } from './nodes.js';
 import type { Staging } from './staging.js';

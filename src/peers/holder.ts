@@ -7,13 +7,12 @@ import type { ChunkStore } from '../chunkstore/store.js';
 import type { PackWriter } from '../chunkstore/packs.js';
 import { boxId, hexId } from '../chunkstore/sealer.js';
 import { aliasOf } from '../chunkstore/box-ids.js';
-import { prepared, type Db } from '../chunkstore/index-db.js';
+import { isDiskFull, prepared, type Db } from '../chunkstore/index-db.js';
 import { openChannel, ProtocolError, type MessageOf } from './messages.js';
 import { BACKUP_MAX_FRAME, SIGNED, buddyMessages, hostMessages } from './protocol.js';
 import { boxDigest } from './sealed-objects.js';
 import { publicKeyFromPeerId, verify } from './signing.js';
 import type { PeerStream } from './node.js';
-import { isDiskFull } from '../fs/errors.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
 type BuddyMsg = MessageOf<typeof buddyMessages.shapes>;
