@@ -8,16 +8,14 @@ import Database from 'better-sqlite3-multiple-ciphers';
 
 export type Db = Database.Database;
 
-/**
- * Write transactions must start with BEGIN IMMEDIATE (`db.transaction(fn).immediate()`):
- * a deferred one that reads first and then writes fails at once with SQLITE_BUSY when another
- * connection (an ingest worker) committed in between; an immediate one waits its turn.
- */
 const PLAIN_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/** A raw 32-byte key as SQLite3MultipleCiphers takes it (no passphrase derivation of its own). */
+const rawKey = (key: Uint8Array): string => `"x'${Buffer.from(key).toString('hex')}'"`;
 
 function useKey(db: Db, key: Uint8Array): void {
   db.pragma("cipher = 'aegis'");
-  db.pragma(`key = "x'${Buffer.from(key).toString('hex')}'"`);
+  db.pragma(`key = ${rawKey(key)}`);
 }
 
 /** A database file in SQLite's plain format (release 0.1.0 kept its index so). */
@@ -43,14 +41,19 @@ export function sealDatabase(path: string, key: Uint8Array): void {
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.pragma('journal_mode = DELETE');
     db.pragma("cipher = 'aegis'");
-    db.pragma(`rekey = "x'${Buffer.from(key).toString('hex')}'"`);
+    db.pragma(`rekey = ${rawKey(key)}`);
     db.pragma('journal_mode = WAL');
   } finally {
     db.close();
   }
 }
 
-/** `key` null: a plain database (chunkstore tests); every host's store has one. */
+/**
+ * Write transactions must start with BEGIN IMMEDIATE (`db.transaction(fn).immediate()`):
+ * a deferred one that reads first and then writes fails at once with SQLITE_BUSY when another
+ * connection (an ingest worker) committed in between; an immediate one waits its turn.
+ * `key` null: a plain database (chunkstore tests); every host's store has one.
+ */
 export function openDb(path: string, opts: { readonly?: boolean; key?: Uint8Array | null } = {}): Db {
   const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: 30_000 });
   if (opts.key) useKey(db, opts.key);

@@ -78,6 +78,7 @@ export class ChunkStore {
       loc: db.prepare<[Uint8Array], Location>('SELECT pack, off, len, raw FROM chunks WHERE id = ?'),
       has: db.prepare<[Uint8Array], { one: number }>('SELECT 1 AS one FROM chunks WHERE id = ?').pluck(),
       idOf: db.prepare<[Uint8Array], Buffer>('SELECT id FROM chunks WHERE handle = ?').pluck(),
+      refOf: db.prepare<[Uint8Array], ChunkRef>('SELECT id, handle, raw FROM chunks WHERE id = ? AND handle IS NOT NULL'),
       adopt: db.prepare('UPDATE chunks SET handle = ? WHERE id = ? AND handle IS NULL'),
       alias: db.prepare<[Uint8Array], Buffer>('SELECT id FROM chunk_aliases WHERE old = ?').pluck(),
       relocate: db.prepare('UPDATE chunks SET pack = ?, off = ?, len = ? WHERE id = ?'),
@@ -155,7 +156,7 @@ export class ChunkStore {
 
   /** How to read our own stored chunk `id` (undefined for a chunk held only for another host). */
   refOf(id: Uint8Array): ChunkRef | undefined {
-    return this.db.prepare<[Uint8Array], ChunkRef>('SELECT id, handle, raw FROM chunks WHERE id = ? AND handle IS NOT NULL').get(id);
+    return this.q.refOf.get(id);
   }
 
   /** The id of our own chunk with this handle, if stored. */
