@@ -10,7 +10,7 @@ export type Db = Database.Database;
 
 const PLAIN_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
-/** A raw 32-byte key as SQLite3MultipleCiphers takes it (no passphrase derivation of its own). */
+/** The 32-byte key as SQLite3MultipleCiphers takes raw bytes, not a passphrase. */
 const rawKey = (key: Uint8Array): string => `"x'${Buffer.from(key).toString('hex')}'"`;
 
 function useKey(db: Db, key: Uint8Array): void {
