@@ -156,13 +156,13 @@ export async function verify(out: Out, repair = false): Promise<boolean> {
   try {
     requireSoundIndex(store, false);
     let { report: r, refs, problems } = check(store);
-    let repaired: { repaired: number; failed: string[] } | null = null;
+    let repaired: { repaired: number } | null = null;
     const damaged = [...new Set(problems.filter((p) => p.id && p.kind !== 'refcount').map((p) => p.id!))];
     if (repair && damaged.length > 0) {
       const reply = await callDaemon(paths(home).socket, { cmd: 'repair', ids: damaged }, 3600_000);
       if (!reply) throw new UserError('safe verify --repair fetches from the buddies through the daemon: run safe mount first');
       if (!reply.ok) throw new UserError(`repair failed: ${reply.error}`);
-      repaired = reply.data as { repaired: number; failed: string[] };
+      repaired = reply.data as { repaired: number };
       ({ report: r, refs, problems } = check(store));
     }
     const head = `checked ${r.chunks} chunks in ${r.packs} packs (${formatBytes(r.bytes)}) and the tree's references to them: ${problems.length === 0 ? 'no problems' : `${problems.length} problems`}`;

@@ -129,8 +129,8 @@ export class Writers {
   }
 
   /**
-   * Null when `w` can be written at once. Else its generation was published by a close and a
-   * snapshot has been taken since (it shares it): the writes that follow go to a fresh copy,
+   * Null when `w` can be written at once. Else its generation was published (by a close or an
+   * fsync) and a snapshot has been taken since (it shares it): the writes that follow go to a fresh copy,
    * made once, and the published one is chunked as it is.
    */
   private thawed(w: Working): Promise<void> | null {
@@ -188,7 +188,7 @@ export class Writers {
       return;
     }
     try {
-      this.tree.update(w.ino, { staged: w.gen, cl: null, size: w.size, mtime: w.mtime, ctime: w.ctime });
+      this.commitContent(w);
     } catch (err) {
       // Not published (disk full): the writer's close fails, the last closed content stays.
       this.staging.remove(w.ino, w.gen);

@@ -1,8 +1,9 @@
 // Chunks back from buddies: for the recovery's background fetch, for reads of chunks that are
-// not here (the mount is up before every chunk is back), and for restores of such paths. Each
-// box is checked against its id (the hash of the box) before it is stored; a buddy that serves a
-// wrong one is flagged and the chunk asked of the next. Stored rows get the reference count the tree gives
-// them, so garbage collection keeps them.
+// not here (the mount is up before every chunk is back), for restores of such paths, and for
+// good copies of chunks damaged here. Each box is checked against its id (the hash of the box)
+// before it is stored; a buddy that serves a wrong one is flagged and the chunk asked of the
+// next. Stored rows get the reference count the tree gives them, so garbage collection keeps
+// them.
 import { boxId, handleDigest, hexId } from '../chunkstore/sealer.js';
 import type { ChunkRef, ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';
 import type { PackWriter } from '../chunkstore/packs.js';

@@ -197,11 +197,9 @@ export class PeerService {
     sweep();
   }
 
-  /** Good copies from the buddies for our chunks stored here damaged; what could not be had. */
-  async repair(ids: Buffer[]): Promise<{ repaired: number; failed: string[] }> {
-    const refs = ids.map((id) => this.o.store.refOf(id)).filter((r) => r !== undefined);
-    const r = await this.fetcher.fetchAll(refs, 0, true);
-    return { repaired: r.fetched, failed: r.missing.map((m) => m.id.toString('hex')) };
+  /** Good copies from the buddies for our chunks stored here damaged; how many came. */
+  async repair(ids: Buffer[]): Promise<{ repaired: number }> {
+    return { repaired: await this.fetcher.repair(ids.map((id) => this.o.store.refOf(id)).filter((r) => r !== undefined)) };
   }
 
   audit(): Promise<AuditOutcome[]> {
