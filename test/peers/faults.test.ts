@@ -4,11 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
-import { heldIds, mountedMember, shippedIds, withDb } from './group.js';
-
-interface SyncJson {
-  buddies: { peer: string; ok: boolean; error?: string; report?: { chunksSent: number; chunksOffered: number; chunkBytes: number; full: boolean } }[];
-}
+import { heldIds, mountedMember, shippedIds, type SyncJson, withDb } from './group.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -11,17 +11,11 @@ import { createInterface } from 'node:readline';
 import { seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
 import { publicKeyFromPeerId } from '../../src/peers/signing.js';
-import { GROUP, freePort, heldIds, mountedMember, shippedIds, withDb, type Member } from './group.js';
+import { freePort, GROUP, heldIds, type Member, mountedMember, shippedIds, syncWait, withDb } from './group.js';
 import { makeHost } from '../fs/mounted.js';
 import type { Outcome, RogueConfig } from './fixtures/rogue.js';
 
 const ROGUE = new URL('./fixtures/rogue.js', import.meta.url).pathname;
-
-interface SyncJson {
-  epoch: number;
-  buddies: { peer: string; ok: boolean; error?: string }[];
-}
-const syncWait = (h: Member): SyncJson => JSON.parse(h.ok('sync', '--wait', '--json')) as SyncJson;
 
 interface RootRow {
   pubkey: string;

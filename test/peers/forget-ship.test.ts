@@ -7,11 +7,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
 import { makeHost } from '../fs/mounted.js';
-import { freePort, GROUP, heldIds, mountedMember, shippedIds } from './group.js';
-
-interface SyncJson {
-  buddies: { ok: boolean; report?: { deletes: number; already: boolean } }[];
-}
+import { freePort, GROUP, heldIds, mountedMember, shippedIds, type SyncJson } from './group.js';
 
 test('forget, then sync: the buddy drops what only the forgotten snapshot named, and a recovery after an audit gets every chunk', { timeout: 300_000 }, async () => {
   const c = await mountedMember('buddy-c', { offer: '1G' });

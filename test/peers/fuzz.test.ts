@@ -16,7 +16,7 @@ import { createInterface } from 'node:readline';
 import { seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
 import { publicKeyFromPeerId } from '../../src/peers/signing.js';
-import { GROUP, heldIds, mountedMember, shippedIds, withDb, type Member } from './group.js';
+import { GROUP, heldIds, type Member, mountedMember, shippedIds, syncWait, withDb } from './group.js';
 import type { FuzzConfig, Stats } from './fixtures/fuzzer.js';
 import { OPEN_HELLO, msg } from './fixtures/fuzz-frames.js';
 import { encode } from '../../src/peers/canonical.js';
@@ -45,12 +45,6 @@ const REGRESSIONS: NonNullable<FuzzConfig['fixed']> = [
   // open until libp2p's idle timeout.
   { label: 'end-before-any-message', protocol: 'backup', frames: [frame(OPEN_HELLO, false), frame(END, false)] },
 ];
-
-interface SyncJson {
-  epoch: number;
-  buddies: { peer: string; ok: boolean; error?: string }[];
-}
-const syncWait = (h: Member): SyncJson => JSON.parse(h.ok('sync', '--wait', '--json')) as SyncJson;
 
 /** Everything buddy `b` keeps for the host `owner`: chunk ids, metadata objects, root block, owner record. */
 function holdingsOf(b: Member, owner: string, locator: string): unknown {

@@ -3,12 +3,21 @@
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { Db } from '../../src/chunkstore/index-db.js';
+import type { ShipReport } from '../../src/peers/shipper.js';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { makeHost, type Host } from '../fs/mounted.js';
 import { openIndex, seededBytes } from '../helpers.js';
 
 export const GROUP = { name: 'test-group', password: 'group password' };
+
+/** What `safe sync --wait --json` prints, as tests read it. */
+export interface SyncJson {
+  epoch: number;
+  buddies: { peer: string; ok: boolean; error?: string; report?: ShipReport }[];
+}
+
+export const syncWait = (h: { ok(...a: string[]): string }): SyncJson => JSON.parse(h.ok('sync', '--wait', '--json')) as SyncJson;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

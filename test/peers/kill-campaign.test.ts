@@ -9,11 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { campaign, seededBytes } from '../helpers.js';
 import type { Host } from '../fs/mounted.js';
-import { mountedMember, recoveringFromSlowBuddy, type Fetching } from './group.js';
-
-interface SyncJson {
-  buddies: { peer: string; ok: boolean; error?: string; report?: { chunksSent: number; chunksOffered: number; already: boolean } }[];
-}
+import { type Fetching, mountedMember, recoveringFromSlowBuddy, type SyncJson } from './group.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Chunks in a host's store, from `safe status` (the daemon need not run). */

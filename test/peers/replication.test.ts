@@ -6,14 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
-import { heldIds, mountedMember, shippedIds, withDb } from './group.js';
-
-interface SyncJson {
-  epoch: number;
-  buddies: { peer: string; ok: boolean; error?: string; report?: { chunksSent: number; chunksOffered: number; bytes: number; deletes: number; full: boolean } }[];
-}
-
-const syncWait = (h: { ok(...a: string[]): string }): SyncJson => JSON.parse(h.ok('sync', '--wait', '--json')) as SyncJson;
+import { heldIds, mountedMember, shippedIds, syncWait, type SyncJson, withDb } from './group.js';
 
 test('two hosts ship to two buddies: exactly the add sets, shared chunks once, no plaintext; increments and deletes', { timeout: 300_000 }, async () => {
   const c = await mountedMember('buddy-c', { offer: '1G' });
