@@ -9,6 +9,7 @@ import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import { join } from 'node:path';
 import { makeHost } from './mounted.js';
 import { execFileSync, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { errorCode, seededBytes, tempDir, openIndex } from '../helpers.js';
 
 
@@ -197,11 +198,13 @@ os.close(fd)`;
   const first = Buffer.alloc(100000, 'a');
   const last = Buffer.concat([Buffer.from('PARENT'), Buffer.alloc(99994, 'a'), Buffer.alloc(100000, 'b')]);
   const parent = spawn('python3', ['-c', script, f], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const said = (word: string): Promise<void> =>
-    new Promise<void>((res, rej) => {
-      parent.stdout!.once('data', (d: Buffer) => (d.toString().trim() === word ? res() : rej(new Error(`the parent said ${d}`))));
-      parent.once('exit', (c) => rej(new Error(`the parent exited (${c})`)));
-    });
+  // Lines, not 'data' events: a pipe may hand over a line in pieces.
+  const lines = createInterface({ input: parent.stdout! })[Symbol.asyncIterator]();
+  const said = async (word: string): Promise<void> => {
+    const next = await lines.next();
+    if (next.done) throw new Error(`the parent exited (${parent.exitCode})`);
+    if (next.value.trim() !== word) throw new Error(`the parent said ${JSON.stringify(next.value)}`);
+  };
   let name: string;
   try {
     await said('ready');
