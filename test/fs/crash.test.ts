@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync, mkdirSync, writeFileSync, readdirSync, renameSync, statSync } from 'node:fs';
+import { readFileSync, mkdirSync, writeFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN } from './mounted.js';
-import { openIndex, seededBytes } from '../helpers.js';
+import { seededBytes } from '../helpers.js';
 
 test('kill -9 of the daemon mid-write loses nothing closed and fsynced', { timeout: 180_000 }, async () => {
   const h = makeHost({ delayMs: 20 });
@@ -105,29 +105,5 @@ test('kill -9: the next mount clears the stale mount while the kernel still cach
   process.kill(h.status().daemon!.pid, 'SIGKILL');
   h.mount();
   writeFileSync(join(h.mnt, 'after'), 'remounted');
-  h.unmount();
-});
-
-test('kill -9 with files staged under the names release 0.2.0 gave them (inode-generation): the next mount finds and chunks them', { timeout: 120_000 }, async () => {
-  const h = makeHost({ delayMs: 60_000 });
-  h.mount();
-  const files = Array.from({ length: 5 }, (_, i) => ({ name: `f${i}`, data: seededBytes(1000 + i * 70_000, 40 + i) }));
-  for (const f of files) writeFileSync(join(h.mnt, f.name), f.data);
-  process.kill(h.status().daemon!.pid, 'SIGKILL');
-  spawnSync('fusermount3', ['-uz', h.mnt]);
-  const db = openIndex(h);
-  const rows = db.prepare('SELECT ino, staged FROM inodes WHERE staged IS NOT NULL').all() as { ino: number; staged: number }[];
-  db.close();
-  assert.equal(rows.length, files.length, 'every file is staged');
-  const staging = join(h.home, 'staging');
-  for (const r of rows) renameSync(join(staging, String(r.staged)), join(staging, `${r.ino}-${r.staged}`));
-  h.mount();
-  for (const f of files) assert.deepEqual(readFileSync(join(h.mnt, f.name)), f.data, f.name);
-  await h.settle();
-  assert.deepEqual(readdirSync(staging).filter((n) => n.includes('-')), [], 'no old name left');
-  h.unmount();
-  h.mount();
-  for (const f of files) assert.deepEqual(readFileSync(join(h.mnt, f.name)), f.data, `${f.name}, chunked`);
-  assert.match(h.ok('verify'), /no problems/);
   h.unmount();
 });
