@@ -83,7 +83,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     // The main thread and the ingest workers take turns at the database's write lock.
     const commitLock = new CommitLock();
     const tree = new Tree(store.db, store, commitLock);
-    const staging = new Staging(p.staging, 0, keys.host.stagingKey, log);
+    const staging = new Staging(p.staging, 0, keys.host.stagingKey);
     staging.keepReserve();
     const sealed = staging.sealPlaintext();
     if (sealed > 0) log(`sealed ${sealed} staged files left in the clear by an earlier release`);
@@ -92,7 +92,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     const queue = new ChunkQueue(
       {
         wanted: (ino, gen) => fs.wanted(ino, gen),
-        path: (_ino, gen) => staging.path(gen),
+        path: (ino, gen) => staging.path(ino, gen),
         settled: (ino, gen) => fs.settled(ino, gen),
         failed: (ino, gen, err) => {
           // Deleted or rewritten while waiting: nothing to chunk, nothing to report.
@@ -214,7 +214,6 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         await step('unmount', () => mounted?.unmount());
         await step('closing open files', () => fs.closeAll());
         await step('finishing chunking', () => queue.close());
-        await step('staging', () => staging.close());
         await step('garbage collection', () => gcRunning);
         server.close();
         await step('checkpoint', () => store!.db.pragma('wal_checkpoint(TRUNCATE)'));

@@ -85,7 +85,7 @@ export class Restorer {
     if (n.staged === null) return false;
     let src: number;
     try {
-      src = openSync(this.staging.path(n.staged), 'r');
+      src = openSync(this.staging.path(n.ino, n.staged), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;

@@ -21,8 +21,6 @@ import { Writers, type Working } from './writers.js';
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs.js';
 
 const S_ISGID = 0o2000;
-/** A setattr that changes only mtime and ctime. */
-const TIMES_ONLY = (valid: number): boolean => (valid & ~(SET.MTIME | SET.MTIME_NOW | SET.CTIME)) === 0;
 const FALLOC_FL_KEEP_SIZE = 1;
 const SNAPSHOTS_NAME = Buffer.from(SNAPSHOTS);
 const DOT = Buffer.from('.');
@@ -50,7 +48,7 @@ export interface Created {
 export class Filesystem {
   private readonly handles = new Map<number, Handle>();
   private readonly dirs = new Map<number, DirHandle>();
-  private readonly stagedFds: FdCache<number>;
+  private readonly stagedFds: FdCache<string>;
   private readonly reader: ContentReader;
   private readonly writers: Writers;
   readonly snapshots: SnapshotDir;
@@ -64,7 +62,7 @@ export class Filesystem {
     private readonly homeForStatfs: string,
   ) {
     this.reader = new ContentReader(tree, store);
-    this.stagedFds = new FdCache((gen) => staging.path(gen), 128);
+    this.stagedFds = new FdCache((key) => staging.dir + '/' + key, 128);
     // A generation published at fsync may be in a snapshot by the time its writer lets go of it.
     this.writers = new Writers(tree, staging, this.reader, (ino, gen) => this.settled(ino, gen));
     this.snapshots = new SnapshotDir(tree);
@@ -92,14 +90,12 @@ export class Filesystem {
   recoverStaging(): { queued: number; removed: number } {
     let queued = 0;
     let removed = 0;
-    const inoOf = this.tree.stagedInodes();
-    for (const gen of this.staging.list()) {
-      const ino = inoOf.get(gen);
-      if (ino !== undefined) {
+    for (const { ino, gen } of this.staging.list()) {
+      if (this.tree.stagedUsers(ino, gen) > 0) {
         this.queue.schedule(ino, gen, 0);
         queued++;
       } else {
-        this.staging.remove(gen);
+        this.staging.remove(ino, gen);
         removed++;
       }
     }
@@ -212,9 +208,6 @@ export class Filesystem {
       if (working) {
         if (changes.mtime !== undefined) working.mtime = changes.mtime;
         working.ctime = changes.ctime!;
-        // The writeback cache's time stamps before each close: the content they date is
-        // published with them, so the row needs no change of its own now.
-        if (working.dirty && !orphan && TIMES_ONLY(valid)) return this.attrOfLive(n!);
       }
       if (!orphan) return this.attrOfLive(this.tree.update(w.ino, changes));
       // No row to change: the handle's copy carries the change until the last close.
@@ -365,7 +358,8 @@ export class Filesystem {
     const want = Math.min(size, Math.max(0, n.size - pos));
     if (want === 0) return [buf, 0];
     if (n.staged !== null) {
-      return [buf, this.stagedFds.withSync(n.staged, (fd) => this.staging.reader(fd).read(buf, want, pos, n.size))];
+      const key = `${n.ino}-${n.staged}`;
+      return [buf, this.stagedFds.withSync(key, (fd) => this.staging.reader(fd).read(buf, want, pos, n.size))];
     }
     if (n.cl !== null) {
       return this.reader.read(n.cl, n.size, buf, want, pos).then((got): [Buffer, number] => {
@@ -483,7 +477,7 @@ export class Filesystem {
 
   private dropStaged(ino: number, gen: number): void {
     if (this.writers.isWorking(ino, gen)) return;
-    this.stagedFds.drop(gen);
-    this.staging.remove(gen);
+    this.stagedFds.drop(`${ino}-${gen}`);
+    this.staging.remove(ino, gen);
   }
 }

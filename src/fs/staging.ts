@@ -1,43 +1,20 @@
 // Staging files: the bytes of files written through the mount before they are chunked,
-// sealed at rest (chunkstore/staged-file.ts). One file per generation, named by its number
-// (generations are unique across inodes); a generation is never modified once published to
-// the tree, so snapshots can share it.
-//
-// Creating and deleting a file are journal operations: on a disk busy with the chunkers'
-// fsyncs each took 190-230 µs here, on the thread that serves every FUSE request. So new
-// generations come from a few files made ahead on libuv's pool, and removals go there too.
-import { closeSync, fsyncSync, mkdirSync, open, openSync, readSync, readdirSync, renameSync, statSync, unlink, unlinkSync, writeFileSync } from 'node:fs';
+// sealed at rest (chunkstore/staged-file.ts). One file per (inode, generation); a generation is
+// never modified once published to the tree, so snapshots can share it.
+import { closeSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { StagedFile } from '../chunkstore/staged-file.js';
 
 import { join } from 'node:path';
 
 const RESERVE_BYTES = 8 << 20;
-/** Files made ahead: enough for a burst of creates between two refills. */
-const READY = 16;
-/** Made at once, at most: one open on a busy disk took as long as a create from tar. */
-const FILLERS = 2;
-/** The names release 0.2.0 gave: inode and generation. */
-const OLD_NAME = /^(\d+)-(\d+)$/;
-const NAME = /^\d+$/;
 
 export class Staging {
   private nextGen: number;
-  private readonly ready: { gen: number; file: StagedFile }[] = [];
-  private filling = 0;
-  private failing = false;
-  private closed = false;
-  /** Removals under way, and who waits for them to end (close). */
-  private removing = 0;
-  private removed: (() => void) | null = null;
 
-  constructor(readonly dir: string, minGen: number, readonly key: Uint8Array, private readonly log: (m: string) => void = () => {}) {
+  constructor(readonly dir: string, minGen: number, readonly key: Uint8Array) {
     mkdirSync(dir, { recursive: true });
-    for (const name of readdirSync(dir)) {
-      const old = OLD_NAME.exec(name);
-      if (old) renameSync(join(dir, name), this.path(Number(old[2])));
-    }
     let max = minGen;
-    for (const gen of this.list()) max = Math.max(max, gen);
+    for (const { gen } of this.list()) max = Math.max(max, gen);
     this.nextGen = max + 1;
   }
 
@@ -74,69 +51,30 @@ export class Staging {
     return join(this.dir, 'reserve');
   }
 
-  path(gen: number): string {
-    return join(this.dir, String(gen));
+  path(ino: number, gen: number): string {
+    return join(this.dir, `${ino}-${gen}`);
   }
 
-  /** Every staging generation present: after a crash, some wait to be chunked, others are garbage. */
-  list(): number[] {
-    return readdirSync(this.dir).filter((n) => NAME.test(n)).map(Number);
+  /** Every staging file present: after a crash, some wait to be chunked, others are garbage. */
+  list(): { ino: number; gen: number }[] {
+    const out: { ino: number; gen: number }[] = [];
+    for (const name of readdirSync(this.dir)) {
+      const m = /^(\d+)-(\d+)$/.exec(name);
+      if (m) out.push({ ino: Number(m[1]), gen: Number(m[2]) });
+    }
+    return out;
   }
 
-  /** A new empty generation, open for reading and writing: one made ahead if there is one. */
-  create(): { gen: number; file: StagedFile } {
-    const made = this.ready.shift();
-    this.refill();
-    if (made) return made;
+  /** A new empty generation, open for reading and writing. */
+  create(ino: number): { gen: number; file: StagedFile } {
     const gen = this.nextGen++;
-    const fd = openSync(this.path(gen), 'wx+', 0o600);
+    const fd = openSync(this.path(ino, gen), 'wx+', 0o600);
     try {
       return { gen, file: StagedFile.create(fd, this.key) };
     } catch (err) {
       closeSync(fd);
       throw err;
     }
-  }
-
-  /** Make files ahead on libuv's pool, FILLERS at a time, until READY wait. */
-  private refill(): void {
-    if (this.filling >= FILLERS || this.closed || this.ready.length + this.filling >= READY) return;
-    this.filling++;
-    const gen = this.nextGen++;
-    this.refill();
-    open(this.path(gen), 'wx+', 0o600, (err, fd) => {
-      this.filling--;
-      if (err) {
-        // A full disk: no more files ahead until the next create, which then makes its own
-        // and reports the error to its caller. Said once, not at every create.
-        if (!this.failing) this.log(`staging: cannot make files ahead (${err.message})`);
-        this.failing = true;
-        return this.settle();
-      }
-      this.failing = false;
-      if (this.closed) {
-        closeSync(fd);
-        return this.remove(gen);
-      }
-      try {
-        this.ready.push({ gen, file: StagedFile.create(fd, this.key) });
-      } catch (e) {
-        closeSync(fd);
-        this.log(`staging: cannot make a file ahead (${(e as Error).message})`);
-        return this.remove(gen);
-      }
-      this.refill();
-    });
-  }
-
-  /** Unmount: the files made ahead go, and the removals under way end. */
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const { gen, file } of this.ready.splice(0)) {
-      closeSync(file.fd);
-      this.remove(gen);
-    }
-    if (this.removing > 0 || this.filling > 0) await new Promise<void>((res) => (this.removed = res));
   }
 
   /** Reads of a generation through its open descriptor. */
@@ -151,8 +89,8 @@ export class Staging {
   sealPlaintext(): number {
     let n = 0;
     const block = Buffer.allocUnsafe(1 << 20);
-    for (const gen of this.list()) {
-      const path = this.path(gen);
+    for (const { ino, gen } of this.list()) {
+      const path = this.path(ino, gen);
       const src = openSync(path, 'r');
       try {
         if (StagedFile.isSealed(src)) continue;
@@ -175,21 +113,11 @@ export class Staging {
     return n;
   }
 
-  /** Delete a generation's file, off this thread: nothing waits for it. */
-  remove(gen: number): void {
-    this.removing++;
-    unlink(this.path(gen), (err) => {
-      // Left behind, it is removed as garbage at the next mount.
-      if (err && err.code !== 'ENOENT') this.log(`staging: cannot remove ${gen} (${err.message})`);
-      this.removing--;
-      this.settle();
-    });
-  }
-
-  private settle(): void {
-    if (this.removing === 0 && this.filling === 0 && this.removed) {
-      this.removed();
-      this.removed = null;
+  remove(ino: number, gen: number): void {
+    try {
+      unlinkSync(this.path(ino, gen));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
   }
 }

@@ -141,12 +141,12 @@ export class Writers {
 
   /** The copy is sealed under a key of its own: two generations never share a keystream. */
   private async copyOut(w: Working): Promise<void> {
-    const { gen, file } = this.staging.create();
+    const { gen, file } = this.staging.create(w.ino);
     try {
       await reseal(w.file, w.size, file);
     } catch (err) {
       closeSync(file.fd);
-      this.staging.remove(gen);
+      this.staging.remove(w.ino, gen);
       throw err;
     }
     const frozen = w.gen;
@@ -183,7 +183,7 @@ export class Writers {
     const live = this.tree.inode(w.ino);
     if (!w.dirty || !live) {
       if (w.published && live) this.queue.schedule(w.ino, w.gen);
-      else if (!w.published) this.staging.remove(w.gen);
+      else if (!w.published) this.staging.remove(w.ino, w.gen);
       else this.dropStaged(w.ino, w.gen);
       return;
     }
@@ -191,7 +191,7 @@ export class Writers {
       this.commitContent(w);
     } catch (err) {
       // Not published (disk full): the writer's close fails, the last closed content stays.
-      this.staging.remove(w.gen);
+      this.staging.remove(w.ino, w.gen);
       throw err;
     }
     this.queue.schedule(w.ino, w.gen);
@@ -212,7 +212,7 @@ export class Writers {
       if (!n) throw new FsError('ENOENT');
       if (n.kind !== S_IFREG) throw new FsError('EINVAL');
       const empty = trunc || n.size === 0;
-      const { gen, file } = this.staging.create();
+      const { gen, file } = this.staging.create(ino);
       try {
         let size = 0;
         if (!empty && n.staged !== null) size = await this.copyStaged(n, file);
@@ -221,7 +221,7 @@ export class Writers {
         return { ino, gen, file, writers: 1, size: empty ? 0 : n.size, dirty: trunc && n.size > 0, published: false, publishedIn: 0, thawing: null, mtime: n.mtime, ctime: n.ctime };
       } catch (err) {
         closeSync(file.fd);
-        this.staging.remove(gen);
+        this.staging.remove(ino, gen);
         // The staged copy was chunked and removed while we copied it: its chunks are in the row now.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT' && (err as NodeJS.ErrnoException).syscall === 'open' && attempt < 3) continue;
         throw err;
@@ -230,7 +230,7 @@ export class Writers {
   }
 
   private async copyStaged(n: Inode, to: StagedFile): Promise<number> {
-    const fd = openSync(this.staging.path(n.staged!), 'r');
+    const fd = openSync(this.staging.path(n.ino, n.staged!), 'r');
     try {
       await reseal(this.staging.reader(fd), n.size, to);
       return n.size;

@@ -118,7 +118,6 @@ export class Tree {
       chunksFrom: db.prepare<[number, number, number], ChunkSpan>('SELECT off, handle, id, raw FROM crefs WHERE cl = ? AND off >= ? AND off < ? ORDER BY off'),
       refsFrom: db.prepare<[number, number, number], ChunkRef>('SELECT handle, id, raw FROM crefs WHERE cl = ? AND off >= ? ORDER BY off LIMIT ?'),
       stagedUsers: db.prepare<[number, number], number>('SELECT count(*) FROM inodes WHERE ino = ? AND staged = ?').pluck(),
-      stagedInodes: db.prepare('SELECT DISTINCT staged, ino FROM inodes WHERE staged IS NOT NULL'),
       setMeta: db.prepare('INSERT INTO tree_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v'),
     };
     this.e = get.get('epoch') ?? 1;
@@ -185,13 +184,6 @@ export class Tree {
       out.push(s);
       sum += s.raw;
     }
-    return out;
-  }
-
-  /** Which inode each staging generation the tree references (any epoch) belongs to. */
-  stagedInodes(): Map<number, number> {
-    const out = new Map<number, number>();
-    for (const [gen, ino] of this.q.stagedInodes.raw().iterate() as IterableIterator<[number, number]>) out.set(gen, ino);
     return out;
   }
 
