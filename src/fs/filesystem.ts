@@ -21,6 +21,8 @@ import { Writers, type Working } from './writers.js';
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs.js';
 
 const S_ISGID = 0o2000;
+/** A setattr that changes only mtime and ctime. */
+const TIMES_ONLY = (valid: number): boolean => (valid & ~(SET.MTIME | SET.MTIME_NOW | SET.CTIME)) === 0;
 const FALLOC_FL_KEEP_SIZE = 1;
 const SNAPSHOTS_NAME = Buffer.from(SNAPSHOTS);
 const DOT = Buffer.from('.');
@@ -208,6 +210,9 @@ export class Filesystem {
       if (working) {
         if (changes.mtime !== undefined) working.mtime = changes.mtime;
         working.ctime = changes.ctime!;
+        // The writeback cache's time stamps before each close: the content they date is
+        // published with them, so the row needs no change of its own now.
+        if (working.dirty && !orphan && TIMES_ONLY(valid)) return this.attrOfLive(n!);
       }
       if (!orphan) return this.attrOfLive(this.tree.update(w.ino, changes));
       // No row to change: the handle's copy carries the change until the last close.
