@@ -44,6 +44,10 @@ export interface StoreStats {
 
 export class MissingChunkError extends ChunkError {}
 
+/** A run read at once: at most this long, with gaps (other files' chunks) of at most this. */
+const RUN_BYTES = 4 << 20;
+const RUN_GAP = 64 << 10;
+
 /** The index does not open with this key: another passphrase's, or not a database at all. */
 export class StoreLockedError extends Error {
   constructor(path: string, cause: unknown) {
@@ -296,6 +300,48 @@ export class ChunkStore {
       if (!(err instanceof ChunkError) || !this.remote || (await this.remote.repair([ref])) === 0) throw err;
       return this.readStored(ref, this.location(id)!);
     }
+  }
+
+  /**
+   * Plaintexts of several chunks (the ones a FUSE read spans, 64 to a MiB at the default
+   * size), one promise each. Neighbours in a pack, as a file's chunks are when it was written
+   * in one go, come in one read instead of a trip through the thread pool each. A chunk that
+   * fails to open this way is read again alone, through readAsync's repair.
+   */
+  readRun(refs: ChunkRef[], ahead?: () => ChunkRef[]): Promise<Buffer>[] {
+    const locs = refs.map((r) => this.location(r.id));
+    if (locs.some((l) => !l)) {
+      // After a recovery: the first fetch brings the read-ahead, the rest find their chunks here.
+      const first = this.readAsync(refs[0]!, ahead);
+      const after = (r: ChunkRef): Promise<Buffer> => first.then(() => this.readAsync(r, ahead), () => this.readAsync(r, ahead));
+      return [first, ...refs.slice(1).map(after)];
+    }
+    const out: Promise<Buffer>[] = [];
+    const end = (l: Location): number => l.off + l.len;
+    for (let i = 0; i < refs.length; ) {
+      const head = locs[i]!;
+      let j = i + 1;
+      for (; j < refs.length; j++) {
+        const prev = locs[j - 1]!;
+        const next = locs[j]!;
+        if (next.pack !== head.pack || next.off < end(prev) || next.off - end(prev) > RUN_GAP || end(next) - head.off > RUN_BYTES) break;
+      }
+      const last = locs[j - 1]!;
+      const run = this.withPackAsync(head.pack, (fd) => readAt(fd, head.off, end(last) - head.off));
+      for (let k = i; k < j; k++) {
+        const ref = refs[k]!;
+        const loc = locs[k]!;
+        out.push(run.then((buf) => this.openIn(ref, loc, buf, head.off)).catch(() => this.readAsync(ref)));
+      }
+      i = j;
+    }
+    return out;
+  }
+
+  private openIn(ref: ChunkRef, loc: Location, run: Buffer, base: number): Buffer {
+    const box = run.subarray(loc.off - base, loc.off - base + loc.len);
+    if (box.length !== loc.len) throw new ChunkError(`chunk ${hexId(ref.id)} in pack ${loc.pack}: pack ends before the chunk (truncated pack)`);
+    return this.sealer.open(ref.handle, box, ref.id);
   }
 
   private async readStored(ref: ChunkRef, loc: Location): Promise<Buffer> {

@@ -28,9 +28,8 @@ export class ContentReader {
     const end = Math.min(size, pos + len);
     if (end <= pos) return 0;
     const spans = this.tree.chunksIn(cl, pos, end);
-    const get = (span: ChunkRef & { off: number }): Promise<Buffer> => this.chunk(span, () => this.tree.refsFrom(cl, span.off, READ_AHEAD));
-    const plains = spans.length === 0 ? [] : [await get(spans[0]!)];
-    plains.push(...(await Promise.all(spans.slice(1).map(get))));
+    if (spans.length === 0) return 0;
+    const plains = await Promise.all(this.chunks(spans, () => this.tree.refsFrom(cl, spans[0]!.off, READ_AHEAD)));
     let at = pos;
     for (let i = 0; i < spans.length && at < end; i++) {
       const span = spans[i]!;
@@ -45,26 +44,35 @@ export class ContentReader {
     return at - pos;
   }
 
-  private chunk(ref: ChunkRef, ahead: () => ChunkRef[]): Promise<Buffer> {
-    const key = ref.id.toString('latin1');
-    const hit = this.cache.get(key);
-    if (hit) {
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      return hit.plain;
+  /** The chunks' plaintexts: cached ones from the cache, the others read together. */
+  private chunks(refs: ChunkRef[], ahead: () => ChunkRef[]): Promise<Buffer>[] {
+    const misses = new Map<string, ChunkRef>();
+    for (const ref of refs) {
+      const key = ref.id.toString('latin1');
+      const hit = this.cache.get(key);
+      if (hit) {
+        this.cache.delete(key);
+        this.cache.set(key, hit);
+      } else misses.set(key, ref);
     }
-    const entry: Cached = { plain: this.store.readAsync(ref, ahead), size: null };
-    this.cache.set(key, entry);
-    entry.plain.then(
-      (b) => {
-        entry.size = b.length;
-        this.bytes += b.length;
-        this.evict();
-      },
-      // Not kept: the next read asks again (a buddy may be back).
-      () => this.cache.delete(key),
-    );
-    return entry.plain;
+    if (misses.size > 0) {
+      const read = this.store.readRun([...misses.values()], ahead);
+      let i = 0;
+      for (const key of misses.keys()) {
+        const entry: Cached = { plain: read[i++]!, size: null };
+        this.cache.set(key, entry);
+        entry.plain.then(
+          (b) => {
+            entry.size = b.length;
+            this.bytes += b.length;
+            this.evict();
+          },
+          // Not kept: the next read asks again (a buddy may be back).
+          () => this.cache.delete(key),
+        );
+      }
+    }
+    return refs.map((ref) => this.cache.get(ref.id.toString('latin1'))!.plain);
   }
 
   /**
