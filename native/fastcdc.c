@@ -142,9 +142,13 @@ static napi_value Cuts(napi_env env, napi_callback_info info) {
   return out;
 }
 
+napi_value PreadCached(napi_env env, napi_callback_info info);  /* pread.c */
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   if (napi_create_function(env, "cuts", NAPI_AUTO_LENGTH, Cuts, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "cuts", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "preadCached", NAPI_AUTO_LENGTH, PreadCached, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "preadCached", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -3,49 +3,15 @@
 // changes what gets stored. SAFE_CHUNKER=ts forces TS, SAFE_CHUNKER=native
 // makes a missing addon an error instead of a silent slowdown.
 
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type CdcParams, cdcMasks, checkParams, checkRange, cutsTs } from './fastcdc.js';
+import { loaded, type NativeAddon } from './native.js';
 
 export type { CdcParams } from './fastcdc.js';
 export { cdcParams, gearTable, cutsTs } from './fastcdc.js';
 
 export type CutFn = (p: CdcParams, buf: Uint8Array, start: number, end: number, eof: boolean) => number[];
 
-interface NativeAddon {
-  cuts(gear: Uint32Array, buf: Uint8Array, start: number, end: number, min: number, avg: number,
-       max: number, maskS: number, maskL: number, eof: boolean): Uint32Array;
-}
-
-// Compiled JS runs from dist/src/chunkstore, sources from src/chunkstore:
-// the addon's place is fixed relative to the package root, not to this file.
-function repoRoot(): string | null {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return null;
-    dir = up;
-  }
-}
-
-function loadNative(): { addon: NativeAddon | null; error: string | null } {
-  const root = repoRoot();
-  if (!root) return { addon: null, error: 'package.json not found above chunker module' };
-  const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
-  try {
-    const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    if (typeof addon?.cuts !== 'function') return { addon: null, error: `${path} has no cuts()` };
-    return { addon, error: null };
-  } catch (e) {
-    return { addon: null, error: `${path}: ${(e as Error).message}` };
-  }
-}
-
 const mode = process.env.SAFE_CHUNKER;
-const loaded = loadNative();
 if (mode === 'native' && !loaded.addon) {
   throw new Error(`SAFE_CHUNKER=native but the addon did not load (${loaded.error}); run npm run build`);
 }

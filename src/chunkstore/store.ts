@@ -8,6 +8,7 @@ import { isPlaintext, openDb, sealDatabase, type Db } from './index-db.js';
 import { migrate, SchemaError, type Migration } from './migrations.js';
 import { PackWriter, RECORD_HEAD, packPath, readExact, type Placed } from './packs.js';
 import { ChunkError, Sealer, hexId } from './sealer.js';
+import { preadCached } from './native.js';
 
 /** How the tree names a chunk: its public id finds the box, its handle opens it. */
 export interface ChunkRef {
@@ -387,9 +388,15 @@ export class ChunkStore {
   }
 }
 
+/**
+ * Bytes of a pack, from the page cache at once when they are all there (a pack read in order
+ * mostly is, by the kernel's read-ahead); else on libuv's pool, not stalling the FUSE thread.
+ */
 function readAt(fd: number, off: number, len: number): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(len);
+  const cached = preadCached(fd, out, off);
+  if (cached >= 0) return Promise.resolve(out.subarray(0, cached));
   return new Promise((resolve, reject) => {
-    const out = Buffer.allocUnsafe(len);
     const step = (got: number): void => {
       readCb(fd, out, got, len - got, off + got, (err, n) => {
         if (err) return reject(err);

@@ -1,0 +1,45 @@
+// The chunkstore's C addon (native/): FastCDC cut points and page-cache-only reads. Loaded
+// once; where it is missing, each caller has a TS twin (chunker.ts, store.ts).
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeAddon {
+  cuts(gear: Uint32Array, buf: Uint8Array, start: number, end: number, min: number, avg: number,
+       max: number, maskS: number, maskL: number, eof: boolean): Uint32Array;
+  preadCached(fd: number, buf: Buffer, offset: number): number;
+}
+
+// Compiled JS runs from dist/src/chunkstore, sources from src/chunkstore:
+// the addon's place is fixed relative to the package root, not to this file.
+function repoRoot(): string | null {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+function loadNative(): { addon: NativeAddon | null; error: string | null } {
+  const root = repoRoot();
+  if (!root) return { addon: null, error: 'package.json not found above the chunkstore module' };
+  const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
+  try {
+    const addon = createRequire(import.meta.url)(path) as NativeAddon;
+    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function') return { addon: null, error: `${path} is from another build (run npm run build)` };
+    return { addon, error: null };
+  } catch (e) {
+    return { addon: null, error: `${path}: ${(e as Error).message}` };
+  }
+}
+
+export const loaded = loadNative();
+
+/**
+ * Fills `buf` from `fd` at `offset` if every byte is in the page cache: bytes read (fewer at
+ * the end of the file), or -1 when that would wait for the disk. Without the addon, always -1.
+ */
+export const preadCached: (fd: number, buf: Buffer, offset: number) => number = loaded.addon ? loaded.addon.preadCached : () => -1;
