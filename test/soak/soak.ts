@@ -36,6 +36,8 @@ interface Soaker {
   /** Snapshot name -> its reference copy, for the snapshots the host keeps. */
   refs: Map<string, string>;
   names: number;
+  /** A sync of this host has reached a buddy: an audit has something to check. */
+  shipped: boolean;
 }
 
 /** Work stops adding data to a host past this much live data (deletions take over). */
@@ -68,7 +70,7 @@ export async function soak(seconds: number): Promise<SoakReport> {
     writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), schedule: '0 0 1 1 *' }));
     m.mount();
     mkdirSync(join(refRoot, name));
-    hosts.push({ m, peer: m.peerId(), up: true, downUntil: 0, refs: new Map(), names: 0 });
+    hosts.push({ m, peer: m.peerId(), up: true, downUntil: 0, refs: new Map(), names: 0, shipped: false });
   }
   const json = (h: Soaker, ...args: string[]): Json => JSON.parse(h.m.ok(...args, '--json')) as Json;
   // Each host knows the other two before its first shipment chooses buddies.
@@ -147,6 +149,7 @@ export async function soak(seconds: number): Promise<SoakReport> {
     if (out.epoch === null) return;
     const down = new Set(hosts.filter((x) => !x.up).map((x) => x.peer));
     for (const b of out.buddies) assert.ok(b.ok || (down.has(b.peer) && !b.replaced), `${where}: sync: ${JSON.stringify(out)}`);
+    if (out.buddies.some((b) => b.ok)) h.shipped = true;
     if (down.size === 0) {
       assert.equal(r.status, 0, `${where}: sync with everyone up: ${r.stderr}${r.stdout}`);
       assert.equal(out.buddies.filter((b) => b.ok).length, 2, `${where}: both buddies commit: ${r.stdout}`);
@@ -252,7 +255,8 @@ export async function soak(seconds: number): Promise<SoakReport> {
         return true;
       }
       case 'audit':
-        if (hosts.some((x) => !x.up)) return false;
+        // Before its first shipment a host has no buddy to audit ("no buddy holds a snapshot").
+        if (hosts.some((x) => !x.up) || !h.shipped) return false;
         audit(h);
         return true;
       default:
