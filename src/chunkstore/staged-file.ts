@@ -9,12 +9,19 @@
 // disk taken while one generation was open for writing (docs/security.md).
 //
 // Holes: a region never written (a sparse file, a truncate that grows) holds zeros on disk,
-// which would decrypt to keystream. A 16-byte cipher block that is all zero on disk therefore
-// reads as zeros; writes keep every block they touch either such a hole or wholly encrypted.
+// which would decrypt to keystream. A whole 16-byte cipher block that is all zero on disk
+// therefore reads as zeros; writes keep every block they touch either such a hole or wholly
+// encrypted. The last block of the content is usually shorter: k bytes of ciphertext are all
+// zero with probability 256^-k, far from negligible (a random-sized file in ~4,000), so it is
+// never a hole: writes and truncations leave it encrypted, zeros included. Version 1 files
+// (release 0.2.0) took an all-zero last block for a hole, and a truncation could leave one
+// there: they are still read that way.
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { fdatasync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 
-const MAGIC = Buffer.from('safestg\x01', 'latin1');
+const MAGIC = Buffer.from('safestg\x02', 'latin1');
+/** Its last block, when shorter than a cipher block, may be a hole. */
+const MAGIC_V1 = Buffer.from('safestg\x01', 'latin1');
 export const STAGED_HEADER = 32;
 const B = 16;
 
@@ -29,7 +36,7 @@ const down = (n: number): number => n - (n % B);
 const up = (n: number): number => Math.ceil(n / B) * B;
 
 export class StagedFile {
-  private constructor(readonly fd: number, private readonly key: Buffer) {}
+  private constructor(readonly fd: number, private readonly key: Buffer, private readonly v1 = false) {}
 
   /** Starts a new, empty staged file on `fd` (opened for reading and writing). */
   static create(fd: number, stagingKey: Uint8Array): StagedFile {
@@ -44,14 +51,16 @@ export class StagedFile {
   /** Whether the file on `fd` starts with a staged file's header. */
   static isSealed(fd: number): boolean {
     const head = Buffer.alloc(MAGIC.length);
-    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(MAGIC);
+    return readSync(fd, head, 0, head.length, 0) === head.length && (head.equals(MAGIC) || head.equals(MAGIC_V1));
   }
 
   static open(fd: number, stagingKey: Uint8Array): StagedFile {
     const head = Buffer.alloc(STAGED_HEADER);
     const n = readSync(fd, head, 0, head.length, 0);
-    if (n < STAGED_HEADER || !head.subarray(0, MAGIC.length).equals(MAGIC)) throw new StagedFileError('not a staged file of this release (bad header)');
-    return new StagedFile(fd, fileKey(stagingKey, head.subarray(MAGIC.length, MAGIC.length + 16)));
+    const magic = head.subarray(0, MAGIC.length);
+    const v1 = magic.equals(MAGIC_V1);
+    if (n < STAGED_HEADER || !(v1 || magic.equals(MAGIC))) throw new StagedFileError('not a staged file of this release (bad header)');
+    return new StagedFile(fd, fileKey(stagingKey, head.subarray(MAGIC.length, MAGIC.length + 16)), v1);
   }
 
   /** Bytes of content (the file's length less the header). */
@@ -90,7 +99,14 @@ export class StagedFile {
 
   truncate(to: number, size: number): void {
     if (to > size) this.sealTail(size, to);
+    // A hole cut short, or opened by the growth, as the last block: encrypted zeros instead.
+    const last = down(to);
+    const zeros = to % B !== 0 && (last >= up(size) || (to < size && this.isHole(last, size)));
     ftruncateSync(this.fd, STAGED_HEADER + to);
+    if (zeros) {
+      const sealed = this.xor(Buffer.alloc(to - last), last);
+      writeSync(this.fd, sealed, 0, sealed.length, STAGED_HEADER + last);
+    }
   }
 
   datasync(): Promise<void> {
@@ -108,17 +124,23 @@ export class StagedFile {
     writeSync(this.fd, sealed, 0, sealed.length, STAGED_HEADER + start);
   }
 
+  /** Whether the block at `block` of content `size` bytes long is a hole (reads as zeros). */
   private isHole(block: number, size: number): boolean {
-    const raw = Buffer.alloc(Math.min(B, size - block));
+    const len = Math.min(B, size - block);
+    if (len < B && !this.v1) return false;
+    const raw = Buffer.alloc(len);
     const got = readSync(this.fd, raw, 0, raw.length, STAGED_HEADER + block);
     for (let i = 0; i < got; i++) if (raw[i] !== 0) return false;
     return true;
   }
 
-  /** Plaintext of the blocks spanning [from, to), starting at down(from). */
+  /**
+   * Plaintext of the blocks spanning [from, to), starting at down(from). Whole blocks are read
+   * from the disk, however the range cuts them: only a whole block of zeros is a hole.
+   */
   private plain(from: number, to: number): Buffer {
     const start = down(from);
-    const raw = Buffer.alloc(to - start);
+    const raw = Buffer.alloc(up(to) - start);
     let got = 0;
     while (got < raw.length) {
       const n = readSync(this.fd, raw, got, raw.length - got, STAGED_HEADER + start + got);
@@ -127,9 +149,11 @@ export class StagedFile {
     }
     const plain = this.xor(raw.subarray(0, got), start);
     for (let b = 0; b < got; b += B) {
-      if (isZero(raw, b, Math.min(b + B, got))) plain.fill(0, b, Math.min(b + B, got));
+      const end = Math.min(b + B, got);
+      if ((end - b === B || this.v1) && isZero(raw, b, end)) plain.fill(0, b, end);
     }
-    return got === raw.length ? plain : Buffer.concat([plain, Buffer.alloc(raw.length - got)]);
+    const want = to - start;
+    return got >= want ? plain.subarray(0, want) : Buffer.concat([plain, Buffer.alloc(want - got)]);
   }
 
   /** AES-256-CTR keystream at byte `pos` of the content, xored onto `data`. */

@@ -2,7 +2,8 @@
 // and truncations reads back exactly as a plain file would, and nothing of it is in clear.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
+import { closeSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { StagedFile, STAGED_HEADER } from '../../src/chunkstore/staged-file.js';
@@ -73,4 +74,70 @@ test('content is not in clear on disk, and another key reads something else', ()
   other.read(out, text.length, 0, text.length);
   assert.ok(!out.equals(text));
   closeSync(fd);
+});
+
+/** The AES-256-CTR keystream of a staged file on `fd` (its key and nonce as the header names them), from byte 0 of the content. */
+function keystream(fd: number, stagingKey: Buffer, length: number): Buffer {
+  const head = Buffer.alloc(STAGED_HEADER);
+  readSync(fd, head, 0, STAGED_HEADER, 0);
+  const key = createHmac('sha256', stagingKey).update(head.subarray(8, 24)).digest();
+  return createCipheriv('aes-256-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
+}
+
+test('bytes whose ciphertext happens to be all zeros read back: a partial last block (or a read ending inside a block) is not taken for a hole', () => {
+  const dir = tempDir();
+  const key = secret32();
+  // Content of 32 + tail bytes whose last, partial block encrypts to zeros on disk: a random
+  // last block does with probability 256^-tail (1 file in ~4,000 of random sizes).
+  for (const tail of [1, 2, 5, 15]) {
+    const fd = openSync(join(dir, `tail${tail}`), 'w+');
+    try {
+      const f = StagedFile.create(fd, key);
+      const data = randomBytes(32 + tail);
+      keystream(fd, key, 32 + tail).copy(data, 32, 32);
+      let size = f.write(data, 0, 0);
+      assert.ok(readFileSync(join(dir, `tail${tail}`)).subarray(STAGED_HEADER + 32).equals(Buffer.alloc(tail)), 'the last block is zeros on disk');
+      const out = Buffer.alloc(size);
+      StagedFile.open(fd, key).read(out, size, 0, size);
+      assert.deepEqual(out, data, `a last block of ${tail} bytes`);
+      // Written on past it, the block keeps its bytes.
+      const more = randomBytes(40);
+      size = f.write(more, size + 3, size);
+      const all = Buffer.alloc(size);
+      StagedFile.open(fd, key).read(all, size, 0, size);
+      assert.deepEqual(all, Buffer.concat([data, Buffer.alloc(3), more]), `a last block of ${tail} bytes, written past`);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  // A read that ends inside a block whose first bytes encrypt to zeros.
+  const fd = openSync(join(dir, 'cut'), 'w+');
+  try {
+    const f = StagedFile.create(fd, key);
+    const data = randomBytes(64);
+    keystream(fd, key, 21).copy(data, 16, 16, 21);
+    f.write(data, 0, 0);
+    const part = Buffer.alloc(5);
+    assert.equal(StagedFile.open(fd, key).read(part, 5, 16, 64), 5);
+    assert.deepEqual(part, data.subarray(16, 21));
+  } finally {
+    closeSync(fd);
+  }
+});
+
+test('a staged file of release 0.2.0 (version 1) still reads its zero last block as a hole', () => {
+  const dir = tempDir();
+  const key = secret32();
+  const fd = openSync(join(dir, 'v1'), 'w+');
+  try {
+    StagedFile.create(fd, key);
+    writeSync(fd, Buffer.from('safestg\x01', 'latin1'), 0, 8, 0);
+    // What a truncation that grew an empty file left there: nothing but a hole.
+    ftruncateSync(fd, STAGED_HEADER + 1001);
+    const out = Buffer.alloc(1001, 1);
+    assert.equal(StagedFile.open(fd, key).read(out, 1001, 0, 1001), 1001);
+    assert.deepEqual(out, Buffer.alloc(1001));
+  } finally {
+    closeSync(fd);
+  }
 });
