@@ -38,6 +38,7 @@ export class IngestPool {
   private readonly inflight = new Map<Worker, Map<number, Queued>>();
   private readonly workers: Worker[] = [];
   private nextKey = 1;
+  private dispatching = false;
   private nextBatch = 1;
   private drained: (() => void)[] = [];
 
@@ -59,7 +60,14 @@ export class IngestPool {
   ingest(path: string, size = 0, tag?: unknown): Promise<IngestedFile> {
     return new Promise((resolve, reject) => {
       this.queue.push({ job: { key: this.nextKey++, path, tag }, size, resolve, reject });
-      this.dispatch();
+      // Files queued in one go (a caller's loop) share batches: dispatch once they all are.
+      if (!this.dispatching) {
+        this.dispatching = true;
+        queueMicrotask(() => {
+          this.dispatching = false;
+          this.dispatch();
+        });
+      }
     });
   }
 

@@ -1,6 +1,6 @@
-// Files closed after writing wait a short delay, then go to the ingest workers. A generation
-// that no tree row references any more when its turn comes (deleted, rewritten) is dropped
-// without being chunked.
+// Files closed after writing wait a short delay, then go to the ingest workers, those due
+// together in one batch. A generation that no tree row references any more when its turn
+// comes (deleted, rewritten) is dropped without being chunked.
 import { IngestPool } from '../chunkstore/ingest-pool.js';
 import type { CommitLock } from '../chunkstore/commit-lock.js';
 import type { IngestWorkerData } from '../chunkstore/ingest-worker.js';
@@ -20,8 +20,17 @@ export interface QueueHooks {
   failed(ino: number, gen: number, err: Error): void;
 }
 
+/**
+ * Files due within this much of the first one start with it: one batch, one fsync and one
+ * commit for a burst of closes (an untar closes a file every millisecond or two), instead of
+ * a worker taking each file alone as its timer fires.
+ */
+const GATHER_MS = 100;
+
 export class ChunkQueue {
-  private readonly timers = new Map<string, { ino: number; gen: number; timer: NodeJS.Timeout }>();
+  private readonly waiting = new Map<string, { ino: number; gen: number; due: number }>();
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
   private readonly pool: IngestPool;
   private running = 0;
 
@@ -31,34 +40,50 @@ export class ChunkQueue {
 
   /** Files waiting or being chunked. */
   get pending(): number {
-    return this.timers.size + this.running;
+    return this.waiting.size + this.running;
   }
 
   schedule(ino: number, gen: number, delayMs = this.delayMs): void {
-    const key = `${ino}-${gen}`;
-    const old = this.timers.get(key);
-    if (old) clearTimeout(old.timer);
-    const timer = setTimeout(() => this.start(key), delayMs);
-    this.timers.set(key, { ino, gen, timer });
+    const due = Date.now() + delayMs;
+    this.waiting.set(`${ino}-${gen}`, { ino, gen, due });
+    if (due < this.timerAt) this.arm(due);
   }
 
   /** Start everything waiting now and resolve when all of it is chunked. */
   async flush(): Promise<void> {
-    for (const key of [...this.timers.keys()]) this.start(key);
+    this.startDue(Infinity);
     await this.pool.whenIdle();
   }
 
   async close(): Promise<void> {
     await this.flush();
+    if (this.timer) clearTimeout(this.timer);
     await this.pool.close();
   }
 
-  private start(key: string): void {
-    const item = this.timers.get(key);
-    if (!item) return;
-    clearTimeout(item.timer);
-    this.timers.delete(key);
-    const { ino, gen } = item;
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.startDue(Date.now() + GATHER_MS);
+    }, Math.max(0, at - Date.now()));
+  }
+
+  /** Start what is due by `by`; the timer then waits for the next one. */
+  private startDue(by: number): void {
+    let next = Infinity;
+    for (const [key, item] of this.waiting) {
+      if (item.due <= by) {
+        this.waiting.delete(key);
+        this.start(item.ino, item.gen);
+      } else next = Math.min(next, item.due);
+    }
+    if (next < this.timerAt) this.arm(next);
+  }
+
+  private start(ino: number, gen: number): void {
     if (!this.hooks.wanted(ino, gen)) {
       this.hooks.settled(ino, gen);
       return;
