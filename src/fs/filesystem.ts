@@ -225,18 +225,20 @@ export class Filesystem {
   private async truncate(n: Inode, size: number, fh: number, now: number): Promise<void> {
     if (n.kind === S_IFDIR) throw new FsError('EISDIR');
     if (n.kind !== S_IFREG) throw new FsError('EINVAL');
-    const open = this.handles.get(fh)?.write ?? this.writers.get(n.ino);
+    const own = this.handles.get(fh)?.write;
     // The common O_TRUNC case: no content to copy, nothing to chunk. Not while a writer still
     // copies the old content: its copy would outlive the truncation (acquire waits for it).
-    if (!open && size === 0 && !this.writers.copying(n.ino) && this.tree.inode(n.ino)) {
+    if (!own && !this.writers.get(n.ino) && size === 0 && !this.writers.copying(n.ino) && this.tree.inode(n.ino)) {
       this.tree.update(n.ino, { staged: null, cl: null, size: 0, mtime: now, ctime: now });
       return;
     }
-    const w = open ?? (await this.writers.acquire(n.ino, size === 0));
+    // Another process's writer is held for the resize: were its last close to come while the
+    // resize copies (after a snapshot), that close would free the copy's writer under it.
+    const w = own ?? (await this.writers.acquire(n.ino, size === 0));
     try {
       await this.writers.resize(w, size, now);
     } finally {
-      if (!open) this.writers.release(w);
+      if (!own) this.writers.release(w);
     }
   }
 

@@ -236,3 +236,46 @@ os.close(fd)`;
   const kept = readFileSync(join(S, name, 'log'));
   assert.ok(kept.equals(first), `the snapshot after a remount: ${kept.length} bytes starting ${JSON.stringify(kept.subarray(0, 8).toString())}`);
 });
+
+test('truncate(2) by path of a file another process holds open, after a snapshot, while that process closes it: both hold', { timeout: 120_000 }, async () => {
+  const h = makeHost();
+  h.mount();
+  const f = join(h.mnt, 'held');
+  const data = seededBytes(96 << 20, 21);
+  // The holder writes, fsyncs (the content is published), then waits with the file open.
+  const holder = spawn('python3', ['-c', `import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+data = sys.stdin.buffer.read(${data.length})
+os.write(fd, data)
+os.fsync(fd)
+print('ready', flush=True)
+sys.stdin.readline()
+os.close(fd)
+print('closed', flush=True)`, f], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: holder.stdout! })[Symbol.asyncIterator]();
+  try {
+    holder.stdin!.write(data);
+    assert.equal((await lines.next()).value, 'ready');
+    const name = snapshot(h, 'before-truncate');
+    // The truncation copies the published (snapshot-shared) content out before it resizes;
+    // the holder's last close arrives while that copy runs.
+    const staging = join(h.home, 'staging');
+    const before = new Set(readdirSync(staging));
+    const truncating = new Promise<number | null>((res) => spawn('python3', ['-c', 'import os, sys\nos.truncate(sys.argv[1], 1000)', f], { stdio: 'inherit' }).once('exit', res));
+    const copying = (): boolean => readdirSync(staging).some((n) => !before.has(n) && (statSync(join(staging, n), { throwIfNoEntry: false })?.size ?? 0) > 2 << 20);
+    for (const t0 = Date.now(); !copying(); await new Promise((r) => setTimeout(r, 1))) assert.ok(Date.now() - t0 < 30_000, 'the copy never began');
+    holder.stdin!.end('\n');
+    assert.equal((await lines.next()).value, 'closed');
+    assert.equal(await truncating, 0, 'the truncate succeeded');
+    assert.ok(readFileSync(f).equals(data.subarray(0, 1000)), 'the file is the first 1000 bytes');
+    assert.equal(statSync(join(h.mnt, '.snapshots', name, 'held')).size, data.length, 'the snapshot keeps the whole file');
+    await h.settle();
+    h.unmount();
+    h.mount();
+    assert.ok(readFileSync(f).equals(data.subarray(0, 1000)), 'after a remount');
+    assert.ok(readFileSync(join(h.mnt, '.snapshots', name, 'held')).equals(data), 'the snapshot, after a remount');
+    assert.match(h.ok('verify'), /no problems/);
+  } finally {
+    holder.kill('SIGKILL');
+  }
+});
