@@ -9,15 +9,18 @@ import { heldIds, mountedMember, shippedIds, type SyncJson, withDb } from './gro
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 test('a buddy killed mid-shipment: the next sync resumes and sends only what did not reach its disk', { timeout: 240_000 }, async () => {
-  // The buddy stores each 1 MiB batch 300 ms late, so the kill lands mid-way.
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  // The buddy stores each 4 MiB batch a second late (six of them), so the kill lands mid-way.
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '1000' } });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
+  const aPeer = a.peerId();
+  // The first look at the buddy's index derives its key (scrypt): not while the shipment runs,
+  // or on a loaded machine the first look comes after the last batch.
+  assert.equal(heldIds(c, aPeer).size, 0);
   writeFileSync(join(a.mnt, 'big.bin'), seededBytes(24 << 20, 3));
   await a.settle();
   a.ok('snapshot');
   const total = shippedIds(a).size;
   a.ok('sync'); // in the background
-  const aPeer = a.peerId();
   for (let i = 0; ; i++) {
     if (heldIds(c, aPeer).size > total / 4) break;
     assert.ok(i < 400, 'shipment never started');

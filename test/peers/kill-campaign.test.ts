@@ -18,9 +18,10 @@ const mountPid = (h: Host): number => (JSON.parse(h.ok('mount', '--json')) as { 
 
 test('a buddy killed mid-shipment, round after round: each resumed shipment sends only what its disk lacks, and it ends up holding everything', { timeout: 300_000 }, async () => {
   const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
-  // The buddy stores each 1 MiB batch a second late, so a shipment lasts seconds and the kill
-  // lands in it even when `safe status` (which sees the first chunks arrive) is slow on a
-  // loaded machine (at 200 and 400 ms, a run's few rounds could all end before their kill).
+  // The buddy stores each 4 MiB batch a second late and a round's file is 2-4 batches, so a
+  // shipment lasts seconds and the kill lands in it even when `safe status` (which sees the
+  // first chunks arrive) is slow on a loaded machine (with 2-6 MiB files, one or two batches,
+  // a loaded run's rounds could all end before their kill).
   const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '1000' } });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   let cPid = (c.status().daemon as { pid: number }).pid;
@@ -28,7 +29,7 @@ test('a buddy killed mid-shipment, round after round: each resumed shipment send
   let cut = 0;
   for (let round = 0; next(round); round++) {
     const where = `SAFE_KILL_SEED=${seed} round ${round}`;
-    writeFileSync(join(a.mnt, `f${round}`), seededBytes((2 + Math.floor(random() * 5)) << 20, Math.floor(random() * 2 ** 31) + 1));
+    writeFileSync(join(a.mnt, `f${round}`), seededBytes((9 + Math.floor(random() * 7)) << 20, Math.floor(random() * 2 ** 31) + 1));
     await a.settle();
     a.ok('snapshot'); // ships in the background
     // A random moment once the shipment's first chunks reached the buddy's disk.
