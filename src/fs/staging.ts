@@ -1,7 +1,7 @@
 // Staging files: the bytes of files written through the mount before they are chunked,
 // sealed at rest (chunkstore/staged-file.ts). One file per (inode, generation); a generation is
 // never modified once published to the tree, so snapshots can share it.
-import { closeSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { StagedFile } from '../chunkstore/staged-file.js';
 
 import { join } from 'node:path';
@@ -84,7 +84,7 @@ export class Staging {
 
   /**
    * Staged files release 0.1.0 left in the clear (a crash before they were chunked) are sealed
-   * in place: a sealed copy, made durable, replaces each. Returns how many.
+   * in place: a sealed copy, made durable, replaces each. Returns how many held content.
    */
   sealPlaintext(): number {
     let n = 0;
@@ -105,7 +105,8 @@ export class Staging {
           closeSync(fd);
         }
         renameSync(tmp, path);
-        n++;
+        // An empty one is most likely this release's, killed before it wrote the header.
+        if (fstatSync(src).size > 0) n++;
       } finally {
         closeSync(src);
       }
