@@ -18,14 +18,17 @@ test('preadCached reads what the page cache holds, says -1 for what it does not,
     assert.ok(buf.subarray(0, 50_000).equals(data.subarray(250_000)));
     assert.equal(preadCached(fd, buf, 400_000), 0, 'nothing past the end');
     assert.equal(preadCached(-1, buf, 0), -1, 'a bad descriptor');
-    // Dropped from the page cache (root only), the bytes would need the disk: -1.
+    // Dropped from the page cache (root only), the bytes would need the disk: -1. The kernel
+    // may keep some pages anyway (another reader, read-ahead), so a read is allowed too, if
+    // it is whole and right.
     fsyncSync(fd);
     try {
       writeFileSync('/proc/sys/vm/drop_caches', '1');
     } catch {
       return;
     }
-    assert.equal(preadCached(fd, buf, 0), -1);
+    const got = preadCached(fd, buf, 0);
+    assert.ok(got === -1 || (got === buf.length && buf.equals(data.subarray(0, buf.length))), `after dropping the cache: ${got}`);
   } finally {
     closeSync(fd);
   }
