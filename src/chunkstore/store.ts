@@ -339,6 +339,7 @@ export class ChunkStore {
     return out;
   }
 
+  /** The chunk at `loc`, opened from `run`: bytes of its pack read from offset `base`. */
   private openIn(ref: ChunkRef, loc: Location, run: Buffer, base: number): Buffer {
     const box = run.subarray(loc.off - base, loc.off - base + loc.len);
     if (box.length !== loc.len) throw new ChunkError(`chunk ${hexId(ref.id)} in pack ${loc.pack}: pack ends before the chunk (truncated pack)`);
@@ -346,9 +347,7 @@ export class ChunkStore {
   }
 
   private async readStored(ref: ChunkRef, loc: Location): Promise<Buffer> {
-    const box = await this.withPackAsync(loc.pack, (fd) => readAt(fd, loc.off, loc.len));
-    if (box.length !== loc.len) throw new ChunkError(`chunk ${hexId(ref.id)} in pack ${loc.pack}: pack ends before the chunk (truncated pack)`);
-    return this.sealer.open(ref.handle, box, ref.id);
+    return this.openIn(ref, loc, await this.withPackAsync(loc.pack, (fd) => readAt(fd, loc.off, loc.len)), loc.off);
   }
 
   stats(): StoreStats {

@@ -46,15 +46,16 @@ export class ContentReader {
 
   /** The chunks' plaintexts: cached ones from the cache, the others read together. */
   private chunks(refs: ChunkRef[], ahead: () => ChunkRef[]): Promise<Buffer>[] {
+    const keys = refs.map((ref) => ref.id.toString('latin1'));
     const misses = new Map<string, ChunkRef>();
-    for (const ref of refs) {
-      const key = ref.id.toString('latin1');
+    refs.forEach((ref, i) => {
+      const key = keys[i]!;
       const hit = this.cache.get(key);
       if (hit) {
         this.cache.delete(key);
         this.cache.set(key, hit);
       } else misses.set(key, ref);
-    }
+    });
     if (misses.size > 0) {
       const read = this.store.readRun([...misses.values()], ahead);
       let i = 0;
@@ -72,7 +73,7 @@ export class ContentReader {
         );
       }
     }
-    return refs.map((ref) => this.cache.get(ref.id.toString('latin1'))!.plain);
+    return keys.map((key) => this.cache.get(key)!.plain);
   }
 
   /**
