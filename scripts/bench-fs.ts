@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { resticRepo } from './bench-group.js';
 
 const NAMES = ['disk', 'gocryptfs', 'safe'] as const;
 type Name = (typeof NAMES)[number];
@@ -257,14 +258,9 @@ function corpusTarball(): string {
 
 /** Seconds for `restic backup` of a tree into a fresh local repository, or undefined without restic. */
 function resticBackup(root: string, tree: string): number | undefined {
-  if (spawnSync('restic', ['version'], { stdio: 'ignore' }).status !== 0) {
-    errors.push('restic is not installed (apt-get install -y restic): no "until protected" baseline');
-    return undefined;
-  }
-  const env = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(root, 'restic.cache') };
-  const repo = join(root, 'restic.repo');
-  sh(`restic init --repo ${repo} -q`, env);
-  return time(`restic backup --repo ${repo} -q ${tree}`, env);
+  const repo = resticRepo(root);
+  if (!repo) errors.push('restic is not installed (apt-get install -y restic): no "until protected" baseline');
+  return repo?.backup(tree);
 }
 
 /** The linux-prev workloads: untar, until protected, space, ls -lR, md5sum, stat storm, snapshots, rm -rf. */

@@ -52,7 +52,7 @@ export async function settle(h: Host): Promise<void> {
   }
 }
 
-export interface Report { chunksSent: number; chunkBytes: number; objectsSent: number; bytes: number; ms: number }
+export interface Report { chunksSent: number; chunkBytes: number; objectsSent: number; objectBytes: number; bytes: number; ms: number }
 
 /** sync --wait; the reports of the buddies that committed. */
 export function syncAll(h: Host): Report[] {
@@ -91,4 +91,25 @@ export async function rawTcp(bytes: number): Promise<number> {
   const ms = performance.now() - t0;
   sink.kill();
   return ms;
+}
+
+/**
+ * A restic repository in `root` (Debian's restic): the baseline a restic user would get on the
+ * same trees in the same run. Null when restic is not installed.
+ */
+export function resticRepo(root: string): { backup(tree: string): number; restore(target: string): number; bytes(): number } | null {
+  if (spawnSync('restic', ['version'], { stdio: 'ignore' }).status !== 0) return null;
+  const env = { ...process.env, RESTIC_PASSWORD: 'bench', RESTIC_CACHE_DIR: join(root, 'restic.cache'), RESTIC_REPOSITORY: join(root, 'restic.repo') };
+  const run = (...args: string[]): number => {
+    const t0 = performance.now();
+    const r = spawnSync('restic', ['-q', ...args], { env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`restic ${args.join(' ')}: ${r.stderr}`);
+    return (performance.now() - t0) / 1000;
+  };
+  run('init');
+  return {
+    backup: (tree) => run('backup', tree),
+    restore: (target) => run('restore', 'latest', '--target', target),
+    bytes: () => Number(spawnSync('du', ['-sb', env.RESTIC_REPOSITORY], { encoding: 'utf8' }).stdout.split('\t')[0]),
+  };
 }

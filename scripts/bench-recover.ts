@@ -1,12 +1,13 @@
 // Disaster recovery from two buddies, real daemons on 127.0.0.1: a tree is shipped, the host's
 // SAFE_HOME is wiped, and `safe recover` brings it back; beside `cp -a` of the same tree on
-// the same disk in the same run. Also the time to a usable mount, and what an audit costs.
+// the same disk, and `restic restore` of it from a local repository, in the same run. Also
+// the time to a usable mount, and what an audit costs.
 //   node dist/scripts/bench-recover.js [--json] [--corpus DIR] [--skip-corpus] [--mib N]
 import { execSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, host, settle, syncAll, unmountAll, type Host } from './bench-group.js';
+import { bin, host, resticRepo, settle, syncAll, unmountAll, type Host } from './bench-group.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' }, mib: { type: 'string' } } });
 const corpus = join(values.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-corpus', 'linux-prev');
@@ -51,6 +52,14 @@ try {
   const plain = join(root, 'plain');
   const cp = seconds(`cp -a ${source} ${plain} && sync`);
   rmSync(plain, { recursive: true, force: true });
+  // And what a restic user waits for: `restic restore` of the same tree from a local repository.
+  const repo = resticRepo(root);
+  let restic: number | null = null;
+  if (repo) {
+    repo.backup(source);
+    restic = repo.restore(plain) + seconds('sync');
+    rmSync(plain, { recursive: true, force: true });
+  }
 
   a.safe('unmount');
   rmSync(a.home, { recursive: true, force: true });
@@ -61,8 +70,8 @@ try {
   const rec = JSON.parse(r.stdout) as { mountedAfter: number; seconds: number; fetched: number; bytes: number; files: number };
   const check = spawnSync('diff', ['-rq', '-x', '.snapshots', '-x', '.complete', source, a.mnt], { encoding: 'utf8', maxBuffer: 1 << 28 });
   if (check.status !== 0) log(check.stdout.split('\n').slice(0, 5).join('\n'));
-  results.recover = { treeBytes: bytes, seconds: total, mountedAfter: rec.mountedAfter, chunks: rec.fetched, received: rec.bytes, cpSeconds: cp, identical: check.status === 0 };
-  log(`recover ${(bytes / 1e6).toFixed(0)} MB from 2 buddies: ${total.toFixed(1)} s (${(bytes / 1e6 / total).toFixed(0)} MB/s of files, ${(rec.bytes / 1e6).toFixed(0)} MB received), mount usable after ${rec.mountedAfter.toFixed(1)} s; cp -a of the same tree: ${cp.toFixed(1)} s (${(bytes / 1e6 / cp).toFixed(0)} MB/s); ratio ${((cp / total) * 100).toFixed(0)}%; tree identical: ${check.status === 0}`);
+  results.recover = { treeBytes: bytes, seconds: total, mountedAfter: rec.mountedAfter, chunks: rec.fetched, received: rec.bytes, cpSeconds: cp, resticRestoreSeconds: restic, identical: check.status === 0 };
+  log(`recover ${(bytes / 1e6).toFixed(0)} MB from 2 buddies: ${total.toFixed(1)} s (${(bytes / 1e6 / total).toFixed(0)} MB/s of files, ${(rec.bytes / 1e6).toFixed(0)} MB received), mount usable after ${rec.mountedAfter.toFixed(1)} s; cp -a of the same tree: ${cp.toFixed(1)} s (${(bytes / 1e6 / cp).toFixed(0)} MB/s); ratio ${((cp / total) * 100).toFixed(0)}%; restic restore from a local repository: ${restic === null ? '(restic not installed)' : `${restic.toFixed(1)} s`}; tree identical: ${check.status === 0}`);
 } finally {
   unmountAll(hosts);
   rmSync(root, { recursive: true, force: true });

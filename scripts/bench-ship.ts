@@ -1,13 +1,14 @@
 // Shipping to a buddy, two real daemons on 127.0.0.1, beside a raw TCP transfer of the same
 // number of bytes in the same run; then the bytes a no-change snapshot costs, and (with the
 // corpus) the bytes shipped for the linux-prev -> linux update beside the size of the files
-// whose content changed.
+// whose content changed, with what it added to the buddy's disk beside what the same update
+// adds to a restic repository.
 //   node dist/scripts/bench-ship.js [--json] [--mib N] [--corpus DIR] [--skip-corpus]
 import { execSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { host, rawTcp, settle, syncAll, unmountAll, type Host, type Report } from './bench-group.js';
+import { host, rawTcp, resticRepo, settle, syncAll, unmountAll, type Host, type Report } from './bench-group.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' } } });
 const mib = Number(values.mib ?? 512);
@@ -15,6 +16,7 @@ const corpusDir = values.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-cor
 const root = mkdtempSync('/var/tmp/safe-benchship-');
 const results: Record<string, unknown> = {};
 const log = (s: string): void => void (values.json || process.stdout.write(s + '\n'));
+const du = (dir: string): number => Number(execSync(`du -sb ${dir}`, { encoding: 'utf8' }).split('\t')[0]);
 const mbps = (bytes: number, ms: number): string => `${(bytes / 1e6 / (ms / 1000)).toFixed(0)} MB/s`;
 
 function sync(h: Host): Report {
@@ -54,17 +56,33 @@ try {
       await settle(a);
       a.safe('snapshot');
       const base = sync(a);
-      log(`linux-prev shipped: ${(base.chunkBytes / 1e6).toFixed(0)} MB of chunks, ${base.objectsSent} objects, ${(base.bytes / 1e6).toFixed(0)} MB in all, ${(base.ms / 1000).toFixed(1)} s (${mbps(base.bytes, base.ms)})`);
+      results.base = base;
+      log(`linux-prev shipped: ${(base.chunkBytes / 1e6).toFixed(0)} MB of chunks, metadata ${(base.objectBytes / 1e6).toFixed(1)} MB in ${base.objectsSent} objects, ${(base.bytes / 1e6).toFixed(0)} MB in all, ${(base.ms / 1000).toFixed(1)} s (${mbps(base.bytes, base.ms)})`);
       // Files whose content differs (by checksum), and their size in the new release.
       const changed = execSync(`rsync -a -c --delete --dry-run --out-format='%l %n' ${next}/ ${prev}/ | grep -v '/$' || true`, { encoding: 'utf8', shell: '/bin/bash', maxBuffer: 1 << 28 })
         .split('\n').filter(Boolean).map((l) => Number(l.split(' ')[0])).filter((n) => Number.isFinite(n));
       const changedBytes = changed.reduce((s, n) => s + n, 0);
+      const buddyBefore = du(buddy.home);
       execSync(`rsync -a --delete ${next}/ ${a.mnt}/linux/`);
       await settle(a);
       a.safe('snapshot');
       const upd = sync(a);
-      results.update = { changedFiles: changed.length, changedBytes, shippedBytes: upd.bytes, chunkBytes: upd.chunkBytes, objects: upd.objectsSent, ms: upd.ms, base };
-      log(`linux-prev -> linux: ${changed.length} files changed in content (${(changedBytes / 1e6).toFixed(1)} MB); shipped ${(upd.bytes / 1e6).toFixed(1)} MB (${(upd.chunkBytes / 1e6).toFixed(1)} MB chunks, ${upd.objectsSent} metadata objects) in ${(upd.ms / 1000).toFixed(1)} s`);
+      const buddyGrew = du(buddy.home) - buddyBefore;
+      // restic, the same update on plain disk: what its repository grows by.
+      const repo = resticRepo(root);
+      let resticGrew: number | null = null;
+      if (repo) {
+        const plain = join(root, 'plain', 'linux');
+        execSync(`mkdir -p ${root}/plain && cp -a ${prev} ${plain}`);
+        repo.backup(plain);
+        const before = repo.bytes();
+        execSync(`rsync -a --delete ${next}/ ${plain}/`);
+        repo.backup(plain);
+        resticGrew = repo.bytes() - before;
+      }
+      results.update = { changedFiles: changed.length, changedBytes, shippedBytes: upd.bytes, chunkBytes: upd.chunkBytes, metadataBytes: upd.objectBytes, objects: upd.objectsSent, ms: upd.ms, buddyGrew, resticGrew };
+      log(`linux-prev -> linux: ${changed.length} files changed in content (${(changedBytes / 1e6).toFixed(1)} MB); shipped ${(upd.bytes / 1e6).toFixed(1)} MB (${(upd.chunkBytes / 1e6).toFixed(1)} MB chunks, metadata ${(upd.objectBytes / 1e6).toFixed(1)} MB in ${upd.objectsSent} objects) in ${(upd.ms / 1000).toFixed(1)} s`);
+      log(`  the buddy's disk grew ${(buddyGrew / 1e6).toFixed(1)} MB; a restic repository, same update: ${resticGrew === null ? '(restic not installed)' : `+${(resticGrew / 1e6).toFixed(1)} MB`}`);
     } catch (err) {
       log(`(corpus skipped: ${(err as Error).message.split('\n')[0]})`);
     }

@@ -1,6 +1,8 @@
 // Every release's store fixture (test/fixtures/stores/v*) opens with today's code: the host
 // verifies, mounts and shows every snapshot as it was; its buddy, upgraded too, serves a
-// recovery of the host onto a blank machine.
+// recovery of the host onto a blank machine from the metadata that release shipped. Then the
+// upgraded host ships once: its buddy swaps the old per-file objects for a chain of segments,
+// and a second recovery reads that.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -8,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, type Host } from './fs/mounted.js';
-import { freePort } from './peers/group.js';
+import { freePort, syncWait } from './peers/group.js';
 import { FIXTURE_PASSPHRASE, type FixtureManifest } from './fixtures/store-fixture.js';
 
 const STORES = new URL('../../test/fixtures/stores/', import.meta.url).pathname;
@@ -66,6 +68,22 @@ for (const release of releases) {
     blank.ok('recover', '--host', 'alpha', '--mount', blank.mnt, '--group', manifest.group.name, '--peer', beta.addr, '--listen', listen, '--no-mdns', '--json');
     for (const name of names) checkTree(join(blank.mnt, '.snapshots', name), manifest.snapshots[name]!);
     blank.unmount();
+
+    alpha.mount();
+    alpha.ok('snapshot');
+    const shipped = syncWait(alpha).buddies[0]!;
+    assert.ok(shipped.ok && shipped.report, JSON.stringify(shipped));
+    assert.ok(shipped.report.objectsSent >= 1 && shipped.report.deletes > 10, `a chain sent and the old objects dropped: ${JSON.stringify(shipped.report)}`);
+    const held = (JSON.parse(beta.ok('peers', '--json')) as { self: { holding: { peer: string; objects: number }[] } }).self.holding;
+    assert.deepEqual(held.map((o) => o.objects), [shipped.report.objectsSent], 'the buddy holds the chain and nothing else');
+    alpha.unmount();
+    const again = makeHost({ init: false, env: { ...groupEnv, SAFE_PASSPHRASE: FIXTURE_PASSPHRASE } });
+    const r = JSON.parse(again.ok('recover', '--host', 'alpha', '--mount', again.mnt, '--group', manifest.group.name, '--peer', beta.addr, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--no-mdns', '--json')) as { objects: number; snapshots: number };
+    assert.equal(r.objects, shipped.report.objectsSent);
+    assert.equal(r.snapshots, names.length + 1);
+    for (const name of names) checkTree(join(again.mnt, '.snapshots', name), manifest.snapshots[name]!);
+    checkTree(again.mnt, manifest.snapshots[names.at(-1)!]!);
+    again.unmount();
     beta.unmount();
   });
 }

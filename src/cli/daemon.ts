@@ -20,7 +20,7 @@ import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 import { requireSoundIndex } from './index-check.js';
 import { PeerService } from '../peers/service.js';
-import { backfillPending, drainPruned, prunedHead } from '../snapshot/records.js';
+import { backfillPending } from '../snapshot/records.js';
 import { chunkListsUnder } from '../snapshot/walk.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
 
@@ -136,10 +136,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       mounted?.snapshotsChanged(drop);
       for (const [ino, gen] of r.staged) fs.settled(ino, gen);
       // Alone, nobody needs to be told what was dropped; in a group the replicator drains.
-      if (!peers) tree.db.transaction(() => {
-        store!.drainReleased(store!.releasedHead());
-        drainPruned(tree.db, prunedHead(tree.db));
-      }).immediate();
+      if (!peers) store!.drainReleased(store!.releasedHead());
       const gc = drop.length > 0 ? await collectGarbageInWorker(p.store, keys.host.storeKey) : null;
       return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };

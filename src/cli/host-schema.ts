@@ -5,8 +5,10 @@ import type { Migration } from '../chunkstore/migrations.js';
 import { createChunkTables } from '../chunkstore/index-db.js';
 import { renameChunksToBoxIds } from '../chunkstore/box-ids.js';
 import { addChunkIdsToRefs, createTreeTables } from '../snapshot/schema.js';
+import { indexEntriesByBorn } from '../snapshot/deltas.js';
 import { createHolderTables, renameHeldChunkDeletes } from '../peers/holder.js';
-import { createBuddyTables } from '../peers/replicator.js';
+import { createBuddyTables, renameDropCursor } from '../peers/replicator.js';
+import { moveToSegments } from '../peers/meta-log.js';
 import { createMemberTables } from '../peers/members.js';
 
 export const HOST_SCHEMA: readonly Migration[] = [
@@ -28,6 +30,15 @@ export const HOST_SCHEMA: readonly Migration[] = [
       renameChunksToBoxIds(db, packsDir);
       addChunkIdsToRefs(db);
       renameHeldChunkDeletes(db);
+    },
+  },
+  {
+    version: 3,
+    what: 'metadata ships as a chain of packed deltas, not one object per inode',
+    up: ({ db }) => {
+      indexEntriesByBorn(db);
+      moveToSegments(db);
+      renameDropCursor(db);
     },
   },
 ];

@@ -10,7 +10,7 @@ import { HOST_SCHEMA } from './host-schema.js';
 import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
 import { createPeerNode, GroupMismatchError, type PeerNode } from '../peers/node.js';
 import { probe } from '../peers/members.js';
-import { findRootBlock, NoRootBlockError, recover as recoverData } from '../peers/recovery.js';
+import { findRootBlock, MetadataFormatError, NoRootBlockError, recover as recoverData } from '../peers/recovery.js';
 import { adoptBuddies } from '../peers/replicator.js';
 import { formatBytes, loadConfig, paths, safeHome, saveConfig, type HostConfig, type Unlocked } from './config.js';
 import { UserError } from './errors.js';
@@ -128,7 +128,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     try {
       located = await findRootBlock(node, keys, asked);
     } catch (err) {
-      if (err instanceof NoRootBlockError) throw new UserError(err.message);
+      if (err instanceof NoRootBlockError || err instanceof MetadataFormatError) throw new UserError(err.message);
       throw err;
     }
     // The host as it was (root blocks of 0.1.0 carry fewer settings: defaults for the rest);
@@ -159,7 +159,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     const t0 = performance.now();
     const report = await recoverData({
       node, store, keys, located,
-      progress: (pr) => bar.update(0, 0, `metadata ${pr.objects} objects`),
+      progress: (pr) => bar.update(0, 0, `metadata: ${pr.objects} segments, ${pr.rows} rows`),
     });
     bar.done();
     adoptBuddies(store.db, report.root.buddies, report.root.epoch, report.reached);
@@ -167,8 +167,8 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     store.close();
     store = null;
     saveConfig(home, { ...cfg, recovering: false });
-    const summary = `recovered '${host}' from ${report.rootFrom}: ${report.root.snapshots.length} snapshots, ${report.objects} metadata objects`;
-    const base = { host, rootFrom: report.rootFrom, snapshots: report.root.snapshots.length, objects: report.objects, holders: report.holders };
+    const summary = `recovered '${host}' from ${report.rootFrom}: ${report.root.snapshots.length} snapshots, ${report.objects} metadata segments`;
+    const base = { host, rootFrom: report.rootFrom, snapshots: report.root.snapshots.length, objects: report.objects, reusedObjects: report.reused, holders: report.holders };
     await node.stop();
     if (opts['no-mount']) {
       out.print(`${summary}; the chunks are fetched back at the next safe mount`, { ...base, mounted: false });

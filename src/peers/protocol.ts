@@ -71,6 +71,8 @@ export const RESTORE_PAGE_BYTES = 4 * 1024 * 1024;
 export const restoreRequests = defineMessages({
   rootBlock: { locator: t.str({ max: 64, pattern: /^[0-9a-f]{64}$/ }), owner: t.bytes({ len: 32 }) },
   listObjects: { after: t.bytes({ max: 32 }) },
+  /** Metadata objects by id (a recovery's segments); release 0.2 members do not know it. */
+  getObjects: { ids: t.array(id(), { max: 256 }) },
   listChunks: { after: t.bytes({ max: 32 }) },
   getChunks: { ids: t.array(id(), { max: 1024 }) },
   audit: { nonce: t.bytes({ len: 32 }), ids: t.array(id(), { max: 1024 }) },

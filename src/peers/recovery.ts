@@ -1,27 +1,46 @@
 // Disaster recovery, the network half: find our root block by its locator on any member, check
-// our own signature on it and open it, and rebuild the tree from the metadata objects a buddy
-// holds for us. The chunks follow in the background once the tree is mounted (backfill.ts).
+// our own signature on it and open it, and rebuild the tree from the chain of metadata segments
+// it names (a base and a few deltas, fetched in a few large pages from one buddy). The chunks
+// follow in the background once the tree is mounted (backfill.ts).
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { HostKeys } from '../keys/derive.js';
-import { finishImport, importChunkList, importInode, setBackfillPending } from '../snapshot/records.js';
+import { setBackfillPending } from '../snapshot/records.js';
+import { Decompressor } from 'zstd-napi';
+import { beginImport, finishImport, importPage, type DeltaPage } from '../snapshot/deltas.js';
 import type { PeerNode } from './node.js';
 import { RestoreClient } from './retrieval.js';
-import { ObjectSealer, openRootBlock, type RootBlock } from './sealed-objects.js';
+import { MetaSealer, boxDigest, openRootBlock, type RootBlock, type SegmentRef } from './sealed-objects.js';
+import { MetaLog, logLegacyDrops } from './meta-log.js';
+import { legacyPages } from './legacy-objects.js';
+import { SEGMENT_FORMAT, readSegment } from './meta-segments.js';
 import { createSigner } from './signing.js';
 
 export class NoRootBlockError extends Error {
   override name = 'NoRootBlockError';
 }
 
+/** The root block names metadata this release cannot read: nothing was changed. */
+export class MetadataFormatError extends Error {
+  override name = 'MetadataFormatError';
+}
+
+/** A holder served a segment that is not the one the root block names (damaged or substituted). */
+class DamagedSegmentError extends Error {
+  override name = 'DamagedSegmentError';
+}
+
 export interface RecoveryProgress {
-  /** Metadata objects imported so far. */
+  /** Metadata objects (segments) imported so far, and rows (inodes, entries, chunk lists) in them. */
   objects: number;
+  rows: number;
 }
 
 export interface RecoveryReport {
   root: RootBlock;
   rootFrom: string;
+  /** Metadata objects imported, and how many of them an interrupted recovery had already fetched. */
   objects: number;
+  reused: number;
   /** Buddies reachable now that hold our data. */
   holders: string[];
   /** Every member reached, at the addresses it announced now: the daemon's first choice. */
@@ -69,7 +88,9 @@ export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: 
   if (found.length === 0) throw new NoRootBlockError('no root block found for this host in the group: wrong hostname or passphrase, or it never shipped a snapshot');
   found.sort((a, b) => b.epoch - a.epoch);
   const best = found[0]!;
-  return { root: openRootBlock(keys.rootKey, keys.locator, best.box), from: best.peer, clients };
+  const root = openRootBlock(keys.rootKey, keys.locator, best.box);
+  if (root.meta && root.meta.format !== SEGMENT_FORMAT) throw new MetadataFormatError(`this host's metadata is in format ${root.meta.format}, this release reads format ${SEGMENT_FORMAT}: upgrade safe`);
+  return { root, from: best.peer, clients };
 }
 
 export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
@@ -90,33 +111,25 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
   const holders = clients.filter((c) => root.buddies.some((b) => b.peer === c.peer));
   if (holders.length === 0) throw new NoRootBlockError(`none of the buddies holding this host's data is reachable (${root.buddies.map((b) => b.peer).join(', ')})`);
 
-  // Metadata: from the first buddy that gives a complete, authentic set.
-  const sealer = new ObjectSealer(o.keys.metaKey);
+  // Metadata: the chain the root block names (or release 0.2's objects), from the first buddy
+  // that gives all of it.
+  const sealer = new MetaSealer(o.keys.metaKey);
+  const meta = new MetaLog(db, sealer, log);
+  const chain = root.meta?.segments;
   let objects = 0;
+  let reused = 0;
   let sources = holders;
-  for (let round = 1; ; round++) {
+  const why: string[] = [];
+  for (let round = 1; objects === 0; round++) {
     const failed: string[] = [];
     for (const c of sources) {
       try {
-        objects = 0;
-        const batch: ReturnType<ObjectSealer['open']>[] = [];
-        const flush = (): void => {
-          db.transaction(() => {
-            for (const ob of batch) ob.kind === 'inode' ? importInode(db, ob.record) : importChunkList(db, ob.record);
-          }).immediate();
-          batch.length = 0;
-        };
-        for await (const it of c.objects()) {
-          batch.push(sealer.open(it.id, it.box));
-          objects++;
-          if (batch.length >= 512) flush();
-          o.progress?.({ objects });
-        }
-        flush();
-        if (objects === 0) throw new Error('holds no metadata for us');
+        if (chain) ({ objects, reused } = await importChain(o.node, c, chain, sealer, meta, db, o.progress));
+        else objects = await importLegacy(c, sealer, db, o.progress);
         break;
       } catch (err) {
         log(`metadata from ${c.peer} failed: ${(err as Error).message}`);
+        why.push(`${c.peer.slice(-8)}: ${(err as Error).message}`);
         failed.push(c.peer);
         objects = 0;
       }
@@ -127,14 +140,127 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
     sources = (await Promise.all(failed.map((p) => openClient(o.node, p)))).filter((c): c is RestoreClient => c !== null);
     clients.push(...sources);
   }
-  if (objects === 0) throw new Error('no buddy could give back the metadata');
+  if (objects === 0) throw new Error(`no buddy could give back the metadata (${why.slice(-holders.length).join('; ')})`);
 
   db.transaction(() => {
     finishImport(db, root.epoch, root.nextIno, root.snapshots);
+    // Buddies drop release 0.2's objects once our first shipment gave them a chain.
+    if (!chain) logLegacyDrops(db);
     // The chunks come next, in the background of the mounted daemon (backfill.ts).
     setBackfillPending(db, true);
   }).immediate();
   for (const c of clients) await c.close();
   const reached = await Promise.all(o.node.peers().map(async (peer) => ({ peer, addrs: await o.node.addressesOf(peer) })));
-  return { root, rootFrom: from, objects, holders: holders.map((c) => c.peer), reached };
+  return { root, rootFrom: from, objects, reused, holders: holders.map((c) => c.peer), reached };
+}
+
+/**
+ * Imports every segment of `chain`, each in its own transaction and kept as our chain; deaths
+ * and the cut to the shipped epoch wait for finishImport. Segments an interrupted recovery
+ * already kept are read again from here, not fetched; the rest come by id in pages (from a
+ * release-0.2 member, which cannot look objects up by id, from its whole listing). Returns how
+ * many segments were imported and how many of them were here already.
+ */
+async function importChain(
+  node: PeerNode, c: RestoreClient, chain: SegmentRef[], sealer: MetaSealer, meta: MetaLog, db: ChunkStore['db'], progress?: (p: RecoveryProgress) => void,
+): Promise<{ objects: number; reused: number }> {
+  beginImport(db);
+  let rows = 0;
+  let reused = 0;
+  const done = new Set<number>();
+  const apply = (ref: SegmentRef, box: Buffer): void => {
+    if (!boxDigest(box).equals(Buffer.from(ref.digest))) throw new DamagedSegmentError(`metadata segment ${ref.seq} is not the one the root block names`);
+    let body: Buffer;
+    try {
+      body = sealer.open(ref.seq, box);
+    } catch (err) {
+      throw new DamagedSegmentError((err as Error).message);
+    }
+    const { header, pages } = readSegment(body);
+    if (header.seq !== ref.seq || header.from !== ref.from || header.to !== ref.to) throw new DamagedSegmentError(`metadata segment ${ref.seq} says it is another`);
+    db.transaction(() => {
+      for (const page of pages) {
+        importPage(db, page);
+        rows += page.rows.length;
+      }
+      meta.adopt(ref, box);
+    }).immediate();
+    done.add(ref.seq);
+    progress?.({ objects: done.size, rows });
+  };
+  for (const ref of chain) {
+    const here = meta.object(ref.seq);
+    if (here && here.digest.equals(Buffer.from(ref.digest))) {
+      apply(ref, here.box);
+      reused++;
+    }
+  }
+  const want = new Map(chain.filter((r) => !done.has(r.seq)).map((r) => [sealer.segmentId(r.seq).toString('hex'), r]));
+  // A damaged segment is skipped, not fatal: the rest of this holder's are applied, and the next
+  // holder is asked only for what is still missing.
+  const bad = new Set<string>();
+  const take = (it: { id: Buffer; box: Buffer }): void => {
+    const key = it.id.toString('hex');
+    const ref = want.get(key);
+    if (!ref || bad.has(key)) return;
+    try {
+      apply(ref, it.box);
+      want.delete(key);
+    } catch (err) {
+      if (!(err instanceof DamagedSegmentError)) throw err;
+      bad.add(key);
+    }
+  };
+  let byId = true;
+  for (;;) {
+    const ask = [...want.keys()].filter((k) => !bad.has(k)).slice(0, 256);
+    if (ask.length === 0) break;
+    let page: { id: Buffer; box: Buffer }[];
+    try {
+      page = await c.getObjects(ask.map((k) => Buffer.from(k, 'hex')));
+    } catch {
+      byId = false;
+      break;
+    }
+    if (page.length === 0) break;
+    for (const it of page) take(it);
+  }
+  if (!byId) {
+    const listing = await RestoreClient.open(node, c.peer, AbortSignal.timeout(15_000));
+    try {
+      for await (const it of listing.objects()) take(it);
+    } finally {
+      await listing.close();
+    }
+  }
+  if (want.size > 0) {
+    throw new Error(`holds ${chain.length - want.size} of the ${chain.length} metadata segments whole${bad.size > 0 ? ` (${bad.size} failed their checks)` : ''}`);
+  }
+  return { objects: done.size, reused };
+}
+
+/** Release 0.2's metadata, one object per inode or chunk list: imported in batches. */
+async function importLegacy(c: RestoreClient, sealer: MetaSealer, db: ChunkStore['db'], progress?: (p: RecoveryProgress) => void): Promise<number> {
+  beginImport(db);
+  const decompressor = new Decompressor();
+  let objects = 0;
+  let rows = 0;
+  let batch: DeltaPage[] = [];
+  const flush = (): void => {
+    db.transaction(() => {
+      for (const page of batch) importPage(db, page);
+    }).immediate();
+    batch = [];
+  };
+  for await (const it of c.objects()) {
+    for (const page of legacyPages(sealer, it.id, it.box, decompressor)) {
+      batch.push(page);
+      rows += page.rows.length;
+    }
+    if (++objects % 512 === 0) flush();
+    progress?.({ objects, rows });
+  }
+  flush();
+  if (objects === 0) throw new Error('holds no metadata for us');
+  return objects;
 }

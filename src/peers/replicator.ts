@@ -1,11 +1,10 @@
 // Keeps our snapshots on r buddies: chooses them among the members (best coverage of our
 // data first, then free space, then round-trip time, at least one off our network when there
 // is one), ships the latest snapshot to each after every snapshot, retries with backoff while
-// one is away, replaces one that refuses us, and drains the delete-set and pruned logs once
+// one is away, replaces one that refuses us, and drains the delete-set and drop logs once
 // every buddy has been told.
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
-import { drainPruned } from '../snapshot/records.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipReport } from './shipper.js';
 import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
 import type { RootBlock } from './sealed-objects.js';
@@ -18,13 +17,18 @@ export interface BuddyState {
   chosen: number;
   epoch: number;
   releasedSeq: number;
-  prunedSeq: number;
+  droppedSeq: number;
   lastOk: number | null;
   lastTry: number | null;
   lastError: string | null;
   fails: number;
   retired: number;
   shipped: number;
+}
+
+/** Schema 3: the cursor on the drop log, which took over from release 0.2's pruned log. */
+export function renameDropCursor(db: Db): void {
+  db.exec('ALTER TABLE buddies RENAME COLUMN pruned_seq TO dropped_seq');
 }
 
 export function createBuddyTables(db: Db): void {
@@ -34,7 +38,7 @@ export function createBuddyTables(db: Db): void {
       chosen       INTEGER NOT NULL,
       epoch        INTEGER NOT NULL DEFAULT 0,  -- last snapshot epoch it committed
       released_seq INTEGER NOT NULL DEFAULT 0,  -- delete-set log told up to here
-      pruned_seq   INTEGER NOT NULL DEFAULT 0,
+      pruned_seq   INTEGER NOT NULL DEFAULT 0,  -- drop log told up to here (dropped_seq since schema 3)
       last_ok      INTEGER,
       last_try     INTEGER,
       last_error   TEXT,
@@ -115,7 +119,7 @@ export class Replicator {
   buddies(includeRetired = false): BuddyState[] {
     return prepared<[number], BuddyState>(
       this.db,
-      `SELECT peer, chosen, epoch, released_seq AS releasedSeq, pruned_seq AS prunedSeq, last_ok AS lastOk, last_try AS lastTry,
+      `SELECT peer, chosen, epoch, released_seq AS releasedSeq, dropped_seq AS droppedSeq, last_ok AS lastOk, last_try AS lastTry,
               last_error AS lastError, fails, retired, shipped FROM buddies WHERE retired <= ? ORDER BY chosen, peer`,
     ).all(includeRetired ? 1 : 0);
   }
@@ -341,7 +345,7 @@ export class Replicator {
   }
 
   private async shipTo(b: BuddyState, epoch: number, root: RootBlock, drop?: Buffer[]): Promise<SyncOutcome['buddies'][number]> {
-    const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, prunedSeq: b.prunedSeq };
+    const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, droppedSeq: b.droppedSeq };
     prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
     try {
       const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, { signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(6 * 3600_000)]), drop });
@@ -349,8 +353,8 @@ export class Replicator {
       if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
       this.lastWork.set(b.peer, report);
       const c = report.cursor;
-      prepared(this.db, 'UPDATE buddies SET epoch = ?, released_seq = ?, pruned_seq = ?, last_ok = ?, last_error = NULL, fails = 0, shipped = shipped + ? WHERE peer = ?')
-        .run(c.epoch, c.releasedSeq, c.prunedSeq, Date.now(), report.bytes, b.peer);
+      prepared(this.db, 'UPDATE buddies SET epoch = ?, released_seq = ?, dropped_seq = ?, last_ok = ?, last_error = NULL, fails = 0, shipped = shipped + ? WHERE peer = ?')
+        .run(c.epoch, c.releasedSeq, c.droppedSeq, Date.now(), report.bytes, b.peer);
       this.o.log(`shipped epoch ${epoch} to ${b.peer}: ${report.chunksSent}/${report.chunksOffered} chunks, ${report.objectsSent} objects, ${report.deletes} deletes, ${report.bytes} bytes in ${report.ms.toFixed(0)} ms${report.full ? ' (full)' : ''}`);
       return { peer: b.peer, ok: true, report };
     } catch (err) {
@@ -369,10 +373,10 @@ export class Replicator {
     const b = this.buddies();
     if (b.length === 0) return;
     const released = Math.min(...b.map((x) => x.releasedSeq));
-    const pruned = Math.min(...b.map((x) => x.prunedSeq));
+    const dropped = Math.min(...b.map((x) => x.droppedSeq));
     this.db.transaction(() => {
       this.store.drainReleased(released);
-      drainPruned(this.db, pruned);
+      this.o.ship.meta.drain(dropped);
     }).immediate();
   }
 

@@ -29,7 +29,7 @@ export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (
   if (owner !== undefined) onOwner(ps.remotePeer);
   const ch = openChannel(ps.stream, { receive: restoreRequests, send: restoreReplies }, { maxFrame: BACKUP_MAX_FRAME });
   await serve(ch, async (req: Req): Promise<Rep> => {
-    if (delayMs > 0 && req.type === 'getChunks') await new Promise((r) => setTimeout(r, delayMs));
+    if (delayMs > 0 && (req.type === 'getChunks' || req.type === 'getObjects')) await new Promise((r) => setTimeout(r, delayMs));
     switch (req.type) {
       case 'rootBlock': {
         const r = prepared<[string, Uint8Array], { box: Buffer; sig: Buffer; pubkey: Buffer; epoch: number }>(db, 'SELECT box, sig, pubkey, epoch FROM root_blocks WHERE locator = ? AND pubkey = ?').get(req.locator, req.owner);
@@ -51,6 +51,20 @@ export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (
         }
         if (items.length === 4096) more = true;
         return { type: 'objectPage', items, more };
+      }
+      case 'getObjects': {
+        const items: { id: Uint8Array; box: Buffer }[] = [];
+        if (owner === undefined) return { type: 'objectPage', items, more: false };
+        const get = prepared<[number, Uint8Array], Buffer>(db, 'SELECT box FROM held_objects WHERE owner = ? AND id = ? AND pending = 0').pluck();
+        let size = 0;
+        for (const id of req.ids) {
+          const box = get.get(owner, id);
+          if (!box) continue;
+          if (items.length > 0 && size + box.length > RESTORE_PAGE_BYTES) return { type: 'objectPage', items, more: true };
+          items.push({ id, box });
+          size += box.length;
+        }
+        return { type: 'objectPage', items, more: false };
       }
       case 'listChunks': {
         if (owner === undefined) return { type: 'idPage', ids: [], more: false };
@@ -134,6 +148,12 @@ export class RestoreClient {
       if (!page.more || page.items.length === 0) return;
       after = page.items[page.items.length - 1]!.id;
     }
+  }
+
+  /** Objects by id, as many as fit one answer (ask again for the rest); ids it lacks are left out. */
+  async getObjects(ids: Buffer[]): Promise<{ id: Buffer; box: Buffer }[]> {
+    const page = await this.ask({ type: 'getObjects', ids }, 'objectPage');
+    return page.items.map((it) => ({ id: Buffer.from(it.id), box: Buffer.from(it.box) }));
   }
 
   async *chunkIds(): AsyncGenerator<Buffer[]> {

@@ -10,7 +10,8 @@ import { createPeerNode, type PeerNode } from './node.js';
 import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
 import { serveRestore } from './retrieval.js';
 import { Replicator, type AuditOutcome, type BuddyState, type SyncOutcome } from './replicator.js';
-import { ObjectSealer, type HostSettings } from './sealed-objects.js';
+import { MetaSealer, type HostSettings } from './sealed-objects.js';
+import { MetaLog } from './meta-log.js';
 import { createSigner } from './signing.js';
 import { Backfill, missingBatches, type BackfillProgress } from './backfill.js';
 import { ChunkFetcher, STREAMS_PER_HOLDER } from './fetcher.js';
@@ -94,7 +95,7 @@ export class PeerService {
     const latest = (): number | null => findSnapshot(db, 'latest')?.epoch ?? null;
     const replicator = new Replicator({
       ship: {
-        db, store: o.store, node, signer: createSigner(o.keys.identitySeed), sealer: new ObjectSealer(o.keys.metaKey),
+        db, store: o.store, node, signer: createSigner(o.keys.identitySeed), meta: new MetaLog(db, new MetaSealer(o.keys.metaKey), o.log),
         rootKey: o.keys.rootKey, locator: o.keys.locator, offer: o.offer, log: o.log,
       },
       wanted: o.buddies,

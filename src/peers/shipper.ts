@@ -1,20 +1,19 @@
 // The host side of /safe/backup/1: ships the state at one snapshot epoch to one buddy. What to
 // send is worked out against the buddy's cursor (the epoch it last committed, and how far it
-// was told of the delete-set and pruned logs): an incremental shipment costs what changed. The
-// buddy names what it lacks at every step, so an interrupted shipment resumes without sending
-// anything twice that reached its disk.
+// was told of the delete-set and drop logs): an incremental shipment costs what changed. The
+// metadata is the chain of segments (meta-log.ts), offered whole: the buddy takes what it lacks.
+// The buddy names what it lacks at every step, so an interrupted shipment resumes without
+// sending anything twice that reached its disk.
 import { hexId } from '../chunkstore/sealer.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { Db } from '../chunkstore/index-db.js';
-import { addSet, changedObjects } from '../snapshot/changes.js';
-import { PRUNED_CHUNK_LIST, PRUNED_OBJECT } from '../snapshot/snapshots.js';
-import {
-  chunkListRecord, chunkListsBornIn, chunkListsUpTo, idsUpTo, inodeRecord, inodesUpTo, prunedAfter, prunedHead, unchunkedUpTo,
-} from '../snapshot/records.js';
+import { addSet } from '../snapshot/changes.js';
+import { idsUpTo, unchunkedUpTo } from '../snapshot/records.js';
 import { openChannel, type Channel, type MessageOf } from './messages.js';
 import type { PeerNode } from './node.js';
 import { BACKUP_MAX_FRAME, BACKUP_PROTOCOL, IDS_PER_MESSAGE, SIGNED, buddyMessages, hostMessages } from './protocol.js';
-import { boxDigest, sealRootBlock, type ObjectSealer, type RootBlock, type SealedObject } from './sealed-objects.js';
+import { boxDigest, sealRootBlock, type RootBlock, type SealedObject } from './sealed-objects.js';
+import type { MetaLog } from './meta-log.js';
 import type { Signer } from './signing.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
@@ -24,7 +23,7 @@ export interface BuddyCursor {
   /** Epoch the buddy last committed for us (0: nothing). */
   epoch: number;
   releasedSeq: number;
-  prunedSeq: number;
+  droppedSeq: number;
 }
 
 export interface ShipContext {
@@ -32,7 +31,7 @@ export interface ShipContext {
   store: ChunkStore;
   node: PeerNode;
   signer: Signer;
-  sealer: ObjectSealer;
+  meta: MetaLog;
   rootKey: Uint8Array;
   locator: string;
   offer: number;
@@ -65,7 +64,6 @@ export class BuddyRefusedError extends Error {
 
 const CHUNK_BATCH_BYTES = 4 * 1024 * 1024;
 const OBJECT_BATCH_BYTES = 4 * 1024 * 1024;
-const OBJECTS_PER_PAGE = 512;
 /** Messages in flight before we wait for the first answer: keeps the pipe full over fsyncs. */
 const PIPELINE = 4;
 
@@ -116,7 +114,9 @@ export async function shipSnapshot(
   const t0 = performance.now();
   const unchunked = unchunkedUpTo(ctx.db, epoch);
   if (unchunked > 0) throw new Error(`${unchunked} files of the snapshot are still waiting to be chunked`);
-  const heads = { released: ctx.store.releasedHead(), pruned: prunedHead(ctx.db) };
+  await ctx.meta.extend(epoch);
+  const chain = ctx.meta.chain();
+  const heads = { released: ctx.store.releasedHead(), dropped: ctx.meta.dropsHead() };
   const { stream } = await ctx.node.dial(peer, BACKUP_PROTOCOL, { signal: opts.signal });
   const ch = openChannel(stream, { receive: buddyMessages, send: hostMessages }, { maxFrame: BACKUP_MAX_FRAME });
   const pipe = new Pipe(ch);
@@ -130,7 +130,7 @@ export async function shipSnapshot(
     // Held already, unless a forget since pruned objects or released chunks of it: those
     // deletions travel in a shipment of the same epoch (marking them told without sending them
     // left the buddy with chunk lists whose chunks a later reconcile dropped as surplus).
-    const told = cursor.releasedSeq === heads.released && cursor.prunedSeq === heads.pruned;
+    const told = cursor.releasedSeq === heads.released && cursor.droppedSeq === heads.dropped;
     if (welcome.heldEpoch === epoch && cursor.epoch === epoch && told && !opts.drop?.length) {
       report.already = true;
       await ch.end();
@@ -142,10 +142,10 @@ export async function shipSnapshot(
     report.full = base === 0;
 
     await shipChunks(base);
-    const deletedObjects = await shipObjects(base);
-    await shipDeletes(base, deletedObjects);
+    await shipMeta();
+    await shipDeletes(base);
 
-    const rootBox = sealRootBlock(ctx.rootKey, ctx.locator, root);
+    const rootBox = sealRootBlock(ctx.rootKey, ctx.locator, { ...root, meta: ctx.meta.refs(chain) });
     const sig = ctx.signer.sign(SIGNED.commit, { owner, locator: ctx.locator, epoch, root: boxDigest(rootBox) });
     const c = await pipe.request({ type: 'commit', epoch, root: rootBox, sig }, rootBox.length + 80);
     if (c.type !== 'committed' || c.epoch !== epoch) throw new Error(`buddy answered commit with ${c.type}`);
@@ -159,7 +159,7 @@ export async function shipSnapshot(
   function done(): ShipReport {
     report.bytes = pipe.bytes;
     report.ms = performance.now() - t0;
-    report.cursor = { epoch, releasedSeq: heads.released, prunedSeq: heads.pruned };
+    report.cursor = { epoch, releasedSeq: heads.released, droppedSeq: heads.dropped };
     return report;
   }
 
@@ -211,9 +211,10 @@ export async function shipSnapshot(
     for (let i = 0; i < ids.length; i += IDS_PER_MESSAGE) await offerChunks(ids.slice(i, i + IDS_PER_MESSAGE));
   }
 
-  async function offerObjects(objs: SealedObject[]): Promise<void> {
-    if (objs.length === 0) return;
-    const m = await pipe.request({ type: 'hasObjects', items: objs.map((o) => ({ id: o.id, digest: o.digest })) }, objs.length * 48);
+  /** Offers the chain's segments; sends those the buddy lacks (or holds another version of). */
+  async function shipMeta(): Promise<void> {
+    if (chain.length === 0) return;
+    const m = await pipe.request({ type: 'hasObjects', items: chain.map((c) => ({ id: c.id, digest: c.digest })) }, chain.length * 48);
     if (m.type !== 'missing') throw new Error(`buddy answered hasObjects with ${m.type}`);
     let batch: SealedObject[] = [];
     let size = 0;
@@ -226,8 +227,11 @@ export async function shipSnapshot(
       size = 0;
     };
     for (const i of m.indexes) {
-      const o = objs[i];
-      if (!o) throw new Error(`buddy named object ${i} of ${objs.length}`);
+      const c = chain[i];
+      if (!c) throw new Error(`buddy named segment ${i} of ${chain.length}`);
+      // A new base written since this shipment began replaced it: the next shipment sends that.
+      const o = ctx.meta.object(c.seq);
+      if (!o) throw new Error(`metadata segment ${c.seq} was replaced during the shipment`);
       if (size + o.box.length > OBJECT_BATCH_BYTES) await flush();
       batch.push(o);
       size += o.box.length;
@@ -238,59 +242,7 @@ export async function shipSnapshot(
     await pipe.drain();
   }
 
-  /** Ships changed inode and chunk-list objects; returns the ids of objects that are gone. */
-  async function shipObjects(base: number): Promise<Buffer[]> {
-    const gone: Buffer[] = [];
-    const sealInodes = async (inos: number[]): Promise<void> => {
-      const objs: SealedObject[] = [];
-      for (const ino of inos) {
-        const r = inodeRecord(ctx.db, ino, epoch);
-        if (r) objs.push(ctx.sealer.sealInode(r));
-        else gone.push(ctx.sealer.inodeId(ino));
-      }
-      await offerObjects(objs);
-    };
-    const sealLists = async (cls: number[]): Promise<void> => {
-      const objs: SealedObject[] = [];
-      for (const cl of cls) {
-        const r = chunkListRecord(ctx.db, cl);
-        if (r) objs.push(ctx.sealer.sealChunkList(r));
-      }
-      await offerObjects(objs);
-    };
-    if (base === 0) {
-      for (let after = 0; ; ) {
-        const inos = inodesUpTo(ctx.db, epoch, after, OBJECTS_PER_PAGE);
-        if (inos.length === 0) break;
-        await sealInodes(inos);
-        after = inos[inos.length - 1]!;
-      }
-      for (let after = 0; ; ) {
-        const cls = chunkListsUpTo(ctx.db, epoch, after, OBJECTS_PER_PAGE);
-        if (cls.length === 0) break;
-        await sealLists(cls);
-        after = cls[cls.length - 1]!;
-      }
-      return gone;
-    }
-    const inos = new Set(changedObjects(ctx.db, base, epoch));
-    for (let seq = cursor.prunedSeq; seq < heads.pruned; ) {
-      const page = prunedAfter(ctx.db, seq, 4096).filter((p) => p.seq <= heads.pruned);
-      if (page.length === 0) break;
-      for (const p of page) {
-        if (p.kind === PRUNED_OBJECT) inos.add(p.key);
-        else if (p.kind === PRUNED_CHUNK_LIST) gone.push(ctx.sealer.chunkListId(p.key));
-      }
-      seq = page[page.length - 1]!.seq;
-    }
-    const list = [...inos];
-    for (let i = 0; i < list.length; i += OBJECTS_PER_PAGE) await sealInodes(list.slice(i, i + OBJECTS_PER_PAGE));
-    const cls = chunkListsBornIn(ctx.db, base, epoch);
-    for (let i = 0; i < cls.length; i += OBJECTS_PER_PAGE) await sealLists(cls.slice(i, i + OBJECTS_PER_PAGE));
-    return gone;
-  }
-
-  async function shipDeletes(base: number, objects: Buffer[]): Promise<void> {
+  async function shipDeletes(base: number): Promise<void> {
     // A first shipment carries the whole state: there is nothing for the buddy to drop but the
     // surplus a reconciliation found.
     const chunks: Buffer[] = [...(opts.drop ?? [])];
@@ -302,12 +254,18 @@ export async function shipSnapshot(
         seq = page[page.length - 1]!.seq;
       }
     }
-    for (let i = 0; i < Math.max(chunks.length, objects.length); i += IDS_PER_MESSAGE) {
-      const c = chunks.slice(i, i + IDS_PER_MESSAGE);
-      const o = objects.slice(i, i + IDS_PER_MESSAGE);
+    const send = async (c: Buffer[], o: Buffer[]): Promise<void> => {
       const sig = ctx.signer.sign(SIGNED.deletes, { owner, epoch, chunks: c, objects: o });
       await pipe.request({ type: 'deletes', chunks: c, objects: o, sig }, (c.length + o.length) * 32 + 64);
       report.deletes += c.length + o.length;
+    };
+    for (let i = 0; i < chunks.length; i += IDS_PER_MESSAGE) await send(chunks.slice(i, i + IDS_PER_MESSAGE), []);
+    // Metadata objects no chain names any more, and release 0.2's per-inode objects.
+    for (let seq = cursor.droppedSeq; seq < heads.dropped; ) {
+      const page = ctx.meta.dropsAfter(seq, heads.dropped, IDS_PER_MESSAGE);
+      if (page.length === 0) break;
+      await send([], page.map((d) => d.id));
+      seq = page[page.length - 1]!.seq;
     }
   }
 }

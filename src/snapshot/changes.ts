@@ -43,15 +43,3 @@ export function addSet(db: Db, a: number, b: number): AddSet {
   }
   return { ids: [...out.values()], pending };
 }
-
-/** Metadata objects (files and directories, by inode) whose content changed between a and b. */
-export function changedObjects(db: Db, a: number, b: number): number[] {
-  return db
-    .prepare<[number, number, number, number, number, number, number, number], number>(
-      `SELECT ino FROM inodes WHERE (born > ? AND born <= ?) OR (died > ? AND died <= ?)
-       UNION SELECT parent FROM entries WHERE (born > ? AND born <= ?) OR (died > ? AND died <= ?)
-       ORDER BY 1`,
-    )
-    .pluck()
-    .all(a, b, a, b, a, b, a, b);
-}

@@ -59,8 +59,9 @@ export function createTreeTables(db: Db): void {
       label TEXT
     );
     CREATE TABLE IF NOT EXISTS tree_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
-    -- What forget removed, which epoch ranges cannot tell: metadata objects (kind 0, by inode)
-    -- that lost rows and chunk lists (kind 1) that are gone. Replication keeps a cursor on seq.
+    -- Release 0.2: what forget removed, which epoch ranges cannot tell: metadata objects (kind 0,
+    -- by inode) that lost rows and chunk lists (kind 1) that are gone. Schema 3 moves it into
+    -- the drop log of the metadata chain (peers/meta-log.ts).
     CREATE TABLE IF NOT EXISTS pruned (
       seq  INTEGER PRIMARY KEY AUTOINCREMENT,
       kind INTEGER NOT NULL,

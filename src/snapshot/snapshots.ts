@@ -38,9 +38,6 @@ export function findSnapshot(db: Db, name: string): SnapshotInfo | undefined {
  * looked at are those alive at a forgotten epoch and dead since: the work grows with what
  * changed, not with the tree. Returns the staging generations nothing references any more.
  */
-export const PRUNED_OBJECT = 0;
-export const PRUNED_CHUNK_LIST = 1;
-
 export function forgetSnapshots(db: Db, store: ChunkStore, names: string[]): { forgotten: number; rows: number; staged: [number, number][] } {
   const staged: [number, number][] = [];
   let rows = 0;
@@ -62,21 +59,18 @@ export function forgetSnapshots(db: Db, store: ChunkStore, names: string[]): { f
     const delInode = db.prepare('DELETE FROM inodes WHERE ino = ? AND born = ?');
     const delEntry = db.prepare('DELETE FROM entries WHERE parent = ? AND name = ? AND born = ?');
     const stagedUsers = db.prepare<[number, number], number>('SELECT count(*) FROM inodes WHERE ino = ? AND staged = ?').pluck();
-    const logPruned = db.prepare('INSERT INTO pruned (kind, key) VALUES (?, ?)');
     for (const e of epochs) {
       for (const r of deadInodes.all(e, e)) {
         if (seen.get(r.born, r.died)) continue;
         delInode.run(r.ino, r.born);
         rows++;
-        logPruned.run(PRUNED_OBJECT, r.ino);
-        if (r.cl !== null && releaseChunkList(db, store, r.cl)) logPruned.run(PRUNED_CHUNK_LIST, r.cl);
+        if (r.cl !== null) releaseChunkList(db, store, r.cl);
         if (r.staged !== null && stagedUsers.get(r.ino, r.staged) === 0) staged.push([r.ino, r.staged]);
       }
       for (const r of deadEntries.all(e, e)) {
         if (seen.get(r.born, r.died)) continue;
         delEntry.run(r.parent, r.name, r.born);
         rows++;
-        logPruned.run(PRUNED_OBJECT, r.parent);
       }
     }
   }).immediate();

@@ -9,17 +9,12 @@ import { join } from 'node:path';
 import { seededBytes, tempDir } from '../helpers.js';
 import { SAFE_BIN } from '../fs/mounted.js';
 import { GROUP, mountedMember } from './group.js';
-
-/** Every path with type, mode, size, mtime (ms) and link target: what diff -r does not see. */
-function manifest(dir: string): string {
-  const r = spawnSync('find', [dir, '-mindepth', '1', '-printf', '%P %y %m %s %.13T@ %l\\n'], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter((l) => l && !l.startsWith('.snapshots')).map((l) => (/ d /.test(l) ? l.replace(/ d (\d+) \d+ /, ' d $1 - ') : l)).sort().join('\n');
-}
+import { assertSameTree } from '../soak/manifest.js';
 
 function sameTree(a: string, b: string, what: string): void {
   const d = spawnSync('diff', ['-r', '--no-dereference', '-x', '.snapshots', a, b], { encoding: 'utf8' });
   assert.equal(d.status, 0, `${what}: ${d.stdout}${d.stderr}`);
-  assert.equal(manifest(b), manifest(a), `${what}: modes, sizes, times, links`);
+  assertSameTree(a, b, what);
 }
 
 test('recover from hostname + passphrase: live tree and every snapshot identical; again with a buddy down; wrong passphrase writes nothing', { timeout: 300_000 }, async () => {

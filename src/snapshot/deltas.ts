@@ -1,0 +1,219 @@
+// What the tree changed between two snapshot epochs, as plain rows: the unit of metadata a host
+// ships (packed and sealed by the peers layer) and a recovery imports. The delta (a, b] holds
+// - the inode and entry rows born in it (a death after b is not shipped yet: alive here),
+// - the deaths in it of rows born by a (just the fact: the row itself travelled before),
+// - the chunk lists its rows name that no earlier row names (lists are immutable).
+// The delta (0, s] is the whole state at s: a base. Every query walks an index on born or died,
+// so a delta costs what changed, not the size of the tree.
+import { prepared, type Db } from '../chunkstore/index-db.js';
+import type { ChunkSpan, Inode } from './tree.js';
+
+export type InodeRow = Omit<Inode, 'staged'>;
+
+export interface EntryRow {
+  parent: number;
+  name: Buffer;
+  born: number;
+  died: number | null;
+  ino: number;
+}
+
+export interface InodeDeath {
+  ino: number;
+  born: number;
+  died: number;
+}
+
+export interface EntryDeath {
+  parent: number;
+  name: Buffer;
+  born: number;
+  died: number;
+}
+
+export interface ChunkListRow {
+  cl: number;
+  size: number;
+  spans: ChunkSpan[];
+}
+
+export type DeltaPage =
+  | { kind: 'inodes'; rows: InodeRow[] }
+  | { kind: 'inodeDeaths'; rows: InodeDeath[] }
+  | { kind: 'entries'; rows: EntryRow[] }
+  | { kind: 'entryDeaths'; rows: EntryDeath[] }
+  | { kind: 'clists'; rows: ChunkListRow[] };
+
+const clip = (died: number | null, b: number): number | null => (died !== null && died > b ? null : died);
+
+/** The delta (a, b] in pages of at most `size` rows (a chunk list counts its spans). */
+export function* deltaPages(db: Db, a: number, b: number, size = 1024): Generator<DeltaPage> {
+  const inodes = prepared<[number, number, number, number, number], InodeRow & { staged?: number | null }>(
+    db,
+    `SELECT ino, born, died, kind, mode, uid, gid, nlink, size, atime, mtime, ctime, target, cl, xattrs FROM inodes
+      WHERE born > ? AND born <= ? AND (born, ino) > (?, ?) ORDER BY born, ino LIMIT ?`,
+  );
+  for (let k = [a, 0]; ; ) {
+    const rows = inodes.all(a, b, k[0]!, k[1]!, size);
+    if (rows.length === 0) break;
+    for (const r of rows) r.died = clip(r.died, b);
+    yield { kind: 'inodes', rows };
+    k = [rows.at(-1)!.born, rows.at(-1)!.ino];
+  }
+  if (a > 0) {
+    const deaths = prepared<[number, number, number, number, number, number, number], InodeDeath>(
+      db,
+      `SELECT ino, born, died FROM inodes WHERE died > ? AND died <= ? AND born <= ? AND (died, ino, born) > (?, ?, ?)
+        ORDER BY died, ino, born LIMIT ?`,
+    );
+    for (let k = [a, 0, 0]; ; ) {
+      const rows = deaths.all(a, b, a, k[0]!, k[1]!, k[2]!, size);
+      if (rows.length === 0) break;
+      yield { kind: 'inodeDeaths', rows };
+      const l = rows.at(-1)!;
+      k = [l.died, l.ino, l.born];
+    }
+  }
+  const entries = prepared<[number, number, number, number, Buffer, number], EntryRow>(
+    db,
+    `SELECT parent, name, born, died, ino FROM entries
+      WHERE born > ? AND born <= ? AND (born, parent, name) > (?, ?, ?) ORDER BY born, parent, name LIMIT ?`,
+  );
+  for (let k: [number, number, Buffer] = [a, 0, Buffer.alloc(0)]; ; ) {
+    const rows = entries.all(a, b, k[0], k[1], k[2], size);
+    if (rows.length === 0) break;
+    for (const r of rows) r.died = clip(r.died, b);
+    yield { kind: 'entries', rows };
+    const l = rows.at(-1)!;
+    k = [l.born, l.parent, l.name];
+  }
+  if (a > 0) {
+    const deaths = prepared<[number, number, number, number, number, Buffer, number, number], EntryDeath>(
+      db,
+      `SELECT parent, name, born, died FROM entries WHERE died > ? AND died <= ? AND born <= ? AND (died, parent, name, born) > (?, ?, ?, ?)
+        ORDER BY died, parent, name, born LIMIT ?`,
+    );
+    for (let k: [number, number, Buffer, number] = [a, 0, Buffer.alloc(0), 0]; ; ) {
+      const rows = deaths.all(a, b, a, ...k, size);
+      if (rows.length === 0) break;
+      yield { kind: 'entryDeaths', rows };
+      const l = rows.at(-1)!;
+      k = [l.died, l.parent, l.name, l.born];
+    }
+  }
+  // A list travels with the first row (in born, ino order) that names it: rows copied on a
+  // change share their list, and a list an earlier delta carried is named by an earlier row.
+  const lists = prepared<[number, number, number, number, number], { born: number; ino: number; cl: number }>(
+    db,
+    `SELECT born, ino, cl FROM inodes i WHERE born > ? AND born <= ? AND cl IS NOT NULL AND (born, ino) > (?, ?)
+        AND NOT EXISTS (SELECT 1 FROM inodes j WHERE j.cl = i.cl AND (j.born < i.born OR (j.born = i.born AND j.ino < i.ino)))
+      ORDER BY born, ino LIMIT ?`,
+  );
+  const listSize = prepared<[number], number>(db, 'SELECT size FROM clists WHERE cl = ?').pluck();
+  const spans = prepared<[number], ChunkSpan>(db, 'SELECT off, handle, id, raw FROM crefs WHERE cl = ? ORDER BY off');
+  let page: ChunkListRow[] = [];
+  let spanCount = 0;
+  for (let k = [a, 0]; ; ) {
+    const rows = lists.all(a, b, k[0]!, k[1]!, size);
+    if (rows.length === 0) break;
+    for (const r of rows) {
+      const s = listSize.get(r.cl);
+      if (s === undefined) continue;
+      const list = { cl: r.cl, size: s, spans: spans.all(r.cl) };
+      page.push(list);
+      spanCount += 1 + list.spans.length;
+      if (spanCount >= size) {
+        yield { kind: 'clists', rows: page };
+        page = [];
+        spanCount = 0;
+      }
+    }
+    k = [rows.at(-1)!.born, rows.at(-1)!.ino];
+  }
+  if (page.length > 0) yield { kind: 'clists', rows: page };
+}
+
+// Recovery. Deltas arrive in any order (a holder lists objects by id), and a death may come
+// before the row it ends: deaths wait in a temporary table until every delta is in.
+
+export function beginImport(db: Db): void {
+  db.exec(`
+    CREATE TEMP TABLE IF NOT EXISTS import_inode_deaths (ino INTEGER NOT NULL, born INTEGER NOT NULL, died INTEGER NOT NULL, PRIMARY KEY (ino, born)) WITHOUT ROWID;
+    CREATE TEMP TABLE IF NOT EXISTS import_entry_deaths (parent INTEGER NOT NULL, name BLOB NOT NULL, born INTEGER NOT NULL, died INTEGER NOT NULL, PRIMARY KEY (parent, name, born)) WITHOUT ROWID;
+    DELETE FROM import_inode_deaths;
+    DELETE FROM import_entry_deaths;
+  `);
+}
+
+/** Writes one page into the tree; call inside a transaction. */
+export function importPage(db: Db, page: DeltaPage): void {
+  switch (page.kind) {
+    case 'inodes': {
+      const ins = prepared(
+        db,
+        `INSERT OR REPLACE INTO inodes (ino, born, died, kind, mode, uid, gid, nlink, size, atime, mtime, ctime, target, cl, staged, xattrs)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)`,
+      );
+      for (const v of page.rows) ins.run(v.ino, v.born, v.died, v.kind, v.mode, v.uid, v.gid, v.nlink, v.size, v.atime, v.mtime, v.ctime, v.target, v.cl, v.xattrs);
+      return;
+    }
+    case 'inodeDeaths': {
+      const ins = prepared(db, 'INSERT OR REPLACE INTO temp.import_inode_deaths (ino, born, died) VALUES (?, ?, ?)');
+      for (const d of page.rows) ins.run(d.ino, d.born, d.died);
+      return;
+    }
+    case 'entries': {
+      const ins = prepared(db, 'INSERT OR REPLACE INTO entries (parent, name, born, died, ino) VALUES (?, ?, ?, ?, ?)');
+      for (const e of page.rows) ins.run(e.parent, e.name, e.born, e.died, e.ino);
+      return;
+    }
+    case 'entryDeaths': {
+      const ins = prepared(db, 'INSERT OR REPLACE INTO temp.import_entry_deaths (parent, name, born, died) VALUES (?, ?, ?, ?)');
+      for (const d of page.rows) ins.run(d.parent, d.name, d.born, d.died);
+      return;
+    }
+    case 'clists': {
+      const list = prepared(db, 'INSERT OR REPLACE INTO clists (cl, users, size) VALUES (?, 0, ?)');
+      const ref = prepared(db, 'INSERT OR REPLACE INTO crefs (cl, off, handle, id, raw) VALUES (?, ?, ?, ?, ?)');
+      for (const l of page.rows) {
+        list.run(l.cl, l.size);
+        for (const s of l.spans) ref.run(l.cl, s.off, s.handle, s.id, s.raw);
+      }
+    }
+  }
+}
+
+/**
+ * After the last delta, in one transaction: deaths apply; the tree is cut back to the shipped
+ * epoch; rows no kept snapshot sees (a forget dropped them here after they shipped) and lists
+ * no row names go; then the counts the deltas do not carry, the epoch after the shipped one and
+ * the inode counter.
+ */
+export function finishImport(db: Db, epoch: number, nextIno: number, snapshots: { epoch: number; name: string; time: number; label: string | null }[]): void {
+  db.exec(`
+    UPDATE inodes SET died = d.died FROM temp.import_inode_deaths d WHERE inodes.ino = d.ino AND inodes.born = d.born;
+    UPDATE entries SET died = d.died FROM temp.import_entry_deaths d WHERE entries.parent = d.parent AND entries.name = d.name AND entries.born = d.born;
+    DROP TABLE temp.import_inode_deaths;
+    DROP TABLE temp.import_entry_deaths;
+  `);
+  const ins = prepared(db, 'INSERT OR REPLACE INTO snapshots (epoch, name, time, label) VALUES (?, ?, ?, ?)');
+  for (const s of snapshots) ins.run(s.epoch, s.name, s.time, s.label);
+  for (const t of ['inodes', 'entries']) {
+    prepared(db, `DELETE FROM ${t} WHERE born > ?`).run(epoch);
+    prepared(db, `UPDATE ${t} SET died = NULL WHERE died > ?`).run(epoch);
+    db.exec(`DELETE FROM ${t} WHERE died IS NOT NULL AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.epoch >= ${t}.born AND s.epoch < ${t}.died)`);
+  }
+  db.exec(`
+    DELETE FROM crefs WHERE cl NOT IN (SELECT cl FROM inodes WHERE cl IS NOT NULL);
+    DELETE FROM clists WHERE cl NOT IN (SELECT cl FROM inodes WHERE cl IS NOT NULL);
+    UPDATE clists SET users = (SELECT count(*) FROM inodes i WHERE i.cl = clists.cl);
+  `);
+  const meta = prepared(db, 'INSERT INTO tree_meta (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v');
+  meta.run('epoch', epoch + 1);
+  meta.run('next_ino', nextIno);
+}
+
+/** Schema 3: entries born in a delta are found by their epoch, as inodes are. */
+export function indexEntriesByBorn(db: Db): void {
+  db.exec('CREATE INDEX IF NOT EXISTS entries_by_born ON entries(born)');
+}
