@@ -193,9 +193,13 @@ export class ChunkStore {
 
   /** Index rows for boxes already durable in packs. Call inside a transaction. */
   insert(rows: Iterable<ChunkRow>): void {
+    // One update of each pack's live bytes per call, not one per chunk: a batch of a shipment
+    // or an ingest is hundreds of chunks in one or two packs.
+    const live = new Map<number, number>();
     for (const r of rows) {
-      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.handle).changes > 0) this.q.live.run(r.len + RECORD_HEAD, r.pack);
+      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.handle).changes > 0) live.set(r.pack, (live.get(r.pack) ?? 0) + r.len + RECORD_HEAD);
     }
+    for (const [pack, bytes] of live) this.q.live.run(bytes, pack);
   }
 
   /**

@@ -267,10 +267,9 @@ export class Holder {
         // Chunks we already store (for anyone) only cost the owner a reference.
         this.checkRoom(s, dedup);
         db.transaction(() => {
-          for (const id of msg.ids) {
-            const n = store.holdFor(s.owner, id);
-            if (n !== null) this.charge(s, n);
-          }
+          let held = 0;
+          for (const id of msg.ids) held += store.holdFor(s.owner, id) ?? 0;
+          this.charge(s, held);
         }).immediate();
         return { type: 'missing', indexes };
       }
@@ -285,10 +284,9 @@ export class Holder {
         writer!.sync();
         db.transaction(() => {
           store.insert(rows);
-          for (const it of msg.items) {
-            const n = store.holdFor(s.owner, it.id);
-            if (n !== null) this.charge(s, n);
-          }
+          let held = 0;
+          for (const it of msg.items) held += store.holdFor(s.owner, it.id) ?? 0;
+          this.charge(s, held);
         }).immediate();
         return { type: 'stored', n: msg.items.length };
       }

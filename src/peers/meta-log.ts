@@ -1,19 +1,24 @@
 // The metadata a host ships: a chain of sealed segments, a base (the whole tree at one epoch)
 // then deltas, each covering the epochs after the one before. A shipment offers the chain and a
 // buddy takes the segments it lacks, so one chain serves every buddy whatever it held before.
-// When the deltas outgrow the base (or grow many), the next extension writes a new base and the
-// old segments join the drop log, which shipments turn into signed deletes: a recovery never
-// replays more than a base and a few deltas, and buddies never keep what no chain names.
+// Once the chain is mostly history nobody needs (or holds many deltas), the next extension with
+// a change writes a new base and the old segments join the drop log, which shipments turn into
+// signed deletes: a recovery never replays much more than the tree, and buddies never keep what
+// no chain names.
 // Segments are kept here as sealed boxes: a new buddy gets the same chain the others hold.
 import { prepared, type Db } from '../chunkstore/index-db.js';
-import { deltaPages } from '../snapshot/deltas.js';
+import { baseRows, deltaPages } from '../snapshot/deltas.js';
 import { SEGMENT_FORMAT, SegmentBuilder } from './meta-segments.js';
 import { LEGACY_CHUNK_LIST, LEGACY_INODE, type MetaSealer, type SealedObject, type SegmentRef } from './sealed-objects.js';
 
 /** Kinds in the drop log: release 0.2's objects (by inode and chunk list), and our segments. */
 export const DROP_SEGMENT = 2;
-/** A new base once this many deltas pile up, even small ones. */
-const MAX_DELTAS = 32;
+/**
+ * A new base once the chain holds this many times the rows a base would (the rest is history
+ * no snapshot needs any more, and deaths), or once this many deltas pile up, even small ones.
+ */
+const MAX_WASTE = 2;
+const MAX_DELTAS = 128;
 
 export interface SegmentInfo {
   seq: number;
@@ -22,6 +27,7 @@ export interface SegmentInfo {
   to: number;
   digest: Buffer;
   bytes: number;
+  rows: number;
 }
 
 export function createMetaTables(db: Db): void {
@@ -32,6 +38,7 @@ export function createMetaTables(db: Db): void {
       from_epoch INTEGER NOT NULL,
       to_epoch   INTEGER NOT NULL,
       live       INTEGER NOT NULL,
+      rows       INTEGER NOT NULL,               -- inode, entry and list rows and deaths in it
       digest     BLOB NOT NULL,
       box        BLOB NOT NULL
     );
@@ -76,7 +83,7 @@ export class MetaLog {
   chain(): SegmentInfo[] {
     return prepared<[], Omit<SegmentInfo, 'id'>>(
       this.db,
-      'SELECT seq, from_epoch AS "from", to_epoch AS "to", digest, length(box) AS bytes FROM meta_segments WHERE live = 1 ORDER BY seq',
+      'SELECT seq, from_epoch AS "from", to_epoch AS "to", digest, length(box) AS bytes, rows FROM meta_segments WHERE live = 1 ORDER BY seq',
     ).all().map((s) => ({ ...s, id: this.sealer.segmentId(s.seq) }));
   }
 
@@ -108,20 +115,24 @@ export class MetaLog {
     const chain = this.chain();
     const top = chain.at(-1)?.to ?? 0;
     if (top >= epoch) return;
-    const baseBytes = chain.filter((s) => s.from === 0).reduce((n, s) => n + s.bytes, 0);
-    const deltas = chain.filter((s) => s.from !== 0);
-    const rebase = chain.length === 0 || deltas.reduce((n, s) => n + s.bytes, 0) >= baseBytes || new Set(deltas.map((s) => s.from)).size >= MAX_DELTAS;
+    // Nothing changed since the chain's end: nothing to write (and no reason for a new base).
+    if (chain.length > 0 && deltaPages(db, top, epoch, 1).next().done) return;
+    // Deltas that are mostly live data (a new tree copied in) make a base no smaller: weigh the
+    // chain against the rows a new base would hold, not against the old base.
+    const chainRows = chain.reduce((n, s) => n + s.rows, 0);
+    const deltas = new Set(chain.filter((s) => s.from !== 0).map((s) => s.from)).size;
+    const rebase = chain.length === 0 || chainRows >= MAX_WASTE * baseRows(db, epoch) || deltas >= MAX_DELTAS;
     const from = rebase ? 0 : top;
     const compressor = SegmentBuilder.compressor();
     const nextSeq = prepared(db, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'meta_segments'), 0) + 1").pluck();
-    const put = prepared(db, 'INSERT INTO meta_segments (seq, from_epoch, to_epoch, live, digest, box) VALUES (?, ?, ?, 0, ?, ?)');
+    const put = prepared(db, 'INSERT INTO meta_segments (seq, from_epoch, to_epoch, live, rows, digest, box) VALUES (?, ?, ?, 0, ?, ?, ?)');
     let seq = nextSeq.get() as number;
     let builder: SegmentBuilder | null = null;
     const written: number[] = [];
     const flush = (): void => {
       if (!builder) return;
       const o = this.sealer.seal(seq, builder.body());
-      put.run(seq, from, epoch, o.digest, o.box);
+      put.run(seq, from, epoch, builder.rows, o.digest, o.box);
       written.push(seq);
       seq++;
       builder = null;
@@ -133,7 +144,6 @@ export class MetaLog {
       await new Promise<void>((r) => setImmediate(r));
     }
     flush();
-    if (written.length === 0 && !rebase) return;
     db.transaction(() => {
       prepared(db, 'UPDATE meta_segments SET live = 1 WHERE live = 0').run();
       if (!rebase) return;
@@ -150,9 +160,9 @@ export class MetaLog {
    * Recovery: the chain fetched back from a buddy becomes ours, so the next shipment is a delta
    * from it. Call inside the import's transaction.
    */
-  adopt(ref: SegmentRef, box: Buffer): void {
-    prepared(this.db, 'INSERT OR REPLACE INTO meta_segments (seq, from_epoch, to_epoch, live, digest, box) VALUES (?, ?, ?, 1, ?, ?)')
-      .run(ref.seq, ref.from, ref.to, Buffer.from(ref.digest), box);
+  adopt(ref: SegmentRef, box: Buffer, rows: number): void {
+    prepared(this.db, 'INSERT OR REPLACE INTO meta_segments (seq, from_epoch, to_epoch, live, rows, digest, box) VALUES (?, ?, ?, 1, ?, ?, ?)')
+      .run(ref.seq, ref.from, ref.to, rows, Buffer.from(ref.digest), box);
   }
 
   dropsHead(): number {

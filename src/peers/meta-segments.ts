@@ -144,7 +144,7 @@ function pageOf(v: Record<string, Value>): DeltaPage {
 export class SegmentBuilder {
   private readonly frames: Buffer[] = [];
   bytes = 0;
-  pages = 0;
+  rows = 0;
 
   constructor(private readonly compressor: Compressor, header: SegmentHeader) {
     this.frame(header as unknown as Value);
@@ -166,7 +166,7 @@ export class SegmentBuilder {
 
   add(page: DeltaPage): void {
     this.frame(pageValue(page));
-    this.pages++;
+    this.rows += page.rows.length;
   }
 
   full(): boolean {

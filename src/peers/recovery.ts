@@ -179,11 +179,13 @@ async function importChain(
     const { header, pages } = readSegment(body);
     if (header.seq !== ref.seq || header.from !== ref.from || header.to !== ref.to) throw new DamagedSegmentError(`metadata segment ${ref.seq} says it is another`);
     db.transaction(() => {
+      let n = 0;
       for (const page of pages) {
         importPage(db, page);
-        rows += page.rows.length;
+        n += page.rows.length;
       }
-      meta.adopt(ref, box);
+      meta.adopt(ref, box, n);
+      rows += n;
     }).immediate();
     done.add(ref.seq);
     progress?.({ objects: done.size, rows });

@@ -133,6 +133,14 @@ export function* deltaPages(db: Db, a: number, b: number, size = 1024): Generato
   if (page.length > 0) yield { kind: 'clists', rows: page };
 }
 
+/** Rows the base (0, s] would hold: what a chain of deltas is weighed against. */
+export function baseRows(db: Db, s: number): number {
+  return prepared<[number, number], number>(
+    db,
+    'SELECT (SELECT count(*) FROM inodes WHERE born <= ?) + (SELECT count(*) FROM entries WHERE born <= ?) + (SELECT count(*) FROM clists)',
+  ).pluck().get(s, s) ?? 0;
+}
+
 // Recovery. Deltas arrive in any order (a holder lists objects by id), and a death may come
 // before the row it ends: deaths wait in a temporary table until every delta is in.
 
