@@ -97,6 +97,7 @@ test('a buddy daemon refuses forged and malformed backup messages and keeps the 
   // What a dishonest member can know of A: its PeerId (its public key) and, as one of its
   // buddies, its locator and chunk ids. Never its seed.
   const locatorA = hostKeys(await hostMaster('host-a', 'test passphrase')).locator;
+  const objectIdsA = withDb(c, (db) => (db.prepare('SELECT h.id FROM held_objects h JOIN held_owners o ON o.owner = h.owner WHERE o.peer = ?').pluck().all(a.peerId()) as Buffer[]).map((x) => x.toString('hex')));
   const rootBefore = rootRow(c, locatorA, a.peerId());
   assert.ok(rootBefore, 'C holds A\'s root block');
   const ownersBefore = ownerRows(c);
@@ -106,7 +107,7 @@ test('a buddy daemon refuses forged and malformed backup messages and keeps the 
   const rogue = startRogue({
     target: `${c.addr}/p2p/${c.peerId()}`,
     group: GROUP,
-    victim: { peer: a.peerId(), locator: locatorA, chunks: [...idsA] },
+    victim: { peer: a.peerId(), locator: locatorA, chunks: [...idsA], objects: objectIdsA },
   });
   const roguePeer = (await rogue.next((l) => !!l.ready, 20_000)).peerId!;
 
@@ -158,6 +159,8 @@ test('a buddy daemon refuses forged and malformed backup messages and keeps the 
   assert.deepEqual(rs.listChunks, [], show(rs));
   assert.equal(rs.getChunks, 0, show(rs));
   assert.equal(rs.listObjects, 0, show(rs));
+  assert.ok(objectIdsA.length > 0);
+  assert.equal(rs.getObjects, 0, `the rogue, naming A's metadata segments, gets none: ${show(rs)}`);
   assert.deepEqual(rs.audit, { asked: Math.min(idsA.size, 1024), missing: Math.min(idsA.size, 1024) }, show(rs));
   const rb = rs.rootBlock as { epoch: number; pubkeyIsVictim: boolean; signedByVictim: boolean; open: { opened: boolean; error?: string } };
   assert.equal(rb.epoch, rootBefore.epoch);
