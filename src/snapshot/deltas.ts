@@ -44,43 +44,47 @@ export type DeltaPage =
   | { kind: 'entryDeaths'; rows: EntryDeath[] }
   | { kind: 'clists'; rows: ChunkListRow[] };
 
+// Pages follow a key (born or died first) as a row value, which SQLite turns into an index range:
+// each page starts where the last ended. Starting after (a, AFTER_ALL) skips every row of epoch a.
+const AFTER_ALL = Number.MAX_SAFE_INTEGER;
+
 const clip = (died: number | null, b: number): number | null => (died !== null && died > b ? null : died);
 
 /** The delta (a, b] in pages of at most `size` rows (a chunk list counts its spans). */
 export function* deltaPages(db: Db, a: number, b: number, size = 1024): Generator<DeltaPage> {
-  const inodes = prepared<[number, number, number, number, number], InodeRow & { staged?: number | null }>(
+  const inodes = prepared<[number, number, number, number], InodeRow & { staged?: number | null }>(
     db,
     `SELECT ino, born, died, kind, mode, uid, gid, nlink, size, atime, mtime, ctime, target, cl, xattrs FROM inodes
-      WHERE born > ? AND born <= ? AND (born, ino) > (?, ?) ORDER BY born, ino LIMIT ?`,
+      WHERE (born, ino) > (?, ?) AND born <= ? ORDER BY born, ino LIMIT ?`,
   );
-  for (let k = [a, 0]; ; ) {
-    const rows = inodes.all(a, b, k[0]!, k[1]!, size);
+  for (let k = [a, AFTER_ALL]; ; ) {
+    const rows = inodes.all(k[0]!, k[1]!, b, size);
     if (rows.length === 0) break;
     for (const r of rows) r.died = clip(r.died, b);
     yield { kind: 'inodes', rows };
     k = [rows.at(-1)!.born, rows.at(-1)!.ino];
   }
   if (a > 0) {
-    const deaths = prepared<[number, number, number, number, number, number, number], InodeDeath>(
+    const deaths = prepared<[number, number, number, number, number, number], InodeDeath>(
       db,
-      `SELECT ino, born, died FROM inodes WHERE died > ? AND died <= ? AND born <= ? AND (died, ino, born) > (?, ?, ?)
+      `SELECT ino, born, died FROM inodes WHERE (died, ino, born) > (?, ?, ?) AND died <= ? AND born <= ?
         ORDER BY died, ino, born LIMIT ?`,
     );
-    for (let k = [a, 0, 0]; ; ) {
-      const rows = deaths.all(a, b, a, k[0]!, k[1]!, k[2]!, size);
+    for (let k = [a, AFTER_ALL, AFTER_ALL]; ; ) {
+      const rows = deaths.all(k[0]!, k[1]!, k[2]!, b, a, size);
       if (rows.length === 0) break;
       yield { kind: 'inodeDeaths', rows };
       const l = rows.at(-1)!;
       k = [l.died, l.ino, l.born];
     }
   }
-  const entries = prepared<[number, number, number, number, Buffer, number], EntryRow>(
+  const entries = prepared<[number, number, Buffer, number, number], EntryRow>(
     db,
     `SELECT parent, name, born, died, ino FROM entries
-      WHERE born > ? AND born <= ? AND (born, parent, name) > (?, ?, ?) ORDER BY born, parent, name LIMIT ?`,
+      WHERE (born, parent, name) > (?, ?, ?) AND born <= ? ORDER BY born, parent, name LIMIT ?`,
   );
-  for (let k: [number, number, Buffer] = [a, 0, Buffer.alloc(0)]; ; ) {
-    const rows = entries.all(a, b, k[0], k[1], k[2], size);
+  for (let k: [number, number, Buffer] = [a, AFTER_ALL, Buffer.alloc(0)]; ; ) {
+    const rows = entries.all(k[0], k[1], k[2], b, size);
     if (rows.length === 0) break;
     for (const r of rows) r.died = clip(r.died, b);
     yield { kind: 'entries', rows };
@@ -88,13 +92,13 @@ export function* deltaPages(db: Db, a: number, b: number, size = 1024): Generato
     k = [l.born, l.parent, l.name];
   }
   if (a > 0) {
-    const deaths = prepared<[number, number, number, number, number, Buffer, number, number], EntryDeath>(
+    const deaths = prepared<[number, number, Buffer, number, number, number, number], EntryDeath>(
       db,
-      `SELECT parent, name, born, died FROM entries WHERE died > ? AND died <= ? AND born <= ? AND (died, parent, name, born) > (?, ?, ?, ?)
+      `SELECT parent, name, born, died FROM entries WHERE (died, parent, name, born) > (?, ?, ?, ?) AND died <= ? AND born <= ?
         ORDER BY died, parent, name, born LIMIT ?`,
     );
-    for (let k: [number, number, Buffer, number] = [a, 0, Buffer.alloc(0), 0]; ; ) {
-      const rows = deaths.all(a, b, a, ...k, size);
+    for (let k: [number, number, Buffer, number] = [a, AFTER_ALL, Buffer.alloc(0), 0]; ; ) {
+      const rows = deaths.all(...k, b, a, size);
       if (rows.length === 0) break;
       yield { kind: 'entryDeaths', rows };
       const l = rows.at(-1)!;
@@ -103,9 +107,9 @@ export function* deltaPages(db: Db, a: number, b: number, size = 1024): Generato
   }
   // A list travels with the first row (in born, ino order) that names it: rows copied on a
   // change share their list, and a list an earlier delta carried is named by an earlier row.
-  const lists = prepared<[number, number, number, number, number], { born: number; ino: number; cl: number }>(
+  const lists = prepared<[number, number, number, number], { born: number; ino: number; cl: number }>(
     db,
-    `SELECT born, ino, cl FROM inodes i WHERE born > ? AND born <= ? AND cl IS NOT NULL AND (born, ino) > (?, ?)
+    `SELECT born, ino, cl FROM inodes i WHERE (born, ino) > (?, ?) AND born <= ? AND cl IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM inodes j WHERE j.cl = i.cl AND (j.born < i.born OR (j.born = i.born AND j.ino < i.ino)))
       ORDER BY born, ino LIMIT ?`,
   );
@@ -113,8 +117,8 @@ export function* deltaPages(db: Db, a: number, b: number, size = 1024): Generato
   const spans = prepared<[number], ChunkSpan>(db, 'SELECT off, handle, id, raw FROM crefs WHERE cl = ? ORDER BY off');
   let page: ChunkListRow[] = [];
   let spanCount = 0;
-  for (let k = [a, 0]; ; ) {
-    const rows = lists.all(a, b, k[0]!, k[1]!, size);
+  for (let k = [a, AFTER_ALL]; ; ) {
+    const rows = lists.all(k[0]!, k[1]!, b, size);
     if (rows.length === 0) break;
     for (const r of rows) {
       const s = listSize.get(r.cl);

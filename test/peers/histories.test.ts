@@ -154,8 +154,22 @@ test(`${HISTORIES} random histories, each recovered on a blank host; compaction 
       snapshot();
       if (s === 2 || random() < 0.5) ship(what);
     }
-    if (random() < 0.5 && refs.size > 4) {
-      const r = JSON.parse(a.ok('forget', '--keep-last', '4', '--json')) as { forget: string[] };
+    // Half-way, whatever the dice say: two tree-wide rewrites, then all but the last snapshot
+    // forgotten. The chain then holds far more rows than the tree: the next change compacts it.
+    const midway = h === Math.floor(HISTORIES / 2);
+    if (midway) {
+      for (let i = 0; i < 2; i++) {
+        rewriteAll();
+        await a.settle();
+        snapshot();
+        ship(what);
+      }
+      op();
+      await a.settle();
+      snapshot();
+    }
+    if (midway || (random() < 0.5 && refs.size > 4)) {
+      const r = JSON.parse(a.ok('forget', '--keep-last', midway ? '1' : '4', '--json')) as { forget: string[] };
       for (const name of r.forget) {
         rmSync(refs.get(name)!, { recursive: true, force: true });
         refs.delete(name);
