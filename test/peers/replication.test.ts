@@ -74,10 +74,10 @@ test('two hosts ship to two buddies: exactly the add sets, shared chunks once, n
   for (const buddy of buddiesOf(ra)) assert.deepEqual(heldIds(buddy, a.peerId()), shippedIds(a), `${buddy.name} dropped what A no longer keeps`);
   assert.deepEqual(withDb(a, (db) => db.prepare('SELECT count(*) FROM released').pluck().get()), 0, 'delete-set log drained once both buddies were told');
 
-  // A snapshot with no change costs almost nothing.
+  // A snapshot with no change costs almost nothing: no chunk, no metadata segment.
   a.ok('snapshot');
   const idle = syncWait(a);
-  for (const x of idle.buddies) assert.ok(x.ok && x.report!.bytes < 10_240, `no-change snapshot shipped ${x.report!.bytes} bytes`);
+  for (const x of idle.buddies) assert.ok(x.ok && x.report!.bytes < 10_240 && x.report!.objectsSent === 0, `no-change snapshot shipped ${x.report!.bytes} bytes, ${x.report!.objectsSent} objects`);
 
   const status = a.ok('status');
   for (const x of ra.buddies) assert.match(status, new RegExp(`buddy ${x.peer}: last contact .*up to date, ok`));
