@@ -129,11 +129,13 @@ export class MetaLog {
     let seq = nextSeq.get() as number;
     let builder: SegmentBuilder | null = null;
     const written: number[] = [];
+    let bytes = 0;
     const flush = (): void => {
       if (!builder) return;
       const o = this.sealer.seal(seq, builder.body());
       put.run(seq, from, epoch, builder.rows, o.digest, o.box);
       written.push(seq);
+      bytes += o.box.length;
       seq++;
       builder = null;
     };
@@ -152,7 +154,6 @@ export class MetaLog {
       for (const s of old) drop.run(DROP_SEGMENT, s);
       prepared(db, 'DELETE FROM meta_segments WHERE live = 1 AND seq < ?').run(written[0] ?? seq);
     }).immediate();
-    const bytes = written.reduce((n, s) => n + (this.object(s)?.box.length ?? 0), 0);
     this.log(`metadata ${rebase ? 'base' : 'delta'} (${from}, ${epoch}]: ${written.length} segments, ${bytes} bytes`);
   }
 

@@ -127,7 +127,7 @@ export async function shipSnapshot(
   try {
     const welcome = await pipe.request({ type: 'hello', owner, offer: ctx.offer, epoch, locator: ctx.locator }, 120);
     if (welcome.type !== 'welcome') throw new Error(`buddy answered hello with ${welcome.type}`);
-    // Held already, unless a forget since pruned objects or released chunks of it: those
+    // Held already, unless chunks were released or metadata objects dropped since: those
     // deletions travel in a shipment of the same epoch (marking them told without sending them
     // left the buddy with chunk lists whose chunks a later reconcile dropped as surplus).
     const told = cursor.releasedSeq === heads.released && cursor.droppedSeq === heads.dropped;
