@@ -205,7 +205,7 @@ export class Holder {
       // Logged whatever it was: a lost connection or a failure of our own (disk, database)
       // leaves a shipment pending here, and this line is all that says why.
       const e = err instanceof Error ? err : new Error(String(err));
-      this.opts.log(`backup stream from ${ps.remotePeer} ${err instanceof ProtocolError ? 'reset' : 'failed'}: ${e.message}`);
+      this.opts.log(`backup stream from ${ps.remotePeer} ${err instanceof ProtocolError ? 'reset' : 'failed'}: ${e.message || e.name}`);
       ch.abort(e);
     } finally {
       writer?.seal();

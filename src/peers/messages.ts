@@ -523,7 +523,14 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     const head = parts[0]!;
     new DataView(head.buffer, head.byteOffset, 5).setUint32(0, 1 + length);
     head[4] = K_MSG;
-    if (!this.write(parts)) await this.stream.onDrain({ signal: opts.signal });
+    if (!this.write(parts)) {
+      // libp2p rejects a pending drain with a bare StreamClosedError (no message) when the
+      // stream goes; the channel's own failure says why.
+      await this.stream.onDrain({ signal: opts.signal }).catch((err: unknown) => {
+        if (opts.signal?.aborted) throw err;
+        throw this.failure ?? new ChannelClosedError(`stream closed while sending ${msg.type}`);
+      });
+    }
   }
 
   private wait<T>(list: Waiter<T>[], opts: WaitOptions): Promise<T> {
