@@ -12,6 +12,7 @@ for pkg in gocryptfs restic; do
 done
 node dist/scripts/bench-chunker.js "$@"
 node dist/scripts/bench-ingest.js "$@"
+node dist/scripts/bench-rs.js "$@"
 node dist/scripts/bench-fs.js "$@"
 node dist/scripts/bench-p2p.js "$@"
 node dist/scripts/bench-ship.js "$@"
