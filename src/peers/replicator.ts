@@ -1,8 +1,8 @@
 // Keeps our snapshots on r buddies: chooses them among the members (best coverage of our
-// data first, then free space, then round-trip time, at least one off our network when there
-// is one), ships the latest snapshot to each after every snapshot, retries with backoff while
-// one is away, replaces one that refuses us, and drains the delete-set and drop logs once
-// every buddy has been told.
+// data first, then free space, then round-trip time; no network holding more than the scheme
+// allows, see redundancy/placement.ts), ships the latest snapshot to each after every
+// snapshot, retries with backoff while one is away, replaces one that refuses us, and drains
+// the delete-set and drop logs once every buddy has been told.
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipReport } from './shipper.js';
@@ -10,6 +10,7 @@ import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } f
 import type { RootBlock } from './sealed-objects.js';
 import { auditBuddy, type AuditResult } from './audit.js';
 import { reconcile } from './reconcile.js';
+import { isSilent, networkCap, pickHolders, vacancies } from '../redundancy/placement.js';
 import { RestoreClient } from './retrieval.js';
 
 export interface BuddyState {
@@ -215,8 +216,8 @@ export class Replicator {
 
   /** Retires buddies that have failed for longer than the silence threshold; returns them. */
   private retireSilent(): string[] {
-    const cutoff = Date.now() - (this.o.silenceMs ?? DEFAULT_SILENCE);
-    const silent = this.buddies().filter((b) => b.fails > 0 && (b.lastOk ?? b.chosen) < cutoff);
+    const now = Date.now();
+    const silent = this.buddies().filter((b) => isSilent(b, now, this.o.silenceMs ?? DEFAULT_SILENCE));
     for (const b of silent) this.retire(b.peer, `silent since ${new Date(b.lastOk ?? b.chosen).toISOString()}`);
     return silent.map((b) => b.peer);
   }
@@ -277,26 +278,20 @@ export class Replicator {
     return listMembers(this.db);
   }
 
-  /** Keeps healthy buddies, fills vacancies with the best candidates. */
+  /** Keeps healthy buddies, fills vacancies with the best candidates, spread over networks. */
   private choose(members: Member[]): BuddyState[] {
     const current = this.buddies();
-    const vacancies = this.o.wanted - current.length;
-    if (vacancies <= 0) return current;
-    const mine = new Set(this.o.ship.node.multiaddrs().map(networkOf));
+    const scheme = { kind: 'copies', n: this.o.wanted } as const;
+    const need = vacancies(scheme, current.length);
+    if (need <= 0) return current;
     const taken = new Set(current.map((b) => b.peer));
     const retired = new Set(this.buddies(true).filter((b) => b.retired).map((b) => b.peer));
+    const network = new Map(members.map((m) => [m.peer, m.network]));
     const candidates = members
       .filter((m) => !taken.has(m.peer) && !retired.has(m.peer) && m.peer !== this.o.ship.node.peerId && m.coverage !== null && (m.free ?? 0) > 0)
       .sort((a, b) => (b.coverage ?? 0) - (a.coverage ?? 0) || (b.free ?? 0) - (a.free ?? 0) || (a.rtt ?? Infinity) - (b.rtt ?? Infinity) || a.peer.localeCompare(b.peer));
-    const picks = candidates.slice(0, vacancies);
-    const offNet = (p: { peer: string }): boolean => {
-      const n = members.find((m) => m.peer === p.peer)?.network ?? null;
-      return n !== null && !mine.has(n);
-    };
-    if (picks.length > 0 && ![...current, ...picks].some(offNet)) {
-      const remote = candidates.find((c) => offNet(c) && !picks.includes(c));
-      if (remote) picks[picks.length - 1] = remote;
-    }
+    const placed = current.map((b) => network.get(b.peer) ?? null);
+    const picks = pickHolders(candidates, need, (m) => m.network, placed, networkCap(scheme));
     const now = Date.now();
     for (const p of picks) {
       prepared(this.db, 'INSERT INTO buddies (peer, chosen) VALUES (?, ?) ON CONFLICT (peer) DO UPDATE SET retired = 0, chosen = excluded.chosen, fails = 0').run(p.peer, now);

@@ -1,0 +1,69 @@
+// Where a host's copies or shards go, when a lost one is replaced, and when a holder counts as
+// lost: the decisions the daemon takes, as plain functions, so the durability simulator
+// (scripts/simulate-durability.ts) runs exactly these on its simulated group.
+import { stripeShape, type Redundancy } from './scheme.js';
+
+/**
+ * How many holders one network (an IPv4 /24 or IPv6 /64) may have: m, so that losing a whole
+ * network (a house fire, a flood, a burglary) still leaves k. copies:2 gets 1: one copy away.
+ */
+export function networkCap(r: Redundancy): number {
+  return Math.max(1, stripeShape(r).m);
+}
+
+/**
+ * Picks `count` new holders from `ranked` (best first): first those whose network is under
+ * its cap given the holders already placed, then, if that is not enough, the best of the rest
+ * ("a different network where possible"). A candidate of unknown network (null) is under no cap.
+ */
+export function pickHolders<C, N>(ranked: readonly C[], count: number, networkOf: (c: C) => N | null, placed: Iterable<N | null>, cap: number): C[] {
+  const used = new Map<N, number>();
+  for (const n of placed) if (n !== null) used.set(n, (used.get(n) ?? 0) + 1);
+  const picks: C[] = [];
+  const skipped: C[] = [];
+  for (const c of ranked) {
+    if (picks.length === count) break;
+    const n = networkOf(c);
+    if (n !== null && (used.get(n) ?? 0) >= cap) {
+      skipped.push(c);
+      continue;
+    }
+    picks.push(c);
+    if (n !== null) used.set(n, (used.get(n) ?? 0) + 1);
+  }
+  for (const c of skipped) {
+    if (picks.length === count) break;
+    picks.push(c);
+  }
+  return picks;
+}
+
+/**
+ * New holders to place, given how many healthy ones remain. Repair waits until fewer than
+ * k + threshold are healthy, then restores all k + m at once (Carbonite: transient losses
+ * often come back, and one repair of several shards costs a fraction of several repairs).
+ * threshold = m repairs at the first loss, as whole copies always have.
+ */
+export function vacancies(r: Redundancy, healthy: number, threshold = defaultRepairThreshold(r)): number {
+  const { k, m } = stripeShape(r);
+  return healthy < k + threshold ? Math.max(0, k + m - healthy) : 0;
+}
+
+/** Repair at the first loss unless the user chose otherwise. */
+export function defaultRepairThreshold(r: Redundancy): number {
+  return stripeShape(r).m;
+}
+
+export interface HolderContact {
+  /** When it was chosen (ms). */
+  chosen: number;
+  /** Last successful exchange (ms), or null. */
+  lastOk: number | null;
+  /** Failed tries since then. */
+  fails: number;
+}
+
+/** A holder that failed every try for `silenceMs` is taken as lost and replaced. */
+export function isSilent(h: HolderContact, now: number, silenceMs: number): boolean {
+  return h.fails > 0 && (h.lastOk ?? h.chosen) < now - silenceMs;
+}

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { isSilent, networkCap, pickHolders, vacancies } from '../../src/redundancy/placement.js';
+import { parseRedundancy } from '../../src/redundancy/scheme.js';
+
+type M = { peer: string; net: string | null };
+const m = (peer: string, net: string | null): M => ({ peer, net });
+const pick = (ranked: M[], count: number, placed: (string | null)[], scheme: string): string[] =>
+  pickHolders(ranked, count, (c) => c.net, placed, networkCap(parseRedundancy(scheme))).map((c) => c.peer);
+
+test('copies:2 keeps the best-ranked pair unless both would sit on one network', () => {
+  assert.deepEqual(pick([m('a', 'x'), m('b', 'y'), m('c', 'z')], 2, [], 'copies:2'), ['a', 'b']);
+  // a and a2 share network x: the second copy goes elsewhere, the best elsewhere.
+  assert.deepEqual(pick([m('a', 'x'), m('a2', 'x'), m('b', 'y'), m('c', 'z')], 2, [], 'copies:2'), ['a', 'b']);
+  // Nowhere else to go: the best of the rest ("where possible").
+  assert.deepEqual(pick([m('a', 'x'), m('a2', 'x')], 2, [], 'copies:2'), ['a', 'a2']);
+  // A replacement respects the holder already placed.
+  assert.deepEqual(pick([m('a2', 'x'), m('b', 'y')], 1, ['x'], 'copies:2'), ['b']);
+  // An unknown network is under no cap.
+  assert.deepEqual(pick([m('a', null), m('b', null)], 2, [null], 'copies:2'), ['a', 'b']);
+});
+
+test('rs:4+2 puts at most two shards on any network, so a lost network leaves four', () => {
+  const ranked = ['x', 'x', 'x', 'y', 'y', 'y', 'z', 'w'].map((net, i) => m(`p${i}`, net));
+  const picks = pick(ranked, 6, [], 'rs:4+2');
+  assert.deepEqual(picks, ['p0', 'p1', 'p3', 'p4', 'p6', 'p7']);
+  assert.equal(networkCap(parseRedundancy('rs:10+4')), 4);
+});
+
+test('repair waits for the threshold, then restores every shard at once', () => {
+  const rs = parseRedundancy('rs:4+2');
+  assert.equal(vacancies(rs, 6), 0);
+  assert.equal(vacancies(rs, 5), 1, 'default threshold m: the first loss is repaired');
+  assert.equal(vacancies(rs, 5, 1), 0, 'threshold 1: five healthy are enough');
+  assert.equal(vacancies(rs, 4, 1), 2, 'below k + 1: both lost shards are rebuilt');
+  assert.equal(vacancies(rs, 0), 6);
+  const copies = parseRedundancy('copies:2');
+  assert.deepEqual([2, 1, 0].map((h) => vacancies(copies, h)), [0, 1, 2]);
+});
+
+test('a holder is silent only after failing for the whole silence period', () => {
+  const day = 86400_000;
+  const now = 100 * day;
+  assert.equal(isSilent({ chosen: 0, lastOk: now - 4 * day, fails: 3 }, now, 3 * day), true);
+  assert.equal(isSilent({ chosen: 0, lastOk: now - 2 * day, fails: 3 }, now, 3 * day), false);
+  assert.equal(isSilent({ chosen: 0, lastOk: now - 4 * day, fails: 0 }, now, 3 * day), false, 'not tried since: not silent');
+  assert.equal(isSilent({ chosen: now - 4 * day, lastOk: null, fails: 1 }, now, 3 * day), true, 'never reached since chosen');
+});
