@@ -30,7 +30,7 @@ export interface HostConfig {
   retention?: Policy;
   /** When buddies are audited, cron syntax (default daily, 04:17). */
   auditSchedule?: string;
-  /** A buddy failing for this long is replaced (default '3d'; s, m, h, d). */
+  /** A buddy failing for this long is replaced (default '7d'; s, m, h, d). */
   buddySilence?: string;
   /** A host we hold data for, silent this long, is taken as gone and its space reclaimed ('60d'). */
   ownerSilence?: string;

@@ -159,7 +159,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         peers = await PeerService.start({
           store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, buddies: cfg.buddies ?? 2, mdns: cfg.mdns ?? true,
           settings: settingsOf(cfg),
-          buddySilenceMs: parseDuration(cfg.buddySilence ?? '3d', 'buddySilence'),
+          buddySilenceMs: cfg.buddySilence === undefined ? undefined : parseDuration(cfg.buddySilence, 'buddySilence'),
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
           flush: () => queue.flush(), onDropped: collectSoon, log,
           receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),

@@ -10,7 +10,7 @@ import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } f
 import type { RootBlock } from './sealed-objects.js';
 import { auditBuddy, type AuditResult } from './audit.js';
 import { reconcile } from './reconcile.js';
-import { isSilent, networkCap, pickHolders, vacancies } from '../redundancy/placement.js';
+import { DEFAULT_SILENCE_MS, isSilent, networkCap, pickHolders, vacancies } from '../redundancy/placement.js';
 import { RestoreClient } from './retrieval.js';
 
 export interface BuddyState {
@@ -74,7 +74,7 @@ export interface ReplicatorOptions {
   flush: () => Promise<void>;
   /** Members known from config, to probe even before anything connected. */
   knownPeers: () => string[];
-  /** A buddy failing for longer than this is replaced (default 3 days). */
+  /** A buddy failing for longer than this is replaced (default DEFAULT_SILENCE_MS). */
   silenceMs?: number;
   log: (m: string) => void;
 }
@@ -94,7 +94,6 @@ export interface SyncOutcome {
   short: number;
 }
 
-const DEFAULT_SILENCE = 3 * 86400_000;
 const BACKOFF_MIN = 15_000;
 const BACKOFF_MAX = 3600_000;
 
@@ -217,7 +216,7 @@ export class Replicator {
   /** Retires buddies that have failed for longer than the silence threshold; returns them. */
   private retireSilent(): string[] {
     const now = Date.now();
-    const silent = this.buddies().filter((b) => isSilent(b, now, this.o.silenceMs ?? DEFAULT_SILENCE));
+    const silent = this.buddies().filter((b) => isSilent(b, now, this.o.silenceMs ?? DEFAULT_SILENCE_MS));
     for (const b of silent) this.retire(b.peer, `silent since ${new Date(b.lastOk ?? b.chosen).toISOString()}`);
     return silent.map((b) => b.peer);
   }
