@@ -9,7 +9,7 @@ import { HOST_SCHEMA } from './host-schema.js';
 import { verifyStore, type Problem, type VerifyReport } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
-import { formatBytes, loadConfig, parseSize, paths, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
+import { formatBytes, loadConfig, parseSize, paths, redundancyOf, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
 import { openHostStore } from './open-store.js';
@@ -19,6 +19,7 @@ import { Progress } from './progress.js';
 import { requireSoundIndex } from './index-check.js';
 import { ask, secret } from './secrets.js';
 import { recoverySheet, writeSheet, type SheetFacts } from './recovery-sheet.js';
+import { DEFAULT_REDUNDANCY, describeRedundancy, formatRedundancy, membersNeeded, parseRedundancy, type Redundancy } from '../redundancy/scheme.js';
 
 export interface Out {
   json: boolean;
@@ -32,16 +33,25 @@ export interface InitOptions {
   offer?: string;
   listen?: string;
   buddies?: string;
+  redundancy?: string;
   'no-mdns'?: boolean;
   peer?: string[];
   'recovery-sheet'?: string;
 }
 
-function buddies(text: string | undefined): number {
-  if (text === undefined) return 2;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 16) throw new UserError(`--buddies takes a whole number from 1 to 16, not '${text}'`, 2);
-  return n;
+/** --redundancy copies:N|rs:K+M, or release 0.2's --buddies N (copies:N). */
+function redundancy(opts: InitOptions): Redundancy {
+  if (opts.buddies !== undefined && opts.redundancy !== undefined) throw new UserError('--buddies N is --redundancy copies:N: give one of them', 2);
+  if (opts.buddies !== undefined) {
+    const n = Number(opts.buddies);
+    if (!Number.isInteger(n) || n < 1 || n > 16) throw new UserError(`--buddies takes a whole number from 1 to 16, not '${opts.buddies}'`, 2);
+    return { kind: 'copies', n };
+  }
+  try {
+    return parseRedundancy(opts.redundancy ?? DEFAULT_REDUNDANCY);
+  } catch (err) {
+    throw new UserError(`--${(err as Error).message}`, 2);
+  }
 }
 
 export interface ConfigChoices {
@@ -51,7 +61,7 @@ export interface ConfigChoices {
   offer: number;
   listen?: string[];
   peers: string[];
-  buddies: number;
+  redundancy: Redundancy;
   mdns: boolean;
   avgChunk?: number;
   schedule?: string;
@@ -67,7 +77,8 @@ export function newConfig(c: ConfigChoices, keys: HostKeys, gk: GroupKeys | null
     offer: c.offer,
     listen: c.listen ?? ['/ip4/0.0.0.0/tcp/4747'],
     peers: c.peers,
-    buddies: c.buddies,
+    buddies: membersNeeded(c.redundancy),
+    redundancy: formatRedundancy(c.redundancy),
     mdns: c.mdns,
     avgChunk: c.avgChunk ?? DEFAULT_AVG_CHUNK,
     schedule: c.schedule ?? '0 * * * *',
@@ -87,12 +98,13 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const sheetFile = opts['recovery-sheet'] === undefined ? null : resolve(opts['recovery-sheet']);
   if (sheetFile && !group) throw new UserError('--recovery-sheet goes with --group: a host in no group has no buddies to be recovered from', 2);
   const offer = parseSize(opts.offer ?? '10G');
+  const scheme = redundancy(opts);
   const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`, true);
   const keys = hostKeys(await hostMaster(host, pass));
   const groupPassword = group ? await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true) : null;
   const gk = group ? await groupKeys(group, groupPassword!) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
-  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], buddies: buddies(opts.buddies), mdns: !opts['no-mdns'] }, keys, gk);
+  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk);
   const sheet: SheetFacts | null = group ? { host, group, members: cfg.peers, listen: cfg.listen } : null;
   // First, so a sheet that cannot be written leaves no host behind.
   if (sheet && sheetFile) {
@@ -106,8 +118,8 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   saveConfig(home, cfg);
   const shown = sheet ? `\n\n${recoverySheet(sheet, sheetFile ? `written in ${sheetFile}` : 'the one given to safe init')}` : '';
   out.print(
-    `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}${shown}`,
-    { home, host, mount, group, offer, recoverySheet: sheet && { ...sheet, file: sheetFile } },
+    `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}\n  redundancy: ${describeRedundancy(scheme)}${shown}`,
+    { home, host, mount, group, offer, redundancy: formatRedundancy(scheme), recoverySheet: sheet && { ...sheet, file: sheetFile } },
   );
 }
 
@@ -129,9 +141,10 @@ export async function status(out: Out): Promise<void> {
           : `mount ${cfg.mount}: not mounted`,
         `store ${formatBytes(s.packBytes)} in ${s.packs} packs, ${s.chunks} chunks; ${formatBytes(s.referencedRaw)} referenced, dedup+compression ratio ${dedup.toFixed(2)}`,
         `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
+        ...(cfg.group ? [`redundancy ${describeRedundancy(redundancyOf(cfg))}`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
-      { host: cfg.host, home, mount: cfg.mount, mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, lastSnapshot: last ?? null },
+      { host: cfg.host, home, mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, lastSnapshot: last ?? null },
     );
   } finally {
     store.close();

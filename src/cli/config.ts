@@ -9,6 +9,7 @@ import { UserError } from './errors.js';
 import type { Policy } from '../snapshot/retention.js';
 import type { HostSettings } from '../peers/sealed-objects.js';
 import { secret } from './secrets.js';
+import { parseRedundancy, type Redundancy } from '../redundancy/scheme.js';
 
 export interface HostConfig {
   version: 1;
@@ -18,8 +19,10 @@ export interface HostConfig {
   offer: number;
   listen: string[];
   peers: string[];
-  /** How many buddies hold each snapshot (default 2). */
+  /** How many buddies hold each snapshot (copies:N; release 0.2's setting, when `redundancy` is absent). */
   buddies?: number;
+  /** copies:N or rs:K+M (default copies:2). */
+  redundancy?: string;
   /** Look for group members on the LAN by mDNS (default true). */
   mdns?: boolean;
   /** Average chunk size in bytes; fixed at init (changing it would stop dedup with old data). */
@@ -92,6 +95,15 @@ export function saveConfig(home: string, cfg: HostConfig): void {
   fsyncSync(fd);
   closeSync(fd);
   renameSync(tmp, file);
+}
+
+/** The host's redundancy scheme; a config naming none had whole copies on `buddies` buddies. */
+export function redundancyOf(cfg: Pick<HostConfig, 'buddies' | 'redundancy'>): Redundancy {
+  try {
+    return parseRedundancy(cfg.redundancy ?? `copies:${cfg.buddies ?? 2}`);
+  } catch (err) {
+    throw new UserError(`config: ${(err as Error).message}`);
+  }
 }
 
 /** What the root block carries of a config: a recovery sets the host up as it was. */

@@ -7,7 +7,8 @@ import { renameChunksToBoxIds } from '../chunkstore/box-ids.js';
 import { addChunkIdsToRefs, createTreeTables } from '../snapshot/schema.js';
 import { indexEntriesByBorn } from '../snapshot/deltas.js';
 import { createHolderTables, renameHeldChunkDeletes } from '../peers/holder.js';
-import { createBuddyTables, renameDropCursor } from '../peers/replicator.js';
+import { addBuddySlots, createBuddyTables, renameDropCursor } from '../peers/replicator.js';
+import { createStripeTables } from '../peers/stripes.js';
 import { moveToSegments } from '../peers/meta-log.js';
 import { createMemberTables } from '../peers/members.js';
 
@@ -39,6 +40,14 @@ export const HOST_SCHEMA: readonly Migration[] = [
       indexEntriesByBorn(db);
       moveToSegments(db);
       renameDropCursor(db);
+    },
+  },
+  {
+    version: 4,
+    what: 'redundancy rs:K+M: stripes of boxes, one shard per buddy slot',
+    up: ({ db }) => {
+      createStripeTables(db);
+      addBuddySlots(db);
     },
   },
 ];

@@ -10,9 +10,9 @@ import { HOST_SCHEMA } from './host-schema.js';
 import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
 import { createPeerNode, GroupMismatchError, type PeerNode } from '../peers/node.js';
 import { probe } from '../peers/members.js';
-import { findRootBlock, MetadataFormatError, NoRootBlockError, recover as recoverData } from '../peers/recovery.js';
+import { findRootBlock, MetadataFormatError, NoRootBlockError, TooFewHoldersError, recover as recoverData } from '../peers/recovery.js';
 import { adoptBuddies } from '../peers/replicator.js';
-import { formatBytes, loadConfig, paths, safeHome, saveConfig, type HostConfig, type Unlocked } from './config.js';
+import { formatBytes, loadConfig, paths, safeHome, redundancyOf, saveConfig, type HostConfig, type Unlocked } from './config.js';
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { secret } from './secrets.js';
@@ -139,7 +139,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       ...newConfig(
         {
           host, mount: mountDir, group, offer: s.offer, listen: opts.listen ? [opts.listen] : previous?.listen ?? s.listen,
-          peers: [...new Set([...peers, ...(s.peers ?? [])])], buddies: s.buddies,
+          peers: [...new Set([...peers, ...(s.peers ?? [])])], redundancy: redundancyOf({ buddies: s.buddies, redundancy: s.redundancy }),
           mdns: opts['no-mdns'] ? false : previous?.mdns ?? s.mdns ?? true, avgChunk: s.avgChunk, schedule: s.schedule,
         },
         keys,
@@ -157,10 +157,20 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     store = ChunkStore.open(p.store, gk.convergence, { create: true, recover: true, schema: HOST_SCHEMA, key: keys.storeKey });
     const bar = new Progress('recover');
     const t0 = performance.now();
-    const report = await recoverData({
-      node, store, keys, located,
-      progress: (pr) => bar.update(0, 0, `metadata: ${pr.objects} segments, ${pr.rows} rows`),
-    });
+    let report;
+    try {
+      report = await recoverData({
+        node, store, keys, located,
+        progress: (pr) => bar.update(0, 0, `metadata: ${pr.objects} segments, ${pr.rows} rows`),
+      });
+    } catch (err) {
+      if (!(err instanceof TooFewHoldersError)) throw err;
+      // Nothing imported yet: leave no half-made host behind (a resumed recovery keeps its own).
+      store.close();
+      store = null;
+      if (!resuming) for (const f of readdirSync(home)) rmSync(join(home, f), { recursive: true, force: true });
+      throw new UserError(err.message);
+    }
     bar.done();
     adoptBuddies(store.db, report.root.buddies, report.root.epoch, report.reached);
     store.db.pragma('wal_checkpoint(TRUNCATE)');

@@ -4,6 +4,7 @@
 // deterministic, so we recompute the digest from our own copies and compare.
 import { randomBytes } from 'node:crypto';
 import type { ChunkStore } from '../chunkstore/store.js';
+import { hexId } from '../chunkstore/sealer.js';
 import { countIdsUpTo, idsUpTo, sampleIdsUpTo } from '../snapshot/records.js';
 import type { PeerNode } from './node.js';
 import { auditDigest, RestoreClient } from './retrieval.js';
@@ -53,9 +54,20 @@ export function auditSample(store: ChunkStore, epoch: number, n = AUDIT_SAMPLE):
   return ids.filter((id) => store.has(id));
 }
 
-export async function auditBuddy(node: PeerNode, store: ChunkStore, peer: string, epoch: number, opts: { sample?: number; signal?: AbortSignal } = {}): Promise<AuditResult> {
+/** What to challenge a buddy with, and how we get each challenged box back ourselves. */
+export interface AuditChallenge {
+  ids: Buffer[];
+  box: (id: Buffer) => Buffer | Promise<Buffer | null> | null;
+}
+
+/** A copies buddy: a sample of the boxes of its epoch. */
+export function boxChallenge(store: ChunkStore, epoch: number, n?: number): AuditChallenge {
+  return { ids: auditSample(store, epoch, n), box: (id) => store.readBox(id) };
+}
+
+export async function auditBuddy(node: PeerNode, peer: string, epoch: number, challenge: AuditChallenge, opts: { signal?: AbortSignal } = {}): Promise<AuditResult> {
   const t0 = performance.now();
-  const ids = auditSample(store, epoch, opts.sample);
+  const { ids } = challenge;
   const result: AuditResult = { peer, epoch, sampled: ids.length, missing: 0, verdict: 'passed', ms: 0, bytes: 32 + ids.length * 32 + 40 };
   if (ids.length === 0) return { ...result, ms: performance.now() - t0 };
   const nonce = randomBytes(32);
@@ -67,7 +79,13 @@ export async function auditBuddy(node: PeerNode, store: ChunkStore, peer: string
   }
   try {
     const answer = await client.audit(nonce, ids);
-    const expected = auditDigest(nonce, ids.map((id) => store.readBox(id)));
+    const boxes: Buffer[] = [];
+    for (const id of ids) {
+      const box = await challenge.box(id);
+      if (!box) throw new Error(`challenged ${hexId(id)} but cannot compute it ourselves`);
+      boxes.push(box);
+    }
+    const expected = auditDigest(nonce, boxes);
     result.missing = answer.missing;
     if (!answer.digest.equals(expected)) {
       result.verdict = 'failed';

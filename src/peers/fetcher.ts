@@ -3,17 +3,22 @@
 // good copies of chunks damaged here. Each box is checked against its id (the hash of the box)
 // before it is stored; a buddy that serves a wrong one is flagged and the chunk asked of the
 // next. Stored rows get the reference count the tree gives them, so garbage collection keeps
-// them.
+// them. A box in a stripe (rs:K+M) comes back with its whole stripe: shards from every holder
+// at once, the first K that match their ids decoded, every box of the stripe stored.
 import { boxId, handleDigest, hexId } from '../chunkstore/sealer.js';
 import type { ChunkRef, ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';
 import type { PackWriter } from '../chunkstore/packs.js';
-import { countReferencesOf, renameChunk } from '../snapshot/records.js';
+import { countReferencesOf, refOfId, renameChunk } from '../snapshot/records.js';
+import { decodeStripe } from '../redundancy/rs-codec.js';
+import { STRIPE_OWNER, type Stripes } from './stripes.js';
 import type { PeerNode } from './node.js';
 import { RestoreClient } from './retrieval.js';
 
 export interface FetcherOptions {
   node: PeerNode;
   store: ChunkStore;
+  /** Where striped boxes lie (empty for a host on whole copies). */
+  stripes: Stripes;
   /** Peers that may hold our chunks, most likely first (buddies, then former buddies). */
   holders: () => string[];
   log: (m: string) => void;
@@ -43,6 +48,8 @@ export class ChunkFetcher implements RemoteChunks {
   private turn = 0;
   /** When a holder last gave us a chunk (ms since the epoch), null before any did. */
   lastDelivery: number | null = null;
+  /** Stripes being fetched now: callers wanting boxes of the same one wait for one fetch. */
+  private readonly stripesInFlight = new Map<number, Promise<void>>();
 
   constructor(private readonly o: FetcherOptions) {}
 
@@ -68,6 +75,7 @@ export class ChunkFetcher implements RemoteChunks {
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
     const holders = this.o.holders();
     const slot = Math.floor(start / Math.max(1, holders.length)) % STREAMS_PER_HOLDER;
+    await this.fetchStriped(want, holders, slot, repair, result);
     for (let k = 0; k < holders.length && want.size > 0; k++) {
       const peer = holders[(start + k) % holders.length]!;
       const client = await this.client(peer, slot);
@@ -138,6 +146,109 @@ export class ChunkFetcher implements RemoteChunks {
       for (const r of rows) countReferencesOf(db, r.id);
     }).immediate();
     return { n: rows.length, bytes };
+  }
+
+  /** Fetches the stripes the striped boxes of `want` lie in, and takes them out of `want`. */
+  private async fetchStriped(want: Map<string, ChunkRef>, holders: string[], slot: number, repair: boolean, result: FetchResult): Promise<void> {
+    const stripes = new Set<number>();
+    for (const r of want.values()) {
+      const place = this.o.stripes.boxPlace(r.id);
+      if (place) stripes.add(place.stripe);
+    }
+    const unreachable = new Set<string>();
+    for (const stripe of stripes) {
+      let run = this.stripesInFlight.get(stripe);
+      if (!run || repair) {
+        run = this.fetchStripe(stripe, want, holders, slot, repair, result, unreachable).finally(() => this.stripesInFlight.delete(stripe));
+        if (!repair) this.stripesInFlight.set(stripe, run);
+      }
+      await run;
+    }
+    for (const [key, r] of want) {
+      if (!this.o.stripes.boxPlace(r.id)) continue;
+      if (!repair && this.o.store.has(r.id)) want.delete(key);
+    }
+    for (const p of unreachable) if (!result.unreachable.includes(p)) result.unreachable.push(p);
+  }
+
+  private async fetchStripe(
+    stripe: number, want: Map<string, ChunkRef>, holders: string[], slot: number, repair: boolean, result: FetchResult, unreachable: Set<string>,
+  ): Promise<void> {
+    const { store } = this.o;
+    const info = this.o.stripes.info(stripe);
+    if (!info) return;
+    const { k, m, shardSize } = info;
+    const index = new Map(info.shards.map((id, i) => [id.toString('hex'), i]));
+    const shards: (Buffer | null)[] = new Array<Buffer | null>(k + m).fill(null);
+    let have = 0;
+    // Every holder at once, each answering with the shard of its slot; the first k that match
+    // their ids are enough (a holder that is away or slow is not waited for).
+    await new Promise<void>((resolve) => {
+      let pending = holders.length;
+      const settle = (): void => {
+        if (--pending === 0 || have >= k) resolve();
+      };
+      if (pending === 0) resolve();
+      for (const peer of holders) {
+        void (async () => {
+          const client = await this.client(peer, slot);
+          if (!client) return void unreachable.add(peer);
+          let got: { id: Buffer; box: Buffer }[];
+          try {
+            got = await client.chunks(info.shards);
+          } catch (err) {
+            this.o.log(`fetching shards from ${peer} failed: ${(err as Error).message}`);
+            this.clients.delete(this.key(peer, slot));
+            return void unreachable.add(peer);
+          }
+          for (const { id, box } of got) {
+            const i = index.get(id.toString('hex'));
+            if (i === undefined || shards[i]) continue;
+            if (box.length !== shardSize || !boxId(box).equals(id)) {
+              if (!this.flagged.has(peer)) this.o.log(`${peer} served a shard of stripe ${stripe} that is not it: using the others`);
+              this.flagged.add(peer);
+              continue;
+            }
+            shards[i] = box;
+            have++;
+            result.bytes += box.length;
+          }
+        })().finally(settle);
+      }
+    });
+    if (have < k) {
+      this.o.log(`stripe ${stripe}: ${have} of its ${k + m} shards could be fetched, ${k} are needed`);
+      return;
+    }
+    const data = await decodeStripe(shards, k, m, info.length);
+    const rows: ChunkRow[] = [];
+    this.writer ??= store.newWriter();
+    for (const b of this.o.stripes.boxesOf(stripe)) {
+      const key = b.id.toString('hex');
+      const wanted = want.get(key);
+      if (repair ? !wanted : store.has(b.id)) continue;
+      const box = data.subarray(b.off, b.off + b.len);
+      if (!boxId(box).equals(b.id)) {
+        this.o.log(`stripe ${stripe} decodes to a box that is not ${hexId(b.id)}: the stripe map or the shards are damaged`);
+        continue;
+      }
+      const ref = wanted ?? refOfId(store.db, b.id);
+      rows.push({ id: b.id, handle: ref?.handle ?? null, raw: 0, ...this.writer.append(b.id, box) });
+    }
+    if (rows.length === 0) return;
+    this.writer.sync();
+    const db = store.db;
+    db.transaction(() => {
+      if (repair) return store.relocate(rows);
+      store.insert(rows);
+      for (const r of rows) {
+        store.holdFor(STRIPE_OWNER, r.id);
+        if (r.handle) countReferencesOf(db, r.id);
+      }
+    }).immediate();
+    this.lastDelivery = Date.now();
+    result.fetched += rows.filter((r) => want.has(r.id.toString('hex'))).length;
+    if (repair) for (const r of rows) want.delete(r.id.toString('hex'));
   }
 
   private key(peer: string, slot: number): string {

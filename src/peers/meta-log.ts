@@ -8,7 +8,8 @@
 // Segments are kept here as sealed boxes: a new buddy gets the same chain the others hold.
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import { baseRows, deltaPages } from '../snapshot/deltas.js';
-import { SEGMENT_FORMAT, SegmentBuilder } from './meta-segments.js';
+import { SEGMENT_FORMAT, SegmentBuilder, type MetaPage } from './meta-segments.js';
+import type { Stripes } from './stripes.js';
 import { LEGACY_CHUNK_LIST, LEGACY_INODE, type MetaSealer, type SealedObject, type SegmentRef } from './sealed-objects.js';
 
 /** Kinds in the drop log: release 0.2's objects (by inode and chunk list), and our segments. */
@@ -78,7 +79,15 @@ export class MetaLog {
     private readonly db: Db,
     private readonly sealer: MetaSealer,
     private readonly log: (m: string) => void,
+    /** The stripe map, whose new rows each delta carries too (hosts on rs:K+M). */
+    private readonly stripes?: Stripes,
   ) {}
+
+  /** Every page of the delta (a, b]: the tree's, then the stripe map's. */
+  private *pages(a: number, b: number, size?: number): Generator<MetaPage> {
+    yield* deltaPages(this.db, a, b, size);
+    if (this.stripes) yield* this.stripes.pages(a, b, size);
+  }
 
   chain(): SegmentInfo[] {
     return prepared<[], Omit<SegmentInfo, 'id'>>(
@@ -116,12 +125,12 @@ export class MetaLog {
     const top = chain.at(-1)?.to ?? 0;
     if (top >= epoch) return;
     // Nothing changed since the chain's end: nothing to write (and no reason for a new base).
-    if (chain.length > 0 && deltaPages(db, top, epoch, 1).next().done) return;
+    if (chain.length > 0 && this.pages(top, epoch, 1).next().done) return;
     // Deltas that are mostly live data (a new tree copied in) make a base no smaller: weigh the
     // chain against the rows a new base would hold, not against the old base.
     const chainRows = chain.reduce((n, s) => n + s.rows, 0);
     const deltas = new Set(chain.filter((s) => s.from !== 0).map((s) => s.from)).size;
-    const rebase = chain.length === 0 || chainRows >= MAX_WASTE * baseRows(db, epoch) || deltas >= MAX_DELTAS;
+    const rebase = chain.length === 0 || chainRows >= MAX_WASTE * (baseRows(db, epoch) + (this.stripes?.count(epoch) ?? 0)) || deltas >= MAX_DELTAS;
     const from = rebase ? 0 : top;
     const compressor = SegmentBuilder.compressor();
     const nextSeq = prepared(db, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'meta_segments'), 0) + 1").pluck();
@@ -139,7 +148,7 @@ export class MetaLog {
       seq++;
       builder = null;
     };
-    for (const page of deltaPages(db, from, epoch)) {
+    for (const page of this.pages(from, epoch)) {
       builder ??= new SegmentBuilder(compressor, { format: SEGMENT_FORMAT, seq, from, to: epoch });
       builder.add(page);
       if (builder.full()) flush();

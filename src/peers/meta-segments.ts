@@ -1,5 +1,5 @@
 // A metadata segment: the plain text of one sealed metadata object, holding pages of a tree
-// delta (snapshot/deltas.ts). Layout: a header frame, then one frame per page; each frame is a
+// delta (snapshot/deltas.ts) and, for a host striping its data, of its stripe map (stripes.ts). Layout: a header frame, then one frame per page; each frame is a
 // u32 little-endian length and a zstd frame of the page's canonical encoding. Pages are stored
 // by column (all inode numbers, then all modes...), with sorted numbers and times as differences
 // from the row before: neighbouring files share owners, modes and times, and zstd finds runs
@@ -8,6 +8,10 @@
 import { Compressor, Decompressor } from 'zstd-napi';
 import { decode, encode, type Value } from './canonical.js';
 import type { ChunkListRow, DeltaPage, EntryDeath, EntryRow, InodeDeath, InodeRow } from '../snapshot/deltas.js';
+import type { StripeBox, StripePage, StripeRow } from './stripes.js';
+
+/** What a segment carries: the tree's delta pages, and the stripe map's (rs:K+M hosts). */
+export type MetaPage = DeltaPage | StripePage;
 
 /** Version of the segment layout; root blocks name it too (format 1 was one object per inode). */
 export const SEGMENT_FORMAT = 2;
@@ -53,7 +57,7 @@ const blob = (x: string | Buffer | Uint8Array | null): Value => (x === null || t
 const toBuf = (x: Value): Buffer | null => (x === null ? null : Buffer.from(x as Uint8Array));
 const toXattrs = (x: Value): string | null => (x === null ? null : typeof x === 'string' ? x : Buffer.from(x as Uint8Array).toString());
 
-function pageValue(p: DeltaPage): Value {
+function pageValue(p: MetaPage): Value {
   switch (p.kind) {
     case 'inodes': {
       const r = p.rows;
@@ -87,10 +91,20 @@ function pageValue(p: DeltaPage): Value {
         handles: Buffer.concat(spans.map((s) => s.handle)), ids: Buffer.concat(spans.map((s) => s.id)),
       };
     }
+    case 'stripes': {
+      // Boxes lie end to end in a stripe: their offsets follow from their lengths.
+      const boxes = p.rows.flatMap((r) => r.boxes);
+      return {
+        k: 'stripes', stripe: diffs(col(p.rows, (x) => x.stripe)), epoch: col(p.rows, (x) => x.epoch), data: col(p.rows, (x) => x.k),
+        parity: col(p.rows, (x) => x.m), shardSize: col(p.rows, (x) => x.shardSize), length: col(p.rows, (x) => x.length),
+        shards: Buffer.concat(p.rows.map((x) => x.shards)), boxes: col(p.rows, (x) => x.boxes.length),
+        len: col(boxes, (b) => b.len), ids: Buffer.concat(boxes.map((b) => b.id)),
+      };
+    }
   }
 }
 
-function pageOf(v: Record<string, Value>): DeltaPage {
+function pageOf(v: Record<string, Value>): MetaPage {
   const nums = (k: string): N[] => {
     const x = v[k];
     if (!Array.isArray(x)) throw new SegmentError(`page field ${k} is missing`);
@@ -135,6 +149,27 @@ function pageOf(v: Record<string, Value>): DeltaPage {
       });
       return { kind: 'clists', rows };
     }
+    case 'stripes': {
+      const stripe = sums(nums('stripe')), epoch = nums('epoch'), k = nums('data'), m = nums('parity'), shardSize = nums('shardSize'), length = nums('length');
+      const counts = nums('boxes'), len = nums('len');
+      const shards = Buffer.from(v['shards'] as Uint8Array), ids = Buffer.from(v['ids'] as Uint8Array);
+      if (ids.length !== len.length * 32) throw new SegmentError('stripe page: box ids do not match its boxes');
+      let j = 0;
+      let at = 0;
+      const rows = stripe.map((_, i): StripeRow => {
+        const n = (k[i]! + m[i]!) * 32;
+        if (at + n > shards.length) throw new SegmentError('stripe page: shard ids do not match its stripes');
+        const boxes: StripeBox[] = [];
+        for (let b = 0, off = 0; b < counts[i]!; b++, j++) {
+          boxes.push({ id: ids.subarray(j * 32, j * 32 + 32), off, len: len[j]! });
+          off += len[j]!;
+        }
+        const row = { stripe: stripe[i]!, epoch: epoch[i]!, k: k[i]!, m: m[i]!, shardSize: shardSize[i]!, length: length[i]!, shards: shards.subarray(at, at + n), boxes };
+        at += n;
+        return row;
+      });
+      return { kind: 'stripes', rows };
+    }
     default:
       throw new SegmentError(`unknown page kind ${String(v['k'])}`);
   }
@@ -164,7 +199,7 @@ export class SegmentBuilder {
     this.bytes += 4 + z.length;
   }
 
-  add(page: DeltaPage): void {
+  add(page: MetaPage): void {
     this.frame(pageValue(page));
     this.rows += page.rows.length;
   }
@@ -179,7 +214,7 @@ export class SegmentBuilder {
 }
 
 /** The header and pages of a segment's plain text; throws SegmentError on anything malformed. */
-export function readSegment(body: Buffer): { header: SegmentHeader; pages: Generator<DeltaPage> } {
+export function readSegment(body: Buffer): { header: SegmentHeader; pages: Generator<MetaPage> } {
   const d = new Decompressor();
   let pos = 0;
   const next = (): Record<string, Value> | null => {
@@ -202,7 +237,7 @@ export function readSegment(body: Buffer): { header: SegmentHeader; pages: Gener
   if (!h) throw new SegmentError('empty segment');
   if (h['format'] !== SEGMENT_FORMAT) throw new SegmentError(`segment format ${String(h['format'])}, this release reads format ${SEGMENT_FORMAT}`);
   const header: SegmentHeader = { format: h['format'] as number, seq: h['seq'] as number, from: h['from'] as number, to: h['to'] as number };
-  function* pages(): Generator<DeltaPage> {
+  function* pages(): Generator<MetaPage> {
     for (let v = next(); v; v = next()) yield pageOf(v);
   }
   return { header, pages: pages() };

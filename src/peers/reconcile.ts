@@ -16,7 +16,8 @@ export interface Reconciliation {
 
 const PAGE = 4096;
 
-async function* ours(store: ChunkStore, epoch: number): AsyncGenerator<Buffer> {
+/** The boxes a copies buddy at `epoch` should hold, in id order. */
+export async function* boxesUpTo(store: ChunkStore, epoch: number): AsyncGenerator<Buffer> {
   for (let after: Buffer = Buffer.alloc(0); ; ) {
     const page = storedIdsUpTo(store.db, epoch, after, PAGE);
     if (page.length === 0) return;
@@ -29,9 +30,10 @@ async function* theirs(client: RestoreClient): AsyncGenerator<Buffer> {
   for await (const page of client.chunkIds()) yield* page;
 }
 
-export async function reconcile(client: RestoreClient, store: ChunkStore, epoch: number): Promise<Reconciliation> {
+/** `ours`: what the buddy should hold, in id order (boxes, or its slot's shards). */
+export async function reconcile(client: RestoreClient, ours: AsyncIterator<Buffer>): Promise<Reconciliation> {
   const r: Reconciliation = { held: 0, lacking: 0, surplus: [] };
-  const a = ours(store, epoch);
+  const a = ours;
   const b = theirs(client);
   let x = await a.next();
   let y = await b.next();

@@ -14,6 +14,8 @@ import { MetaLog, logLegacyDrops } from './meta-log.js';
 import { legacyPages } from './legacy-objects.js';
 import { SEGMENT_FORMAT, readSegment } from './meta-segments.js';
 import { createSigner } from './signing.js';
+import { Stripes } from './stripes.js';
+import { formatRedundancy, parseRedundancy } from '../redundancy/scheme.js';
 
 export class NoRootBlockError extends Error {
   override name = 'NoRootBlockError';
@@ -22,6 +24,11 @@ export class NoRootBlockError extends Error {
 /** The root block names metadata this release cannot read: nothing was changed. */
 export class MetadataFormatError extends Error {
   override name = 'MetadataFormatError';
+}
+
+/** Stripes need K shards: fewer buddies than that are reachable, so nothing can be rebuilt. */
+export class TooFewHoldersError extends Error {
+  override name = 'TooFewHoldersError';
 }
 
 /** A holder served a segment that is not the one the root block names (damaged or substituted). */
@@ -53,6 +60,8 @@ export interface LocatedRoot {
   from: string;
   /** Open clients of every member that answered; recover() closes them. */
   clients: RestoreClient[];
+  /** Members asked that did not answer (after retries): not tried again for the metadata. */
+  unreachable: string[];
 }
 
 export interface RecoveryOptions {
@@ -74,7 +83,7 @@ async function openClient(node: PeerNode, target: string): Promise<RestoreClient
       return await RestoreClient.open(node, target, AbortSignal.timeout(15_000));
     } catch {
       if (attempt === OPEN_ATTEMPTS) return null;
-      await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
   }
 }
@@ -82,7 +91,9 @@ async function openClient(node: PeerNode, target: string): Promise<RestoreClient
 /** The newest root block any candidate holds for us, opened. */
 export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: string[]): Promise<LocatedRoot> {
   const owner = createSigner(keys.identitySeed).publicKey;
-  const clients = (await Promise.all(candidates.map((c) => openClient(node, c)))).filter((c): c is RestoreClient => c !== null);
+  const opened = await Promise.all(candidates.map((c) => openClient(node, c)));
+  const clients = opened.filter((c): c is RestoreClient => c !== null);
+  const unreachable = candidates.filter((_, i) => opened[i] === null);
   if (clients.length === 0) throw new NoRootBlockError('no member of the group is reachable (check --peer and the group name and password)');
   const found = (await Promise.all(clients.map((c) => c.rootBlock(keys.locator, owner).catch(() => null)))).filter((r) => r !== null);
   if (found.length === 0) throw new NoRootBlockError('no root block found for this host in the group: wrong hostname or passphrase, or it never shipped a snapshot');
@@ -90,31 +101,39 @@ export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: 
   const best = found[0]!;
   const root = openRootBlock(keys.rootKey, keys.locator, best.box);
   if (root.meta && root.meta.format !== SEGMENT_FORMAT) throw new MetadataFormatError(`this host's metadata is in format ${root.meta.format}, this release reads format ${SEGMENT_FORMAT}: upgrade safe`);
-  return { root, from: best.peer, clients };
+  return { root, from: best.peer, clients, unreachable };
 }
 
 export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
   const db = o.store.db;
   const log = o.log ?? (() => {});
-  const { root, from, clients: asked } = o.located;
+  const { root, from, clients: asked, unreachable } = o.located;
   log(`root block of epoch ${root.epoch} from ${from}: ${root.snapshots.length} snapshots, buddies ${root.buddies.map((b) => b.peer).join(', ')}`);
   // The buddies the root block names, plus whoever answered: everyone that may hold our data.
   // The block's addresses are as old as the block: only for a buddy not reached otherwise.
   const connected = new Set(o.node.peers());
   for (const b of root.buddies) if (!connected.has(b.peer)) await o.node.learn(b.peer, b.addrs);
   const clients = [...asked];
-  for (const b of root.buddies) {
-    if (clients.some((c) => c.peer === b.peer)) continue;
-    const c = await openClient(o.node, b.peer);
-    if (c) clients.push(c);
-  }
+  // At once: a buddy that is away costs its retries once, not once per buddy before it.
+  const fresh = root.buddies.filter((b) => !asked.some((c) => c.peer === b.peer) && !unreachable.includes(b.peer));
+  const opened = await Promise.all(fresh.map((b) => openClient(o.node, b.peer)));
+  for (const c of opened) if (c) clients.push(c);
   const holders = clients.filter((c) => root.buddies.some((b) => b.peer === c.peer));
   if (holders.length === 0) throw new NoRootBlockError(`none of the buddies holding this host's data is reachable (${root.buddies.map((b) => b.peer).join(', ')})`);
+  const scheme = root.settings.redundancy ? parseRedundancy(root.settings.redundancy) : null;
+  if (scheme?.kind === 'rs' && holders.length < scheme.k) {
+    for (const c of clients) await c.close();
+    const away = root.buddies.filter((b) => !holders.some((c) => c.peer === b.peer)).map((b) => b.peer);
+    throw new TooFewHoldersError(
+      `only ${holders.length} of the ${root.buddies.length} buddies holding this host's shards are reachable and ${formatRedundancy(scheme)} needs ${scheme.k} to rebuild any of its data; nothing was recovered (away: ${away.join(', ')})`,
+    );
+  }
 
   // Metadata: the chain the root block names (or release 0.2's objects), from the first buddy
   // that gives all of it.
   const sealer = new MetaSealer(o.keys.metaKey);
-  const meta = new MetaLog(db, sealer, log);
+  const stripes = new Stripes(o.store);
+  const meta = new MetaLog(db, sealer, log, stripes);
   const chain = root.meta?.segments;
   let objects = 0;
   let reused = 0;
@@ -124,7 +143,7 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
     const failed: string[] = [];
     for (const c of sources) {
       try {
-        if (chain) ({ objects, reused } = await importChain(o.node, c, chain, sealer, meta, db, o.progress));
+        if (chain) ({ objects, reused } = await importChain(o.node, c, chain, sealer, meta, stripes, db, o.progress));
         else objects = await importLegacy(c, sealer, db, o.progress);
         break;
       } catch (err) {
@@ -162,7 +181,7 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
  * many segments were imported and how many of them were here already.
  */
 async function importChain(
-  node: PeerNode, c: RestoreClient, chain: SegmentRef[], sealer: MetaSealer, meta: MetaLog, db: ChunkStore['db'], progress?: (p: RecoveryProgress) => void,
+  node: PeerNode, c: RestoreClient, chain: SegmentRef[], sealer: MetaSealer, meta: MetaLog, stripes: Stripes, db: ChunkStore['db'], progress?: (p: RecoveryProgress) => void,
 ): Promise<{ objects: number; reused: number }> {
   beginImport(db);
   let rows = 0;
@@ -181,7 +200,8 @@ async function importChain(
     db.transaction(() => {
       let n = 0;
       for (const page of pages) {
-        importPage(db, page);
+        if (page.kind === 'stripes') stripes.importPage(page);
+        else importPage(db, page);
         n += page.rows.length;
       }
       meta.adopt(ref, box, n);

@@ -8,9 +8,10 @@ import type { ChunkStore } from '../chunkstore/store.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipReport } from './shipper.js';
 import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
 import type { RootBlock } from './sealed-objects.js';
-import { auditBuddy, type AuditResult } from './audit.js';
-import { reconcile } from './reconcile.js';
+import { auditBuddy, boxChallenge, type AuditChallenge, type AuditResult } from './audit.js';
+import { boxesUpTo, reconcile } from './reconcile.js';
 import { DEFAULT_SILENCE_MS, isSilent, networkCap, pickHolders, vacancies } from '../redundancy/placement.js';
+import { membersNeeded, type Redundancy } from '../redundancy/scheme.js';
 import { RestoreClient } from './retrieval.js';
 
 export interface BuddyState {
@@ -25,11 +26,18 @@ export interface BuddyState {
   fails: number;
   retired: number;
   shipped: number;
+  /** rs:K+M: which shard of every stripe it holds (0..K+M-1); null for whole copies. */
+  slot: number | null;
 }
 
 /** Schema 3: the cursor on the drop log, which took over from release 0.2's pruned log. */
 export function renameDropCursor(db: Db): void {
   db.exec('ALTER TABLE buddies RENAME COLUMN pruned_seq TO dropped_seq');
+}
+
+/** Schema 4: a buddy of a host on rs:K+M holds one shard of each stripe, named by its slot. */
+export function addBuddySlots(db: Db): void {
+  db.exec('ALTER TABLE buddies ADD COLUMN slot INTEGER');
 }
 
 export function createBuddyTables(db: Db): void {
@@ -57,15 +65,15 @@ export function createBuddyTables(db: Db): void {
  */
 export function adoptBuddies(db: Db, buddies: RootBlock['buddies'], epoch: number, reached: RootBlock['buddies']): void {
   const now = Date.now();
-  for (const b of buddies) prepared(db, 'INSERT OR REPLACE INTO buddies (peer, chosen, epoch) VALUES (?, ?, ?)').run(b.peer, now, epoch);
+  for (const b of buddies) prepared(db, 'INSERT OR REPLACE INTO buddies (peer, chosen, epoch, slot) VALUES (?, ?, ?, ?)').run(b.peer, now, epoch, b.slot ?? null);
   const unreached = buddies.filter((b) => !reached.some((r) => r.peer === b.peer));
   for (const m of [...reached, ...unreached]) noteMember(db, m.peer, { addrs: m.addrs, network: m.addrs.map(networkOf).find((n) => n !== null) ?? null });
 }
 
 export interface ReplicatorOptions {
   ship: ShipContext;
-  /** How many buddies hold each snapshot. */
-  wanted: number;
+  /** How our data is spread: whole copies on N buddies, or stripes over K+M. */
+  scheme: Redundancy;
   /** Latest snapshot epoch (null: none yet). */
   latest: () => number | null;
   /** The root block for a shipped epoch, with the buddy list filled in by us. */
@@ -94,6 +102,11 @@ export interface SyncOutcome {
   short: number;
 }
 
+/**
+ * Stripes challenged per audit round: a slot's holder that lost a tenth of its shards fails
+ * with probability 1 - 0.9^32 = 97%; each is coded once, for every slot.
+ */
+const STRIPE_AUDIT_SAMPLE = 32;
 const BACKOFF_MIN = 15_000;
 const BACKOFF_MAX = 3600_000;
 
@@ -111,16 +124,20 @@ export class Replicator {
   /** The last shipment that did the work, per buddy: what a sync that finds it done reports. */
   private readonly lastWork = new Map<string, ShipReport>();
 
+  private readonly wanted: number;
+
   constructor(private readonly o: ReplicatorOptions) {
     this.db = o.ship.db;
     this.store = o.ship.store;
+    this.wanted = membersNeeded(o.scheme);
+    if (o.scheme.kind === 'rs' && !o.ship.striping) throw new Error('rs redundancy needs the stripe map in the shipping context');
   }
 
   buddies(includeRetired = false): BuddyState[] {
     return prepared<[number], BuddyState>(
       this.db,
       `SELECT peer, chosen, epoch, released_seq AS releasedSeq, dropped_seq AS droppedSeq, last_ok AS lastOk, last_try AS lastTry,
-              last_error AS lastError, fails, retired, shipped FROM buddies WHERE retired <= ? ORDER BY chosen, peer`,
+              last_error AS lastError, fails, retired, shipped, slot FROM buddies WHERE retired <= ? ORDER BY chosen, peer`,
     ).all(includeRetired ? 1 : 0);
   }
 
@@ -163,7 +180,9 @@ export class Replicator {
       });
       const latest = this.o.latest();
       // Settled, all of them, before this turn ends: stop() waits for the turn.
-      const settled = await Promise.allSettled(this.buddies().filter((b) => b.epoch > 0).map((b) => this.auditOne(b, latest)));
+      // Stripes: one sample of stripes for every slot, so each is coded once for all buddies.
+      const striped = this.o.ship.striping ? this.o.ship.striping.stripes.sample(STRIPE_AUDIT_SAMPLE, latest ?? 0) : [];
+      const settled = await Promise.allSettled(this.buddies().filter((b) => b.epoch > 0).map((b) => this.auditOne(b, latest, striped)));
       const outcomes = settled.map((r) => {
         if (r.status === 'rejected') throw r.reason;
         return r.value;
@@ -173,9 +192,27 @@ export class Replicator {
     });
   }
 
-  private async auditOne(b: BuddyState, latest: number | null): Promise<AuditOutcome> {
+  /** What buddy `b` should hold, in id order: our boxes, or its slot's shards. */
+  private async *expected(b: BuddyState): AsyncGenerator<Buffer> {
+    const striping = this.o.ship.striping;
+    if (!striping) return yield* boxesUpTo(this.store, b.epoch);
+    for (let after: Buffer = Buffer.alloc(0); ; ) {
+      const page = striping.stripes.shardIdsUpTo(b.slot ?? -1, b.epoch, after, 4096);
+      if (page.length === 0) return;
+      yield* page;
+      after = page[page.length - 1]!;
+    }
+  }
+
+  private challenge(b: BuddyState, striped: number[]): AuditChallenge {
+    const striping = this.o.ship.striping;
+    if (!striping) return boxChallenge(this.store, b.epoch);
+    return { ids: striping.stripes.shardsIn(striped, b.slot ?? -1, b.epoch), box: (id) => striping.stripes.shard(id) };
+  }
+
+  private async auditOne(b: BuddyState, latest: number | null, striped: number[]): Promise<AuditOutcome> {
     const node = this.o.ship.node;
-    const r = await auditBuddy(node, this.store, b.peer, b.epoch);
+    const r = await auditBuddy(node, b.peer, b.epoch, this.challenge(b, striped));
     this.halt.signal.throwIfAborted();
     this.o.log(`audit of ${b.peer} at epoch ${b.epoch}: ${r.verdict}, ${r.sampled} sampled, ${r.missing} missing${r.error ? `: ${r.error}` : ''} (${r.ms.toFixed(0)} ms)`);
     if (r.verdict === 'failed') {
@@ -191,7 +228,7 @@ export class Replicator {
     let client: RestoreClient | null = null;
     try {
       client = await RestoreClient.open(node, b.peer, AbortSignal.timeout(30_000));
-      const rec = await reconcile(client, this.store, b.epoch);
+      const rec = await reconcile(client, this.expected(b));
       await client.close();
       client = null;
       const reconciled = { held: rec.held, lacking: rec.lacking, surplus: rec.surplus.length };
@@ -280,7 +317,7 @@ export class Replicator {
   /** Keeps healthy buddies, fills vacancies with the best candidates, spread over networks. */
   private choose(members: Member[]): BuddyState[] {
     const current = this.buddies();
-    const scheme = { kind: 'copies', n: this.o.wanted } as const;
+    const scheme = this.o.scheme;
     const need = vacancies(scheme, current.length);
     if (need <= 0) return current;
     const taken = new Set(current.map((b) => b.peer));
@@ -292,8 +329,18 @@ export class Replicator {
     const placed = current.map((b) => network.get(b.peer) ?? null);
     const picks = pickHolders(candidates, need, (m) => m.network, placed, networkCap(scheme));
     const now = Date.now();
+    // Stripes: each new buddy takes a slot no current buddy holds (a replacement, its
+    // predecessor's), and a full shipment gives it that slot's shard of every stripe.
+    const used = new Set(current.map((b) => b.slot));
+    let free = 0;
     for (const p of picks) {
-      prepared(this.db, 'INSERT INTO buddies (peer, chosen) VALUES (?, ?) ON CONFLICT (peer) DO UPDATE SET retired = 0, chosen = excluded.chosen, fails = 0').run(p.peer, now);
+      let slot: number | null = null;
+      if (scheme.kind === 'rs') {
+        while (used.has(free)) free++;
+        slot = free++;
+      }
+      prepared(this.db, 'INSERT INTO buddies (peer, chosen, slot) VALUES (?, ?, ?) ON CONFLICT (peer) DO UPDATE SET retired = 0, chosen = excluded.chosen, fails = 0, slot = excluded.slot, epoch = 0')
+        .run(p.peer, now, slot);
       this.o.log(`chose buddy ${p.peer} (coverage ${((p.coverage ?? 0) * 100).toFixed(0)}%, free ${p.free})`);
     }
     return this.buddies();
@@ -306,7 +353,7 @@ export class Replicator {
     this.halt.signal.throwIfAborted();
     this.retireSilent();
     let members = listMembers(this.db);
-    if (this.buddies().length < this.o.wanted || members.length === 0) members = await this.refreshMembers();
+    if (this.buddies().length < this.wanted || members.length === 0) members = await this.refreshMembers();
     this.halt.signal.throwIfAborted();
     const outcome: SyncOutcome = { epoch, buddies: [], short: 0 };
     const done = new Set<string>();
@@ -327,7 +374,7 @@ export class Replicator {
       members = await this.refreshMembers();
       this.halt.signal.throwIfAborted();
     }
-    outcome.short = Math.max(0, this.o.wanted - this.buddies().length);
+    outcome.short = Math.max(0, this.wanted - this.buddies().length);
     this.drainLogs();
     this.scheduleRetry();
     if (this.again) setImmediate(() => this.kick());
@@ -335,14 +382,16 @@ export class Replicator {
   }
 
   private async rootBuddies(): Promise<RootBlock['buddies']> {
-    return Promise.all(this.buddies().map(async (b) => ({ peer: b.peer, addrs: await this.o.ship.node.addressesOf(b.peer) })));
+    return Promise.all(this.buddies().map(async (b) => ({ peer: b.peer, addrs: await this.o.ship.node.addressesOf(b.peer), ...(b.slot === null ? {} : { slot: b.slot }) })));
   }
 
   private async shipTo(b: BuddyState, epoch: number, root: RootBlock, drop?: Buffer[]): Promise<SyncOutcome['buddies'][number]> {
     const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, droppedSeq: b.droppedSeq };
     prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
     try {
-      const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, { signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(6 * 3600_000)]), drop });
+      const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, {
+        signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(6 * 3600_000)]), drop, slot: b.slot ?? undefined,
+      });
       const earlier = this.lastWork.get(b.peer);
       if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
       this.lastWork.set(b.peer, report);
@@ -379,7 +428,7 @@ export class Replicator {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const latest = this.o.latest();
     const behind = this.buddies().filter((b) => b.epoch !== latest);
-    if (latest === null || (behind.length === 0 && this.buddies().length >= this.o.wanted)) return;
+    if (latest === null || (behind.length === 0 && this.buddies().length >= this.wanted)) return;
     const fails = Math.max(1, ...behind.map((b) => b.fails));
     const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (fails - 1));
     this.retryTimer = setTimeout(() => this.kick(), delay);

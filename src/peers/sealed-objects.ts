@@ -85,8 +85,8 @@ export interface RootBlock {
   epoch: number;
   nextIno: number;
   snapshots: { epoch: number; name: string; time: number; label: string | null }[];
-  /** Buddies in effect when this block was written: where recovery fetches from. */
-  buddies: { peer: string; addrs: string[] }[];
+  /** Buddies in effect when this block was written: where recovery fetches from (slot: rs:K+M's shard). */
+  buddies: { peer: string; addrs: string[]; slot?: number }[];
   /** What recovery needs to set the host up as it was. */
   settings: HostSettings;
   /**
@@ -109,6 +109,8 @@ export interface HostSettings {
   schedule: string;
   offer: number;
   buddies: number;
+  /** copies:N or rs:K+M; blocks written before release 0.3 lack it (copies of `buddies`). */
+  redundancy?: string;
   // The rest of the host's config, so a recovered host is set up as it was; root blocks
   // written before these were carried lack them (recovery falls back to the defaults).
   listen?: string[];

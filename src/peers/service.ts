@@ -16,6 +16,8 @@ import { createSigner } from './signing.js';
 import { Backfill, missingBatches, type BackfillProgress } from './backfill.js';
 import { ChunkFetcher, STREAMS_PER_HOLDER } from './fetcher.js';
 import { backfillPending } from '../snapshot/records.js';
+import { Stripes } from './stripes.js';
+import { formatRedundancy, membersNeeded, type Redundancy } from '../redundancy/scheme.js';
 
 const DEFAULT_OWNER_SILENCE = 60 * 86400_000;
 /** A failed fetch round is retried soon once (a connection still settling), then with backoff. */
@@ -28,10 +30,10 @@ export interface PeerServiceOptions {
   listen: string[];
   peers: string[];
   offer: number;
-  buddies: number;
-  /** Kept in the root block for recovery, with `offer` and `buddies`. */
+  redundancy: Redundancy;
+  /** Kept in the root block for recovery, with `offer` and the redundancy. */
   settings: Omit<HostSettings, 'offer' | 'buddies'>;
-  /** A buddy failing this long is replaced (ms; default 3 days). */
+  /** A buddy failing this long is replaced (ms; default DEFAULT_SILENCE_MS). */
   buddySilenceMs?: number;
   /** A host we hold for, silent this long, is reclaimed (ms; default 60 days). */
   ownerSilenceMs?: number;
@@ -76,7 +78,7 @@ export class PeerService {
     readonly replicator: Replicator,
     private readonly o: PeerServiceOptions,
   ) {
-    this.fetcher = new ChunkFetcher({ node, store: o.store, holders: () => this.holders(), log: o.log });
+    this.fetcher = new ChunkFetcher({ node, store: o.store, stripes: new Stripes(o.store), holders: () => this.holders(), log: o.log });
   }
 
   static async start(o: PeerServiceOptions): Promise<PeerService> {
@@ -93,18 +95,21 @@ export class PeerService {
     });
     const holder = new Holder({ store: o.store, offer: o.offer, log: o.log, onDropped: o.onDropped, receiveDelayMs: o.receiveDelayMs });
     const latest = (): number | null => findSnapshot(db, 'latest')?.epoch ?? null;
+    const stripes = new Stripes(o.store);
+    const scheme = o.redundancy;
     const replicator = new Replicator({
       ship: {
-        db, store: o.store, node, signer: createSigner(o.keys.identitySeed), meta: new MetaLog(db, new MetaSealer(o.keys.metaKey), o.log),
+        db, store: o.store, node, signer: createSigner(o.keys.identitySeed), meta: new MetaLog(db, new MetaSealer(o.keys.metaKey), o.log, stripes),
         rootKey: o.keys.rootKey, locator: o.keys.locator, offer: o.offer, log: o.log,
+        striping: scheme.kind === 'rs' ? { stripes, k: scheme.k, m: scheme.m } : undefined,
       },
-      wanted: o.buddies,
+      scheme,
       latest,
       rootBlock: (epoch) => ({
         epoch,
         nextIno: (prepared(db, "SELECT v FROM tree_meta WHERE k = 'next_ino'").pluck().get() as number | undefined) ?? 2,
         snapshots: listSnapshots(db).filter((s) => s.epoch <= epoch),
-        settings: { ...o.settings, offer: o.offer, buddies: o.buddies },
+        settings: { ...o.settings, offer: o.offer, buddies: membersNeeded(scheme), redundancy: formatRedundancy(scheme) },
         written: Date.now(),
       }),
       flush: o.flush,

@@ -15,6 +15,7 @@ import { BACKUP_MAX_FRAME, BACKUP_PROTOCOL, IDS_PER_MESSAGE, SIGNED, buddyMessag
 import { boxDigest, sealRootBlock, type RootBlock, type SealedObject } from './sealed-objects.js';
 import type { MetaLog } from './meta-log.js';
 import type { Signer } from './signing.js';
+import type { Stripes } from './stripes.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
 type BuddyMsg = MessageOf<typeof buddyMessages.shapes>;
@@ -36,6 +37,8 @@ export interface ShipContext {
   locator: string;
   offer: number;
   log: (m: string) => void;
+  /** rs:K+M: what ships is shards of stripes, not boxes (stripes.ts). */
+  striping?: { stripes: Stripes; k: number; m: number };
 }
 
 export interface ShipReport {
@@ -109,11 +112,16 @@ export async function shipSnapshot(
   epoch: number,
   cursor: BuddyCursor,
   root: RootBlock,
-  opts: { signal?: AbortSignal; drop?: Buffer[] } = {},
+  opts: { signal?: AbortSignal; drop?: Buffer[]; slot?: number } = {},
 ): Promise<ShipReport> {
   const t0 = performance.now();
   const unchunked = unchunkedUpTo(ctx.db, epoch);
   if (unchunked > 0) throw new Error(`${unchunked} files of the snapshot are still waiting to be chunked`);
+  const striping = ctx.striping;
+  const slot = opts.slot ?? null;
+  if (striping && slot === null) throw new Error(`buddy ${peer} has no stripe slot`);
+  // The stripe map of this epoch goes into its metadata delta: stripe first.
+  if (striping) await striping.stripes.stripeUpTo(epoch, striping.k, striping.m);
   await ctx.meta.extend(epoch);
   const chain = ctx.meta.chain();
   const heads = { released: ctx.store.releasedHead(), dropped: ctx.meta.dropsHead() };
@@ -163,6 +171,18 @@ export async function shipSnapshot(
     return report;
   }
 
+  /** A box to send, or a shard coded again from our boxes; null once it left the store. */
+  async function payload(id: Buffer): Promise<Buffer | null> {
+    if (striping) return striping.stripes.shard(id);
+    try {
+      return ctx.store.readBox(id);
+    } catch (err) {
+      // Collected since we listed it: released after the snapshot, so no longer needed.
+      ctx.log(`chunk ${hexId(id)} left the store during shipment: ${(err as Error).message}`);
+      return null;
+    }
+  }
+
   async function offerChunks(ids: Buffer[]): Promise<void> {
     report.chunksOffered += ids.length;
     const m = await pipe.request({ type: 'has', ids }, ids.length * 32);
@@ -178,12 +198,9 @@ export async function shipSnapshot(
     for (const i of m.indexes) {
       const id = ids[i];
       if (!id) throw new Error(`buddy named chunk ${i} of ${ids.length}`);
-      let box: Buffer;
-      try {
-        box = ctx.store.readBox(id);
-      } catch (err) {
-        // Collected since we listed it: released after the snapshot, so no longer needed.
-        ctx.log(`chunk ${hexId(id)} left the store during shipment: ${(err as Error).message}`);
+      const box = await payload(id);
+      if (!box) {
+        if (striping) ctx.log(`shard ${hexId(id)} cannot be coded again: a box of its stripe left the store`);
         continue;
       }
       if (size + box.length > CHUNK_BATCH_BYTES) await flush();
@@ -197,6 +214,15 @@ export async function shipSnapshot(
   }
 
   async function shipChunks(base: number): Promise<void> {
+    if (striping) {
+      // Our slot's shard of every stripe made since the buddy's epoch.
+      for (let after: Buffer = Buffer.alloc(0); ; ) {
+        const ids = striping.stripes.shardIds(slot!, base, after, IDS_PER_MESSAGE);
+        if (ids.length === 0) return;
+        await offerChunks(ids);
+        after = ids[ids.length - 1]!;
+      }
+    }
     if (base === 0) {
       let after: Buffer = Buffer.alloc(0);
       for (;;) {
@@ -246,7 +272,8 @@ export async function shipSnapshot(
     // A first shipment carries the whole state: there is nothing for the buddy to drop but the
     // surplus a reconciliation found.
     const chunks: Buffer[] = [...(opts.drop ?? [])];
-    if (base > 0) {
+    // A shard holder holds none of our boxes: released ones are nothing to it.
+    if (base > 0 && !striping) {
       for (let seq = cursor.releasedSeq; seq < heads.released; ) {
         const page = ctx.store.releasedAfter(seq, 4096).filter((r) => r.seq <= heads.released);
         if (page.length === 0) break;

@@ -8,6 +8,9 @@ export const MAX_PARITY_SHARDS = 6;
 /** Whole copies: one to keep, at most as many as a stripe could have members. */
 export const MAX_COPIES = MAX_DATA_SHARDS + MAX_PARITY_SHARDS;
 
+/** Whole copies on two buddies: works in a group of three, and what release 0.2 did. */
+export const DEFAULT_REDUNDANCY = 'copies:2';
+
 export type Redundancy = { readonly kind: 'copies'; readonly n: number } | { readonly kind: 'rs'; readonly k: number; readonly m: number };
 
 export class RedundancyError extends Error {
@@ -40,6 +43,12 @@ export function formatRedundancy(r: Redundancy): string {
 /** The scheme as a stripe: copies:N is a stripe of one data shard and N-1 "parity" copies. */
 export function stripeShape(r: Redundancy): { k: number; m: number } {
   return r.kind === 'copies' ? { k: 1, m: r.n - 1 } : { k: r.k, m: r.m };
+}
+
+/** One line for people: "2 whole copies", "4 data + 2 parity shards on 6 buddies (any 4 restore)". */
+export function describeRedundancy(r: Redundancy): string {
+  if (r.kind === 'copies') return `${formatRedundancy(r)}: ${r.n} whole ${r.n === 1 ? 'copy' : 'copies'} on as many buddies, ${storageOverhead(r)}x the data`;
+  return `${formatRedundancy(r)}: ${r.k} data + ${r.m} parity shards on ${r.k + r.m} buddies (any ${r.k} restore), ${storageOverhead(r).toFixed(2)}x the data`;
 }
 
 /** Members a host needs: one per copy or per shard. */

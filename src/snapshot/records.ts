@@ -86,6 +86,11 @@ export function chunkListRefs(db: Db, cl: number): ChunkRef[] {
   return prepared<[number], ChunkRef>(db, 'SELECT handle, id, raw FROM crefs WHERE cl = ? ORDER BY off').all(cl);
 }
 
+/** How the tree names a box, if any row does: its handle opens it. */
+export function refOfId(db: Db, id: Uint8Array): ChunkRef | undefined {
+  return prepared<[Uint8Array], ChunkRef>(db, 'SELECT handle, id, raw FROM crefs WHERE id = ? LIMIT 1').get(id);
+}
+
 /** Tree state a recovery left to finish: chunks still to fetch back (tree_meta 'backfill'). */
 export function backfillPending(db: Db): boolean {
   return (prepared(db, "SELECT v FROM tree_meta WHERE k = 'backfill'").pluck().get() as number | undefined) === 1;

@@ -37,11 +37,15 @@ export interface Member extends Host {
   peerId(): string;
 }
 
-export async function makeMember(name: string, o: { offer: string; buddies?: number; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string; dir?: string }): Promise<Member> {
+export async function makeMember(
+  name: string,
+  o: { offer: string; buddies?: number; redundancy?: string; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string; dir?: string },
+): Promise<Member> {
   const port = await freePort();
   const addr = `/ip4/127.0.0.1/tcp/${port}`;
   // No mDNS: test traffic stays on loopback.
-  const initArgs = ['--group', o.group ?? GROUP.name, '--offer', o.offer, '--listen', addr, '--buddies', String(o.buddies ?? 2), '--no-mdns'];
+  const spread = o.redundancy ? ['--redundancy', o.redundancy] : ['--buddies', String(o.buddies ?? 2)];
+  const initArgs = ['--group', o.group ?? GROUP.name, '--offer', o.offer, '--listen', addr, ...spread, '--no-mdns'];
   for (const p of o.peers ?? []) initArgs.push('--peer', p);
   const h = makeHost({ host: name, initArgs, env: { SAFE_GROUP_PASSWORD: GROUP.password, ...o.env }, dir: o.dir });
   let id: string | null = null;
