@@ -1,0 +1,92 @@
+// Audits and repair under rs:2+1, real daemons on loopback: a member that silently lost one
+// shard fails the next audit, a spare member takes its slot and gets that slot's shard of every
+// stripe, and a second audit finds full redundancy again.
+import type { Db } from '../../src/chunkstore/index-db.js';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openIndex, seededBytes } from '../helpers.js';
+import { heldIds, mountedMember, withDb, type Member } from './group.js';
+
+interface Audit {
+  peer: string;
+  verdict: 'passed' | 'failed' | 'unreachable';
+  sampled: number;
+  missing: number;
+  action: string;
+  reconciled?: { held: number; lacking: number; surplus: number };
+}
+
+const remote = (h: Member): { status: number | null; audits: Audit[]; out: string } => {
+  const r = h.safe('verify', '--remote', '--json');
+  return { status: r.status, audits: (JSON.parse(r.stdout) as { remote: { buddies: Audit[] } }).remote.buddies, out: r.stdout + r.stderr };
+};
+
+/** The shard ids (hex) host `a` expects in each slot. */
+function slotShards(a: Member): Map<number, Set<string>> {
+  return withDb(a, (db) => {
+    const rows = db.prepare('SELECT slot, id FROM stripe_shards').all() as { slot: number; id: Buffer }[];
+    const out = new Map<number, Set<string>>();
+    for (const r of rows) {
+      if (!out.has(r.slot)) out.set(r.slot, new Set());
+      out.get(r.slot)!.add(r.id.toString('hex'));
+    }
+    return out;
+  });
+}
+
+const slotOf = (a: Member, peer: string): number => withDb(a, (db) => db.prepare('SELECT slot FROM buddies WHERE peer = ? AND retired = 0').pluck().get(peer) as number);
+
+test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot and every shard of it; the next audit passes', { timeout: 300_000 }, async () => {
+  const first = await mountedMember('member-0', { offer: '1G' });
+  const members: Member[] = [first];
+  for (let i = 1; i < 4; i++) members.push(await mountedMember(`member-${i}`, { offer: '1G', peers: [first.addr] }));
+  const a = await mountedMember('host-a', { offer: '200M', redundancy: 'rs:2+1', peers: [first.addr] });
+  for (let i = 0; i < 20; i++) writeFileSync(join(a.mnt, `f${i}.bin`), seededBytes(400_000 + i * 1000, i));
+  await a.settle();
+  a.ok('snapshot');
+  a.ok('sync', '--wait');
+  const byPeer = (p: string): Member => members.find((m) => m.peerId() === p)!;
+  const expected = slotShards(a);
+  const stripes = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes').pluck().get() as number);
+  assert.ok(stripes >= 3, `${stripes} stripes`);
+
+  const audit1 = remote(a);
+  assert.equal(audit1.status, 0, audit1.out);
+  assert.equal(audit1.audits.length, 3);
+  for (const x of audit1.audits) {
+    assert.equal(x.verdict, 'passed', audit1.out);
+    assert.equal(x.sampled, stripes, 'fewer stripes than the sample: each slot challenged on all of them');
+    assert.deepEqual(x.reconciled, { held: stripes, lacking: 0, surplus: 0 });
+    assert.deepEqual(heldIds(byPeer(x.peer), a.peerId()), expected.get(slotOf(a, x.peer)));
+  }
+
+  // X silently loses one shard: its index row goes, the bytes are gone for good.
+  const x = byPeer(audit1.audits[0]!.peer);
+  const slot = slotOf(a, x.peerId());
+  x.unmount();
+  const db: Db = openIndex(x, { readonly: false });
+  try {
+    const n = db.prepare('DELETE FROM chunks WHERE id IN (SELECT r.id FROM owner_refs r JOIN held_owners o ON o.owner = r.owner WHERE o.peer = ? LIMIT 1)').run(a.peerId()).changes;
+    assert.equal(n, 1);
+  } finally {
+    db.close();
+  }
+  x.mount();
+
+  const audit2 = remote(a);
+  assert.equal(audit2.status, 1, audit2.out);
+  const ax = audit2.audits.find((b) => b.peer === x.peerId())!;
+  assert.equal(ax.verdict, 'failed', audit2.out);
+  assert.equal(ax.missing, 1);
+  assert.equal(ax.action, 'replaced');
+  const spare = members.find((m) => !audit1.audits.some((b) => b.peer === m.peerId()))!;
+  assert.equal(slotOf(a, spare.peerId()), slot, 'the spare took the lost slot');
+  assert.deepEqual(heldIds(spare, a.peerId()), expected.get(slot), 'and holds its shard of every stripe');
+
+  const audit3 = remote(a);
+  assert.equal(audit3.status, 0, audit3.out);
+  assert.deepEqual(audit3.audits.map((b) => b.peer).sort(), audit1.audits.map((b) => b.peer).filter((p) => p !== x.peerId()).concat(spare.peerId()).sort());
+  for (const b of audit3.audits) assert.equal(b.verdict, 'passed', audit3.out);
+});
