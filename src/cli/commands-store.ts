@@ -19,6 +19,8 @@ import { Progress } from './progress.js';
 import { requireSoundIndex } from './index-check.js';
 import { ask, secret } from './secrets.js';
 import { recoverySheet, writeSheet, type SheetFacts } from './recovery-sheet.js';
+import { createPeerNode, GroupMismatchError } from '../peers/node.js';
+import { findMembers } from '../peers/find-members.js';
 import { DEFAULT_REDUNDANCY, describeRedundancy, formatRedundancy, membersNeeded, parseRedundancy, type Redundancy } from '../redundancy/scheme.js';
 
 export interface Out {
@@ -34,6 +36,7 @@ export interface InitOptions {
   listen?: string;
   buddies?: string;
   redundancy?: string;
+  fallback?: string;
   'no-mdns'?: boolean;
   peer?: string[];
   'recovery-sheet'?: string;
@@ -88,6 +91,38 @@ export function newConfig(c: ConfigChoices, keys: HostKeys, gk: GroupKeys | null
   };
 }
 
+/**
+ * rs:K+M needs K+M members to hold its shards: counted now (the --peer addresses, what they
+ * know, the LAN and the group's rendezvous). Too few: refused, or whole copies if --fallback
+ * said so.
+ */
+async function settleRedundancy(
+  opts: InitOptions, wanted: Redundancy, fallback: Redundancy | null, keys: HostKeys, gk: GroupKeys | null, group: string | null,
+): Promise<{ scheme: Redundancy; why: string | null }> {
+  if (wanted.kind !== 'rs' || !gk) return { scheme: wanted, why: null };
+  const node = await createPeerNode({
+    identitySeed: keys.identitySeed, pnetKey: gk.pnetKey, listen: [], announce: false, bootstrap: [],
+    mdnsTag: opts['no-mdns'] ? null : `_safe-${gk.rendezvous.slice(0, 16)}._udp.local`, rendezvous: gk.rendezvous,
+  });
+  let reachable: number;
+  try {
+    if (!opts['no-mdns']) await new Promise((r) => setTimeout(r, 2000)); // give mDNS a moment
+    const known = await findMembers(node, opts.peer ?? [], 10_000);
+    const found = node.peers().length > 0 ? await node.rendezvousNow() : [];
+    reachable = new Set([...known, ...found, ...node.peers()].filter((p) => p !== node.peerId)).size;
+  } catch (err) {
+    if (err instanceof GroupMismatchError) throw new UserError(err.message, 1, { cause: err });
+    throw err;
+  } finally {
+    await node.stop().catch(() => {});
+  }
+  const needed = membersNeeded(wanted);
+  if (reachable >= needed) return { scheme: wanted, why: null };
+  const short = `${formatRedundancy(wanted)} puts its shards on ${needed} members of group ${group}, but ${reachable} ${reachable === 1 ? 'is' : 'are'} reachable now`;
+  if (fallback) return { scheme: fallback, why: short };
+  throw new UserError(`${short}: start the others first, choose a smaller code, or add --fallback copies:2`);
+}
+
 export async function init(opts: InitOptions, out: Out): Promise<void> {
   const home = safeHome();
   if (existsSync(paths(home).config)) throw new UserError(`a host already exists in ${home} (set SAFE_HOME for another)`);
@@ -98,12 +133,16 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const sheetFile = opts['recovery-sheet'] === undefined ? null : resolve(opts['recovery-sheet']);
   if (sheetFile && !group) throw new UserError('--recovery-sheet goes with --group: a host in no group has no buddies to be recovered from', 2);
   const offer = parseSize(opts.offer ?? '10G');
-  const scheme = redundancy(opts);
+  const wanted = redundancy(opts);
+  if (wanted.kind === 'rs' && !group) throw new UserError(`--redundancy ${formatRedundancy(wanted)} spreads shards over a group's members: it needs --group`, 2);
+  const fallback = opts.fallback === undefined ? null : redundancy({ redundancy: opts.fallback });
+  if (fallback && fallback.kind !== 'copies') throw new UserError(`--fallback takes copies:N, not ${opts.fallback}`, 2);
   const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`, true);
   const keys = hostKeys(await hostMaster(host, pass));
   const groupPassword = group ? await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true) : null;
   const gk = group ? await groupKeys(group, groupPassword!) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
+  const { scheme, why } = await settleRedundancy(opts, wanted, fallback, keys, gk, group);
   const cfg = newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk);
   const sheet: SheetFacts | null = group ? { host, group, members: cfg.peers, listen: cfg.listen } : null;
   // First, so a sheet that cannot be written leaves no host behind.
@@ -118,7 +157,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   saveConfig(home, cfg);
   const shown = sheet ? `\n\n${recoverySheet(sheet, sheetFile ? `written in ${sheetFile}` : 'the one given to safe init')}` : '';
   out.print(
-    `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}\n  redundancy: ${describeRedundancy(scheme)}${shown}`,
+    `created host '${host}' in ${home}\n  mount point: ${mount}\n  group: ${group ?? '(none: local versioned store)'}\n  offered to the group: ${formatBytes(offer)}\n  redundancy: ${describeRedundancy(scheme)}${why ? ` (${why})` : ''}${shown}`,
     { home, host, mount, group, offer, redundancy: formatRedundancy(scheme), recoverySheet: sheet && { ...sheet, file: sheetFile } },
   );
 }

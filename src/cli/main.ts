@@ -11,7 +11,7 @@ const peering = () => import('./commands-peers.js');
 const snapshotting = () => import('./commands-snapshot.js');
 
 const USAGE = `usage: safe <command> [options]   (--json for machine output)
-  init [--host NAME] [--mount DIR] [--group NAME [--recovery-sheet FILE]] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--redundancy copies:N|rs:K+M] [--no-mdns]
+  init [--host NAME] [--mount DIR] [--group NAME [--recovery-sheet FILE]] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--redundancy copies:N|rs:K+M [--fallback copies:N]] [--no-mdns]
   mount [--foreground]
   unmount
   snapshot [--label L]
@@ -58,6 +58,7 @@ async function run(argv: string[]): Promise<number> {
         peer: { type: 'string', multiple: true },
         buddies: { type: 'string' },
         redundancy: { type: 'string' },
+        fallback: { type: 'string' },
         'no-mdns': { type: 'boolean' },
         'recovery-sheet': { type: 'string' },
       });

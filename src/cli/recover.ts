@@ -9,7 +9,7 @@ import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
 import { groupKeys, hostKeys, hostMaster } from '../keys/derive.js';
 import { createPeerNode, GroupMismatchError, type PeerNode } from '../peers/node.js';
-import { probe } from '../peers/members.js';
+import { findMembers } from '../peers/find-members.js';
 import { findRootBlock, MetadataFormatError, NoRootBlockError, TooFewHoldersError, recover as recoverData } from '../peers/recovery.js';
 import { adoptBuddies } from '../peers/replicator.js';
 import { formatBytes, loadConfig, paths, safeHome, redundancyOf, saveConfig, type HostConfig, type Unlocked } from './config.js';
@@ -52,44 +52,14 @@ export interface RecoverOptions {
   'no-wait'?: boolean;
 }
 
-/** How long a --peer address that refuses or drops connections is tried while nobody answers. */
-const REACH_PATIENCE_MS = 30_000;
-
-/** Connects to a --peer address, again with backoff while no member at all is reachable. */
-async function reach(node: PeerNode, addr: string, deadline: number): Promise<string> {
-  for (let pause = 500; ; pause = Math.min(2 * pause, 5000)) {
-    try {
-      return await node.connect(addr, { signal: AbortSignal.timeout(10_000) });
-    } catch (err) {
-      if (err instanceof GroupMismatchError) throw new UserError(`${addr} is not in this group: check the group name and password`, 1, { cause: err });
-      if (node.peers().length > 0 || Date.now() + pause > deadline) throw err;
-      await new Promise((res) => setTimeout(res, pause));
-    }
-  }
-}
-
 /** Members to ask: --peer addresses, and everyone they know of. */
-async function candidates(node: PeerNode, peers: string[]): Promise<string[]> {
-  const out = new Set<string>();
-  const deadline = Date.now() + REACH_PATIENCE_MS;
-  await Promise.all(
-    peers.map(async (addr) => {
-      try {
-        const id = await reach(node, addr, deadline);
-        out.add(id);
-        const r = await probe(node, id, [], AbortSignal.timeout(10_000));
-        for (const m of r.members) {
-          if (m.peer === node.peerId) continue;
-          await node.learn(m.peer, m.addrs);
-          out.add(m.peer);
-        }
-      } catch (err) {
-        if (err instanceof UserError) throw err;
-        // unreachable: the others may do
-      }
-    }),
-  );
-  return [...out];
+async function candidates(node: PeerNode, addrs: string[]): Promise<string[]> {
+  try {
+    return await findMembers(node, addrs);
+  } catch (err) {
+    if (err instanceof GroupMismatchError) throw new UserError(err.message, 1, { cause: err });
+    throw err;
+  }
 }
 
 export async function recover(opts: RecoverOptions, out: Out): Promise<void> {

@@ -216,11 +216,11 @@ export async function shipSnapshot(
   async function shipChunks(base: number): Promise<void> {
     if (striping) {
       // Our slot's shard of every stripe made since the buddy's epoch.
-      for (let after: Buffer = Buffer.alloc(0); ; ) {
-        const ids = striping.stripes.shardIds(slot!, base, after, IDS_PER_MESSAGE);
-        if (ids.length === 0) return;
-        await offerChunks(ids);
-        after = ids[ids.length - 1]!;
+      for (let after = 0; ; ) {
+        const page = striping.stripes.shardsAfter(slot!, base, after, IDS_PER_MESSAGE);
+        if (page.length === 0) return;
+        await offerChunks(page.map((p) => p.id));
+        after = page[page.length - 1]!.stripe;
       }
     }
     if (base === 0) {

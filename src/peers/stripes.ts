@@ -169,13 +169,16 @@ export class Stripes {
     shardIds.forEach((id, slot) => putShard.run(slot, id, stripe));
   }
 
-  /** Ids of slot `slot`'s shards of stripes made after epoch `base`, in id order, a page after `after`. */
-  shardIds(slot: number, base: number, after: Buffer, limit: number): Buffer[] {
-    return prepared<[number, Buffer, number, number], Buffer>(
+  /**
+   * Slot `slot`'s shards of stripes made after epoch `base`, in stripe order from stripe `after`
+   * on: the K+M shipments of one snapshot walk the stripes in step, so each is coded once.
+   */
+  shardsAfter(slot: number, base: number, after: number, limit: number): { stripe: number; id: Buffer }[] {
+    return prepared<[number, number, number, number], { stripe: number; id: Buffer }>(
       this.db,
-      `SELECT s.id FROM stripe_shards s JOIN stripes t ON t.stripe = s.stripe
-        WHERE s.slot = ? AND s.id > ? AND t.epoch > ? ORDER BY s.id LIMIT ?`,
-    ).pluck().all(slot, after, base, limit);
+      `SELECT s.stripe, s.id FROM stripe_shards s JOIN stripes t ON t.stripe = s.stripe
+        WHERE s.slot = ? AND s.stripe > ? AND t.epoch > ? ORDER BY s.stripe LIMIT ?`,
+    ).all(slot, after, base, limit);
   }
 
   /** Ids of slot `slot`'s shards of stripes made by epoch `s`, in id order: what its holder should list. */

@@ -4,10 +4,11 @@
 import type { Db } from '../../src/chunkstore/index-db.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { makeHost } from '../fs/mounted.js';
 import { join } from 'node:path';
 import { openIndex, seededBytes } from '../helpers.js';
-import { heldIds, mountedMember, withDb, type Member } from './group.js';
+import { GROUP, heldIds, mountedMember, withDb, type Member } from './group.js';
 
 interface Audit {
   peer: string;
@@ -42,6 +43,17 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   const first = await mountedMember('member-0', { offer: '1G' });
   const members: Member[] = [first];
   for (let i = 1; i < 4; i++) members.push(await mountedMember(`member-${i}`, { offer: '1G', peers: [first.addr] }));
+  // rs:4+2 needs six members: with four reachable, init refuses in one line, or falls back to
+  // whole copies when told to.
+  const six = makeHost({ host: 'wants-six', init: false, env: { SAFE_GROUP_PASSWORD: GROUP.password } });
+  const initArgs = ['init', '--host', 'wants-six', '--mount', six.mnt, '--group', GROUP.name, '--offer', '100M', '--peer', first.addr, '--no-mdns', '--redundancy', 'rs:4+2'];
+  const refused = six.safe(...initArgs);
+  assert.equal(refused.status, 1, refused.stderr);
+  assert.equal(refused.stderr.trim(), `safe: rs:4+2 puts its shards on 6 members of group ${GROUP.name}, but 4 are reachable now: start the others first, choose a smaller code, or add --fallback copies:2`);
+  assert.ok(!existsSync(six.home), 'no host was made');
+  const fell = JSON.parse(six.ok(...initArgs, '--fallback', 'copies:2', '--json')) as { redundancy: string };
+  assert.equal(fell.redundancy, 'copies:2');
+
   const a = await mountedMember('host-a', { offer: '200M', redundancy: 'rs:2+1', peers: [first.addr] });
   for (let i = 0; i < 20; i++) writeFileSync(join(a.mnt, `f${i}.bin`), seededBytes(400_000 + i * 1000, i));
   await a.settle();
