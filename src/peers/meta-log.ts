@@ -12,8 +12,16 @@ import { SEGMENT_FORMAT, SegmentBuilder, type MetaPage } from './meta-segments.j
 import type { Stripes } from './stripes.js';
 import { LEGACY_CHUNK_LIST, LEGACY_INODE, type MetaSealer, type SealedObject, type SegmentRef } from './sealed-objects.js';
 
-/** Kinds in the drop log: release 0.2's objects (by inode and chunk list), and our segments. */
+/** Kinds in the drop log: release 0.2's objects (by inode and chunk list), our segments, dead stripes' shards. */
 export const DROP_SEGMENT = 2;
+export const DROP_STRIPE = 3;
+
+/** A drop-log entry as one buddy is told it: an object id, a shard (chunk) id, or nothing for it. */
+export interface Drop {
+  seq: number;
+  id: Buffer | null;
+  chunk: boolean;
+}
 /**
  * A new base once the chain holds this many times the rows a base would (the rest is history
  * no snapshot needs any more, and deaths), or once this many deltas pile up, even small ones.
@@ -179,15 +187,28 @@ export class MetaLog {
     return (prepared(this.db, "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'meta_drops'), 0)").pluck().get() as number) ?? 0;
   }
 
-  /** Ids of objects buddies must drop, logged after `seq` up to `upTo`, oldest first. */
-  dropsAfter(seq: number, upTo: number, limit: number): { seq: number; id: Buffer }[] {
+  /** Logs a dead stripe's shards for every buddy to drop; returns its place in the log. */
+  logStripeDrop(stripe: number): number {
+    return Number(prepared(this.db, 'INSERT INTO meta_drops (kind, key) VALUES (?, ?)').run(DROP_STRIPE, stripe).lastInsertRowid);
+  }
+
+  /**
+   * What buddies must drop, logged after `seq` up to `upTo`, oldest first, as the buddy in
+   * `slot` is told it: a dead stripe's shard is a chunk id, and nothing to a buddy of no slot.
+   */
+  dropsAfter(seq: number, upTo: number, limit: number, slot: number | null = null): Drop[] {
     return prepared<[number, number, number], { seq: number; kind: number; key: number }>(this.db, 'SELECT seq, kind, key FROM meta_drops WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?')
       .all(seq, upTo, limit)
-      .map((d) => ({ seq: d.seq, id: d.kind === DROP_SEGMENT ? this.sealer.segmentId(d.key) : this.sealer.legacyId(d.kind as 0 | 1, d.key) }));
+      .map((d) => {
+        if (d.kind === DROP_STRIPE) return { seq: d.seq, id: slot === null ? null : (this.stripes?.shardId(d.key, slot) ?? null), chunk: true };
+        const id = d.kind === DROP_SEGMENT ? this.sealer.segmentId(d.key) : this.sealer.legacyId(d.kind as 0 | 1, d.key);
+        return { seq: d.seq, id, chunk: false };
+      });
   }
 
   /** Every buddy was told up to `upTo`. */
   drain(upTo: number): void {
     prepared(this.db, 'DELETE FROM meta_drops WHERE seq <= ?').run(upTo);
+    this.stripes?.purge(upTo);
   }
 }

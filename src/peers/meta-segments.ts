@@ -101,6 +101,8 @@ function pageValue(p: MetaPage): Value {
         len: col(boxes, (b) => b.len), ids: Buffer.concat(boxes.map((b) => b.id)),
       };
     }
+    case 'stripeDeaths':
+      return { k: 'stripeDeaths', stripe: diffs(col(p.rows, (x) => x.stripe)), died: col(p.rows, (x) => x.died) };
   }
 }
 
@@ -169,6 +171,10 @@ function pageOf(v: Record<string, Value>): MetaPage {
         return row;
       });
       return { kind: 'stripes', rows };
+    }
+    case 'stripeDeaths': {
+      const stripe = sums(nums('stripe')), died = nums('died');
+      return { kind: 'stripeDeaths', rows: stripe.map((_, i) => ({ stripe: stripe[i]!, died: died[i]! })) };
     }
     default:
       throw new SegmentError(`unknown page kind ${String(v['k'])}`);

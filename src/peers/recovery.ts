@@ -98,8 +98,15 @@ export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: 
   const found = (await Promise.all(clients.map((c) => c.rootBlock(keys.locator, owner).catch(() => null)))).filter((r) => r !== null);
   if (found.length === 0) throw new NoRootBlockError('no root block found for this host in the group: wrong hostname or passphrase, or it never shipped a snapshot');
   found.sort((a, b) => b.epoch - a.epoch);
-  const best = found[0]!;
-  const root = openRootBlock(keys.rootKey, keys.locator, best.box);
+  let best = found[0]!;
+  let root = openRootBlock(keys.rootKey, keys.locator, best.box);
+  // Stripes need K holders of a state: the newest root block K of them have reached (a buddy
+  // keeps the stripes of every state until all buddies have committed past their death).
+  const scheme = root.settings.redundancy ? parseRedundancy(root.settings.redundancy) : null;
+  if (scheme?.kind === 'rs' && found.length >= scheme.k && found[scheme.k - 1]!.epoch < best.epoch) {
+    best = found[scheme.k - 1]!;
+    root = openRootBlock(keys.rootKey, keys.locator, best.box);
+  }
   if (root.meta && root.meta.format !== SEGMENT_FORMAT) throw new MetadataFormatError(`this host's metadata is in format ${root.meta.format}, this release reads format ${SEGMENT_FORMAT}: upgrade safe`);
   return { root, from: best.peer, clients, unreachable };
 }
@@ -163,6 +170,7 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
 
   db.transaction(() => {
     finishImport(db, root.epoch, root.nextIno, root.snapshots);
+    stripes.dropUnnamed();
     // Buddies drop release 0.2's objects once our first shipment gave them a chain.
     if (!chain) logLegacyDrops(db);
     // The chunks come next, in the background of the mounted daemon (backfill.ts).
@@ -200,7 +208,7 @@ async function importChain(
     db.transaction(() => {
       let n = 0;
       for (const page of pages) {
-        if (page.kind === 'stripes') stripes.importPage(page);
+        if (page.kind === 'stripes' || page.kind === 'stripeDeaths') stripes.importPage(page);
         else importPage(db, page);
         n += page.rows.length;
       }

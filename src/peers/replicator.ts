@@ -197,7 +197,7 @@ export class Replicator {
     const striping = this.o.ship.striping;
     if (!striping) return yield* boxesUpTo(this.store, b.epoch);
     for (let after: Buffer = Buffer.alloc(0); ; ) {
-      const page = striping.stripes.shardIdsUpTo(b.slot ?? -1, b.epoch, after, 4096);
+      const page = striping.stripes.shardIdsUpTo(b.slot ?? -1, b.epoch, b.droppedSeq, after, 4096);
       if (page.length === 0) return;
       yield* page;
       after = page[page.length - 1]!;
@@ -415,6 +415,9 @@ export class Replicator {
   private drainLogs(): void {
     const b = this.buddies();
     if (b.length === 0) return;
+    // Dead stripes: dropped once every buddy committed a state without them (one behind could
+    // still be the newest root block a recovery finds enough holders of).
+    this.o.ship.striping?.stripes.logDrops(Math.min(...b.map((x) => x.epoch)), (stripe) => this.o.ship.meta.logStripeDrop(stripe));
     const released = Math.min(...b.map((x) => x.releasedSeq));
     const dropped = Math.min(...b.map((x) => x.droppedSeq));
     this.db.transaction(() => {

@@ -288,10 +288,13 @@ export async function shipSnapshot(
     };
     for (let i = 0; i < chunks.length; i += IDS_PER_MESSAGE) await send(chunks.slice(i, i + IDS_PER_MESSAGE), []);
     // Metadata objects no chain names any more, and release 0.2's per-inode objects.
+    // and dead stripes' shards of this buddy's slot.
     for (let seq = cursor.droppedSeq; seq < heads.dropped; ) {
-      const page = ctx.meta.dropsAfter(seq, heads.dropped, IDS_PER_MESSAGE);
+      const page = ctx.meta.dropsAfter(seq, heads.dropped, IDS_PER_MESSAGE, slot);
       if (page.length === 0) break;
-      await send([], page.map((d) => d.id));
+      const shards = page.flatMap((d) => (d.chunk && d.id ? [d.id] : []));
+      const objects = page.flatMap((d) => (!d.chunk && d.id ? [d.id] : []));
+      if (shards.length + objects.length > 0) await send(shards, objects);
       seq = page[page.length - 1]!.seq;
     }
   }

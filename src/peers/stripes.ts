@@ -14,7 +14,7 @@ import { LRUCache } from 'lru-cache';
 import { boxId } from '../chunkstore/sealer.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { prepared, type Db } from '../chunkstore/index-db.js';
-import { idsUpTo } from '../snapshot/records.js';
+import { refOfId, refsUpTo } from '../snapshot/records.js';
 import { encodeStripe } from '../redundancy/rs-codec.js';
 import { MAX_CHUNK_BOX } from './protocol.js';
 
@@ -45,10 +45,13 @@ export interface StripeRow {
   boxes: StripeBox[];
 }
 
-export interface StripePage {
-  kind: 'stripes';
-  rows: StripeRow[];
-}
+export type StripePage = { kind: 'stripes'; rows: StripeRow[] } | { kind: 'stripeDeaths'; rows: { stripe: number; died: number }[] };
+
+/**
+ * A stripe whose live boxes fill less than this share of it is made again from them (its old
+ * shards dropped), like pack compaction: dead data costs buddies at most about as much again.
+ */
+export const RESTRIPE_BELOW = 0.5;
 
 export function createStripeTables(db: Db): void {
   db.exec(`
@@ -58,7 +61,9 @@ export function createStripeTables(db: Db): void {
       k          INTEGER NOT NULL,
       m          INTEGER NOT NULL,
       shard_size INTEGER NOT NULL,
-      length     INTEGER NOT NULL
+      length     INTEGER NOT NULL,
+      died       INTEGER,          -- the shipment epoch that found it dead (or re-striped it)
+      drop_seq   INTEGER           -- its shards' place in the drop log, once every buddy got past its death
     );
     CREATE INDEX IF NOT EXISTS stripes_by_epoch ON stripes (epoch, stripe);
     CREATE TABLE IF NOT EXISTS stripe_boxes (
@@ -114,6 +119,7 @@ export class Stripes {
 
   private async make(epoch: number, k: number, m: number): Promise<number> {
     const db = this.db;
+    this.retire(epoch);
     const striped = prepared<[Buffer], number>(db, 'SELECT 1 FROM stripe_boxes WHERE id = ?').pluck();
     const limit = k * SHARD_MAX;
     let made = 0;
@@ -141,25 +147,96 @@ export class Stripes {
       boxes = [];
       length = 0;
     };
-    for (let after: Buffer = Buffer.alloc(0); ; ) {
-      const page = idsUpTo(db, epoch, after, 1024);
+    // File by file, so that what is deleted together (a file, a directory written at once)
+    // tends to die as whole stripes.
+    const batch = new Set<string>();
+    for (let after = { cl: 0, off: -1 }; ; ) {
+      const page = refsUpTo(db, epoch, after, 1024);
       if (page.length === 0) break;
-      after = page[page.length - 1]!;
-      for (const id of page) {
-        if (striped.get(id)) continue;
+      const last = page[page.length - 1]!;
+      after = { cl: last.cl, off: last.off };
+      for (const { id } of page) {
+        const key = id.toString('latin1');
+        if (batch.has(key) || striped.get(id)) continue;
         let box: Buffer;
         try {
           box = this.store.readBox(id);
         } catch {
           continue; // collected since the snapshot: no longer needed
         }
-        if (length + box.length > limit) await flush();
+        if (length + box.length > limit) {
+          await flush();
+          batch.clear();
+        }
+        batch.add(key);
         boxes.push({ id, box });
         length += box.length;
       }
     }
     await flush();
     return made;
+  }
+
+  /**
+   * Stripes no snapshot needs any more die at `epoch`; those mostly dead die too, and their
+   * live boxes go back to be striped again. Their boxes are no longer held for them (garbage
+   * collection frees the dead ones); their shards are dropped from buddies later (logDrops).
+   */
+  private retire(epoch: number): void {
+    const db = this.db;
+    const stripes = prepared<[number], { stripe: number; length: number }>(db, 'SELECT stripe, length FROM stripes WHERE died IS NULL AND stripe > ? ORDER BY stripe LIMIT 256');
+    const kill = prepared(db, 'UPDATE stripes SET died = ? WHERE stripe = ?');
+    const unlay = prepared(db, 'DELETE FROM stripe_boxes WHERE stripe = ?');
+    for (let after = 0; ; ) {
+      const page = stripes.all(after);
+      if (page.length === 0) return;
+      after = page[page.length - 1]!.stripe;
+      const dying: number[] = [];
+      for (const t of page) {
+        const boxes = this.boxesOf(t.stripe);
+        const live = boxes.filter((b) => refOfId(db, b.id) !== undefined);
+        const bytes = live.reduce((n, b) => n + b.len, 0);
+        if (bytes >= RESTRIPE_BELOW * t.length) continue;
+        // Made again only from boxes we have: one still being fetched back keeps its stripe.
+        if (live.some((b) => !this.store.has(b.id))) continue;
+        dying.push(t.stripe);
+      }
+      if (dying.length === 0) continue;
+      db.transaction(() => {
+        for (const st of dying) {
+          for (const b of this.boxesOf(st)) this.store.dropFor(STRIPE_OWNER, b.id);
+          unlay.run(st);
+          kill.run(epoch, st);
+          this.coded.delete(st);
+        }
+      }).immediate();
+    }
+  }
+
+  /**
+   * Dead stripes every buddy has committed a state without: their shards join the drop log
+   * (`log` appends and returns the sequence number). Until then a buddy behind still needs them.
+   */
+  logDrops(committedByAll: number, log: (stripe: number) => number): void {
+    const db = this.db;
+    const due = prepared<[number], number>(db, 'SELECT stripe FROM stripes WHERE died IS NOT NULL AND died <= ? AND drop_seq IS NULL ORDER BY stripe').pluck().all(committedByAll);
+    if (due.length === 0) return;
+    const set = prepared(db, 'UPDATE stripes SET drop_seq = ? WHERE stripe = ?');
+    db.transaction(() => {
+      for (const st of due) set.run(log(st), st);
+    }).immediate();
+  }
+
+  /** Every buddy was told to drop what the log holds up to `upTo`: those stripes are gone. */
+  purge(upTo: number): void {
+    const db = this.db;
+    prepared(db, 'DELETE FROM stripe_shards WHERE stripe IN (SELECT stripe FROM stripes WHERE drop_seq <= ?)').run(upTo);
+    prepared(db, 'DELETE FROM stripes WHERE drop_seq <= ?').run(upTo);
+  }
+
+  /** Slot `slot`'s shard of a stripe. */
+  shardId(stripe: number, slot: number): Buffer | undefined {
+    return prepared<[number, number], Buffer>(this.db, 'SELECT id FROM stripe_shards WHERE stripe = ? AND slot = ?').pluck().get(stripe, slot);
   }
 
   private insertLayout(stripe: number, shardIds: Buffer[], boxes: StripeBox[]): void {
@@ -177,22 +254,25 @@ export class Stripes {
     return prepared<[number, number, number, number], { stripe: number; id: Buffer }>(
       this.db,
       `SELECT s.stripe, s.id FROM stripe_shards s JOIN stripes t ON t.stripe = s.stripe
-        WHERE s.slot = ? AND s.stripe > ? AND t.epoch > ? ORDER BY s.stripe LIMIT ?`,
+        WHERE s.slot = ? AND s.stripe > ? AND t.epoch > ? AND t.died IS NULL ORDER BY s.stripe LIMIT ?`,
     ).all(slot, after, base, limit);
   }
 
-  /** Ids of slot `slot`'s shards of stripes made by epoch `s`, in id order: what its holder should list. */
-  shardIdsUpTo(slot: number, s: number, after: Buffer, limit: number): Buffer[] {
-    return prepared<[number, Buffer, number, number], Buffer>(
+  /**
+   * Ids of slot `slot`'s shards of stripes made by epoch `s` that its holder was not yet told
+   * to drop (drop log up to `dropped`), in id order: what the holder should list.
+   */
+  shardIdsUpTo(slot: number, s: number, dropped: number, after: Buffer, limit: number): Buffer[] {
+    return prepared<[number, Buffer, number, number, number], Buffer>(
       this.db,
       `SELECT h.id FROM stripe_shards h JOIN stripes t ON t.stripe = h.stripe
-        WHERE h.slot = ? AND h.id > ? AND t.epoch <= ? ORDER BY h.id LIMIT ?`,
-    ).pluck().all(slot, after, s, limit);
+        WHERE h.slot = ? AND h.id > ? AND t.epoch <= ? AND (t.drop_seq IS NULL OR t.drop_seq > ?) ORDER BY h.id LIMIT ?`,
+    ).pluck().all(slot, after, s, dropped, limit);
   }
 
   /** Up to `n` stripes made by epoch `s`, at random: one audit round challenges every slot's shard of them. */
   sample(n: number, s: number): number[] {
-    return prepared<[number, number], number>(this.db, 'SELECT stripe FROM stripes WHERE epoch <= ? ORDER BY random() LIMIT ?').pluck().all(s, n);
+    return prepared<[number, number], number>(this.db, 'SELECT stripe FROM stripes WHERE epoch <= ? AND died IS NULL ORDER BY random() LIMIT ?').pluck().all(s, n);
   }
 
   /** Slot `slot`'s shard ids of these stripes (those made by epoch `s`). */
@@ -252,32 +332,53 @@ export class Stripes {
     return shards;
   }
 
-  /** The stripe map's rows made in epochs (a, b], a page at a time: what the metadata chain carries. */
+  /**
+   * The stripe map's change in epochs (a, b], a page at a time: stripes made in it and still
+   * alive at b, then the deaths in it of stripes made by a. What the metadata chain carries.
+   */
   *pages(a: number, b: number, size = 256): Generator<StripePage> {
     const db = this.db;
-    const page = prepared<[number, number, number, number], Omit<StripeRow, 'shards' | 'boxes'>>(
+    const born = prepared<[number, number, number, number, number], Omit<StripeRow, 'shards' | 'boxes'>>(
       db,
       `SELECT stripe, epoch, k, m, shard_size AS shardSize, length FROM stripes
-        WHERE epoch > ? AND epoch <= ? AND stripe > ? ORDER BY stripe LIMIT ?`,
+        WHERE epoch > ? AND epoch <= ? AND (died IS NULL OR died > ?) AND stripe > ? ORDER BY stripe LIMIT ?`,
     );
     for (let after = 0; ; ) {
-      const rows = page.all(a, b, after, size);
-      if (rows.length === 0) return;
+      const rows = born.all(a, b, b, after, size);
+      if (rows.length === 0) break;
       after = rows[rows.length - 1]!.stripe;
       yield {
         kind: 'stripes',
         rows: rows.map((r) => ({ ...r, shards: Buffer.concat(this.info(r.stripe)!.shards), boxes: this.boxesOf(r.stripe) })),
       };
     }
+    const dead = prepared<[number, number, number, number, number], { stripe: number; died: number }>(
+      db,
+      'SELECT stripe, died FROM stripes WHERE died > ? AND died <= ? AND epoch <= ? AND stripe > ? ORDER BY stripe LIMIT ?',
+    );
+    for (let after = 0; ; ) {
+      const rows = dead.all(a, b, a, after, size * 16);
+      if (rows.length === 0) return;
+      after = rows[rows.length - 1]!.stripe;
+      yield { kind: 'stripeDeaths', rows };
+    }
   }
 
   /** Stripes made by `s`: the rows a base of the chain at s carries. */
   count(s: number): number {
-    return prepared<[number], number>(this.db, 'SELECT count(*) FROM stripes WHERE epoch <= ?').pluck().get(s) ?? 0;
+    return prepared<[number, number], number>(this.db, 'SELECT count(*) FROM stripes WHERE epoch <= ? AND (died IS NULL OR died > ?)').pluck().get(s, s) ?? 0;
   }
 
   /** Recovery: a page of the stripe map fetched back. Call inside the import's transaction. */
   importPage(page: StripePage): void {
+    if (page.kind === 'stripeDeaths') {
+      for (const r of page.rows) {
+        prepared(this.db, 'DELETE FROM stripe_boxes WHERE stripe = ?').run(r.stripe);
+        prepared(this.db, 'DELETE FROM stripe_shards WHERE stripe = ?').run(r.stripe);
+        prepared(this.db, 'DELETE FROM stripes WHERE stripe = ?').run(r.stripe);
+      }
+      return;
+    }
     const put = prepared(this.db, 'INSERT OR REPLACE INTO stripes (stripe, epoch, k, m, shard_size, length) VALUES (?, ?, ?, ?, ?, ?)');
     for (const r of page.rows) {
       put.run(r.stripe, r.epoch, r.k, r.m, r.shardSize, r.length);
@@ -286,17 +387,26 @@ export class Stripes {
     }
   }
 
-  /** After a recovery brought the boxes back: our stripes hold theirs again. */
-  holdStored(): void {
+  /**
+   * Recovery, once the tree is cut to the kept snapshots: stripes none of whose boxes the tree
+   * names are history (a forget, a re-striping the chain did not carry yet); they go, and a
+   * buddy's copy of their shards is surplus to the next reconciliation.
+   */
+  dropUnnamed(): number {
     const db = this.db;
-    const page = prepared<[Buffer], Buffer>(db, 'SELECT id FROM stripe_boxes WHERE id > ? ORDER BY id LIMIT 4096').pluck();
-    for (let after: Buffer = Buffer.alloc(0); ; ) {
-      const ids = page.all(after);
-      if (ids.length === 0) return;
-      db.transaction(() => {
-        for (const id of ids) this.store.holdFor(STRIPE_OWNER, id);
-      }).immediate();
-      after = ids[ids.length - 1]!;
+    const page = prepared<[number], number>(db, 'SELECT stripe FROM stripes WHERE stripe > ? ORDER BY stripe LIMIT 256').pluck();
+    const dead: number[] = [];
+    for (let after = 0; ; ) {
+      const stripes = page.all(after);
+      if (stripes.length === 0) break;
+      after = stripes[stripes.length - 1]!;
+      for (const st of stripes) if (!this.boxesOf(st).some((b) => refOfId(db, b.id) !== undefined)) dead.push(st);
     }
+    for (const st of dead) {
+      prepared(db, 'DELETE FROM stripe_boxes WHERE stripe = ?').run(st);
+      prepared(db, 'DELETE FROM stripe_shards WHERE stripe = ?').run(st);
+      prepared(db, 'DELETE FROM stripes WHERE stripe = ?').run(st);
+    }
+    return dead.length;
   }
 }

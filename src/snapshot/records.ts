@@ -14,6 +14,19 @@ export function idsUpTo(db: Db, s: number, after: Buffer, limit: number): Buffer
   ).pluck().all(after, s, limit);
 }
 
+/**
+ * The chunk references of files named by rows born by `s`, file by file (chunk list order, then
+ * offset), a page after (cl, off): boxes of one file, and of files written together, stay close.
+ */
+export function refsUpTo(db: Db, s: number, after: { cl: number; off: number }, limit: number): { cl: number; off: number; id: Buffer }[] {
+  return prepared<[number, number, number, number], { cl: number; off: number; id: Buffer }>(
+    db,
+    `SELECT cl, off, id FROM crefs c WHERE (cl, off) > (?, ?)
+       AND EXISTS (SELECT 1 FROM inodes i WHERE i.cl = c.cl AND i.born <= ?)
+     ORDER BY cl, off LIMIT ?`,
+  ).all(after.cl, after.off, s, limit);
+}
+
 /** Files named by rows born by `s` that are not chunked yet: such a state cannot ship whole. */
 export function unchunkedUpTo(db: Db, s: number): number {
   return prepared<[number], number>(db, 'SELECT count(*) FROM inodes WHERE born <= ? AND staged IS NOT NULL AND cl IS NULL').pluck().get(s) ?? 0;

@@ -4,7 +4,7 @@
 import type { Db } from '../../src/chunkstore/index-db.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { makeHost } from '../fs/mounted.js';
 import { join } from 'node:path';
 import { openIndex, seededBytes } from '../helpers.js';
@@ -101,4 +101,27 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   assert.equal(audit3.status, 0, audit3.out);
   assert.deepEqual(audit3.audits.map((b) => b.peer).sort(), audit1.audits.map((b) => b.peer).filter((p) => p !== x.peerId()).concat(spare.peerId()).sort());
   for (const b of audit3.audits) assert.equal(b.verdict, 'passed', audit3.out);
+
+  // Deletes: a file written on its own fills whole stripes (boxes are striped file by file).
+  // Deleted and forgotten, those stripes die; once every member has committed past their
+  // death, the next sync drops their shards, and each member holds exactly its slot's shards of
+  // the stripes left.
+  const holders = audit3.audits.map((b) => byPeer(b.peer));
+  writeFileSync(join(a.mnt, 'big.bin'), seededBytes(8 << 20, 99));
+  await a.settle();
+  a.ok('snapshot');
+  a.ok('sync', '--wait');
+  const withBig = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes').pluck().get() as number);
+  assert.ok(withBig >= stripes + 4, `${withBig} stripes with big.bin, ${stripes} before`);
+  rmSync(join(a.mnt, 'big.bin'));
+  await a.settle();
+  a.ok('snapshot');
+  a.ok('forget', '--keep-last', '1');
+  a.ok('sync', '--wait');
+  a.ok('sync', '--wait');
+  const left = slotShards(a);
+  const alive = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes WHERE died IS NULL').pluck().get() as number);
+  assert.ok(alive <= stripes + 1, `${alive} stripes alive after the delete (${stripes} before big.bin)`);
+  for (const h of holders) assert.deepEqual(heldIds(h, a.peerId()), left.get(slotOf(a, h.peerId())), `${h.name} holds its slot's shards of the live stripes, nothing more`);
+  assert.equal(remote(a).status, 0);
 });
