@@ -28,7 +28,7 @@ export interface Host {
 
 export const GROUP_ENV = { SAFE_PASSPHRASE: 'bench', SAFE_GROUP_PASSWORD: 'bench group', SAFE_CHUNK_DELAY_MS: '500' };
 
-export async function host(root: string, name: string, o: { offer: string; peers: string[]; buddies?: number }): Promise<Host> {
+export async function host(root: string, name: string, o: { offer: string; peers: string[]; buddies?: number; redundancy?: string }): Promise<Host> {
   const home = join(root, name, 'home');
   const mnt = join(root, name, 'mnt');
   mkdirSync(mnt, { recursive: true });
@@ -39,7 +39,7 @@ export async function host(root: string, name: string, o: { offer: string; peers
     if (r.status !== 0) throw new Error(`safe ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
-  safe('init', '--host', name, '--mount', mnt, '--group', 'bench', '--offer', o.offer, '--listen', addr, '--buddies', String(o.buddies ?? 1), '--no-mdns', ...o.peers.flatMap((p) => ['--peer', p]));
+  safe('init', '--host', name, '--mount', mnt, '--group', 'bench', '--offer', o.offer, '--listen', addr, ...(o.redundancy ? ['--redundancy', o.redundancy] : ['--buddies', String(o.buddies ?? 1)]), '--no-mdns', ...o.peers.flatMap((p) => ['--peer', p]));
   safe('mount');
   return { name, home, mnt, addr, env, safe };
 }
