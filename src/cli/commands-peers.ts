@@ -92,7 +92,7 @@ export function buddyLines(p: PeerStatus): string[] {
     const lag = p.latest === null ? 'nothing to ship' : b.epoch === p.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind the latest snapshot';
     const bad = p.flagged.includes(b.peer) ? '; SERVED CHUNKS THAT ARE NOT WHAT THEIR ID SAYS' : '';
     const health = (b.lastError ? `failing (${b.fails}x): ${b.lastError}` : 'ok') + bad;
-    lines.push(`buddy ${b.peer}: last contact ${ago(b.lastOk)}, ${lag}, ${health}`);
+    lines.push(`buddy ${b.peer}${b.slot === null ? '' : ` (shard ${b.slot})`}: last contact ${ago(b.lastOk)}, ${lag}, ${health}`);
   }
   return lines;
 }

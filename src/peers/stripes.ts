@@ -326,7 +326,10 @@ export class Stripes {
   private async code(stripe: number): Promise<Buffer[]> {
     const s = this.info(stripe)!;
     const bytes = Buffer.alloc(s.length);
-    for (const b of this.boxesOf(stripe)) this.store.readBox(b.id).copy(bytes, b.off);
+    const boxes = this.boxesOf(stripe);
+    // A dead stripe has no layout left: its shards cannot be made again, only dropped.
+    if (boxes.reduce((n, b) => n + b.len, 0) !== s.length) throw new Error(`stripe ${stripe} is no longer laid out here`);
+    for (const b of boxes) this.store.readBox(b.id).copy(bytes, b.off);
     const shards = await encodeStripe(bytes, s.k, s.m);
     if (shards[0]!.length !== s.shardSize) throw new Error(`stripe ${stripe} codes to shards of ${shards[0]!.length} bytes, not ${s.shardSize}`);
     return shards;
