@@ -171,6 +171,12 @@ export class ChunkFetcher implements RemoteChunks {
     for (const p of unreachable) if (!result.unreachable.includes(p)) result.unreachable.push(p);
   }
 
+  /** Every box of a stripe we lack, back from K of its shards (a shard to make again needs them). */
+  async rebuildStripe(stripe: number): Promise<void> {
+    const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
+    await this.fetchStripe(stripe, new Map(), this.o.holders(), this.turn++ % STREAMS_PER_HOLDER, false, result, new Set());
+  }
+
   private async fetchStripe(
     stripe: number, want: Map<string, ChunkRef>, holders: string[], slot: number, repair: boolean, result: FetchResult, unreachable: Set<string>,
   ): Promise<void> {

@@ -76,9 +76,11 @@ export class PeerService {
     readonly node: PeerNode,
     readonly holder: Holder,
     readonly replicator: Replicator,
+    stripes: Stripes,
     private readonly o: PeerServiceOptions,
   ) {
-    this.fetcher = new ChunkFetcher({ node, store: o.store, stripes: new Stripes(o.store), holders: () => this.holders(), log: o.log });
+    this.fetcher = new ChunkFetcher({ node, store: o.store, stripes, holders: () => this.holders(), log: o.log });
+    stripes.rebuild = (stripe) => this.fetcher.rebuildStripe(stripe);
   }
 
   static async start(o: PeerServiceOptions): Promise<PeerService> {
@@ -117,7 +119,7 @@ export class PeerService {
       silenceMs: o.buddySilenceMs,
       log: o.log,
     });
-    const service = new PeerService(node, holder, replicator, o);
+    const service = new PeerService(node, holder, replicator, stripes, o);
     // libp2p forgets addresses at exit; the members table does not: a restarted daemon can
     // still reach a buddy it heard of through another member.
     for (const m of listMembers(db)) if (m.addrs.length > 0) await node.learn(m.peer, m.addrs).catch(() => {});

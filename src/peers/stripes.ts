@@ -102,6 +102,11 @@ export class Stripes {
   /** Stripes being coded now: the shipments asking for the same one wait for one coding. */
   private readonly coding = new Map<number, Promise<Buffer[]>>();
   private busy: Promise<unknown> = Promise.resolve();
+  /**
+   * Brings a stripe's missing boxes back from K of its shards at the buddies (the fetcher):
+   * how a shard is made again when a box of its stripe is gone here too.
+   */
+  rebuild: ((stripe: number) => Promise<void>) | null = null;
 
   constructor(private readonly store: ChunkStore) {
     this.db = store.db;
@@ -329,6 +334,7 @@ export class Stripes {
     const boxes = this.boxesOf(stripe);
     // A dead stripe has no layout left: its shards cannot be made again, only dropped.
     if (boxes.reduce((n, b) => n + b.len, 0) !== s.length) throw new Error(`stripe ${stripe} is no longer laid out here`);
+    if (this.rebuild && boxes.some((b) => !this.store.has(b.id))) await this.rebuild(stripe);
     for (const b of boxes) this.store.readBox(b.id).copy(bytes, b.off);
     const shards = await encodeStripe(bytes, s.k, s.m);
     if (shards[0]!.length !== s.shardSize) throw new Error(`stripe ${stripe} codes to shards of ${shards[0]!.length} bytes, not ${s.shardSize}`);

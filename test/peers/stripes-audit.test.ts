@@ -1,6 +1,7 @@
-// Audits and repair under rs:2+1, real daemons on loopback: a member that silently lost one
-// shard fails the next audit, a spare member takes its slot and gets that slot's shard of every
-// stripe, and a second audit finds full redundancy again.
+// Audits, repair and deletes under rs:2+1, real daemons on loopback: a member that silently
+// lost one shard fails the next audit, a spare member takes its slot and gets that slot's shard
+// of every stripe, and a second audit finds full redundancy again; dead stripes' shards are
+// dropped; a shard whose box the host lost too is made from K shards at the others.
 import type { Db } from '../../src/chunkstore/index-db.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -78,13 +79,10 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   const x = byPeer(audit1.audits[0]!.peer);
   const slot = slotOf(a, x.peerId());
   x.unmount();
-  const db: Db = openIndex(x, { readonly: false });
-  try {
+  tamperDb(x, (db) => {
     const n = db.prepare('DELETE FROM chunks WHERE id IN (SELECT r.id FROM owner_refs r JOIN held_owners o ON o.owner = r.owner WHERE o.peer = ? LIMIT 1)').run(a.peerId()).changes;
     assert.equal(n, 1);
-  } finally {
-    db.close();
-  }
+  });
   x.mount();
 
   const audit2 = remote(a);
@@ -124,4 +122,34 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   assert.ok(alive <= stripes + 1, `${alive} stripes alive after the delete (${stripes} before big.bin)`);
   for (const h of holders) assert.deepEqual(heldIds(h, a.peerId()), left.get(slotOf(a, h.peerId())), `${h.name} holds its slot's shards of the live stripes, nothing more`);
   assert.equal(remote(a).status, 0);
+
+  // The host lost a box of a live stripe too, when a member must be replaced: the new member's
+  // shard of that stripe is made from the stripe rebuilt out of K shards at the others.
+  const fifth = await mountedMember('member-4', { offer: '1G', peers: [first.addr] });
+  a.unmount();
+  const lostBox = withDb(a, (db) => db.prepare('SELECT b.id FROM stripe_boxes b JOIN stripes t ON t.stripe = b.stripe WHERE t.died IS NULL LIMIT 1').pluck().get() as Buffer);
+  tamperDb(a, (db) => assert.equal(db.prepare('DELETE FROM chunks WHERE id = ?').run(lostBox).changes, 1));
+  a.mount();
+  const y = holders.find((h) => h !== holders[0])!;
+  const ySlot = slotOf(a, y.peerId());
+  y.unmount();
+  tamperDb(y, (db) => {
+    db.prepare('DELETE FROM chunks WHERE id IN (SELECT r.id FROM owner_refs r JOIN held_owners o ON o.owner = r.owner WHERE o.peer = ? LIMIT 1)').run(a.peerId());
+  });
+  y.mount();
+  const audit4 = remote(a);
+  assert.equal(audit4.audits.find((b) => b.peer === y.peerId())?.action, 'replaced', audit4.out);
+  assert.equal(slotOf(a, fifth.peerId()), ySlot);
+  assert.deepEqual(heldIds(fifth, a.peerId()), slotShards(a).get(ySlot), 'the new member holds every shard of its slot');
+  assert.ok(withDb(a, (db) => db.prepare('SELECT 1 FROM chunks WHERE id = ?').get(lostBox)), 'the host has its lost box back');
 });
+
+/** Writes to a host's index while its daemon is down: a faulty or dishonest disk. */
+function tamperDb(h: Member, fn: (db: Db) => void): void {
+  const db = openIndex(h, { readonly: false });
+  try {
+    fn(db);
+  } finally {
+    db.close();
+  }
+}
