@@ -1,7 +1,7 @@
 // Real daemons for the peer benchmarks: each host its own SAFE_HOME, mount and port on
 // 127.0.0.1, all in one group; and a raw TCP transfer to measure beside them.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -112,4 +112,16 @@ export function resticRepo(root: string): { backup(tree: string): number; restor
     restore: (target) => run('restore', 'latest', '--target', target),
     bytes: () => Number(spawnSync('du', ['-sb', env.RESTIC_REPOSITORY], { encoding: 'utf8' }).stdout.split('\t')[0]),
   };
+}
+
+/**
+ * The tree a peer benchmark ships: linux-prev of the corpus when it is built (and not
+ * skipped), else a synthetic one in `root`: 2,000 small files and `mib` MiB of random bytes.
+ */
+export function benchTree(root: string, o: { corpus?: string; skipCorpus?: boolean; mib?: string }): string {
+  const corpus = join(o.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-corpus', 'linux-prev');
+  if (!o.skipCorpus && existsSync(join(corpus, '.complete'))) return corpus;
+  const source = join(root, 'synthetic');
+  execSync(`mkdir -p ${source}/small && for i in $(seq 1 2000); do head -c $((RANDOM * 2)) /dev/urandom > ${source}/small/f$i; done && dd if=/dev/urandom of=${source}/big.bin bs=1M count=${Number(o.mib ?? 256)} status=none`, { shell: '/bin/bash' });
+  return source;
 }

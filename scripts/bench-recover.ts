@@ -4,13 +4,12 @@
 // the time to a usable mount, and what an audit costs.
 //   node dist/scripts/bench-recover.js [--json] [--corpus DIR] [--skip-corpus] [--mib N]
 import { execSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, host, resticRepo, settle, syncAll, unmountAll, type Host } from './bench-group.js';
+import { benchTree, bin, host, resticRepo, settle, syncAll, unmountAll, type Host } from './bench-group.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' }, mib: { type: 'string' } } });
-const corpus = join(values.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-corpus', 'linux-prev');
 const root = mkdtempSync('/var/tmp/safe-benchrec-');
 const results: Record<string, unknown> = {};
 const log = (s: string): void => void (values.json || process.stdout.write(s + '\n'));
@@ -27,15 +26,7 @@ try {
   const d = await host(root, 'buddy-d', { offer: '100G', peers: [c.addr] });
   const a = await host(root, 'host-a', { offer: '100G', peers: [c.addr], buddies: 2 });
   hosts.push(c, d, a);
-  let source: string;
-  if (!values['skip-corpus'] && (() => { try { return statSync(join(corpus, '.complete')).isFile(); } catch { return false; } })()) {
-    source = corpus;
-  } else {
-    // No corpus: a tree of small files and some large incompressible ones.
-    source = join(root, 'synthetic');
-    const mib = Number(values.mib ?? 256);
-    execSync(`mkdir -p ${source}/small && for i in $(seq 1 2000); do head -c $((RANDOM * 2)) /dev/urandom > ${source}/small/f$i; done && dd if=/dev/urandom of=${source}/big.bin bs=1M count=${mib} status=none`, { shell: '/bin/bash' });
-  }
+  const source = benchTree(root, { corpus: values.corpus, skipCorpus: values['skip-corpus'], mib: values.mib });
   const bytes = du(source);
   execSync(`cp -a ${source}/. ${a.mnt}/`);
   await settle(a);

@@ -5,26 +5,18 @@
 // raw TCP carrying the same bytes the copies shipment sent.
 //   node dist/scripts/bench-stripes.js [--json] [--corpus DIR] [--skip-corpus] [--mib N]
 import { execSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { bin, host, rawTcp, settle, syncAll, unmountAll, type Host } from './bench-group.js';
+import { benchTree, bin, host, rawTcp, settle, syncAll, unmountAll, type Host } from './bench-group.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' }, mib: { type: 'string' } } });
-const corpus = join(values.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-corpus', 'linux-prev');
 const root = mkdtempSync('/var/tmp/safe-benchrs-');
 const results: Record<string, unknown> = {};
 const log = (s: string): void => void (values.json || process.stdout.write(s + '\n'));
 const du = (dir: string): number => Number(execSync(`du -sb --apparent-size ${dir}`, { encoding: 'utf8' }).split('\t')[0]);
 
-let source: string;
-if (!values['skip-corpus'] && (() => { try { return statSync(join(corpus, '.complete')).isFile(); } catch { return false; } })()) {
-  source = corpus;
-} else {
-  source = join(root, 'synthetic');
-  const mib = Number(values.mib ?? 256);
-  execSync(`mkdir -p ${source}/small && for i in $(seq 1 2000); do head -c $((RANDOM * 2)) /dev/urandom > ${source}/small/f$i; done && dd if=/dev/urandom of=${source}/big.bin bs=1M count=${mib} status=none`, { shell: '/bin/bash' });
-}
+const source = benchTree(root, { corpus: values.corpus, skipCorpus: values['skip-corpus'], mib: values.mib });
 const bytes = du(source);
 
 async function run(scheme: string, stop: number): Promise<{ shipSeconds: number; wireBytes: number; recoverSeconds: number; received: number; identical: boolean }> {

@@ -6,6 +6,7 @@ import { randomBytes, scryptSync } from 'node:crypto';
 import { openDb, type Db } from '../src/chunkstore/index-db.js';
 import { SCRYPT, hostKeys, hostSalt } from '../src/keys/derive.js';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { seededRandom } from '../scripts/seeded-random.js';
 
 /** A temp dir removed when the test file ends. */
 export function tempDir(prefix = 'safe-test-'): string {
@@ -37,17 +38,7 @@ export function seededBytes(n: number, seed: number): Buffer {
   return out;
 }
 
-/** A seeded generator of floats in [0, 1) (mulberry32), for campaigns that must reproduce. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+export { seededRandom };
 
 /**
  * A campaign: its seed, and whether to run round `i`: at most `rounds` rounds, and none

@@ -19,6 +19,7 @@
 //   after the owner's new data (shipped first, at the scheme's overhead).
 import { isSilent, networkCap, pickHolders, vacancies } from '../../src/redundancy/placement.js';
 import { stripeShape, storageOverhead, type Redundancy } from '../../src/redundancy/scheme.js';
+import { seededRandom } from '../seeded-random.js';
 
 export interface SimParams {
   hosts: number;
@@ -64,20 +65,8 @@ const HOUR_MS = 3600_000;
 const SESSION_HOURS = 8;
 const CONTACT_EVERY = 3;
 
-/** mulberry32: small, fast, and the same sequence for the same seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function simulate(p: SimParams): SimResult {
-  const rand = rng(p.seed);
+  const rand = seededRandom(p.seed);
   const expo = (rate: number): number => (rate > 0 ? -Math.log(1 - rand()) / rate : Infinity);
   const { k, m } = stripeShape(p.scheme);
   const S = k + m;

@@ -2,43 +2,19 @@
 // is caught by the next audit and replaced; a buddy keeping what we no longer name is told to
 // drop it; a buddy silent past the threshold is replaced; the replaced buddy reclaims our
 // space once we stay silent; recovery still works with the other original buddy down.
-import type { Db } from '../../src/chunkstore/index-db.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { seededBytes, tempDir, openIndex } from '../helpers.js';
-import { GROUP, heldIds, makeMember, mountedMember, shippedIds, withDb, type Member } from './group.js';
-
-interface Audit {
-  peer: string;
-  verdict: 'passed' | 'failed' | 'unreachable';
-  sampled: number;
-  missing: number;
-  action: string;
-  reconciled?: { held: number; lacking: number; surplus: number };
-}
+import { seededBytes, tempDir } from '../helpers.js';
+import { GROUP, heldIds, makeMember, mountedMember, remoteAudit, shippedIds, tamper, withDb, type Member } from './group.js';
 
 function setConfig(h: Member, patch: Record<string, unknown>): void {
   const path = join(h.home, 'config.json');
   writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), ...patch }, null, 2));
 }
 
-/** Writes to a member's index while its daemon is down: what a faulty or dishonest disk does. */
-function tamper(h: Member, fn: (db: Db) => void): void {
-  const db = openIndex(h, { readonly: false });
-  try {
-    fn(db);
-  } finally {
-    db.close();
-  }
-}
-
-const remote = (h: Member): { status: number | null; audits: Audit[]; out: string } => {
-  const r = h.safe('verify', '--remote', '--json');
-  return { status: r.status, audits: (JSON.parse(r.stdout) as { remote: { buddies: Audit[] } }).remote.buddies, out: r.stdout + r.stderr };
-};
 
 test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent buddy replaced; space reclaimed; recovery with a buddy down', { timeout: 400_000 }, async () => {
   const c = await mountedMember('buddy-c', { offer: '1G' });
@@ -60,7 +36,7 @@ test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent b
   const byPeer = (p: string): Member => others.find((m) => m.peerId() === p)!;
 
   // Everyone honest: both pass, every chunk challenged (fewer than the sample size), lists agree.
-  const first = remote(a);
+  const first = remoteAudit(a);
   assert.equal(first.status, 0, first.out);
   assert.equal(first.audits.length, 2);
   const total = shippedIds(a).size;
@@ -94,7 +70,7 @@ test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent b
   });
   y.mount();
 
-  const second = remote(a);
+  const second = remoteAudit(a);
   assert.equal(second.status, 1, second.out);
   const ax = second.audits.find((b) => b.peer === x.peerId())!;
   const ay = second.audits.find((b) => b.peer === y.peerId())!;
@@ -113,7 +89,7 @@ test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent b
   const z = byPeer(now.find((p) => p !== y.peerId())!);
   assert.ok(spare.includes(z));
   assert.deepEqual(heldIds(z, a.peerId()), shippedIds(a), `${z.name} holds all of A`);
-  const third = remote(a);
+  const third = remoteAudit(a);
   assert.equal(third.status, 0, third.out);
 
   // Y goes away for good: one failed sync, then past the 8 s threshold it is replaced by W.

@@ -1,5 +1,6 @@
 // A backup group of real daemons on 127.0.0.1 for tests: each host its own SAFE_HOME, mount,
 // port and process, all in one group, bootstrapped from the first host's address.
+import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { Db } from '../../src/chunkstore/index-db.js';
@@ -8,6 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { makeHost, type Host } from '../fs/mounted.js';
 import { openIndex, seededBytes } from '../helpers.js';
+import { assertSameTree } from '../soak/manifest.js';
 
 export const GROUP = { name: 'test-group', password: 'group password' };
 
@@ -118,4 +120,37 @@ export function heldIds(b: Host, owner: string): Set<string> {
     const ids = db.prepare('SELECT r.id FROM owner_refs r JOIN held_owners o ON o.owner = r.owner WHERE o.peer = ?').pluck().all(owner) as Buffer[];
     return new Set(ids.map((x) => x.toString('hex')));
   });
+}
+
+/** Writes to a host's index while its daemon is down: what a faulty or dishonest disk does. */
+export function tamper(h: Host, fn: (db: Db) => void): void {
+  const db = openIndex(h, { readonly: false });
+  try {
+    fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** One buddy's line of `safe verify --remote --json`, as tests read it. */
+export interface Audit {
+  peer: string;
+  verdict: 'passed' | 'failed' | 'unreachable';
+  sampled: number;
+  missing: number;
+  action: string;
+  reconciled?: { held: number; lacking: number; surplus: number };
+}
+
+/** `safe verify --remote --json` on host `h`: its exit status and each buddy's audit. */
+export function remoteAudit(h: Host): { status: number | null; audits: Audit[]; out: string } {
+  const r = h.safe('verify', '--remote', '--json');
+  return { status: r.status, audits: (JSON.parse(r.stdout) as { remote: { buddies: Audit[] } }).remote.buddies, out: r.stdout + r.stderr };
+}
+
+/** Two trees are the same: `diff -r` of contents, then modes, times and links. */
+export function sameTree(a: string, b: string, what: string): void {
+  const d = spawnSync('diff', ['-r', '--no-dereference', '-x', '.snapshots', a, b], { encoding: 'utf8' });
+  assert.equal(d.status, 0, `${what}: ${d.stdout}${d.stderr}`);
+  assertSameTree(a, b, what);
 }

@@ -8,14 +8,8 @@ import { chmodSync, existsSync, linkSync, mkdirSync, readdirSync, rmSync, symlin
 import { join } from 'node:path';
 import { seededBytes, tempDir } from '../helpers.js';
 import { SAFE_BIN } from '../fs/mounted.js';
-import { GROUP, mountedMember } from './group.js';
-import { assertSameTree } from '../soak/manifest.js';
+import { GROUP, mountedMember, sameTree } from './group.js';
 
-function sameTree(a: string, b: string, what: string): void {
-  const d = spawnSync('diff', ['-r', '--no-dereference', '-x', '.snapshots', a, b], { encoding: 'utf8' });
-  assert.equal(d.status, 0, `${what}: ${d.stdout}${d.stderr}`);
-  assertSameTree(a, b, what);
-}
 
 test('recover from hostname + passphrase: live tree and every snapshot identical; again with a buddy down; wrong passphrase writes nothing', { timeout: 300_000 }, async () => {
   const c = await mountedMember('buddy-c', { offer: '1G' });

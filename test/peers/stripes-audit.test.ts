@@ -2,28 +2,13 @@
 // lost one shard fails the next audit, a spare member takes its slot and gets that slot's shard
 // of every stripe, and a second audit finds full redundancy again; dead stripes' shards are
 // dropped; a shard whose box the host lost too is made from K shards at the others.
-import type { Db } from '../../src/chunkstore/index-db.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { makeHost } from '../fs/mounted.js';
 import { join } from 'node:path';
-import { openIndex, seededBytes } from '../helpers.js';
-import { GROUP, heldIds, mountedMember, withDb, type Member } from './group.js';
-
-interface Audit {
-  peer: string;
-  verdict: 'passed' | 'failed' | 'unreachable';
-  sampled: number;
-  missing: number;
-  action: string;
-  reconciled?: { held: number; lacking: number; surplus: number };
-}
-
-const remote = (h: Member): { status: number | null; audits: Audit[]; out: string } => {
-  const r = h.safe('verify', '--remote', '--json');
-  return { status: r.status, audits: (JSON.parse(r.stdout) as { remote: { buddies: Audit[] } }).remote.buddies, out: r.stdout + r.stderr };
-};
+import { seededBytes } from '../helpers.js';
+import { GROUP, heldIds, mountedMember, remoteAudit, tamper, withDb, type Member } from './group.js';
 
 /** The shard ids (hex) host `a` expects in each slot. */
 function slotShards(a: Member): Map<number, Set<string>> {
@@ -65,7 +50,7 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   const stripes = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes').pluck().get() as number);
   assert.ok(stripes >= 3, `${stripes} stripes`);
 
-  const audit1 = remote(a);
+  const audit1 = remoteAudit(a);
   assert.equal(audit1.status, 0, audit1.out);
   assert.equal(audit1.audits.length, 3);
   for (const x of audit1.audits) {
@@ -79,13 +64,13 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   const x = byPeer(audit1.audits[0]!.peer);
   const slot = slotOf(a, x.peerId());
   x.unmount();
-  tamperDb(x, (db) => {
+  tamper(x, (db) => {
     const n = db.prepare('DELETE FROM chunks WHERE id IN (SELECT r.id FROM owner_refs r JOIN held_owners o ON o.owner = r.owner WHERE o.peer = ? LIMIT 1)').run(a.peerId()).changes;
     assert.equal(n, 1);
   });
   x.mount();
 
-  const audit2 = remote(a);
+  const audit2 = remoteAudit(a);
   assert.equal(audit2.status, 1, audit2.out);
   const ax = audit2.audits.find((b) => b.peer === x.peerId())!;
   assert.equal(ax.verdict, 'failed', audit2.out);
@@ -95,7 +80,7 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   assert.equal(slotOf(a, spare.peerId()), slot, 'the spare took the lost slot');
   assert.deepEqual(heldIds(spare, a.peerId()), expected.get(slot), 'and holds its shard of every stripe');
 
-  const audit3 = remote(a);
+  const audit3 = remoteAudit(a);
   assert.equal(audit3.status, 0, audit3.out);
   assert.deepEqual(audit3.audits.map((b) => b.peer).sort(), audit1.audits.map((b) => b.peer).filter((p) => p !== x.peerId()).concat(spare.peerId()).sort());
   for (const b of audit3.audits) assert.equal(b.verdict, 'passed', audit3.out);
@@ -121,35 +106,25 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   const alive = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes WHERE died IS NULL').pluck().get() as number);
   assert.ok(alive <= stripes + 1, `${alive} stripes alive after the delete (${stripes} before big.bin)`);
   for (const h of holders) assert.deepEqual(heldIds(h, a.peerId()), left.get(slotOf(a, h.peerId())), `${h.name} holds its slot's shards of the live stripes, nothing more`);
-  assert.equal(remote(a).status, 0);
+  assert.equal(remoteAudit(a).status, 0);
 
   // The host lost a box of a live stripe too, when a member must be replaced: the new member's
   // shard of that stripe is made from the stripe rebuilt out of K shards at the others.
   const fifth = await mountedMember('member-4', { offer: '1G', peers: [first.addr] });
   a.unmount();
   const lostBox = withDb(a, (db) => db.prepare('SELECT b.id FROM stripe_boxes b JOIN stripes t ON t.stripe = b.stripe WHERE t.died IS NULL LIMIT 1').pluck().get() as Buffer);
-  tamperDb(a, (db) => assert.equal(db.prepare('DELETE FROM chunks WHERE id = ?').run(lostBox).changes, 1));
+  tamper(a, (db) => assert.equal(db.prepare('DELETE FROM chunks WHERE id = ?').run(lostBox).changes, 1));
   a.mount();
   const y = holders.find((h) => h !== holders[0])!;
   const ySlot = slotOf(a, y.peerId());
   y.unmount();
-  tamperDb(y, (db) => {
+  tamper(y, (db) => {
     db.prepare('DELETE FROM chunks WHERE id IN (SELECT r.id FROM owner_refs r JOIN held_owners o ON o.owner = r.owner WHERE o.peer = ? LIMIT 1)').run(a.peerId());
   });
   y.mount();
-  const audit4 = remote(a);
+  const audit4 = remoteAudit(a);
   assert.equal(audit4.audits.find((b) => b.peer === y.peerId())?.action, 'replaced', audit4.out);
   assert.equal(slotOf(a, fifth.peerId()), ySlot);
   assert.deepEqual(heldIds(fifth, a.peerId()), slotShards(a).get(ySlot), 'the new member holds every shard of its slot');
   assert.ok(withDb(a, (db) => db.prepare('SELECT 1 FROM chunks WHERE id = ?').get(lostBox)), 'the host has its lost box back');
 });
-
-/** Writes to a host's index while its daemon is down: a faulty or dishonest disk. */
-function tamperDb(h: Member, fn: (db: Db) => void): void {
-  const db = openIndex(h, { readonly: false });
-  try {
-    fn(db);
-  } finally {
-    db.close();
-  }
-}

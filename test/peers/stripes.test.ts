@@ -7,14 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes, tempDir } from '../helpers.js';
-import { GROUP, heldIds, mountedMember, syncWait, withDb, type Member } from './group.js';
-import { assertSameTree } from '../soak/manifest.js';
+import { GROUP, heldIds, mountedMember, syncWait, withDb, type Member, sameTree } from './group.js';
 
-function sameTree(a: string, b: string, what: string): void {
-  const d = spawnSync('diff', ['-r', '--no-dereference', '-x', '.snapshots', a, b], { encoding: 'utf8' });
-  assert.equal(d.status, 0, `${what}: ${d.stdout}${d.stderr}`);
-  assertSameTree(a, b, what);
-}
 
 /** Every pair of indexes below n. */
 const pairs = (n: number): [number, number][] => Array.from({ length: n }, (_, i) => Array.from({ length: n - i - 1 }, (_, j): [number, number] => [i, i + j + 1])).flat();
