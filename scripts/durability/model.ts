@@ -17,7 +17,7 @@
 //   pickHolders among online members drawn at random).
 // - A new holder receives its shard from the owner at the uplink cap, while both are online,
 //   after the owner's new data (shipped first, at the scheme's overhead).
-import { isSilent, networkCap, pickHolders, vacancies } from '../../src/redundancy/placement.js';
+import { isSilent, networkCaps, pickHolders, vacancies } from '../../src/redundancy/placement.js';
 import { stripeShape, storageOverhead, type Redundancy } from '../../src/redundancy/scheme.js';
 import { seededRandom } from '../seeded-random.js';
 
@@ -72,7 +72,7 @@ export function simulate(p: SimParams): SimResult {
   const S = k + m;
   const H = p.hosts;
   const hours = p.days * 24;
-  const cap = networkCap(p.scheme);
+  const caps = networkCaps(p.scheme);
   const threshold = p.threshold ?? m;
   const silenceMs = p.silenceHours * HOUR_MS;
   const shardBytes = p.dataBytes / k;
@@ -141,7 +141,7 @@ export function simulate(p: SimParams): SimResult {
       drawn.push(c);
     }
     const placed = [...current].map((h) => net[h]!);
-    const picks = pickHolders(drawn, need, (c) => net[c]!, placed, cap);
+    const picks = pickHolders(drawn, need, (c) => net[c]!, placed, caps);
     let i = 0;
     for (const c of picks) {
       while (state[o * S + i]) i++;

@@ -10,7 +10,7 @@ import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } f
 import type { RootBlock } from './sealed-objects.js';
 import { auditBuddy, boxChallenge, type AuditChallenge, type AuditResult } from './audit.js';
 import { boxesUpTo, reconcile } from './reconcile.js';
-import { DEFAULT_SILENCE_MS, isSilent, networkCap, pickHolders, vacancies } from '../redundancy/placement.js';
+import { DEFAULT_SILENCE_MS, isSilent, networkCaps, pickHolders, vacancies } from '../redundancy/placement.js';
 import { membersNeeded, type Redundancy } from '../redundancy/scheme.js';
 import { RestoreClient } from './retrieval.js';
 
@@ -327,7 +327,7 @@ export class Replicator {
       .filter((m) => !taken.has(m.peer) && !retired.has(m.peer) && m.peer !== this.o.ship.node.peerId && m.coverage !== null && (m.free ?? 0) > 0)
       .sort((a, b) => (b.coverage ?? 0) - (a.coverage ?? 0) || (b.free ?? 0) - (a.free ?? 0) || (a.rtt ?? Infinity) - (b.rtt ?? Infinity) || a.peer.localeCompare(b.peer));
     const placed = current.map((b) => network.get(b.peer) ?? null);
-    const picks = pickHolders(candidates, need, (m) => m.network, placed, networkCap(scheme));
+    const picks = pickHolders(candidates, need, (m) => m.network, placed, networkCaps(scheme));
     const now = Date.now();
     // Stripes: each new buddy takes a slot no current buddy holds (a replacement, its
     // predecessor's), and a full shipment gives it that slot's shard of every stripe.

@@ -4,36 +4,38 @@
 import { stripeShape, type Redundancy } from './scheme.js';
 
 /**
- * How many holders one network (an IPv4 /24 or IPv6 /64) may have: m, so that losing a whole
- * network (a house fire, a flood, a burglary) still leaves k. copies:2 gets 1: one copy away.
+ * How many holders one network (an IPv4 /24 or IPv6 /64) may have, tried in turn: one each
+ * where the group allows ("a different network where possible"), then M, so that losing a
+ * whole network (a house fire, a flood, a burglary) still leaves K.
  */
-export function networkCap(r: Redundancy): number {
-  return Math.max(1, stripeShape(r).m);
+export function networkCaps(r: Redundancy): number[] {
+  const { m } = stripeShape(r);
+  return m > 1 ? [1, m] : [1];
 }
 
 /**
- * Picks `count` new holders from `ranked` (best first): first those whose network is under
- * its cap given the holders already placed, then, if that is not enough, the best of the rest
- * ("a different network where possible"). A candidate of unknown network (null) is under no cap.
+ * Picks `count` new holders from `ranked` (best first), in passes: the best under the first
+ * cap given the holders already placed, then under the next, then, if that is not enough,
+ * the best of the rest. A candidate of unknown network (null) is under no cap.
  */
-export function pickHolders<C, N>(ranked: readonly C[], count: number, networkOf: (c: C) => N | null, placed: Iterable<N | null>, cap: number): C[] {
+export function pickHolders<C, N>(ranked: readonly C[], count: number, networkOf: (c: C) => N | null, placed: Iterable<N | null>, caps: readonly number[]): C[] {
   const used = new Map<N, number>();
   for (const n of placed) if (n !== null) used.set(n, (used.get(n) ?? 0) + 1);
   const picks: C[] = [];
-  const skipped: C[] = [];
-  for (const c of ranked) {
-    if (picks.length === count) break;
-    const n = networkOf(c);
-    if (n !== null && (used.get(n) ?? 0) >= cap) {
-      skipped.push(c);
-      continue;
+  let rest = [...ranked];
+  for (const cap of [...caps, Infinity]) {
+    const skipped: C[] = [];
+    for (const c of rest) {
+      if (picks.length === count) return picks;
+      const n = networkOf(c);
+      if (n !== null && (used.get(n) ?? 0) >= cap) {
+        skipped.push(c);
+        continue;
+      }
+      picks.push(c);
+      if (n !== null) used.set(n, (used.get(n) ?? 0) + 1);
     }
-    picks.push(c);
-    if (n !== null) used.set(n, (used.get(n) ?? 0) + 1);
-  }
-  for (const c of skipped) {
-    if (picks.length === count) break;
-    picks.push(c);
+    rest = skipped;
   }
   return picks;
 }

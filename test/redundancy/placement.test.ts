@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isSilent, networkCap, pickHolders, vacancies } from '../../src/redundancy/placement.js';
+import { isSilent, networkCaps, pickHolders, vacancies } from '../../src/redundancy/placement.js';
 import { parseRedundancy } from '../../src/redundancy/scheme.js';
 
 type M = { peer: string; net: string | null };
 const m = (peer: string, net: string | null): M => ({ peer, net });
 const pick = (ranked: M[], count: number, placed: (string | null)[], scheme: string): string[] =>
-  pickHolders(ranked, count, (c) => c.net, placed, networkCap(parseRedundancy(scheme))).map((c) => c.peer);
+  pickHolders(ranked, count, (c) => c.net, placed, networkCaps(parseRedundancy(scheme))).map((c) => c.peer);
 
 test('copies:2 keeps the best-ranked pair unless both would sit on one network', () => {
   assert.deepEqual(pick([m('a', 'x'), m('b', 'y'), m('c', 'z')], 2, [], 'copies:2'), ['a', 'b']);
@@ -20,11 +20,18 @@ test('copies:2 keeps the best-ranked pair unless both would sit on one network',
   assert.deepEqual(pick([m('a', null), m('b', null)], 2, [null], 'copies:2'), ['a', 'b']);
 });
 
-test('rs:4+2 puts at most two shards on any network, so a lost network leaves four', () => {
+test('rs:4+2 spreads its shards over as many networks as there are, at most two on one where the group allows', () => {
+  // Four networks for six shards: one on each first, then a second on the best-ranked two.
   const ranked = ['x', 'x', 'x', 'y', 'y', 'y', 'z', 'w'].map((net, i) => m(`p${i}`, net));
-  const picks = pick(ranked, 6, [], 'rs:4+2');
-  assert.deepEqual(picks, ['p0', 'p1', 'p3', 'p4', 'p6', 'p7']);
-  assert.equal(networkCap(parseRedundancy('rs:10+4')), 4);
+  assert.deepEqual(pick(ranked, 6, [], 'rs:4+2'), ['p0', 'p3', 'p6', 'p7', 'p1', 'p4']);
+  // Six networks: one shard each, whatever the ranking says.
+  const wide = ['x', 'x', 'y', 'y', 'z', 'w', 'v', 'u'].map((net, i) => m(`q${i}`, net));
+  assert.deepEqual(pick(wide, 6, [], 'rs:4+2'), ['q0', 'q2', 'q4', 'q5', 'q6', 'q7']);
+  // Two networks only: two on each is all the cap allows, then the best of the rest.
+  const narrow = ['x', 'x', 'x', 'x', 'y', 'y', 'y'].map((net, i) => m(`r${i}`, net));
+  assert.deepEqual(pick(narrow, 6, [], 'rs:4+2'), ['r0', 'r4', 'r1', 'r5', 'r2', 'r3']);
+  assert.deepEqual(networkCaps(parseRedundancy('rs:10+4')), [1, 4]);
+  assert.deepEqual(networkCaps(parseRedundancy('copies:3')), [1, 2]);
 });
 
 test('repair waits for the threshold, then restores every shard at once', () => {
