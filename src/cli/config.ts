@@ -9,7 +9,7 @@ import { UserError } from './errors.js';
 import type { Policy } from '../snapshot/retention.js';
 import type { HostSettings } from '../peers/sealed-objects.js';
 import { secret } from './secrets.js';
-import { parseRedundancy, type Redundancy } from '../redundancy/scheme.js';
+import { formatRedundancy, parseRedundancy, stripeShape, type Redundancy } from '../redundancy/scheme.js';
 
 export interface HostConfig {
   version: 1;
@@ -23,6 +23,8 @@ export interface HostConfig {
   buddies?: number;
   /** copies:N or rs:K+M (default copies:2). */
   redundancy?: string;
+  /** rs:K+M: replace lost buddies once fewer than K + this many hold shards (1..M; default M). */
+  repairThreshold?: number;
   /** Look for group members on the LAN by mDNS (default true). */
   mdns?: boolean;
   /** Average chunk size in bytes; fixed at init (changing it would stop dedup with old data). */
@@ -106,11 +108,22 @@ export function redundancyOf(cfg: Pick<HostConfig, 'buddies' | 'redundancy'>): R
   }
 }
 
+/** The repair threshold of a config, checked against its scheme. */
+export function repairThresholdOf(cfg: Pick<HostConfig, 'repairThreshold'>, r: Redundancy): number | undefined {
+  if (cfg.repairThreshold === undefined) return undefined;
+  const { m } = stripeShape(r);
+  if (!Number.isInteger(cfg.repairThreshold) || cfg.repairThreshold < 1 || cfg.repairThreshold > m) {
+    throw new UserError(`config: repairThreshold must be a whole number from 1 to ${m} for ${formatRedundancy(r)}, not ${String(cfg.repairThreshold)}`);
+  }
+  return cfg.repairThreshold;
+}
+
 /** What the root block carries of a config: a recovery sets the host up as it was. */
 export function settingsOf(cfg: HostConfig): Omit<HostSettings, 'offer' | 'buddies'> {
   return {
     avgChunk: cfg.avgChunk, schedule: cfg.schedule, listen: cfg.listen, mdns: cfg.mdns ?? true, peers: cfg.peers, mount: cfg.mount,
     retention: cfg.retention, auditSchedule: cfg.auditSchedule, buddySilence: cfg.buddySilence, ownerSilence: cfg.ownerSilence,
+    repairThreshold: cfg.repairThreshold,
   };
 }
 

@@ -11,7 +11,7 @@ import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
-import { parseDuration, paths, redundancyOf, settingsOf, type HostConfig } from './config.js';
+import { parseDuration, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
@@ -156,11 +156,13 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     };
     if (cfg.group && keys.group) {
       const redundancy = redundancyOf(cfg);
+      const repairThreshold = repairThresholdOf(cfg, redundancy);
       try {
         peers = await PeerService.start({
           store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, redundancy, mdns: cfg.mdns ?? true,
           settings: settingsOf(cfg),
           buddySilenceMs: cfg.buddySilence === undefined ? undefined : parseDuration(cfg.buddySilence, 'buddySilence'),
+          repairThreshold,
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
           flush: () => queue.flush(), onDropped: collectSoon, log,
           receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),

@@ -116,6 +116,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
         gk,
       ),
       retention: s.retention, auditSchedule: s.auditSchedule, buddySilence: s.buddySilence, ownerSilence: s.ownerSilence,
+      repairThreshold: s.repairThreshold,
       recovering: true,
     };
     if (!resuming) {

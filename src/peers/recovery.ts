@@ -171,6 +171,7 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
   db.transaction(() => {
     finishImport(db, root.epoch, root.nextIno, root.snapshots);
     stripes.dropUnnamed();
+    stripes.markStriped(root.epoch);
     // Buddies drop release 0.2's objects once our first shipment gave them a chain.
     if (!chain) logLegacyDrops(db);
     // The chunks come next, in the background of the mounted daemon (backfill.ts).

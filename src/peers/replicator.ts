@@ -84,6 +84,8 @@ export interface ReplicatorOptions {
   knownPeers: () => string[];
   /** A buddy failing for longer than this is replaced (default DEFAULT_SILENCE_MS). */
   silenceMs?: number;
+  /** Replace lost buddies once fewer than K + this many are left (default M: at the first loss). */
+  repairThreshold?: number;
   log: (m: string) => void;
 }
 
@@ -314,11 +316,16 @@ export class Replicator {
     return listMembers(this.db);
   }
 
+  /** Places to fill now (a lazy repair threshold leaves some empty until it is crossed). */
+  private vacant(): boolean {
+    return vacancies(this.o.scheme, this.buddies().length, this.o.repairThreshold) > 0;
+  }
+
   /** Keeps healthy buddies, fills vacancies with the best candidates, spread over networks. */
   private choose(members: Member[]): BuddyState[] {
     const current = this.buddies();
     const scheme = this.o.scheme;
-    const need = vacancies(scheme, current.length);
+    const need = vacancies(scheme, current.length, this.o.repairThreshold);
     if (need <= 0) return current;
     const taken = new Set(current.map((b) => b.peer));
     const retired = new Set(this.buddies(true).filter((b) => b.retired).map((b) => b.peer));
@@ -353,7 +360,7 @@ export class Replicator {
     this.halt.signal.throwIfAborted();
     this.retireSilent();
     let members = listMembers(this.db);
-    if (this.buddies().length < this.wanted || members.length === 0) members = await this.refreshMembers();
+    if (this.vacant() || members.length === 0) members = await this.refreshMembers();
     this.halt.signal.throwIfAborted();
     const outcome: SyncOutcome = { epoch, buddies: [], short: 0 };
     const done = new Set<string>();
@@ -431,7 +438,7 @@ export class Replicator {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const latest = this.o.latest();
     const behind = this.buddies().filter((b) => b.epoch !== latest);
-    if (latest === null || (behind.length === 0 && this.buddies().length >= this.wanted)) return;
+    if (latest === null || (behind.length === 0 && !this.vacant())) return;
     const fails = Math.max(1, ...behind.map((b) => b.fails));
     const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (fails - 1));
     this.retryTimer = setTimeout(() => this.kick(), delay);

@@ -122,6 +122,7 @@ export interface HostSettings {
   auditSchedule?: string;
   buddySilence?: string;
   ownerSilence?: string;
+  repairThreshold?: number;
 }
 
 /** The root block, sealed under the root-block key and bound to the host's locator. */

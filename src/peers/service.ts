@@ -35,6 +35,8 @@ export interface PeerServiceOptions {
   settings: Omit<HostSettings, 'offer' | 'buddies'>;
   /** A buddy failing this long is replaced (ms; default DEFAULT_SILENCE_MS). */
   buddySilenceMs?: number;
+  /** rs:K+M: replace lost buddies once fewer than K + this many are left (default M). */
+  repairThreshold?: number;
   /** A host we hold for, silent this long, is reclaimed (ms; default 60 days). */
   ownerSilenceMs?: number;
   /** Look for members on the LAN by mDNS. */
@@ -117,6 +119,7 @@ export class PeerService {
       flush: o.flush,
       knownPeers: () => o.peers,
       silenceMs: o.buddySilenceMs,
+      repairThreshold: o.repairThreshold,
       log: o.log,
     });
     const service = new PeerService(node, holder, replicator, stripes, o);

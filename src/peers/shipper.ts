@@ -121,10 +121,12 @@ export async function shipSnapshot(
   const slot = opts.slot ?? null;
   if (striping && slot === null) throw new Error(`buddy ${peer} has no stripe slot`);
   // The stripe map of this epoch goes into its metadata delta: stripe first.
-  if (striping) await striping.stripes.stripeUpTo(epoch, striping.k, striping.m);
+  const striped = striping ? await striping.stripes.stripeUpTo(epoch, striping.k, striping.m) : null;
   await ctx.meta.extend(epoch);
   const chain = ctx.meta.chain();
-  const heads = { released: ctx.store.releasedHead(), dropped: ctx.meta.dropsHead() };
+  // With stripes, released boxes are read by the striping, not sent: buddies are told (and the
+  // log drained) only as far as it read.
+  const heads = { released: striped ? striped.released : ctx.store.releasedHead(), dropped: ctx.meta.dropsHead() };
   const { stream } = await ctx.node.dial(peer, BACKUP_PROTOCOL, { signal: opts.signal });
   const ch = openChannel(stream, { receive: buddyMessages, send: hostMessages }, { maxFrame: BACKUP_MAX_FRAME });
   const pipe = new Pipe(ch);

@@ -14,7 +14,7 @@ import { LRUCache } from 'lru-cache';
 import { boxId } from '../chunkstore/sealer.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { prepared, type Db } from '../chunkstore/index-db.js';
-import { refOfId, refsUpTo } from '../snapshot/records.js';
+import { listIds, listsBornIn, refOfId } from '../snapshot/records.js';
 import { encodeStripe } from '../redundancy/rs-codec.js';
 import { MAX_CHUNK_BOX } from './protocol.js';
 
@@ -80,6 +80,11 @@ export function createStripeTables(db: Db): void {
       PRIMARY KEY (slot, id)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS stripe_shards_by_stripe ON stripe_shards (stripe, slot);
+    -- 'upto': every box of the state at this epoch is in a stripe.
+    CREATE TABLE IF NOT EXISTS stripe_marks (
+      k TEXT PRIMARY KEY,
+      v INTEGER NOT NULL
+    );
   `);
 }
 
@@ -113,23 +118,36 @@ export class Stripes {
   }
 
   /**
-   * Stripes every box the state at `epoch` names that no stripe holds yet, as k+m. One run at
-   * a time (the shipments to all buddies of one snapshot ask together). Returns stripes made.
+   * Stripes every box the state at `epoch` names that no stripe holds yet, as k+m, after
+   * retiring the stripes the deletions since the last run killed. One run at a time (the
+   * shipments to all buddies of one snapshot ask together). Returns the stripes made and how
+   * far the log of released boxes was read (buddies on stripes are told no further).
    */
-  stripeUpTo(epoch: number, k: number, m: number): Promise<number> {
+  stripeUpTo(epoch: number, k: number, m: number): Promise<{ made: number; released: number }> {
     const run = this.busy.then(() => this.make(epoch, k, m));
     this.busy = run.catch(() => {});
     return run;
   }
 
-  private async make(epoch: number, k: number, m: number): Promise<number> {
+  private mark(k: string): number {
+    return prepared<[string], number>(this.db, 'SELECT v FROM stripe_marks WHERE k = ?').pluck().get(k) ?? 0;
+  }
+
+  /** Every box of the state at `epoch` is striped (a recovery imported the stripe map of it). */
+  markStriped(epoch: number): void {
+    prepared(this.db, 'INSERT OR REPLACE INTO stripe_marks (k, v) VALUES (?, ?)').run('upto', epoch);
+  }
+
+  private async make(epoch: number, k: number, m: number): Promise<{ made: number; released: number }> {
     const db = this.db;
-    this.retire(epoch);
+    const released = this.store.releasedHead();
+    const again = this.retire(epoch);
     const striped = prepared<[Buffer], number>(db, 'SELECT 1 FROM stripe_boxes WHERE id = ?').pluck();
     const limit = k * SHARD_MAX;
     let made = 0;
     let boxes: { id: Buffer; box: Buffer }[] = [];
     let length = 0;
+    const batch = new Set<string>();
     const flush = async (): Promise<void> => {
       if (boxes.length === 0) return;
       const bytes = Buffer.concat(boxes.map((b) => b.box), length);
@@ -151,35 +169,36 @@ export class Stripes {
       made++;
       boxes = [];
       length = 0;
+      batch.clear();
     };
-    // File by file, so that what is deleted together (a file, a directory written at once)
-    // tends to die as whole stripes.
-    const batch = new Set<string>();
-    for (let after = { cl: 0, off: -1 }; ; ) {
-      const page = refsUpTo(db, epoch, after, 1024);
-      if (page.length === 0) break;
-      const last = page[page.length - 1]!;
-      after = { cl: last.cl, off: last.off };
-      for (const { id } of page) {
-        const key = id.toString('latin1');
-        if (batch.has(key) || striped.get(id)) continue;
-        let box: Buffer;
-        try {
-          box = this.store.readBox(id);
-        } catch {
-          continue; // collected since the snapshot: no longer needed
-        }
-        if (length + box.length > limit) {
-          await flush();
-          batch.clear();
-        }
-        batch.add(key);
-        boxes.push({ id, box });
-        length += box.length;
+    const add = async (id: Buffer): Promise<void> => {
+      const key = id.toString('latin1');
+      if (batch.has(key) || striped.get(id)) return;
+      let box: Buffer;
+      try {
+        box = this.store.readBox(id);
+      } catch {
+        return; // collected since the snapshot: no longer needed
       }
+      if (length + box.length > limit) await flush();
+      batch.add(key);
+      boxes.push({ id, box });
+      length += box.length;
+    };
+    // The live boxes of stripes that just died, then the files written since the last run,
+    // file by file: what is deleted together (a file, a directory written at once) tends to
+    // die as whole stripes.
+    for (const id of again) await add(id);
+    const upto = this.mark('upto');
+    for (let after = 0; upto < epoch; ) {
+      const lists = listsBornIn(db, upto, epoch, after, 256);
+      if (lists.length === 0) break;
+      after = lists[lists.length - 1]!;
+      for (const cl of lists) for (const id of listIds(db, cl)) await add(id);
     }
     await flush();
-    return made;
+    if (upto < epoch) this.markStriped(epoch);
+    return { made, released };
   }
 
   /**
@@ -187,35 +206,44 @@ export class Stripes {
    * live boxes go back to be striped again. Their boxes are no longer held for them (garbage
    * collection frees the dead ones); their shards are dropped from buddies later (logDrops).
    */
-  private retire(epoch: number): void {
+  private retire(epoch: number): Buffer[] {
     const db = this.db;
-    const stripes = prepared<[number], { stripe: number; length: number }>(db, 'SELECT stripe, length FROM stripes WHERE died IS NULL AND stripe > ? ORDER BY stripe LIMIT 256');
+    // Only stripes holding a box released since the log was last drained can have died.
+    const suspects = new Set<number>();
+    for (let seq = 0; ; ) {
+      const page = this.store.releasedAfter(seq, 4096);
+      if (page.length === 0) break;
+      seq = page[page.length - 1]!.seq;
+      for (const r of page) {
+        const at = this.boxPlace(r.id);
+        if (at) suspects.add(at.stripe);
+      }
+    }
+    const alive = prepared<[number], { length: number }>(db, 'SELECT length FROM stripes WHERE stripe = ? AND died IS NULL');
+    const again: Buffer[] = [];
+    const dying: number[] = [];
+    for (const st of suspects) {
+      const t = alive.get(st);
+      if (!t) continue;
+      const live = this.boxesOf(st).filter((b) => refOfId(db, b.id) !== undefined);
+      if (live.reduce((n, b) => n + b.len, 0) >= RESTRIPE_BELOW * t.length) continue;
+      // Made again only from boxes we have: one still being fetched back keeps its stripe.
+      if (live.some((b) => !this.store.has(b.id))) continue;
+      dying.push(st);
+      again.push(...live.map((b) => b.id));
+    }
+    if (dying.length === 0) return again;
     const kill = prepared(db, 'UPDATE stripes SET died = ? WHERE stripe = ?');
     const unlay = prepared(db, 'DELETE FROM stripe_boxes WHERE stripe = ?');
-    for (let after = 0; ; ) {
-      const page = stripes.all(after);
-      if (page.length === 0) return;
-      after = page[page.length - 1]!.stripe;
-      const dying: number[] = [];
-      for (const t of page) {
-        const boxes = this.boxesOf(t.stripe);
-        const live = boxes.filter((b) => refOfId(db, b.id) !== undefined);
-        const bytes = live.reduce((n, b) => n + b.len, 0);
-        if (bytes >= RESTRIPE_BELOW * t.length) continue;
-        // Made again only from boxes we have: one still being fetched back keeps its stripe.
-        if (live.some((b) => !this.store.has(b.id))) continue;
-        dying.push(t.stripe);
+    db.transaction(() => {
+      for (const st of dying) {
+        for (const b of this.boxesOf(st)) this.store.dropFor(STRIPE_OWNER, b.id);
+        unlay.run(st);
+        kill.run(epoch, st);
+        this.coded.delete(st);
       }
-      if (dying.length === 0) continue;
-      db.transaction(() => {
-        for (const st of dying) {
-          for (const b of this.boxesOf(st)) this.store.dropFor(STRIPE_OWNER, b.id);
-          unlay.run(st);
-          kill.run(epoch, st);
-          this.coded.delete(st);
-        }
-      }).immediate();
-    }
+    }).immediate();
+    return again;
   }
 
   /**

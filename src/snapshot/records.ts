@@ -15,16 +15,19 @@ export function idsUpTo(db: Db, s: number, after: Buffer, limit: number): Buffer
 }
 
 /**
- * The chunk references of files named by rows born by `s`, file by file (chunk list order, then
- * offset), a page after (cl, off): boxes of one file, and of files written together, stay close.
+ * The chunk lists named by inode rows born in (a, b], in order, a page after `after`: files
+ * written in those epochs (an index range on born, then the lists' own order).
  */
-export function refsUpTo(db: Db, s: number, after: { cl: number; off: number }, limit: number): { cl: number; off: number; id: Buffer }[] {
-  return prepared<[number, number, number, number], { cl: number; off: number; id: Buffer }>(
+export function listsBornIn(db: Db, a: number, b: number, after: number, limit: number): number[] {
+  return prepared<[number, number, number, number], number>(
     db,
-    `SELECT cl, off, id FROM crefs c WHERE (cl, off) > (?, ?)
-       AND EXISTS (SELECT 1 FROM inodes i WHERE i.cl = c.cl AND i.born <= ?)
-     ORDER BY cl, off LIMIT ?`,
-  ).all(after.cl, after.off, s, limit);
+    'SELECT DISTINCT cl FROM inodes WHERE born > ? AND born <= ? AND cl > ? ORDER BY cl LIMIT ?',
+  ).pluck().all(a, b, after, limit);
+}
+
+/** The box ids of one chunk list, in file order. */
+export function listIds(db: Db, cl: number): Buffer[] {
+  return prepared<[number], Buffer>(db, 'SELECT id FROM crefs WHERE cl = ? ORDER BY off').pluck().all(cl);
 }
 
 /** Files named by rows born by `s` that are not chunked yet: such a state cannot ship whole. */
