@@ -2,6 +2,8 @@
 // send is worked out against the buddy's cursor (the epoch it last committed, and how far it
 // was told of the delete-set and drop logs): an incremental shipment costs what changed. The
 // metadata is the chain of segments (meta-log.ts), offered whole: the buddy takes what it lacks.
+// With rs:K+M the data is not our boxes but this buddy's slot's shard of each stripe
+// (stripes.ts), coded again from our boxes when it lacks one.
 // The buddy names what it lacks at every step, so an interrupted shipment resumes without
 // sending anything twice that reached its disk.
 import { hexId } from '../chunkstore/sealer.js';
@@ -289,8 +291,8 @@ export async function shipSnapshot(
       report.deletes += c.length + o.length;
     };
     for (let i = 0; i < chunks.length; i += IDS_PER_MESSAGE) await send(chunks.slice(i, i + IDS_PER_MESSAGE), []);
-    // Metadata objects no chain names any more, and release 0.2's per-inode objects.
-    // and dead stripes' shards of this buddy's slot.
+    // Metadata objects no chain names any more, release 0.2's per-inode objects, and dead
+    // stripes' shards of this buddy's slot.
     for (let seq = cursor.droppedSeq; seq < heads.dropped; ) {
       const page = ctx.meta.dropsAfter(seq, heads.dropped, IDS_PER_MESSAGE, slot);
       if (page.length === 0) break;
