@@ -141,7 +141,7 @@ export class Stripes {
   private async make(epoch: number, k: number, m: number): Promise<{ made: number; released: number }> {
     const db = this.db;
     const released = this.store.releasedHead();
-    const again = this.retire(epoch);
+    const { dying, again } = this.dying();
     const striped = prepared<[Buffer], number>(db, 'SELECT 1 FROM stripe_boxes WHERE id = ?').pluck();
     const limit = k * SHARD_MAX;
     let made = 0;
@@ -171,9 +171,9 @@ export class Stripes {
       length = 0;
       batch.clear();
     };
-    const add = async (id: Buffer): Promise<void> => {
+    const add = async (id: Buffer, again = false): Promise<void> => {
       const key = id.toString('latin1');
-      if (batch.has(key) || striped.get(id)) return;
+      if (batch.has(key) || (!again && striped.get(id))) return;
       let box: Buffer;
       try {
         box = this.store.readBox(id);
@@ -185,10 +185,11 @@ export class Stripes {
       boxes.push({ id, box });
       length += box.length;
     };
-    // The live boxes of stripes that just died, then the files written since the last run,
-    // file by file: what is deleted together (a file, a directory written at once) tends to
-    // die as whole stripes.
-    for (const id of again) await add(id);
+    // The live boxes of stripes about to die, then the files written since the last run, file
+    // by file: what is deleted together (a file, a directory written at once) tends to die as
+    // whole stripes. The old stripes die only once their live boxes are in new ones: a crash
+    // in between leaves them alive, never a live box in no stripe.
+    for (const id of again) await add(id, true);
     const upto = this.mark('upto');
     for (let after = 0; upto < epoch; ) {
       const lists = listsBornIn(db, upto, epoch, after, 256);
@@ -197,18 +198,18 @@ export class Stripes {
       for (const cl of lists) for (const id of listIds(db, cl)) await add(id);
     }
     await flush();
+    this.kill(dying, epoch);
     if (upto < epoch) this.markStriped(epoch);
     return { made, released };
   }
 
   /**
-   * Stripes no snapshot needs any more die at `epoch`; those mostly dead die too, and their
-   * live boxes go back to be striped again. Their boxes are no longer held for them (garbage
-   * collection frees the dead ones); their shards are dropped from buddies later (logDrops).
+   * Stripes no snapshot needs any more, or mostly dead ones, and the live boxes of those (to
+   * be striped again). Only stripes holding a box released since the log was last drained can
+   * have died.
    */
-  private retire(epoch: number): Buffer[] {
+  private dying(): { dying: number[]; again: Buffer[] } {
     const db = this.db;
-    // Only stripes holding a box released since the log was last drained can have died.
     const suspects = new Set<number>();
     for (let seq = 0; ; ) {
       const page = this.store.releasedAfter(seq, 4096);
@@ -232,18 +233,27 @@ export class Stripes {
       dying.push(st);
       again.push(...live.map((b) => b.id));
     }
-    if (dying.length === 0) return again;
-    const kill = prepared(db, 'UPDATE stripes SET died = ? WHERE stripe = ?');
+    return { dying, again };
+  }
+
+  /**
+   * These stripes die at `epoch`: their boxes (those no new stripe took over) are no longer
+   * held for them, so garbage collection frees the dead ones; their shards are dropped from
+   * buddies later (logDrops).
+   */
+  private kill(stripes: number[], epoch: number): void {
+    if (stripes.length === 0) return;
+    const db = this.db;
+    const died = prepared(db, 'UPDATE stripes SET died = ? WHERE stripe = ?');
     const unlay = prepared(db, 'DELETE FROM stripe_boxes WHERE stripe = ?');
     db.transaction(() => {
-      for (const st of dying) {
+      for (const st of stripes) {
         for (const b of this.boxesOf(st)) this.store.dropFor(STRIPE_OWNER, b.id);
         unlay.run(st);
-        kill.run(epoch, st);
+        died.run(epoch, st);
         this.coded.delete(st);
       }
     }).immediate();
-    return again;
   }
 
   /**
