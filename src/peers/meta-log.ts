@@ -104,6 +104,11 @@ export class MetaLog {
     ).all().map((s) => ({ ...s, id: this.sealer.segmentId(s.seq) }));
   }
 
+  /** The last epoch the chain covers (0: none). */
+  top(): number {
+    return (prepared(this.db, 'SELECT max(to_epoch) FROM meta_segments WHERE live = 1').pluck().get() as number | null) ?? 0;
+  }
+
   /** The chain as a root block names it. */
   refs(chain = this.chain()): { format: number; segments: SegmentRef[] } {
     return { format: SEGMENT_FORMAT, segments: chain.map((s) => ({ seq: s.seq, from: s.from, to: s.to, digest: s.digest })) };

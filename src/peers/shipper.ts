@@ -123,8 +123,8 @@ export async function shipSnapshot(
   const slot = opts.slot ?? null;
   if (striping && slot === null) throw new Error(`buddy ${peer} has no stripe slot`);
   // The stripe map of this epoch goes into its metadata delta: stripe first.
-  const striped = striping ? await striping.stripes.stripeUpTo(epoch, striping.k, striping.m) : null;
-  await ctx.meta.extend(epoch);
+  const striped = striping ? await striping.stripes.stripeAndExtend(epoch, striping.k, striping.m, ctx.meta) : null;
+  if (!striped) await ctx.meta.extend(epoch);
   const chain = ctx.meta.chain();
   // With stripes, released boxes are read by the striping, not sent: buddies are told (and the
   // log drained) only as far as it read.

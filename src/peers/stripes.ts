@@ -80,12 +80,19 @@ export function createStripeTables(db: Db): void {
       PRIMARY KEY (slot, id)
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS stripe_shards_by_stripe ON stripe_shards (stripe, slot);
-    -- 'upto': every box of the state at this epoch is in a stripe.
+    -- 'upto': every box of the state at this epoch is in a stripe; 'released': how far the log
+    -- of released boxes was read for dead stripes.
     CREATE TABLE IF NOT EXISTS stripe_marks (
       k TEXT PRIMARY KEY,
       v INTEGER NOT NULL
     );
   `);
+}
+
+/** The metadata chain, as striping sees it: how far it reaches, and making it reach further. */
+export interface MetaCover {
+  top(): number;
+  extend(epoch: number): Promise<void>;
 }
 
 export interface StripeInfo {
@@ -118,13 +125,21 @@ export class Stripes {
   }
 
   /**
-   * Stripes every box the state at `epoch` names that no stripe holds yet, as k+m, after
-   * retiring the stripes the deletions since the last run killed. One run at a time (the
-   * shipments to all buddies of one snapshot ask together). Returns the stripes made and how
-   * far the log of released boxes was read (buddies on stripes are told no further).
+   * Stripes every box the state at `epoch` names that no stripe holds yet, as k+m, then has
+   * `meta` cover `epoch`, in one step: what the stripe map changed goes into the metadata delta
+   * of that epoch. Stripes the deletions since the last run killed die (and their live boxes
+   * are striped again) only when `meta` does not cover `epoch` yet: a death or a new stripe
+   * after the delta was written (a shipment of the same epoch again, after a forget) would be
+   * in no delta, and a recovery would look for shards the buddies dropped. One run at a time
+   * (the shipments to all buddies of one snapshot ask together). Returns the stripes made and
+   * how far the log of released boxes was read (buddies on stripes are told no further).
    */
-  stripeUpTo(epoch: number, k: number, m: number): Promise<{ made: number; released: number }> {
-    const run = this.busy.then(() => this.make(epoch, k, m));
+  stripeAndExtend(epoch: number, k: number, m: number, meta: MetaCover): Promise<{ made: number; released: number }> {
+    const run = this.busy.then(async () => {
+      const r = await this.make(epoch, k, m, meta.top() < epoch);
+      await meta.extend(epoch);
+      return r;
+    });
     this.busy = run.catch(() => {});
     return run;
   }
@@ -138,10 +153,12 @@ export class Stripes {
     prepared(this.db, 'INSERT OR REPLACE INTO stripe_marks (k, v) VALUES (?, ?)').run('upto', epoch);
   }
 
-  private async make(epoch: number, k: number, m: number): Promise<{ made: number; released: number }> {
+  private async make(epoch: number, k: number, m: number, retire: boolean): Promise<{ made: number; released: number }> {
     const db = this.db;
-    const released = this.store.releasedHead();
-    const { dying, again } = this.dying();
+    // The log of released boxes is read only by a retiring run: buddies are told (and the log
+    // drained) no further than the last one read.
+    const released = retire ? this.store.releasedHead() : this.mark('released');
+    const { dying, again } = retire ? this.dying() : { dying: [], again: [] };
     const striped = prepared<[Buffer], number>(db, 'SELECT 1 FROM stripe_boxes WHERE id = ?').pluck();
     const limit = k * SHARD_MAX;
     let made = 0;
@@ -200,6 +217,7 @@ export class Stripes {
     await flush();
     this.kill(dying, epoch);
     if (upto < epoch) this.markStriped(epoch);
+    if (retire) prepared(db, 'INSERT OR REPLACE INTO stripe_marks (k, v) VALUES (?, ?)').run('released', released);
     return { made, released };
   }
 

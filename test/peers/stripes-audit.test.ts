@@ -4,7 +4,7 @@
 // dropped; a shard whose box the host lost too is made from K shards at the others.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { makeHost } from '../fs/mounted.js';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
@@ -100,6 +100,9 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   await a.settle();
   a.ok('snapshot');
   a.ok('forget', '--keep-last', '1');
+  // Stripes die at the shipment of a new snapshot (its metadata delta carries the deaths), and
+  // their shards are dropped at the next shipment, once every member has committed it.
+  a.ok('snapshot');
   a.ok('sync', '--wait');
   a.ok('sync', '--wait');
   const left = slotShards(a);
@@ -107,6 +110,29 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   assert.ok(alive <= stripes + 1, `${alive} stripes alive after the delete (${stripes} before big.bin)`);
   for (const h of holders) assert.deepEqual(heldIds(h, a.peerId()), left.get(slotOf(a, h.peerId())), `${h.name} holds its slot's shards of the live stripes, nothing more`);
   assert.equal(remoteAudit(a).status, 0);
+
+  // Three of every five small files go: their stripes are mostly dead, made again from the
+  // live boxes, and the old ones' shards dropped. A blank host then recovers what is left.
+  const gone = Array.from({ length: 20 }, (_, i) => i).filter((i) => i % 5 >= 1 && i % 5 <= 3);
+  for (const i of gone) rmSync(join(a.mnt, `f${i}.bin`));
+  await a.settle();
+  a.ok('snapshot');
+  a.ok('forget', '--keep-last', '1');
+  a.ok('snapshot');
+  a.ok('sync', '--wait');
+  a.ok('sync', '--wait');
+  const restriped = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes WHERE died IS NOT NULL').pluck().get() as number);
+  const after = slotShards(a);
+  for (const h of holders) assert.deepEqual(heldIds(h, a.peerId()), after.get(slotOf(a, h.peerId())), `${h.name} holds the new stripes' shards, not the old ones'`);
+  assert.equal(restriped, 0, 'dead stripes are gone from the map once every member dropped them');
+  const kept = Array.from({ length: 20 }, (_, i) => i).filter((i) => !gone.includes(i));
+  assert.ok(withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes').pluck().get() as number) < stripes, 'fewer stripes hold what is left');
+  a.unmount();
+  rmSync(a.home, { recursive: true, force: true });
+  const rec = JSON.parse(a.ok('recover', '--host', 'host-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', first.addr, '--listen', a.addr, '--no-mdns', '--json')) as { missing: number };
+  assert.equal(rec.missing, 0);
+  for (const i of kept) assert.ok(readFileSync(join(a.mnt, `f${i}.bin`)).equals(seededBytes(400_000 + i * 1000, i)), `f${i}.bin back whole`);
+  for (const i of gone) assert.ok(!existsSync(join(a.mnt, `f${i}.bin`)));
 
   // The host lost a box of a live stripe too, when a member must be replaced: the new member's
   // shard of that stripe is made from the stripe rebuilt out of K shards at the others.
