@@ -151,9 +151,12 @@ export class ChunkFetcher implements RemoteChunks {
   /** Fetches the stripes the striped boxes of `want` lie in, and takes them out of `want`. */
   private async fetchStriped(want: Map<string, ChunkRef>, holders: string[], slot: number, repair: boolean, result: FetchResult): Promise<void> {
     const stripes = new Set<number>();
-    for (const r of want.values()) {
+    const striped: string[] = [];
+    for (const [key, r] of want) {
       const place = this.o.stripes.boxPlace(r.id);
-      if (place) stripes.add(place.stripe);
+      if (!place) continue;
+      stripes.add(place.stripe);
+      striped.push(key);
     }
     const unreachable = new Set<string>();
     for (const stripe of stripes) {
@@ -164,10 +167,7 @@ export class ChunkFetcher implements RemoteChunks {
       }
       await run;
     }
-    for (const [key, r] of want) {
-      if (!this.o.stripes.boxPlace(r.id)) continue;
-      if (!repair && this.o.store.has(r.id)) want.delete(key);
-    }
+    if (!repair) for (const key of striped) if (this.o.store.has(want.get(key)!.id)) want.delete(key);
     for (const p of unreachable) if (!result.unreachable.includes(p)) result.unreachable.push(p);
   }
 
