@@ -96,15 +96,18 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   a.ok('sync', '--wait');
   const withBig = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes').pluck().get() as number);
   assert.ok(withBig >= stripes + 4, `${withBig} stripes with big.bin, ${stripes} before`);
-  rmSync(join(a.mnt, 'big.bin'));
-  await a.settle();
-  a.ok('snapshot');
-  a.ok('forget', '--keep-last', '1');
   // Stripes die at the shipment of a new snapshot (its metadata delta carries the deaths), and
   // their shards are dropped at the next shipment, once every member has committed it.
-  a.ok('snapshot');
-  a.ok('sync', '--wait');
-  a.ok('sync', '--wait');
+  const forgetAndShip = async (): Promise<void> => {
+    await a.settle();
+    a.ok('snapshot');
+    a.ok('forget', '--keep-last', '1');
+    a.ok('snapshot');
+    a.ok('sync', '--wait');
+    a.ok('sync', '--wait');
+  };
+  rmSync(join(a.mnt, 'big.bin'));
+  await forgetAndShip();
   const left = slotShards(a);
   const alive = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes WHERE died IS NULL').pluck().get() as number);
   assert.ok(alive <= stripes + 1, `${alive} stripes alive after the delete (${stripes} before big.bin)`);
@@ -115,12 +118,7 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   // live boxes, and the old ones' shards dropped. A blank host then recovers what is left.
   const gone = Array.from({ length: 20 }, (_, i) => i).filter((i) => i % 5 >= 1 && i % 5 <= 3);
   for (const i of gone) rmSync(join(a.mnt, `f${i}.bin`));
-  await a.settle();
-  a.ok('snapshot');
-  a.ok('forget', '--keep-last', '1');
-  a.ok('snapshot');
-  a.ok('sync', '--wait');
-  a.ok('sync', '--wait');
+  await forgetAndShip();
   const restriped = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes WHERE died IS NOT NULL').pluck().get() as number);
   const after = slotShards(a);
   for (const h of holders) assert.deepEqual(heldIds(h, a.peerId()), after.get(slotOf(a, h.peerId())), `${h.name} holds the new stripes' shards, not the old ones'`);
