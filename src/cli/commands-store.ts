@@ -19,8 +19,6 @@ import { Progress } from './progress.js';
 import { requireSoundIndex } from './index-check.js';
 import { ask, secret } from './secrets.js';
 import { recoverySheet, writeSheet, type SheetFacts } from './recovery-sheet.js';
-import { createPeerNode, GroupMismatchError } from '../peers/node.js';
-import { findMembers } from '../peers/find-members.js';
 import { DEFAULT_REDUNDANCY, describeRedundancy, formatRedundancy, membersNeeded, parseRedundancy, type Redundancy } from '../redundancy/scheme.js';
 
 export interface Out {
@@ -100,6 +98,9 @@ async function settleRedundancy(
   opts: InitOptions, wanted: Redundancy, fallback: Redundancy | null, keys: HostKeys, gk: GroupKeys | null, group: string | null,
 ): Promise<{ scheme: Redundancy; why: string | null }> {
   if (wanted.kind !== 'rs' || !gk) return { scheme: wanted, why: null };
+  // libp2p costs 0.5 s to load: only an init that counts members pays it, not every `safe status`.
+  const { createPeerNode, GroupMismatchError } = await import('../peers/node.js');
+  const { findMembers } = await import('../peers/find-members.js');
   const node = await createPeerNode({
     identitySeed: keys.identitySeed, pnetKey: gk.pnetKey, listen: [], announce: false, bootstrap: [],
     mdnsTag: opts['no-mdns'] ? null : `_safe-${gk.rendezvous.slice(0, 16)}._udp.local`, rendezvous: gk.rendezvous,
