@@ -36,7 +36,14 @@ function chainedPairs(n: number): [number, number][] {
   return path;
 }
 
-test('rs:4+2 over six members: each holds one shard of each stripe; with any two stopped a blank host recovers every snapshot', { timeout: 900_000 }, async () => {
+/**
+ * The slots (4 data 0-3, parity 4-5) stopped two at a time: both parity shards, a parity and a
+ * data shard, two data shards, chained so every slot is stopped once. The codec's own test
+ * decodes every one of the 15 choices; SAFE_RS_PAIRS=all stops all 15 pairs here too.
+ */
+const SLOT_PAIRS: [number, number][] = process.env.SAFE_RS_PAIRS === 'all' ? chainedPairs(6) : [[4, 5], [5, 3], [3, 0], [0, 1], [1, 2]];
+
+test('rs:4+2 over six members: each holds one shard of each stripe; with two stopped (both parity, parity and data, two data) a blank host recovers every snapshot', { timeout: 900_000 }, async () => {
   const first = await mountedMember('member-0', { offer: '1G' });
   const members: Member[] = [first];
   for (let i = 1; i < 6; i++) members.push(await mountedMember(`member-${i}`, { offer: '1G', peers: [first.addr] }));
@@ -76,8 +83,10 @@ test('rs:4+2 over six members: each holds one shard of each stripe; with any two
   for (const n of names) assert.equal(spawnSync('cp', ['-a', join(m, '.snapshots', n), join(ref, n)]).status, 0);
   rmSync(join(ref, 'live', '.snapshots'), { recursive: true, force: true });
 
-  const order = chainedPairs(6).slice(0, Number(process.env.SAFE_RS_PAIRS ?? 15));
-  assert.equal(new Set(order.map((p) => p.join())).size, Math.min(15, order.length), 'every pair once');
+  // Members by the slot they hold.
+  const bySlot = new Map(slots.map((s) => [s.slot, members.findIndex((b) => b.peerId() === s.peer)]));
+  const order = SLOT_PAIRS.map(([x, y]): [number, number] => [bySlot.get(x)!, bySlot.get(y)!]);
+  assert.ok(order.flat().every((i) => i >= 0), JSON.stringify(slots));
   let down = new Set<number>();
   for (const [i, j] of order) {
     const now = new Set([i, j]);
