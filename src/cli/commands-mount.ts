@@ -1,5 +1,5 @@
 // mount / unmount: start the daemon (in the background, or --foreground) and stop it.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,31 @@ import { isMountPoint } from '../fs/mount.js';
 import type { Out } from './commands-store.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
+
+// The daemon always runs in a process of its own, started with these. A young generation of
+// 1 MiB instead of V8's 16-32 MiB per heap and two malloc arenas instead of one per thread took
+// an idle daemon after an untar of 4,011 files from 230 to 133 MB of RSS, at the same speed
+// (dd, untar); the main thread's live heap was 20 MB of it.
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
+const DAEMON_ENV = { MALLOC_ARENA_MAX: '2' };
+
+/** Starts the daemon process, hands it the keys, and waits for its first line: ready or why not. */
+async function startDaemon(home: string, keys: DaemonKeys, stderr: 'inherit' | number, detached: boolean): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, BIN, '__daemon'], {
+    detached,
+    stdio: ['pipe', 'pipe', stderr],
+    env: { ...process.env, ...DAEMON_ENV, SAFE_HOME: home, SAFE_PASSPHRASE: undefined, SAFE_GROUP_PASSWORD: undefined },
+  });
+  child.stdin!.end(keysToLine(keys) + '\n');
+  const answer = await new Promise<string>((resolve) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', (line) => resolve(line));
+    child.once('exit', (code) => resolve(`error the daemon exited (code ${code}); see ${stderr === 'inherit' ? 'above' : paths(home).log}`));
+  });
+  child.stdout!.destroy();
+  if (!answer.startsWith('ready')) throw new UserError(answer.replace(/^error /, ''));
+  return child;
+}
 
 function logger(): (m: string) => void {
   return (m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
@@ -39,25 +64,23 @@ export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked):
   if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
   const keys = unlocked ?? (await unlock(home, cfg));
   if (foreground) {
-    const { runDaemon } = await import('./daemon.js');
-    const d = await runDaemon(home, cfg, daemonKeys(keys), logger());
-    out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: process.pid });
-    await d.done;
+    const child = await startDaemon(home, daemonKeys(keys), 'inherit', false);
+    out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: child.pid });
+    // The daemon unmounts on SIGINT/SIGTERM; this process only waits for it to be done.
+    const pass = (sig: NodeJS.Signals): void => void child.kill(sig);
+    process.on('SIGINT', pass).on('SIGTERM', pass).on('SIGHUP', pass);
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new UserError(`the daemon exited with code ${code}`);
     return;
   }
   const log = openSync(paths(home).log, 'a', 0o600);
-  const child = spawn(process.execPath, [BIN, '__daemon'], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: undefined, SAFE_GROUP_PASSWORD: undefined } });
-  closeSync(log);
-  child.stdin!.end(keysToLine(daemonKeys(keys)) + '\n');
-  const answer = await new Promise<string>((resolve) => {
-    const rl = createInterface({ input: child.stdout! });
-    rl.once('line', (line) => resolve(line));
-    child.once('exit', (code) => resolve(`error the daemon exited (code ${code}); see ${paths(home).log}`));
-  });
-  child.stdout!.destroy();
-  child.unref();
-  if (!answer.startsWith('ready')) throw new UserError(answer.replace(/^error /, ''));
-  out.print(`mounted ${cfg.mount}`, { mounted: true, mount: cfg.mount, pid: child.pid });
+  try {
+    const child = await startDaemon(home, daemonKeys(keys), log, true);
+    child.unref();
+    out.print(`mounted ${cfg.mount}`, { mounted: true, mount: cfg.mount, pid: child.pid });
+  } finally {
+    closeSync(log);
+  }
 }
 
 /** Entry of the background daemon process: keys arrive on stdin, never via argv or env (no secret stays in its environment). */
