@@ -4,7 +4,7 @@ import { basename, resolve, sep } from 'node:path';
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { StoreKeys } from './open-store.js';
 import { ROOT, type Tree } from '../snapshot/tree.js';
-import { findSnapshot, listSnapshots, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
+import { listSnapshots, resolveSnapshot, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
 import { diffEpochs } from '../snapshot/diff.js';
 import type { Policy } from '../snapshot/retention.js';
 import { Staging } from '../fs/staging.js';
@@ -37,7 +37,7 @@ async function withTree<T>(fn: (tree: Tree, store: ChunkStore, keys: StoreKeys) 
 }
 
 function mustFind(tree: Tree, name: string): SnapshotInfo {
-  const s = findSnapshot(tree.db, name);
+  const s = resolveSnapshot(tree.db, name);
   if (!s) throw new UserError(`no snapshot named '${name}' (see safe snapshots)`);
   return s;
 }

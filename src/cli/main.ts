@@ -1,7 +1,10 @@
-// The `safe` command: parse, dispatch, and turn every failure into one line and an exit code.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+// The `safe` command: parse (commander: generated help, unknown options and extra words
+// refused), dispatch, and turn every failure into one line and an exit code.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
 import { damagedIndex, UserError } from './errors.js';
 import type { Out } from './commands-store.js';
+import { completionScript } from './completion.js';
 
 // Each command loads only its own modules: the daemon's and recovery's pull in libp2p, which
 // cost every `safe status` 0.7 s of start-up.
@@ -10,31 +13,10 @@ const mounting = () => import('./commands-mount.js');
 const peering = () => import('./commands-peers.js');
 const snapshotting = () => import('./commands-snapshot.js');
 
-const USAGE = `usage: safe <command> [options]   (--json for machine output)
-  init [--host NAME] [--mount DIR] [--group NAME [--recovery-sheet FILE]] [--offer SIZE] [--listen MULTIADDR] [--peer MULTIADDR]... [--redundancy copies:N|rs:K+M [--fallback copies:N]] [--no-mdns]
-  mount [--foreground]
-  unmount
-  snapshot [--label L]
-  snapshots
-  forget --keep-last N --keep-hourly N --keep-daily N --keep-weekly N --keep-monthly N [--dry-run] [--allow-empty]
-  diff A B
-  restore SNAPSHOT[:PATH] --target DIR
-  status
-  sync [--wait]
-  peers
-  verify [--remote] [--repair]
-  recover [--host NAME] [--mount DIR] [--group NAME] [--peer MULTIADDR]... [--listen MULTIADDR] [--force] [--no-mdns] [--no-mount | --no-wait]`;
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-const common: Options = { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } };
-
-function parse(args: string[], options: Options) {
-  try {
-    return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
-  } catch (cause) {
-    throw new UserError(`${(cause as Error).message.split('\n')[0].replace(/\. To specify a positional.*$/, '')} (see safe help)`, 2, { cause });
-  }
-}
+/** Exit status for a command line that does not parse. */
+const USAGE_EXIT = 2;
+/** Exit status when stdout's reader went away (`safe diff A B | head -1`): SIGPIPE's, as other tools. */
+const CLOSED_PIPE_EXIT = 141;
 
 function output(json: boolean): Out {
   return {
@@ -45,126 +27,145 @@ function output(json: boolean): Out {
   };
 }
 
-async function run(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  switch (cmd) {
-    case 'init': {
-      const { values } = parse(rest, {
-        host: { type: 'string' },
-        mount: { type: 'string' },
-        group: { type: 'string' },
-        offer: { type: 'string' },
-        listen: { type: 'string' },
-        peer: { type: 'string', multiple: true },
-        buddies: { type: 'string' },
-        redundancy: { type: 'string' },
-        fallback: { type: 'string' },
-        'no-mdns': { type: 'boolean' },
-        'recovery-sheet': { type: 'string' },
-      });
-      const { init } = await store();
-      await init(values as Parameters<typeof init>[0], output(!!values.json));
-      return 0;
-    }
-    case 'mount': {
-      const { values } = parse(rest, { foreground: { type: 'boolean' } });
-      const { mount } = await mounting();
-      await mount(!!values.foreground, output(!!values.json));
-      return 0;
-    }
-    case 'unmount': {
-      const { values } = parse(rest, {});
-      const { unmount } = await mounting();
-      await unmount(output(!!values.json));
-      return 0;
-    }
-    case '__daemon':
-      await (await mounting()).daemonMain();
-      return 0;
-    case 'snapshot': {
-      const { values } = parse(rest, { label: { type: 'string' } });
-      const { snapshot } = await snapshotting();
-      await snapshot(values.label as string | undefined, output(!!values.json));
-      return 0;
-    }
-    case 'snapshots': {
-      const { values } = parse(rest, {});
-      await (await snapshotting()).snapshots(output(!!values.json));
-      return 0;
-    }
-    case 'forget': {
-      const keep = (k: string) => ({ [`keep-${k}`]: { type: 'string' as const } });
-      const { values } = parse(rest, { ...keep('last'), ...keep('hourly'), ...keep('daily'), ...keep('weekly'), ...keep('monthly'), 'dry-run': { type: 'boolean' }, 'allow-empty': { type: 'boolean' } });
-      const num = (k: string): number | undefined => (values[`keep-${k}`] === undefined ? undefined : Number(values[`keep-${k}`]));
-      const { forget } = await snapshotting();
-      await forget({ last: num('last'), hourly: num('hourly'), daily: num('daily'), weekly: num('weekly'), monthly: num('monthly') }, !!values['dry-run'], !!values['allow-empty'], output(!!values.json));
-      return 0;
-    }
-    case 'diff': {
-      const { values, positionals } = parse(rest, {});
-      if (positionals.length !== 2) throw new UserError('usage: safe diff SNAPSHOT_A SNAPSHOT_B', 2);
-      await (await snapshotting()).diff(positionals[0]!, positionals[1]!, output(!!values.json));
-      return 0;
-    }
-    case 'restore': {
-      const { values, positionals } = parse(rest, { target: { type: 'string' } });
-      if (positionals.length !== 1) throw new UserError('usage: safe restore SNAPSHOT[:PATH] --target DIR', 2);
-      const { restore } = await snapshotting();
-      await restore(positionals[0]!, values.target as string | undefined, output(!!values.json));
-      return 0;
-    }
-    case 'sync': {
-      const { values } = parse(rest, { wait: { type: 'boolean' } });
-      return (await peering()).sync(!!values.wait, output(!!values.json));
-    }
-    case 'peers': {
-      const { values } = parse(rest, {});
-      await (await peering()).peers(output(!!values.json));
-      return 0;
-    }
-    case 'recover': {
-      const { values } = parse(rest, {
-        host: { type: 'string' },
-        mount: { type: 'string' },
-        group: { type: 'string' },
-        peer: { type: 'string', multiple: true },
-        listen: { type: 'string' },
-        force: { type: 'boolean' },
-        'no-mdns': { type: 'boolean' },
-        'no-mount': { type: 'boolean' },
-        'no-wait': { type: 'boolean' },
-      });
-      const { recover } = await import('./recover.js');
-      await recover(values as Parameters<typeof recover>[0], output(!!values.json));
-      return 0;
-    }
-    case 'status': {
-      const { values } = parse(rest, {});
-      await (await store()).status(output(!!values.json));
-      return 0;
-    }
-    case 'verify': {
-      const { values } = parse(rest, { remote: { type: 'boolean' }, repair: { type: 'boolean' } });
-      const { verify } = await store();
-      if (!values.remote) return (await verify(output(!!values.json), !!values.repair)) ? 0 : 1;
-      // Both checks, one JSON document: the local store, then every buddy.
-      const json = !!values.json;
-      const docs: Record<string, unknown> = {};
-      const collect = (key: string): Out => (json ? { json, print: (_h, data) => void (docs[key] = data) } : output(false));
-      const local = await verify(collect('local'), !!values.repair);
-      const remote = await (await peering()).verifyRemote(collect('remote'));
-      if (json) process.stdout.write(JSON.stringify(docs) + '\n');
-      return local && remote ? 0 : 1;
-    }
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE + '\n');
-      return cmd === undefined ? 2 : 0;
-    default:
-      throw new UserError(`unknown command '${cmd}' (see safe help)`, 2);
-  }
+type Opts = Record<string, unknown>;
+
+function program(setExit: (code: number) => void): Command {
+  const root = new Command('safe')
+    .description('a folder that backs itself up to friends')
+    .usage('<command> [options]   (--json on any command for machine output)')
+    .version((JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
+    .showSuggestionAfterError()
+    .helpCommand('help [command]', 'help for a command');
+  /** A command with --json, its action given its options (plain data) and positional words. */
+  const command = (name: string, summary: string, run: (o: Opts, args: string[]) => Promise<number | void>): Command => {
+    const c = root.command(name).description(summary).option('--json', 'one JSON document on stdout');
+    c.action(async (...params: unknown[]) => {
+      const self = params.at(-1) as Command;
+      const code = await run(self.opts(), self.args);
+      setExit(code ?? 0);
+    });
+    return c;
+  };
+  const out = (o: Opts): Out => output(!!o.json);
+
+  command('init', 'create a host: its name, mount point, group, space offered and redundancy', async (o) => {
+    const { init } = await store();
+    await init({
+      host: o.host as string | undefined, mount: o.mount as string | undefined, group: o.group as string | undefined,
+      offer: o.offer as string | undefined, listen: o.listen as string | undefined, peer: o.peer as string[] | undefined,
+      buddies: o.buddies as string | undefined, redundancy: o.redundancy as string | undefined, fallback: o.fallback as string | undefined,
+      'no-mdns': o.mdns === false, 'recovery-sheet': o.recoverySheet as string | undefined,
+    }, out(o));
+  })
+    .option('--host <name>', "this host's name (default: the machine's)")
+    .option('--mount <dir>', 'where the folder appears (default ~/safe)')
+    .option('--group <name>', 'backup group to join (asks for its password)')
+    .option('--recovery-sheet <file>', 'write what a recovery needs, except the passphrase, to FILE')
+    .option('--offer <size>', 'space offered to the group, e.g. 20G')
+    .option('--listen <multiaddr>', 'where to listen for members')
+    .option('--peer <multiaddr...>', 'a member to contact (repeatable)')
+    .option('--redundancy <scheme>', 'copies:N whole copies, or rs:K+M shards on K+M members (default copies:2)')
+    .option('--fallback <scheme>', 'copies:N to use when fewer than K+M members answer')
+    .addOption(new Option('--buddies <n>', 'same as --redundancy copies:N').hideHelp())
+    .option('--no-mdns', 'do not look for members on the LAN');
+
+  command('mount', 'start the daemon: the folder, chunking, snapshots on schedule, the peer service', async (o) => {
+    await (await mounting()).mount(!!o.foreground, out(o));
+  }).option('--foreground', 'stay attached; Ctrl-C unmounts');
+
+  command('unmount', 'stop the daemon cleanly: chunking finished, state durable, mount gone', async (o) => {
+    await (await mounting()).unmount(out(o));
+  });
+
+  root.command('__daemon', { hidden: true }).action(async () => {
+    await (await mounting()).daemonMain();
+  });
+
+  command('snapshot', 'take a snapshot now and print its name', async (o) => {
+    await (await snapshotting()).snapshot(o.label as string | undefined, out(o));
+  }).option('--label <label>', "appended to the snapshot's name; the label alone names it too");
+
+  command('snapshots', 'list snapshots: name, time, label, bytes changed', async (o) => {
+    await (await snapshotting()).snapshots(out(o));
+  });
+
+  const keep = ['last', 'hourly', 'daily', 'weekly', 'monthly'] as const;
+  const forget = command('forget', 'apply a retention policy: forget the snapshots it does not keep, free their space', async (o) => {
+    const policy = Object.fromEntries(keep.map((k) => {
+      const v = o[`keep${k[0]!.toUpperCase()}${k.slice(1)}`] as string | undefined;
+      return [k, v === undefined ? undefined : Number(v)];
+    }));
+    await (await snapshotting()).forget(policy, !!o.dryRun, !!o.allowEmpty, out(o));
+  });
+  for (const k of keep) forget.option(`--keep-${k} <n>`, k === 'last' ? 'keep the newest N' : `keep the newest of each of the last N ${k === 'daily' ? 'days' : k.replace(/ly$/, 's')}`);
+  forget.option('--dry-run', 'say what would be forgotten, change nothing').option('--allow-empty', 'allow a policy that forgets every snapshot');
+
+  command('diff', 'paths added (+), removed (-) and modified (M) between two snapshots', async (o, [a, b]) => {
+    await (await snapshotting()).diff(a!, b!, out(o));
+  }).argument('<a>', 'a snapshot: its name, its label, or latest').argument('<b>', 'another');
+
+  command('restore', 'copy a snapshot, or a path in one, out to a directory', async (o, [spec]) => {
+    await (await snapshotting()).restore(spec!, o.target as string | undefined, out(o));
+  }).argument('<snapshot[:path]>', 'a snapshot (name, label or latest), optionally :PATH inside it').option('--target <dir>', 'where to put it (required)');
+
+  command('status', 'the mount, the store, chunking, the last snapshot, and each buddy', async (o) => {
+    await (await store()).status(out(o));
+  });
+
+  command('sync', 'ship the latest snapshot to the buddies now', async (o) => (await peering()).sync(!!o.wait, out(o)))
+    .option('--wait', 'return once every buddy committed it');
+
+  command('peers', 'group members seen: address, space offered, what they hold of ours, last seen', async (o) => {
+    await (await peering()).peers(out(o));
+  });
+
+  command('verify', 'check every tag in the local store; with --remote, challenge every buddy too', async (o) => {
+    const { verify } = await store();
+    if (!o.remote) return (await verify(out(o), !!o.repair)) ? 0 : 1;
+    // Both checks, one JSON document: the local store, then every buddy.
+    const json = !!o.json;
+    const docs: Record<string, unknown> = {};
+    const collect = (key: string): Out => (json ? { json, print: (_h, data) => void (docs[key] = data) } : output(false));
+    const local = await verify(collect('local'), !!o.repair);
+    const remote = await (await peering()).verifyRemote(collect('remote'));
+    if (json) process.stdout.write(JSON.stringify(docs) + '\n');
+    return local && remote ? 0 : 1;
+  })
+    .option('--remote', 'also challenge every buddy on a sample of what it holds for us')
+    .option('--repair', 'fetch chunks that fail from a buddy and rewrite them');
+
+  command('recover', 'after a disk died: bring a host back from its name, passphrase and group', async (o) => {
+    const { recover } = await import('./recover.js');
+    await recover({
+      host: o.host as string | undefined, mount: typeof o.mount === 'string' ? o.mount : undefined, group: o.group as string | undefined,
+      peer: o.peer as string[] | undefined, listen: o.listen as string | undefined, force: !!o.force,
+      'no-mdns': o.mdns === false, 'no-mount': o.mount === false, 'no-wait': o.wait === false,
+    }, out(o));
+  })
+    .option('--host <name>', "the lost host's name (default: this machine's)")
+    .option('--mount <dir>', 'where to mount it (default: where it was)')
+    .option('--group <name>', 'its backup group (asks for the password)')
+    .option('--peer <multiaddr...>', 'a member to contact (repeatable)')
+    .option('--listen <multiaddr>', 'where to listen')
+    .option('--force', 'replace a host already in SAFE_HOME')
+    .option('--no-mdns', 'do not look for members on the LAN')
+    .option('--no-mount', 'fetch the metadata, do not mount')
+    .option('--no-wait', 'mount as soon as the tree is back; chunks follow in the background');
+
+  root.command('completion').description('print a bash completion script: eval "$(safe completion)"').action(() => {
+    process.stdout.write(completionScript(root));
+  });
+
+  // Errors go through outputError as one line naming where help is; the exit code is ours.
+  root.exitOverride();
+  for (const c of root.commands) c.exitOverride();
+  const oneLine = (c: Command) => (str: string, write: (s: string) => void): void => {
+    const where = c === root ? 'safe --help' : `safe ${c.name()} --help`;
+    write(`safe: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see ${where})\n`);
+  };
+  root.configureOutput({ outputError: oneLine(root) });
+  for (const c of root.commands) c.configureOutput({ outputError: oneLine(c) });
+  return root;
 }
 
 export function describe(err: unknown): { message: string; code: number } {
@@ -181,14 +182,21 @@ export function describe(err: unknown): { message: string; code: number } {
   return { message: e instanceof Error ? e.message : String(err), code: 1 };
 }
 
-run(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const { message, code } = describe(err);
-    process.stderr.write(`safe: ${message}\n`);
-    if (process.env.SAFE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-    process.exitCode = code;
-  },
-);
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(CLOSED_PIPE_EXIT);
+  throw err;
+});
+
+program((code) => (process.exitCode = code)).parseAsync(process.argv.slice(2), { from: 'user' }).catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    // Help and version asked for: printed already, success. A command line that does not
+    // parse: its one line is printed already.
+    const asked = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help';
+    process.exitCode = asked ? (err.code === 'commander.help' && err.exitCode !== 0 ? USAGE_EXIT : 0) : USAGE_EXIT;
+    return;
+  }
+  const { message, code } = describe(err);
+  process.stderr.write(`safe: ${message}\n`);
+  if (process.env.SAFE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+  process.exitCode = code;
+});

@@ -33,6 +33,11 @@ export function findSnapshot(db: Db, name: string): SnapshotInfo | undefined {
   return prepared<[string], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots WHERE name = ?').get(name);
 }
 
+/** What a person may type for a snapshot: its name, `latest`, or a label (the newest snapshot with it). */
+export function resolveSnapshot(db: Db, spec: string): SnapshotInfo | undefined {
+  return findSnapshot(db, spec) ?? prepared<[string], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots WHERE label = ? ORDER BY epoch DESC LIMIT 1').get(spec);
+}
+
 /**
  * Forget snapshots: drop their records, then every row that only they could see. The rows
  * looked at are those alive at a forgotten epoch and dead since: the work grows with what

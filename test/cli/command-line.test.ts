@@ -1,0 +1,81 @@
+// The command line as a person meets it: --help on any command only helps, words and options a
+// command does not take are refused in one line, a closed pipe ends it quietly, labels and
+// `latest` name snapshots, and bash completes commands and options.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeHost, SAFE_BIN } from '../fs/mounted.js';
+
+test('--help helps and does nothing else; bad words and options are one line and exit 2', { timeout: 120_000 }, () => {
+  const h = makeHost();
+  h.mount();
+  const snaps = (): number => (JSON.parse(h.ok('snapshots', '--json')) as unknown[]).length;
+  for (const cmd of ['snapshot', 'unmount', 'recover', 'forget', 'sync', 'init', 'mount']) {
+    const r = h.safe(cmd, '--help');
+    assert.equal(r.status, 0, `${cmd} --help: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^Usage: safe ${cmd} \\[options\\]`), cmd);
+    assert.match(r.stdout, /--json/, `${cmd} --help lists --json`);
+  }
+  assert.equal(snaps(), 0, 'snapshot --help took no snapshot');
+  assert.equal(h.status().mounted, true, 'unmount --help left the mount');
+  assert.ok(existsSync(join(h.home, 'config.json')), 'recover --help replaced nothing');
+  const top = h.safe('help');
+  assert.equal(top.status, 0);
+  for (const cmd of ['init', 'mount', 'snapshot', 'restore', 'recover', 'verify', 'completion']) assert.match(top.stdout, new RegExp(`\\n  ${cmd} `), cmd);
+  assert.equal(h.safe('help', 'diff').stdout, h.safe('diff', '--help').stdout);
+
+  const refused: [string[], RegExp][] = [
+    [['status', 'extra'], /^safe: too many arguments for 'status'\. Expected 0 arguments but got 1\. \(see safe status --help\)\n$/],
+    [['snapshot', '--lable', 'x'], /^safe: unknown option '--lable' \(Did you mean --label\?\) \(see safe snapshot --help\)\n$/],
+    [['diff', 'latest'], /^safe: missing required argument 'b' \(see safe diff --help\)\n$/],
+    [['snapshts'], /^safe: unknown command 'snapshts' \(Did you mean snapshots\?\) \(see safe --help\)\n$/],
+    [['restore', 'a', 'b', '--target', '/tmp/x'], /^safe: too many arguments for 'restore'/],
+  ];
+  for (const [args, line] of refused) {
+    const r = h.safe(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, line);
+  }
+  assert.equal(snaps(), 0, 'nothing refused ran');
+  const bare = h.safe();
+  assert.equal(bare.status, 2);
+  assert.match(bare.stderr, /^Usage: safe <command>/);
+});
+
+test('a closed pipe ends safe quietly; labels and latest name snapshots; bash completes', { timeout: 120_000 }, async () => {
+  const h = makeHost();
+  h.mount();
+  h.ok('snapshot', '--label', 'before');
+  // More output than a pipe holds, so the writer meets the closed end.
+  mkdirSync(join(h.mnt, 'many'));
+  for (let i = 0; i < 3000; i++) writeFileSync(join(h.mnt, 'many', `a-file-with-a-long-name-${String(i).padStart(5, '0')}.txt`), `${i}\n`);
+  await h.settle();
+  h.ok('snapshot', '--label', 'after');
+
+  const piped = spawnSync('bash', ['-c', `"${SAFE_BIN}" diff before latest | head -1; echo "status \${PIPESTATUS[0]}" >&2`], { env: h.env, encoding: 'utf8' });
+  assert.equal(piped.stdout, '+ /many\n');
+  assert.equal(piped.stderr, 'status 141\n', 'no stack trace, no message, the status of a closed pipe');
+
+  // A label alone names its newest snapshot, as `latest` names the newest of all.
+  const byLabel = JSON.parse(h.ok('diff', 'before', 'after', '--json')) as { from: string; to: string; added: string[] };
+  const names = readdirSync(join(h.mnt, '.snapshots')).sort();
+  assert.deepEqual([byLabel.from, byLabel.to], names);
+  assert.equal(byLabel.added.length, 3001);
+  assert.deepEqual(JSON.parse(h.ok('diff', 'after', 'latest', '--json')), { from: names[1], to: names[1], added: [], removed: [], modified: [] });
+  const target = join(h.home, '..', 'restored');
+  h.ok('restore', 'after:many/a-file-with-a-long-name-00007.txt', '--target', target);
+  assert.deepEqual(readdirSync(target), ['a-file-with-a-long-name-00007.txt']);
+
+  const complete = (words: string[]): string[] => {
+    const script = `eval "$("${SAFE_BIN}" completion)"; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _safe; echo "\${COMPREPLY[@]}"`;
+    const r = spawnSync('bash', ['-c', script], { env: h.env, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim().split(/\s+/).filter(Boolean);
+  };
+  assert.deepEqual(complete(['safe', 'snap']), ['snapshot', 'snapshots']);
+  assert.deepEqual(complete(['safe', 'sync', '--']), ['--json', '--wait', '--help']);
+  assert.deepEqual(complete(['safe', 'recover', '--no-']), ['--no-mdns', '--no-mount', '--no-wait']);
+});
