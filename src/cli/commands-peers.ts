@@ -4,6 +4,7 @@ import { formatBytes, loadConfig, paths, safeHome } from './config.js';
 import { UserError } from './errors.js';
 import type { Out } from './commands-store.js';
 import type { AuditOutcome, SyncOutcome } from '../peers/replicator.js';
+import type { ShipReport } from '../peers/shipper.js';
 import type { Member } from '../peers/members.js';
 import type { PeerStatus } from '../peers/service.js';
 
@@ -29,9 +30,13 @@ export async function sync(wait: boolean, out: Out): Promise<number> {
     out.print('no snapshot yet: nothing to ship (safe snapshot first)', r);
     return 0;
   }
+  const figures = (s: ShipReport): string =>
+    `${s.chunksSent} of ${s.chunksOffered} chunks sent (${formatBytes(s.chunkBytes)}), ${s.objectsSent} metadata objects, ${s.deletes} deletions, ${formatBytes(s.bytes)} in ${(s.ms / 1000).toFixed(1)} s${s.full ? ' (full)' : ''}`;
   const lines = r.buddies.map((b) =>
     b.ok
-      ? `  ${b.peer}: committed; ${b.report.chunksSent} of ${b.report.chunksOffered} chunks sent (${formatBytes(b.report.chunkBytes)}), ${b.report.objectsSent} metadata objects, ${b.report.deletes} deletions, ${formatBytes(b.report.bytes)} in ${(b.report.ms / 1000).toFixed(1)} s${b.report.full ? ' (full)' : ''}`
+      ? b.report.already
+        ? `  ${b.peer}: held it already, nothing sent now${b.report.endedAt ? ` (shipped ${new Date(b.report.endedAt).toLocaleTimeString()}: ${figures(b.report)})` : ''}`
+        : `  ${b.peer}: committed; ${figures(b.report)}`
       : b.replaced
         ? `  ${b.peer}: ${b.error}; no longer a buddy`
         : `  ${b.peer}: FAILED: ${b.error}`,
@@ -40,7 +45,8 @@ export async function sync(wait: boolean, out: Out): Promise<number> {
   const committed = r.buddies.filter((b) => b.ok).length;
   if (r.buddies.length === 0) lines.push('  no buddy available in the group (is anyone else online, with space offered?)');
   else if (r.short > 0) lines.push(`  ${r.short} buddy(s) short of the number wanted`);
-  out.print(`shipped snapshot epoch ${r.epoch}:\n${lines.join('\n')}`, r);
+  const fresh = r.buddies.some((b) => b.ok && !b.report.already);
+  out.print(`${fresh || r.buddies.length === 0 ? 'shipped' : 'already shipped'} snapshot epoch ${r.epoch}:\n${lines.join('\n')}`, r);
   return failed > 0 || committed === 0 ? 1 : 0;
 }
 

@@ -16,6 +16,7 @@ import { openHostStore } from './open-store.js';
 import { findSnapshot } from '../snapshot/snapshots.js';
 import { checkReferences, type RefProblem } from '../snapshot/check-refs.js';
 import { Progress } from './progress.js';
+import { diskUsage } from './disk-usage.js';
 import { requireSoundIndex } from './index-check.js';
 import { ask, secret } from './secrets.js';
 import { recoverySheet, writeSheet, type SheetFacts } from './recovery-sheet.js';
@@ -171,6 +172,7 @@ export async function status(out: Out): Promise<void> {
   const { store } = await openHostStore(home);
   try {
     const s = store.stats();
+    const disk = { store: diskUsage(paths(home).store), staging: diskUsage(paths(home).staging), home: diskUsage(home) };
     const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
     const last = store.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'snapshots'").get() ? findSnapshot(store.db, 'latest') : undefined;
     out.print(
@@ -180,11 +182,12 @@ export async function status(out: Out): Promise<void> {
           ? `mount ${cfg.mount}: mounted (pid ${daemon.pid}); ${daemon.pendingChunking} files waiting to be chunked, ${daemon.writersOpen} open for writing`
           : `mount ${cfg.mount}: not mounted`,
         `store ${formatBytes(s.packBytes)} in ${s.packs} packs, ${s.chunks} chunks; ${formatBytes(s.referencedRaw)} referenced, dedup+compression ratio ${dedup.toFixed(2)}`,
+        `on disk ${formatBytes(disk.home)} in all: store ${formatBytes(disk.store)} (packs, open packs, index), staging ${formatBytes(disk.staging)} (files not chunked yet, and room kept for deletes on a full disk)`,
         `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
         ...(cfg.group ? [`redundancy ${describeRedundancy(redundancyOf(cfg))}`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
-      { host: cfg.host, home, mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, lastSnapshot: last ?? null },
+      { host: cfg.host, home, mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, disk, lastSnapshot: last ?? null },
     );
   } finally {
     store.close();

@@ -48,7 +48,11 @@ export interface ShipReport {
   epoch: number;
   /** True when the buddy got everything (first shipment, or it lost track of us). */
   full: boolean;
-  /** The buddy had already committed this epoch: nothing was sent. */
+  /**
+   * The buddy had already committed this epoch: nothing was sent now. The replicator then
+   * reports the shipment that brought it there, with this set, so its figures are not taken
+   * for new ones.
+   */
   already: boolean;
   chunksOffered: number;
   chunksSent: number;
@@ -59,6 +63,8 @@ export interface ShipReport {
   /** Payload bytes of every message sent (ids, boxes, signatures), without framing. */
   bytes: number;
   ms: number;
+  /** When the shipment ended (ms since the epoch); 0 for one that found nothing to send. */
+  endedAt: number;
   cursor: BuddyCursor;
 }
 
@@ -134,7 +140,7 @@ export async function shipSnapshot(
   const pipe = new Pipe(ch);
   const owner = ctx.signer.publicKey;
   const report: ShipReport = {
-    peer, epoch, full: false, already: false, chunksOffered: 0, chunksSent: 0, chunkBytes: 0, objectsSent: 0, objectBytes: 0, deletes: 0, bytes: 0, ms: 0, cursor,
+    peer, epoch, full: false, already: false, chunksOffered: 0, chunksSent: 0, chunkBytes: 0, objectsSent: 0, objectBytes: 0, deletes: 0, bytes: 0, ms: 0, endedAt: 0, cursor,
   };
   try {
     const welcome = await pipe.request({ type: 'hello', owner, offer: ctx.offer, epoch, locator: ctx.locator }, 120);
@@ -171,6 +177,7 @@ export async function shipSnapshot(
   function done(): ShipReport {
     report.bytes = pipe.bytes;
     report.ms = performance.now() - t0;
+    report.endedAt = report.already ? 0 : Date.now();
     report.cursor = { epoch, releasedSeq: heads.released, droppedSeq: heads.dropped };
     return report;
   }

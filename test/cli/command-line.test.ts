@@ -69,6 +69,14 @@ test('a closed pipe ends safe quietly; labels and latest name snapshots; bash co
   h.ok('restore', 'after:many/a-file-with-a-long-name-00007.txt', '--target', target);
   assert.deepEqual(readdirSync(target), ['a-file-with-a-long-name-00007.txt']);
 
+  // Status counts what SAFE_HOME takes on disk, as du does, beyond the sealed packs.
+  h.unmount();
+  const st = JSON.parse(h.ok('status', '--json')) as { store: { packBytes: number }; disk: { home: number; store: number; staging: number } };
+  const du = Number(spawnSync('du', ['-s', '-B1', h.home], { encoding: 'utf8' }).stdout.split('\t')[0]);
+  assert.ok(Math.abs(st.disk.home - du) <= 64 << 10, `status ${st.disk.home}, du ${du}`);
+  assert.ok(st.disk.store > st.store.packBytes, `the index counts too: ${JSON.stringify(st)}`);
+  assert.match(h.ok('status'), /\non disk [\d.]+ \w+ in all: store /);
+
   const complete = (words: string[]): string[] => {
     const script = `eval "$("${SAFE_BIN}" completion)"; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _safe; echo "\${COMPREPLY[@]}"`;
     const r = spawnSync('bash', ['-c', script], { env: h.env, encoding: 'utf8' });

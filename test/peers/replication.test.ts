@@ -78,6 +78,11 @@ test('two hosts ship to two buddies: exactly the add sets, shared chunks once, n
   a.ok('snapshot');
   const idle = syncWait(a);
   for (const x of idle.buddies) assert.ok(x.ok && x.report!.bytes < 10_240 && x.report!.objectsSent === 0, `no-change snapshot shipped ${x.report!.bytes} bytes, ${x.report!.objectsSent} objects`);
+  // Nothing new: a sync says so, not the figures of the last shipment as if sent again.
+  const again = a.ok('sync', '--wait');
+  assert.match(again, /^already shipped snapshot epoch \d+:\n/, again);
+  for (const x of idle.buddies) assert.match(again, new RegExp(`\n  ${x.peer}: held it already, nothing sent now`), again);
+  for (const x of (JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson).buddies) assert.ok(x.ok && x.report!.already, JSON.stringify(x));
 
   const status = a.ok('status');
   for (const x of ra.buddies) assert.match(status, new RegExp(`buddy ${x.peer}: last contact .*up to date, ok`));
