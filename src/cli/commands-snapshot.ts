@@ -1,6 +1,6 @@
 // snapshot, snapshots, forget, diff, restore.
-import { existsSync, readdirSync, realpathSync, mkdirSync } from 'node:fs';
-import { basename, resolve, sep } from 'node:path';
+import { existsSync, lstatSync, readdirSync, realpathSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { StoreKeys } from './open-store.js';
 import { ROOT, type Tree } from '../snapshot/tree.js';
@@ -87,7 +87,23 @@ export async function diff(a: string, b: string, out: Out): Promise<void> {
   });
 }
 
-export async function restore(spec: string, target: string | undefined, out: Out): Promise<void> {
+/** Where a path is relative to the mount: outside it, in the live tree, or under .snapshots. */
+function placeOf(path: string, mount: string): 'outside' | 'live' | 'snapshots' {
+  // Resolve what exists of the path (a symlink may lead in or out), then add the rest.
+  let known = path;
+  const rest: string[] = [];
+  while (!existsSync(known) && dirname(known) !== known) {
+    rest.unshift(basename(known));
+    known = dirname(known);
+  }
+  const real = join(realpathSync(known), ...rest);
+  const root = existsSync(mount) ? realpathSync(mount) : resolve(mount);
+  if (real !== root && !real.startsWith(root + sep)) return 'outside';
+  const inner = real.slice(root.length + 1);
+  return inner === '.snapshots' || inner.startsWith('.snapshots' + sep) ? 'snapshots' : 'live';
+}
+
+export async function restore(spec: string, target: string | undefined, overwrite: boolean, out: Out): Promise<void> {
   if (!target) throw new UserError('restore needs --target DIR');
   const home = safeHome();
   const cfg = loadConfig(home);
@@ -95,10 +111,10 @@ export async function restore(spec: string, target: string | undefined, out: Out
   const name = colon < 0 ? spec : spec.slice(0, colon);
   const inner = colon < 0 ? '/' : spec.slice(colon + 1) || '/';
   const dest = resolve(target);
-  const mountReal = existsSync(cfg.mount) ? realpathSync(cfg.mount) : cfg.mount;
-  const probe = existsSync(dest) ? realpathSync(dest) : dest;
-  if (probe === mountReal || probe.startsWith(mountReal + sep) || dest.startsWith(resolve(cfg.mount) + sep)) {
-    throw new UserError(`the restore target ${dest} is inside the mount ${cfg.mount}: pick a place outside it`);
+  const place = placeOf(dest, cfg.mount);
+  if (place === 'snapshots') throw new UserError(`the restore target ${dest} is under .snapshots, which is read-only: restore into the live tree or outside the mount`);
+  if (place === 'live' && !(await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000))?.ok) {
+    throw new UserError(`the restore target ${dest} is inside the mount ${cfg.mount}, which is not mounted: run safe mount first`);
   }
   const where = await withTree((tree) => {
     const snap = mustFind(tree, name);
@@ -110,9 +126,10 @@ export async function restore(spec: string, target: string | undefined, out: Out
     }
     const whole = ino === ROOT;
     const to = whole ? dest : resolve(dest, basename(inner));
+    if (whole && place === 'live' && overwrite) throw new UserError('a whole snapshot cannot replace the live tree: restore a path in it (SNAPSHOT:PATH), or into a new directory');
     mkdirSync(dest, { recursive: true });
     if (whole && readdirSync(dest).length > 0) throw new UserError(`the restore target ${dest} is not empty`);
-    if (!whole && existsSync(to)) throw new UserError(`${to} already exists: nothing was overwritten`);
+    if (!whole && existsSync(to) && !overwrite) throw new UserError(`${to} already exists: nothing was overwritten (--overwrite replaces it${place === 'live' ? ', after a snapshot keeps it' : ''})`);
     return { snap, ino, to };
   });
   // Chunks no longer here (a recovery still fetching, a damaged store) come from the buddies,
@@ -121,15 +138,34 @@ export async function restore(spec: string, target: string | undefined, out: Out
   if (fetched && !fetched.ok) throw new UserError(`fetching the chunks of ${spec} from the buddies failed: ${fetched.error}`);
   const got = fetched?.data as { fetched: number; missing: number } | undefined;
   if (got && got.missing > 0) throw new UserError(`${got.missing} chunks of ${spec} are neither here nor on any reachable buddy: nothing was restored`);
+  // What is replaced is kept first: in the live tree by a snapshot, in both cases by writing
+  // the restored copy beside it and swapping it in only once it is whole.
+  const replacing = existsSync(where.to) || isSymlink(where.to);
+  const before = replacing && place === 'live' ? ((await daemon({ cmd: 'snapshot', label: 'before-restore' })) as { name: string }).name : null;
   await withTree((tree, store, keys) => {
     const staging = new Staging(paths(home).staging, 0, keys.stagingKey);
     const bar = new Progress('restore');
     const r = new Restorer(tree, store, staging, where.snap.epoch, (st) => bar.update(st.files, st.files + 1, `${st.files} files ${formatBytes(st.bytes)}`));
-    r.restore(where.ino, Buffer.from(where.to));
+    const fresh = replacing ? join(dirname(where.to), `.${basename(where.to)}.safe-restore-${process.pid}`) : where.to;
+    r.restore(where.ino, Buffer.from(fresh));
+    if (replacing) {
+      const old = join(dirname(where.to), `.${basename(where.to)}.safe-replaced-${process.pid}`);
+      renameSync(where.to, old);
+      renameSync(fresh, where.to);
+      rmSync(old, { recursive: true, force: true });
+    }
     bar.done();
     out.print(
-      `restored ${where.snap.name}:${inner} to ${where.to}: ${r.stats.files} files, ${r.stats.dirs} directories, ${r.stats.links} symlinks, ${formatBytes(r.stats.bytes)}${got?.fetched ? ` (${got.fetched} chunks fetched from buddies)` : ''}`,
-      { snapshot: where.snap.name, path: inner, target: where.to, ...r.stats, fetched: got?.fetched ?? 0 },
+      `restored ${where.snap.name}:${inner} to ${where.to}${replacing ? ' over what was there' : ''}: ${r.stats.files} files, ${r.stats.dirs} directories, ${r.stats.links} symlinks, ${formatBytes(r.stats.bytes)}${got?.fetched ? ` (${got.fetched} chunks fetched from buddies)` : ''}${before ? `; what it replaced is in snapshot ${before}` : ''}`,
+      { snapshot: where.snap.name, path: inner, target: where.to, replaced: replacing, snapshotBefore: before, ...r.stats, fetched: got?.fetched ?? 0 },
     );
   });
+}
+
+function isSymlink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }

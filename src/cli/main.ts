@@ -105,8 +105,11 @@ function program(setExit: (code: number) => void): Command {
   }).argument('<a>', 'a snapshot: its name, its label, or latest').argument('<b>', 'another');
 
   command('restore', 'copy a snapshot, or a path in one, out to a directory', async (o, [spec]) => {
-    await (await snapshotting()).restore(spec!, o.target as string | undefined, out(o));
-  }).argument('<snapshot[:path]>', 'a snapshot (name, label or latest), optionally :PATH inside it').option('--target <dir>', 'where to put it (required)');
+    await (await snapshotting()).restore(spec!, o.target as string | undefined, !!o.overwrite, out(o));
+  })
+    .argument('<snapshot[:path]>', 'a snapshot (name, label or latest), optionally :PATH inside it')
+    .option('--target <dir>', 'the directory to put it in (required); may be in the live tree')
+    .option('--overwrite', 'replace what is there (in the live tree, a snapshot keeps it first)');
 
   command('status', 'the mount, the store, chunking, the last snapshot, and each buddy', async (o) => {
     await (await store()).status(out(o));

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN } from '../fs/mounted.js';
 
@@ -86,4 +86,50 @@ test('a closed pipe ends safe quietly; labels and latest name snapshots; bash co
   assert.deepEqual(complete(['safe', 'snap']), ['snapshot', 'snapshots']);
   assert.deepEqual(complete(['safe', 'sync', '--']), ['--json', '--wait', '--help']);
   assert.deepEqual(complete(['safe', 'recover', '--no-']), ['--no-mdns', '--no-mount', '--no-wait']);
+});
+
+test('restore into the live tree: a fresh name, or over the path with --overwrite after a snapshot keeps it', { timeout: 120_000 }, async () => {
+  const h = makeHost();
+  h.mount();
+  const m = h.mnt;
+  writeFileSync(join(m, 'f.txt'), 'version 1\n');
+  mkdirSync(join(m, 'd'));
+  writeFileSync(join(m, 'd', 'x'), 'x 1\n');
+  writeFileSync(join(m, 'd', 'y'), 'y 1\n');
+  await h.settle();
+  h.ok('snapshot', '--label', 'v1');
+  writeFileSync(join(m, 'f.txt'), 'version 2\n');
+  writeFileSync(join(m, 'd', 'x'), 'x 2\n');
+  writeFileSync(join(m, 'd', 'z'), 'z 2\n');
+  await h.settle();
+
+  const taken = h.safe('restore', 'v1:f.txt', '--target', m);
+  assert.equal(taken.status, 1);
+  assert.match(taken.stderr, /f\.txt already exists: nothing was overwritten \(--overwrite replaces it, after a snapshot keeps it\)/);
+  assert.equal(readFileSync(join(m, 'f.txt'), 'utf8'), 'version 2\n');
+
+  h.ok('restore', 'v1:f.txt', '--target', join(m, 'old'));
+  assert.equal(readFileSync(join(m, 'old', 'f.txt'), 'utf8'), 'version 1\n');
+
+  const r = JSON.parse(h.ok('restore', 'v1:d', '--target', m, '--overwrite', '--json')) as { replaced: boolean; snapshotBefore: string; files: number };
+  assert.ok(r.replaced && r.files === 2, JSON.stringify(r));
+  assert.deepEqual(readdirSync(join(m, 'd')).sort(), ['x', 'y']);
+  assert.equal(readFileSync(join(m, 'd', 'x'), 'utf8'), 'x 1\n');
+  assert.deepEqual(readdirSync(m).sort(), ['.snapshots', 'd', 'f.txt', 'old'], 'nothing left beside it');
+  // What was replaced is in the snapshot taken first.
+  assert.match(r.snapshotBefore, /Z-before-restore$/);
+  assert.deepEqual(readdirSync(join(m, '.snapshots', r.snapshotBefore, 'd')).sort(), ['x', 'y', 'z']);
+  assert.equal(readFileSync(join(m, '.snapshots', r.snapshotBefore, 'd', 'x'), 'utf8'), 'x 2\n');
+  // Restored files are files like any other: chunked, and in the next snapshot.
+  await h.settle();
+  const next = h.ok('snapshot').trim();
+  assert.equal(readFileSync(join(m, '.snapshots', next, 'd', 'x'), 'utf8'), 'x 1\n');
+
+  const whole = h.safe('restore', 'v1', '--target', m, '--overwrite');
+  assert.equal(whole.status, 1);
+  assert.match(whole.stderr, /^safe: a whole snapshot cannot replace the live tree/);
+  h.unmount();
+  const down = h.safe('restore', 'v1:f.txt', '--target', join(m, 'again'));
+  assert.equal(down.status, 1);
+  assert.match(down.stderr, /inside the mount .* which is not mounted: run safe mount first/);
 });
