@@ -168,7 +168,7 @@ export async function status(out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
-  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null }) : null;
+  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null; peersFailed?: string | null }) : null;
   const { store } = await openHostStore(home);
   try {
     const s = store.stats();
@@ -185,6 +185,7 @@ export async function status(out: Out): Promise<void> {
         `on disk ${formatBytes(disk.home)} in all: store ${formatBytes(disk.store)} (packs, open packs, index), staging ${formatBytes(disk.staging)} (files not chunked yet, and room kept for deletes on a full disk)`,
         `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
         ...(cfg.group ? [`redundancy ${describeRedundancy(redundancyOf(cfg))}`] : []),
+        ...(daemon?.peersFailed ? [`peer service: not running (${daemon.peersFailed}); the folder works, nothing ships until the next mount`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
       { host: cfg.host, home, mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, disk, lastSnapshot: last ?? null },

@@ -19,7 +19,7 @@ import { scheduleJob } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 import { requireSoundIndex } from './index-check.js';
-import { PeerService } from '../peers/service.js';
+import type { PeerService } from '../peers/service.js';
 import { backfillPending } from '../snapshot/records.js';
 import { chunkListsUnder } from '../snapshot/walk.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
@@ -136,7 +136,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       mounted?.snapshotsChanged(drop);
       for (const [ino, gen] of r.staged) fs.settled(ino, gen);
       // Alone, nobody needs to be told what was dropped; in a group the replicator drains.
-      if (!peers) store!.drainReleased(store!.releasedHead());
+      if (!inGroup) store!.drainReleased(store!.releasedHead());
       const gc = drop.length > 0 ? await collectGarbageInWorker(p.store, keys.host.storeKey) : null;
       return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };
@@ -154,12 +154,20 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       }, 5000);
       gcTimer.unref();
     };
-    if (cfg.group && keys.group) {
+    // The folder is usable before the peer service is: loading libp2p and listening took ~0.6 s
+    // of every mount. Commands that need the service wait for it; a service that fails to start
+    // leaves the folder working and says why in the log and in safe status.
+    let peersFailed: string | null = null;
+    let audits: ReturnType<typeof scheduleJob> | null = null;
+    const inGroup = !!(cfg.group && keys.group);
+    const startPeers = async (): Promise<PeerService | null> => {
+      if (!cfg.group || !keys.group) return null;
       const redundancy = redundancyOf(cfg);
       const repairThreshold = repairThresholdOf(cfg, redundancy);
       try {
+        const { PeerService } = await import('../peers/service.js');
         peers = await PeerService.start({
-          store, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, redundancy, mdns: cfg.mdns ?? true,
+          store: store!, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, redundancy, mdns: cfg.mdns ?? true,
           settings: settingsOf(cfg),
           buddySilenceMs: cfg.buddySilence === undefined ? undefined : parseDuration(cfg.buddySilence, 'buddySilence'),
           repairThreshold,
@@ -168,12 +176,31 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),
           serveDelayMs: Number(process.env.SAFE_SERVE_DELAY_MS ?? 0),
         });
-      } catch (cause) {
-        await queue.close();
-        throw new UserError(`cannot start the peer service: ${(cause as Error).message}`, 1, { cause });
+      } catch (err) {
+        peersFailed = (err as Error).message;
+        log(`cannot start the peer service: ${peersFailed}; the folder works, nothing ships until the next mount`);
+        return null;
       }
+      if (stopping) return peers; // stop() stops it
+      audits = scheduleJob('audit', cfg.auditSchedule ?? DEFAULT_AUDIT_SCHEDULE, async () => void (await peers!.audit()), log);
+      return peers;
+    };
+    let peersStarted!: (s: PeerService | null) => void;
+    const peersReady = new Promise<PeerService | null>((resolve) => (peersStarted = resolve));
+    // Until then, reads of chunks not here yet (a recovery still fetching) wait for the
+    // service rather than fail.
+    if (inGroup) {
+      store!.setRemote({
+        fetch: async (refs) => (await peersReady)?.remote.fetch(refs) ?? 0,
+        repair: async (refs) => (await peersReady)?.remote.repair(refs) ?? 0,
+      });
     }
-    const audits = peers ? scheduleJob('audit', cfg.auditSchedule ?? DEFAULT_AUDIT_SCHEDULE, async () => void (await peers!.audit()), log) : null;
+    /** The peer service, once started; a one-line reason when there is none. */
+    const needPeers = async (none: string): Promise<PeerService> => {
+      const s = await peersReady;
+      if (s) return s;
+      throw new Error(inGroup ? `the peer service did not start: ${peersFailed}` : `this host is in no backup group: ${none}`);
+    };
     const cron = scheduleJob('snapshot', cfg.schedule, async () => {
       const snap = takeSnapshot(null);
       if (backfillPending(tree.db)) {
@@ -182,18 +209,18 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         const r = (await forget(cfg.retention ?? DEFAULT_POLICY, false, false)) as { forget: string[] };
         log(`scheduled snapshot ${snap.name}; forgot ${r.forget.length}`);
       }
-      peers?.replicator.kick();
+      void peersReady.then((s) => s?.replicator.kick());
     }, log);
     try {
       mounted = await mountFs(cfg.mount, fs, tree, staging, log);
     } catch (err) {
       cron.stop();
-      audits?.stop();
-      await peers?.stop();
+      peersStarted(null);
       await queue.close();
       throw err;
     }
     log(`mounted ${cfg.mount}`);
+    void startPeers().then(peersStarted);
 
     let stopping: Promise<void> | undefined;
     /** Every step runs even if an earlier one failed: a daemon must always get out. */
@@ -208,9 +235,12 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           }
         };
         cron.stop();
-        audits?.stop();
         if (gcTimer) clearTimeout(gcTimer);
-        await step('peer service', () => peers?.stop());
+        await step('peer service', async () => {
+          const s = await peersReady;
+          audits?.stop();
+          await s?.stop();
+        });
         await step('unmount', () => mounted?.unmount());
         await step('closing open files', () => fs.closeAll());
         await step('finishing chunking', () => queue.close());
@@ -230,37 +260,39 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         // shows them everything anyway: their commands need not ask for the passphrase.
         case 'storeKeys':
           return { store: Buffer.from(keys.host.storeKey).toString('hex'), staging: Buffer.from(keys.host.stagingKey).toString('hex') } satisfies StoreKeysReply;
-        case 'status':
-          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: peers?.status() ?? null };
+        case 'status': {
+          const s = await peersReady;
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: s?.status() ?? null, peersFailed };
+        }
         case 'flush':
           await queue.flush();
           return { pendingChunking: queue.pending };
         case 'snapshot': {
           const snap = takeSnapshot(req.label ?? null);
-          peers?.replicator.kick();
+          void peersReady.then((s) => s?.replicator.kick());
           return snap;
         }
         case 'sync': {
-          if (!peers) throw new Error('this host is in no backup group: there is nobody to ship to');
-          const run = peers.sync();
+          const run = (await needPeers('there is nobody to ship to')).sync();
           if (!req.wait) {
             run.catch((err: Error) => log(`sync failed: ${err.message}`));
             return { started: true };
           }
           return run;
         }
-        case 'fetch':
-          if (!peers) return { fetched: 0, bytes: 0, missing: 0 };
-          return peers.fetchLists(chunkListsUnder(tree, req.ino, req.epoch));
+        case 'fetch': {
+          const s = await peersReady;
+          if (!s) return { fetched: 0, bytes: 0, missing: 0 };
+          return s.fetchLists(chunkListsUnder(tree, req.ino, req.epoch));
+        }
         case 'repair':
-          if (!peers) throw new Error('this host is in no backup group: there is no buddy to repair from');
-          return peers.repair(req.ids.map((id) => Buffer.from(id, 'hex')));
+          return (await needPeers('there is no buddy to repair from')).repair(req.ids.map((id) => Buffer.from(id, 'hex')));
         case 'audit':
-          if (!peers) throw new Error('this host is in no backup group: there are no buddies to audit');
-          return peers.audit();
-        case 'peers':
-          if (!peers) throw new Error('this host is in no backup group');
-          return { self: peers.status(), members: await peers.members() };
+          return (await needPeers('there are no buddies to audit')).audit();
+        case 'peers': {
+          const s = await needPeers('there are no members to show');
+          return { self: s.status(), members: await s.members() };
+        }
         case 'forget':
           return forget(req.policy, req.dryRun, req.allowAll);
         case 'unmount':

@@ -1,6 +1,6 @@
 // The daemon's peer side: a libp2p node in the group's private network, serving buddies
 // (/safe/backup/1) and probes (/safe/probe/1), and replicating our own snapshots.
-import type { ChunkStore } from '../chunkstore/store.js';
+import type { ChunkStore, RemoteChunks } from '../chunkstore/store.js';
 import { prepared } from '../chunkstore/index-db.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
 import { findSnapshot, listSnapshots } from '../snapshot/snapshots.js';
@@ -68,6 +68,11 @@ export interface PeerStatus {
 
 export class PeerService {
   private readonly fetcher: ChunkFetcher;
+
+  /** Where the store fetches chunks it lacks: the buddies. */
+  get remote(): RemoteChunks {
+    return this.fetcher;
+  }
   private sweepTimer: NodeJS.Timeout | null = null;
   private backfill: Backfill | null = null;
   private backfillRun: Promise<unknown> | null = null;

@@ -53,6 +53,12 @@ export async function makeMember(
   let id: string | null = null;
   return {
     ...h,
+    // `safe mount` returns once the folder is up; the peer service follows. Members in tests
+    // are dialled at once by the next one: status answers once the service listens.
+    mount() {
+      h.mount();
+      h.ok('status');
+    },
     name,
     port,
     addr,
