@@ -7,6 +7,7 @@ import { openDb, type Db } from '../src/chunkstore/index-db.js';
 import { SCRYPT, hostKeys, hostSalt } from '../src/keys/derive.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { seededRandom } from '../scripts/seeded-random.js';
+import { parseLine } from '../src/log/logger.js';
 
 /** A temp dir removed when the test file ends. */
 export function tempDir(prefix = 'safe-test-'): string {
@@ -102,4 +103,9 @@ export function storeKeyOf(host: string, passphrase: string): Buffer {
 export function openIndex(h: { home: string; env: NodeJS.ProcessEnv }, opts: { readonly?: boolean } = {}): Db {
   const host = (JSON.parse(readFileSync(join(h.home, 'config.json'), 'utf8')) as { host: string }).host;
   return openDb(join(h.home, 'store', 'index.db'), { readonly: opts.readonly ?? true, key: storeKeyOf(host, h.env.SAFE_PASSPHRASE ?? 'test passphrase') });
+}
+
+/** The messages of a host's daemon log, one per entry (a message may span lines). */
+export function logMessages(home: string): string[] {
+  return readFileSync(join(home, 'daemon.log'), 'utf8').split('\n').map(parseLine).filter((l) => l !== null).map((l) => l.msg);
 }

@@ -10,6 +10,7 @@ import type { DaemonKeys } from './daemon.js';
 import { UserError } from './errors.js';
 import { isMountPoint } from '../fs/mount.js';
 import type { Out } from './commands-store.js';
+import { createLog, formatLine, parseLine } from '../log/logger.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 
@@ -21,26 +22,30 @@ const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
 const DAEMON_ENV = { MALLOC_ARENA_MAX: '2' };
 
 /** Starts the daemon process, hands it the keys, and waits for its first line: ready or why not. */
-async function startDaemon(home: string, keys: DaemonKeys, stderr: 'inherit' | number, detached: boolean): Promise<ChildProcess> {
+async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | number, detached: boolean): Promise<ChildProcess> {
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, BIN, '__daemon'], {
     detached,
     stdio: ['pipe', 'pipe', stderr],
     env: { ...process.env, ...DAEMON_ENV, SAFE_HOME: home, SAFE_PASSPHRASE: undefined, SAFE_GROUP_PASSWORD: undefined },
   });
   child.stdin!.end(keysToLine(keys) + '\n');
+  // In the foreground its log comes here, shown as `safe logs` shows it.
+  if (child.stderr) {
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      const l = parseLine(line);
+      if (l) process.stderr.write(formatLine(l) + '\n');
+    });
+  }
   const answer = await new Promise<string>((resolve) => {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', (line) => resolve(line));
-    child.once('exit', (code) => resolve(`error the daemon exited (code ${code}); see ${stderr === 'inherit' ? 'above' : paths(home).log}`));
+    child.once('exit', (code) => resolve(`error the daemon exited (code ${code}); see ${stderr === 'pipe' ? 'above' : paths(home).log}`));
   });
   child.stdout!.destroy();
   if (!answer.startsWith('ready')) throw new UserError(answer.replace(/^error /, ''));
   return child;
 }
 
-function logger(): (m: string) => void {
-  return (m) => process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-}
 
 const daemonKeys = (u: Unlocked): DaemonKeys => ({ convergence: u.convergence, host: u.keys, group: u.group });
 
@@ -56,15 +61,15 @@ function keysFromLine(line: string): DaemonKeys {
   return JSON.parse(line, (_k, v: unknown) => (v && typeof v === 'object' && 'hex' in v ? Buffer.from((v as { hex: string }).hex, 'hex') : v)) as DaemonKeys;
 }
 
-export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked): Promise<void> {
+export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked, passwordFile?: string): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   if (cfg.recovering) throw new UserError(`recovery of '${cfg.host}' is not finished: run safe recover again to resume it`);
   const running = await callDaemon(paths(home).socket, { cmd: 'status' }, 5000);
   if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
-  const keys = unlocked ?? (await unlock(home, cfg));
+  const keys = unlocked ?? (await unlock(home, cfg, passwordFile));
   if (foreground) {
-    const child = await startDaemon(home, daemonKeys(keys), 'inherit', false);
+    const child = await startDaemon(home, daemonKeys(keys), 'pipe', false);
     out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: child.pid });
     // The daemon unmounts on SIGINT/SIGTERM; this process only waits for it to be done.
     const pass = (sig: NodeJS.Signals): void => void child.kill(sig);
@@ -95,12 +100,13 @@ export async function daemonMain(): Promise<void> {
     });
   });
   const { runDaemon } = await import('./daemon.js');
+  const log = createLog(2);
   let d;
   try {
-    d = await runDaemon(home, cfg, keysFromLine(line), logger());
+    d = await runDaemon(home, cfg, keysFromLine(line), log);
   } catch (err) {
     process.stdout.write(`error ${(err as Error).message}\n`);
-    logger()(`failed to start: ${(err as Error).stack}`);
+    log.error(`failed to start: ${(err as Error).stack}`);
     process.exit(1);
   }
   process.stdout.write('ready\n');

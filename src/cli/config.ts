@@ -8,7 +8,7 @@ import { hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/der
 import { UserError } from './errors.js';
 import type { Policy } from '../snapshot/retention.js';
 import type { HostSettings } from '../peers/sealed-objects.js';
-import { secret } from './secrets.js';
+import { passphraseFromFile, secret } from './secrets.js';
 import { formatRedundancy, parseRedundancy, stripeShape, type Redundancy } from '../redundancy/scheme.js';
 
 export interface HostConfig {
@@ -153,8 +153,9 @@ function openSecrets(keys: HostKeys, sealed: string): SealedSecrets {
 }
 
 /** Asks for (or reads) the passphrase and derives everything; a wrong one is one clear line. */
-export async function unlock(home: string, cfg = loadConfig(home)): Promise<Unlocked> {
-  const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${cfg.host}`);
+/** `passwordFile`: take the passphrase from there (secrets.ts checks who may read it). */
+export async function unlock(home: string, cfg = loadConfig(home), passwordFile?: string): Promise<Unlocked> {
+  const pass = passwordFile ? passphraseFromFile(passwordFile) : await secret('SAFE_PASSPHRASE', `Passphrase for ${cfg.host}`);
   const keys = hostKeys(await hostMaster(cfg.host, pass));
   if (keys.verifier !== cfg.verifier) throw new UserError(`wrong passphrase for host '${cfg.host}'`);
   const s = openSecrets(keys, cfg.sealed);

@@ -23,6 +23,7 @@ import type { PeerService } from '../peers/service.js';
 import { backfillPending } from '../snapshot/records.js';
 import { chunkListsUnder } from '../snapshot/walk.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
+import type { Log } from '../log/logger.js';
 
 /** Audits of the buddies: daily, at an hour when machines are usually idle but on. */
 const DEFAULT_AUDIT_SCHEDULE = '17 4 * * *';
@@ -68,7 +69,7 @@ function alive(pid: number): boolean {
   }
 }
 
-export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys, log: (m: string) => void): Promise<DaemonHandle> {
+export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys, log: Log): Promise<DaemonHandle> {
   const p = paths(home);
   takeLock(p.pid);
   let store: ChunkStore | undefined;
@@ -97,7 +98,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         failed: (ino, gen, err) => {
           // Deleted or rewritten while waiting: nothing to chunk, nothing to report.
           if (!fs.wanted(ino, gen)) return fs.settled(ino, gen);
-          log(`chunking ${ino}-${gen} failed: ${err.message}; retrying in 30 s`);
+          log.warn(`chunking ${ino}-${gen} failed: ${err.message}; retrying in 30 s`);
           queue.schedule(ino, gen, 30_000);
         },
       },
@@ -149,7 +150,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       gcTimer = setTimeout(() => {
         gcTimer = null;
         gcRunning ??= collectGarbageInWorker(p.store, keys.host.storeKey)
-          .catch((err: Error) => log(`garbage collection failed: ${err.message}`))
+          .catch((err: Error) => log.warn(`garbage collection failed: ${err.message}`))
           .finally(() => (gcRunning = null));
       }, 5000);
       gcTimer.unref();
@@ -172,13 +173,13 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           buddySilenceMs: cfg.buddySilence === undefined ? undefined : parseDuration(cfg.buddySilence, 'buddySilence'),
           repairThreshold,
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
-          flush: () => queue.flush(), onDropped: collectSoon, log,
+          flush: () => queue.flush(), onDropped: collectSoon, log: log.child('peers'),
           receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),
           serveDelayMs: Number(process.env.SAFE_SERVE_DELAY_MS ?? 0),
         });
       } catch (err) {
         peersFailed = (err as Error).message;
-        log(`cannot start the peer service: ${peersFailed}; the folder works, nothing ships until the next mount`);
+        log.error(`cannot start the peer service: ${peersFailed}; the folder works, nothing ships until the next mount`);
         return null;
       }
       if (stopping) return peers; // stop() stops it
@@ -212,7 +213,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       void peersReady.then((s) => s?.replicator.kick());
     }, log);
     try {
-      mounted = await mountFs(cfg.mount, fs, tree, staging, log);
+      mounted = await mountFs(cfg.mount, fs, tree, staging, log.child('fs'));
     } catch (err) {
       cron.stop();
       peersStarted(null);
@@ -231,7 +232,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           try {
             await fn();
           } catch (err) {
-            log(`${what}: ${(err as Error).message}`);
+            log.warn(`${what}: ${(err as Error).message}`);
           }
         };
         cron.stop();
@@ -275,7 +276,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         case 'sync': {
           const run = (await needPeers('there is nobody to ship to')).sync();
           if (!req.wait) {
-            run.catch((err: Error) => log(`sync failed: ${err.message}`));
+            run.catch((err: Error) => log.warn(`sync failed: ${err.message}`));
             return { started: true };
           }
           return run;

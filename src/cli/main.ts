@@ -70,8 +70,10 @@ function program(setExit: (code: number) => void): Command {
     .option('--no-mdns', 'do not look for members on the LAN');
 
   command('mount', 'start the daemon: the folder, chunking, snapshots on schedule, the peer service', async (o) => {
-    await (await mounting()).mount(!!o.foreground, out(o));
-  }).option('--foreground', 'stay attached; Ctrl-C unmounts');
+    await (await mounting()).mount(!!o.foreground, out(o), undefined, o.passwordFile as string | undefined);
+  })
+    .option('--foreground', 'stay attached; Ctrl-C unmounts')
+    .option('--password-file <file>', 'read the passphrase from FILE (mode 0600, yours): for a mount at boot');
 
   command('unmount', 'stop the daemon cleanly: chunking finished, state durable, mount gone', async (o) => {
     await (await mounting()).unmount(out(o));
@@ -154,6 +156,15 @@ function program(setExit: (code: number) => void): Command {
     .option('--no-mdns', 'do not look for members on the LAN')
     .option('--no-mount', 'fetch the metadata, do not mount')
     .option('--no-wait', 'mount as soon as the tree is back; chunks follow in the background');
+
+  command('logs', "the daemon's log: the last lines, or followed with -f", async (o) => {
+    const { logs } = await import('./commands-logs.js');
+    await logs({ follow: !!o.follow, level: o.level as string | undefined, component: o.component as string | undefined, lines: o.lines as string | undefined }, out(o));
+  })
+    .option('-f, --follow', 'keep showing lines as they come (Ctrl-C ends)')
+    .option('--level <level>', 'only this level and above: debug, info, warn, error')
+    .option('--component <name>', 'only lines of this component (daemon, fs, peers, replicator, holder, shipper, fetcher, metadata)')
+    .option('-n, --lines <n>', 'how many of the last lines to show first (default 200)');
 
   root.command('completion').description('print a bash completion script: eval "$(safe completion)"').action(() => {
     process.stdout.write(completionScript(root));

@@ -2,8 +2,9 @@
 // next is due is not doubled up.
 import cron from 'node-cron';
 import { UserError } from './errors.js';
+import type { Log } from '../log/logger.js';
 
-export function scheduleJob(what: string, expression: string, job: () => Promise<void>, log: (m: string) => void): { stop(): void } {
+export function scheduleJob(what: string, expression: string, job: () => Promise<void>, log: Log): { stop(): void } {
   if (!cron.validate(expression)) throw new UserError(`the ${what} schedule '${expression}' in the config is not a cron expression`);
   let running = false;
   const task = cron.schedule(expression, async () => {
@@ -12,7 +13,7 @@ export function scheduleJob(what: string, expression: string, job: () => Promise
     try {
       await job();
     } catch (err) {
-      log(`scheduled ${what} failed: ${(err as Error).message}`);
+      log.warn(`scheduled ${what} failed: ${(err as Error).message}`);
     } finally {
       running = false;
     }

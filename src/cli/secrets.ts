@@ -1,5 +1,6 @@
-// Secrets come from the environment (scripts, tests) or a terminal prompt; never argv, never disk.
-import { openSync, closeSync } from 'node:fs';
+// Secrets come from the environment (scripts, tests), a terminal prompt, or for an unattended
+// mount a password file only its owner can read; never argv, never written to disk by us.
+import { openSync, closeSync, fstatSync, readFileSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
 import { UserError } from './errors.js';
 
@@ -60,5 +61,30 @@ export async function ask(question: string, fallback: string): Promise<string> {
     return a || fallback;
   } finally {
     rl.close();
+  }
+}
+
+/**
+ * The passphrase in FILE (its first line), for a mount nobody types at (a service at boot).
+ * Refused unless only its owner, this user, can read or write it: anyone who reads it holds
+ * every file and every snapshot.
+ */
+export function passphraseFromFile(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (cause) {
+    throw new UserError(`cannot read the password file ${file}: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, 1, { cause });
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UserError(`the password file ${file} is not a file`);
+    if ((st.mode & 0o077) !== 0) throw new UserError(`the password file ${file} is open to others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): chmod 600 ${file}`);
+    if (process.getuid && st.uid !== process.getuid()) throw new UserError(`the password file ${file} belongs to another user (uid ${st.uid})`);
+    const pass = readFileSync(fd, 'utf8').split(/\r?\n/)[0]!;
+    if (!pass) throw new UserError(`the password file ${file} is empty`);
+    return pass;
+  } finally {
+    closeSync(fd);
   }
 }

@@ -12,6 +12,7 @@ import { errnoOf } from './errors.js';
 import type { Filesystem } from './filesystem.js';
 import { SNAPDIR } from './nodes.js';
 import type { Staging } from './staging.js';
+import type { Log } from '../log/logger.js';
 
 /**
  * Entry, attribute and negative-entry lifetime in the kernel's caches, in seconds. Every
@@ -36,7 +37,7 @@ export class Kernel {
     private readonly fs: Filesystem,
     private readonly tree: Tree,
     private readonly staging: Staging,
-    private readonly log: (m: string) => void,
+    private readonly log: Log,
   ) {}
 
   mount(mountpoint: string): void {
@@ -100,7 +101,7 @@ export class Kernel {
     } catch (err) {
       this.tree.abortBatch();
       const code = this.errno(err);
-      this.log(`a commit failed (${(err as Error).message}): the changes since the last one are lost, ${this.held.length} waiting requests get errno ${code}`);
+      this.log.error(`a commit failed (${(err as Error).message}): the changes since the last one are lost, ${this.held.length} waiting requests get errno ${code}`);
       for (const h of this.held.splice(0)) this.addon.replyErr(h.req, code);
       return;
     }

@@ -8,6 +8,7 @@ import { loadAddon } from './binding.js';
 import type { Filesystem } from './filesystem.js';
 import { Kernel } from './kernel.js';
 import type { Staging } from './staging.js';
+import type { Log } from '../log/logger.js';
 
 export interface Mounted {
   unmount(): Promise<void>;
@@ -47,7 +48,7 @@ export function isMountPoint(mnt: string): boolean {
   }
 }
 
-export async function mountFs(mnt: string, fs: Filesystem, tree: Tree, staging: Staging, log: (m: string) => void): Promise<Mounted> {
+export async function mountFs(mnt: string, fs: Filesystem, tree: Tree, staging: Staging, log: Log): Promise<Mounted> {
   const kernel = new Kernel(loadAddon(), fs, tree, staging, log);
   try {
     kernel.mount(mnt);

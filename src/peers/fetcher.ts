@@ -13,6 +13,7 @@ import { decodeStripe } from '../redundancy/rs-codec.js';
 import { STRIPE_OWNER, type Stripes } from './stripes.js';
 import type { PeerNode } from './node.js';
 import { RestoreClient } from './retrieval.js';
+import type { Log } from '../log/logger.js';
 
 export interface FetcherOptions {
   node: PeerNode;
@@ -21,7 +22,7 @@ export interface FetcherOptions {
   stripes: Stripes;
   /** Peers that may hold our chunks, most likely first (buddies, then former buddies). */
   holders: () => string[];
-  log: (m: string) => void;
+  log: Log;
 }
 
 export interface FetchResult {
@@ -89,7 +90,7 @@ export class ChunkFetcher implements RemoteChunks {
         try {
           got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
         } catch (err) {
-          this.o.log(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
+          this.o.log.warn(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
           this.clients.delete(this.key(peer, slot));
           result.unreachable.push(peer);
           break;
@@ -126,7 +127,7 @@ export class ChunkFetcher implements RemoteChunks {
         if (old && !id.equals(handleDigest(ref.handle))) throw new Error('box does not match its id');
         if (old) store.sealer.open(ref.handle, box, id);
       } catch {
-        if (!this.flagged.has(peer)) this.o.log(`${peer} served a box for chunk ${hexId(id)} that is not it: fetching it elsewhere`);
+        if (!this.flagged.has(peer)) this.o.log.warn(`${peer} served a box for chunk ${hexId(id)} that is not it: fetching it elsewhere`);
         this.flagged.add(peer);
         continue;
       }
@@ -203,7 +204,7 @@ export class ChunkFetcher implements RemoteChunks {
           try {
             got = await client.chunks(info.shards);
           } catch (err) {
-            this.o.log(`fetching shards from ${peer} failed: ${(err as Error).message}`);
+            this.o.log.warn(`fetching shards from ${peer} failed: ${(err as Error).message}`);
             this.clients.delete(this.key(peer, slot));
             return void unreachable.add(peer);
           }
@@ -211,7 +212,7 @@ export class ChunkFetcher implements RemoteChunks {
             const i = index.get(id.toString('hex'));
             if (i === undefined || shards[i]) continue;
             if (box.length !== shardSize || !boxId(box).equals(id)) {
-              if (!this.flagged.has(peer)) this.o.log(`${peer} served a shard of stripe ${stripe} that is not it: using the others`);
+              if (!this.flagged.has(peer)) this.o.log.warn(`${peer} served a shard of stripe ${stripe} that is not it: using the others`);
               this.flagged.add(peer);
               continue;
             }
@@ -223,7 +224,7 @@ export class ChunkFetcher implements RemoteChunks {
       }
     });
     if (have < k) {
-      this.o.log(`stripe ${stripe}: ${have} of its ${k + m} shards could be fetched, ${k} are needed`);
+      this.o.log.warn(`stripe ${stripe}: ${have} of its ${k + m} shards could be fetched, ${k} are needed`);
       return;
     }
     const data = await decodeStripe(shards, k, m, info.length);
@@ -235,7 +236,7 @@ export class ChunkFetcher implements RemoteChunks {
       if (repair ? !wanted : store.has(b.id)) continue;
       const box = data.subarray(b.off, b.off + b.len);
       if (!boxId(box).equals(b.id)) {
-        this.o.log(`stripe ${stripe} decodes to a box that is not ${hexId(b.id)}: the stripe map or the shards are damaged`);
+        this.o.log.error(`stripe ${stripe} decodes to a box that is not ${hexId(b.id)}: the stripe map or the shards are damaged`);
         continue;
       }
       const ref = wanted ?? refOfId(store.db, b.id);
@@ -266,7 +267,7 @@ export class ChunkFetcher implements RemoteChunks {
     let c = this.clients.get(key);
     if (!c) {
       c = RestoreClient.open(this.o.node, peer, AbortSignal.timeout(15_000)).catch((err: Error) => {
-        this.o.log(`cannot reach ${peer} for chunks: ${err.message}`);
+        this.o.log.warn(`cannot reach ${peer} for chunks: ${err.message}`);
         this.clients.delete(key);
         return null;
       });

@@ -13,6 +13,7 @@ import { BACKUP_MAX_FRAME, SIGNED, buddyMessages, hostMessages } from './protoco
 import { boxDigest } from './sealed-objects.js';
 import { publicKeyFromPeerId, verify } from './signing.js';
 import type { PeerStream } from './node.js';
+import type { Log } from '../log/logger.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
 type BuddyMsg = MessageOf<typeof buddyMessages.shapes>;
@@ -79,7 +80,7 @@ export interface HolderOptions {
   store: ChunkStore;
   /** Bytes offered to the group: the most we hold for all others together. */
   offer: number;
-  log: (m: string) => void;
+  log: Log;
   /** Told after a commit dropped references: time to collect garbage. */
   onDropped?: () => void;
   /** Testing: pause this long before storing each batch of chunks (a slow buddy). */
@@ -174,7 +175,7 @@ export class Holder {
       if (hello.type !== 'hello') throw new ProtocolError(`expected hello, got ${hello.type}`);
       const session = this.open(ps.remotePeer, hello);
       if (typeof session === 'string') {
-        this.opts.log(`refused backup from ${ps.remotePeer}: ${session}`);
+        this.opts.log.warn(`refused backup from ${ps.remotePeer}: ${session}`);
         await ch.send({ type: 'refused', reason: session });
         await ch.end();
         return;
@@ -193,7 +194,7 @@ export class Holder {
           // not a reset stream it could only retry against.
           const reason = err instanceof Refusal ? err.message : isDiskFull(err) ? "buddy full: this buddy's disk is full" : null;
           if (reason === null) throw err;
-          this.opts.log(`refused backup from ${ps.remotePeer}: ${reason}`);
+          this.opts.log.warn(`refused backup from ${ps.remotePeer}: ${reason}`);
           await ch.send({ type: 'refused', reason });
           break;
         }
@@ -205,7 +206,7 @@ export class Holder {
       // Logged whatever it was: a lost connection or a failure of our own (disk, database)
       // leaves a shipment pending here, and this line is all that says why.
       const e = err instanceof Error ? err : new Error(String(err));
-      this.opts.log(`backup stream from ${ps.remotePeer} ${err instanceof ProtocolError ? 'reset' : 'failed'}: ${e.message || e.name}`);
+      this.opts.log.warn(`backup stream from ${ps.remotePeer} ${err instanceof ProtocolError ? 'reset' : 'failed'}: ${e.message || e.name}`);
       ch.abort(e);
     } finally {
       writer?.seal();

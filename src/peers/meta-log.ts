@@ -11,6 +11,7 @@ import { baseRows, deltaPages } from '../snapshot/deltas.js';
 import { SEGMENT_FORMAT, SegmentBuilder, type MetaPage } from './meta-segments.js';
 import type { Stripes } from './stripes.js';
 import { LEGACY_CHUNK_LIST, LEGACY_INODE, type MetaSealer, type SealedObject, type SegmentRef } from './sealed-objects.js';
+import type { Log } from '../log/logger.js';
 
 /** Kinds in the drop log: release 0.2's objects (by inode and chunk list), our segments, dead stripes' shards. */
 export const DROP_SEGMENT = 2;
@@ -86,7 +87,7 @@ export class MetaLog {
   constructor(
     private readonly db: Db,
     private readonly sealer: MetaSealer,
-    private readonly log: (m: string) => void,
+    private readonly log: Log,
     /** The stripe map, whose new rows each delta carries too (hosts on rs:K+M). */
     private readonly stripes?: Stripes,
   ) {}

@@ -16,6 +16,7 @@ import { SEGMENT_FORMAT, readSegment } from './meta-segments.js';
 import { createSigner } from './signing.js';
 import { Stripes } from './stripes.js';
 import { formatRedundancy, parseRedundancy } from '../redundancy/scheme.js';
+import { silentLog, type Log } from '../log/logger.js';
 
 export class NoRootBlockError extends Error {
   override name = 'NoRootBlockError';
@@ -71,7 +72,7 @@ export interface RecoveryOptions {
   /** What findRootBlock found. */
   located: LocatedRoot;
   progress?: (p: RecoveryProgress) => void;
-  log?: (m: string) => void;
+  log?: Log;
 }
 
 /** Attempts at opening a client before a member counts as unreachable (a connection can drop while it opens). */
@@ -113,7 +114,7 @@ export async function findRootBlock(node: PeerNode, keys: HostKeys, candidates: 
 
 export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
   const db = o.store.db;
-  const log = o.log ?? (() => {});
+  const log = o.log ?? silentLog();
   const { root, from, clients: asked, unreachable } = o.located;
   log(`root block of epoch ${root.epoch} from ${from}: ${root.snapshots.length} snapshots, buddies ${root.buddies.map((b) => b.peer).join(', ')}`);
   // The buddies the root block names, plus whoever answered: everyone that may hold our data.
@@ -154,7 +155,7 @@ export async function recover(o: RecoveryOptions): Promise<RecoveryReport> {
         else objects = await importLegacy(c, sealer, db, o.progress);
         break;
       } catch (err) {
-        log(`metadata from ${c.peer} failed: ${(err as Error).message}`);
+        log.warn(`metadata from ${c.peer} failed: ${(err as Error).message}`);
         why.push(`${c.peer.slice(-8)}: ${(err as Error).message}`);
         failed.push(c.peer);
         objects = 0;

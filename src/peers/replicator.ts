@@ -13,6 +13,7 @@ import { boxesUpTo, reconcile } from './reconcile.js';
 import { DEFAULT_SILENCE_MS, isSilent, networkCaps, pickHolders, vacancies } from '../redundancy/placement.js';
 import { membersNeeded, type Redundancy } from '../redundancy/scheme.js';
 import { RestoreClient } from './retrieval.js';
+import type { Log } from '../log/logger.js';
 
 export interface BuddyState {
   peer: string;
@@ -86,7 +87,7 @@ export interface ReplicatorOptions {
   silenceMs?: number;
   /** Replace lost buddies once fewer than K + this many are left (default M: at the first loss). */
   repairThreshold?: number;
-  log: (m: string) => void;
+  log: Log;
 }
 
 export interface AuditOutcome extends AuditResult {
@@ -178,7 +179,7 @@ export class Replicator {
     return this.exclusive(async () => {
       await this.run().catch((err: Error) => {
         this.halt.signal.throwIfAborted();
-        this.o.log(`sync before audit failed: ${err.message}`);
+        this.o.log.warn(`sync before audit failed: ${err.message}`);
       });
       const latest = this.o.latest();
       // Settled, all of them, before this turn ends: stop() waits for the turn.
@@ -242,14 +243,14 @@ export class Replicator {
     } catch (err) {
       await client?.close();
       this.halt.signal.throwIfAborted();
-      this.o.log(`reconciling ${b.peer} failed: ${(err as Error).message}`);
+      this.o.log.warn(`reconciling ${b.peer} failed: ${(err as Error).message}`);
       return { ...r, action: 'retry later' };
     }
   }
 
   private retire(peer: string, why: string): void {
     prepared(this.db, 'UPDATE buddies SET retired = 1, last_error = ? WHERE peer = ?').run(why, peer);
-    this.o.log(`buddy ${peer} replaced: ${why}`);
+    this.o.log.warn(`buddy ${peer} replaced: ${why}`);
   }
 
   /** Retires buddies that have failed for longer than the silence threshold; returns them. */
@@ -263,7 +264,7 @@ export class Replicator {
   /** In the background: after a snapshot, or when a retry is due. */
   kick(): void {
     if (this.halt.signal.aborted) return;
-    this.sync().catch((err: Error) => this.o.log(`sync ${this.halt.signal.aborted ? 'stopped' : 'failed'}: ${err.message}`));
+    this.sync().catch((err: Error) => this.o.log.warn(`sync ${this.halt.signal.aborted ? 'stopped' : 'failed'}: ${err.message}`));
   }
 
   /**
@@ -307,7 +308,7 @@ export class Replicator {
               next.push(m.peer);
             }
           } catch (err) {
-            if (!this.halt.signal.aborted) this.o.log(`probe of ${target} failed: ${(err as Error).message}`);
+            if (!this.halt.signal.aborted) this.o.log.warn(`probe of ${target} failed: ${(err as Error).message}`);
           }
         }),
       );
@@ -413,7 +414,7 @@ export class Replicator {
       const msg = (err as Error).message;
       const refused = err instanceof BuddyRefusedError;
       prepared(this.db, 'UPDATE buddies SET last_error = ?, fails = fails + 1, retired = ? WHERE peer = ?').run(msg, refused ? 1 : 0, b.peer);
-      this.o.log(`shipping epoch ${epoch} to ${b.peer} failed: ${msg}${refused ? ' (replacing it)' : ''}`);
+      this.o.log.warn(`shipping epoch ${epoch} to ${b.peer} failed: ${msg}${refused ? ' (replacing it)' : ''}`);
       return { peer: b.peer, ok: false, error: refused ? `refused: ${msg}` : msg, replaced: refused };
     }
   }

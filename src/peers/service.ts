@@ -18,6 +18,7 @@ import { ChunkFetcher, STREAMS_PER_HOLDER } from './fetcher.js';
 import { backfillPending } from '../snapshot/records.js';
 import { Stripes } from './stripes.js';
 import { formatRedundancy, membersNeeded, type Redundancy } from '../redundancy/scheme.js';
+import type { Log } from '../log/logger.js';
 
 const DEFAULT_OWNER_SILENCE = 60 * 86400_000;
 /** A failed fetch round is retried soon once (a connection still settling), then with backoff. */
@@ -44,7 +45,7 @@ export interface PeerServiceOptions {
   flush: () => Promise<void>;
   /** A buddy collected garbage is due (references dropped). */
   onDropped: () => void;
-  log: (m: string) => void;
+  log: Log;
   receiveDelayMs?: number;
   /** Testing: pause this long before serving each page of chunks back (a slow holder). */
   serveDelayMs?: number;
@@ -86,7 +87,7 @@ export class PeerService {
     stripes: Stripes,
     private readonly o: PeerServiceOptions,
   ) {
-    this.fetcher = new ChunkFetcher({ node, store: o.store, stripes, holders: () => this.holders(), log: o.log });
+    this.fetcher = new ChunkFetcher({ node, store: o.store, stripes, holders: () => this.holders(), log: o.log.child('fetcher') });
     stripes.rebuild = (stripe) => this.fetcher.rebuildStripe(stripe);
   }
 
@@ -99,17 +100,17 @@ export class PeerService {
       bootstrap: o.peers,
       mdnsTag: o.mdns ? `_safe-${o.group.rendezvous.slice(0, 16)}._udp.local` : null,
       rendezvous: o.group.rendezvous,
-      onRendezvousError: (err) => o.log(`${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`),
-      onBootstrapError: (addr, err) => o.log(`peer ${addr} unreachable: ${err.message}`),
+      onRendezvousError: (err) => o.log.warn(`${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`),
+      onBootstrapError: (addr, err) => o.log.warn(`peer ${addr} unreachable: ${err.message}`),
     });
-    const holder = new Holder({ store: o.store, offer: o.offer, log: o.log, onDropped: o.onDropped, receiveDelayMs: o.receiveDelayMs });
+    const holder = new Holder({ store: o.store, offer: o.offer, log: o.log.child('holder'), onDropped: o.onDropped, receiveDelayMs: o.receiveDelayMs });
     const latest = (): number | null => findSnapshot(db, 'latest')?.epoch ?? null;
     const stripes = new Stripes(o.store);
     const scheme = o.redundancy;
     const replicator = new Replicator({
       ship: {
-        db, store: o.store, node, signer: createSigner(o.keys.identitySeed), meta: new MetaLog(db, new MetaSealer(o.keys.metaKey), o.log, stripes),
-        rootKey: o.keys.rootKey, locator: o.keys.locator, offer: o.offer, log: o.log,
+        db, store: o.store, node, signer: createSigner(o.keys.identitySeed), meta: new MetaLog(db, new MetaSealer(o.keys.metaKey), o.log.child('metadata'), stripes),
+        rootKey: o.keys.rootKey, locator: o.keys.locator, offer: o.offer, log: o.log.child('shipper'),
         striping: scheme.kind === 'rs' ? { stripes, k: scheme.k, m: scheme.m } : undefined,
       },
       scheme,
@@ -125,7 +126,7 @@ export class PeerService {
       knownPeers: () => o.peers,
       silenceMs: o.buddySilenceMs,
       repairThreshold: o.repairThreshold,
-      log: o.log,
+      log: o.log.child('replicator'),
     });
     const service = new PeerService(node, holder, replicator, stripes, o);
     // libp2p forgets addresses at exit; the members table does not: a restarted daemon can
@@ -177,7 +178,7 @@ export class PeerService {
           if (!complete) this.backfillSoon(retryDelay(attempt), attempt + 1);
         },
         (err: Error) => {
-          this.o.log(`recovery fetch failed: ${err.message}`);
+          this.o.log.warn(`recovery fetch failed: ${err.message}`);
           this.backfillSoon(retryDelay(attempt), attempt + 1);
         },
       );
@@ -205,7 +206,7 @@ export class PeerService {
       try {
         this.holder.reclaimSilent(Date.now() - silence);
       } catch (err) {
-        this.o.log(`reclaiming silent hosts failed: ${(err as Error).message}`);
+        this.o.log.warn(`reclaiming silent hosts failed: ${(err as Error).message}`);
       }
       this.sweepTimer = setTimeout(sweep, Math.min(3600_000, Math.max(1000, silence / 4)));
       this.sweepTimer.unref();

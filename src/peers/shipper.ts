@@ -18,6 +18,7 @@ import { boxDigest, sealRootBlock, type RootBlock, type SealedObject } from './s
 import type { MetaLog } from './meta-log.js';
 import type { Signer } from './signing.js';
 import type { Stripes } from './stripes.js';
+import type { Log } from '../log/logger.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
 type BuddyMsg = MessageOf<typeof buddyMessages.shapes>;
@@ -38,7 +39,7 @@ export interface ShipContext {
   rootKey: Uint8Array;
   locator: string;
   offer: number;
-  log: (m: string) => void;
+  log: Log;
   /** rs:K+M: what ships is shards of stripes, not boxes (stripes.ts). */
   striping?: { stripes: Stripes; k: number; m: number };
 }
@@ -189,7 +190,7 @@ export async function shipSnapshot(
       return ctx.store.readBox(id);
     } catch (err) {
       // Collected since we listed it: released after the snapshot, so no longer needed.
-      ctx.log(`chunk ${hexId(id)} left the store during shipment: ${(err as Error).message}`);
+      ctx.log.warn(`chunk ${hexId(id)} left the store during shipment: ${(err as Error).message}`);
       return null;
     }
   }
@@ -211,7 +212,7 @@ export async function shipSnapshot(
       if (!id) throw new Error(`buddy named chunk ${i} of ${ids.length}`);
       const box = await payload(id);
       if (!box) {
-        if (striping) ctx.log(`shard ${hexId(id)} cannot be coded again: a box of its stripe left the store`);
+        if (striping) ctx.log.warn(`shard ${hexId(id)} cannot be coded again: a box of its stripe left the store`);
         continue;
       }
       if (size + box.length > CHUNK_BATCH_BYTES) await flush();

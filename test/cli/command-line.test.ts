@@ -3,8 +3,9 @@
 // `latest` name snapshots, and bash completes commands and options.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, SAFE_BIN } from '../fs/mounted.js';
 
@@ -132,4 +133,56 @@ test('restore into the live tree: a fresh name, or over the path with --overwrit
   const down = h.safe('restore', 'v1:f.txt', '--target', join(m, 'again'));
   assert.equal(down.status, 1);
   assert.match(down.stderr, /inside the mount .* which is not mounted: run safe mount first/);
+});
+
+test('an unattended mount takes the passphrase from a file only its owner can read', { timeout: 120_000 }, () => {
+  const h = makeHost();
+  const file = join(h.home, '..', 'pass');
+  const noEnv = { ...h.env, SAFE_PASSPHRASE: undefined };
+  const mount = (...args: string[]) => spawnSync(SAFE_BIN, ['mount', ...args], { env: noEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const oneLine = (r: ReturnType<typeof mount>, line: RegExp): void => {
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, line);
+    assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+  };
+  writeFileSync(file, 'test passphrase\n', { mode: 0o644 });
+  chmodSync(file, 0o644);
+  oneLine(mount('--password-file', file), /^safe: the password file .*pass is open to others \(mode 0644\): chmod 600 /);
+  oneLine(mount('--password-file', join(h.home, 'nope')), /^safe: cannot read the password file .*nope: ENOENT/);
+  chmodSync(file, 0o600);
+  writeFileSync(file, 'not the passphrase\n');
+  oneLine(mount('--password-file', file), /^safe: wrong passphrase for host 'testhost'/);
+  assert.equal(h.status().mounted, false);
+  writeFileSync(file, 'test passphrase\n');
+  const r = mount('--password-file', file);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(h.status().mounted, true);
+});
+
+test('safe logs: structured lines, filtered by level and component, followed with -f', { timeout: 120_000 }, async () => {
+  const h = makeHost();
+  // Followed from before the first mount: the lines come as the daemon writes them.
+  const follow = spawn(SAFE_BIN, ['logs', '-f', '--component', 'daemon'], { env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const seen: string[] = [];
+  const mounted = new Promise<void>((resolve) => {
+    createInterface({ input: follow.stdout! }).on('line', (l) => {
+      seen.push(l);
+      if (/ INFO  daemon: mounted /.test(l)) resolve();
+    });
+  });
+  h.mount();
+  await Promise.race([mounted, new Promise((_, reject) => setTimeout(() => reject(new Error(`not followed: ${seen.join('\n')}`)), 20_000))]);
+  follow.kill('SIGINT');
+  assert.equal(await new Promise((r) => follow.once('exit', r)), 0);
+  h.ok('snapshot');
+  h.unmount();
+
+  const lines = h.ok('logs', '--json').trim().split('\n').map((l) => JSON.parse(l) as { time: string; level: string; component: string; msg: string });
+  assert.ok(lines.every((l) => /^\d{4}-\d\d-\d\dT/.test(l.time) && ['debug', 'info', 'warn', 'error'].includes(l.level) && l.component && l.msg), JSON.stringify(lines));
+  assert.deepEqual(lines.filter((l) => l.component === 'daemon').map((l) => l.msg).filter((m) => /^(mounted|unmounting|stopped cleanly)/.test(m)), [`mounted ${h.mnt}`, 'unmounting', 'stopped cleanly']);
+  assert.equal(h.ok('logs', '--level', 'warn'), '', 'nothing went wrong');
+  assert.match(h.ok('logs', '-n', '1'), /^\S+Z INFO  daemon: stopped cleanly\n$/);
+  const bad = h.safe('logs', '--level', 'loud');
+  assert.equal(bad.status, 2);
+  assert.equal(bad.stderr, "safe: --level takes debug, info, warn, error, not 'loud'\n");
 });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { seededBytes } from '../helpers.js';
+import { logMessages, seededBytes } from '../helpers.js';
 import { heldIds, mountedMember, shippedIds, type SyncJson, withDb } from './group.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -65,7 +65,7 @@ test('a buddy out of space refuses; another is chosen', { timeout: 240_000 }, as
   assert.deepEqual(heldIds(d, a.peerId()), shippedIds(a));
   const status = JSON.parse(a.ok('status', '--json')) as { daemon: { peers: { buddies: { peer: string }[] } } };
   assert.deepEqual(status.daemon.peers.buddies.map((b) => b.peer), [d.peerId()], 'C is no longer a buddy');
-  assert.match(readFileSync(join(c.home, 'daemon.log'), 'utf8'), /refused backup from .*buddy full/);
+  assert.match(logMessages(c.home).join('\n'), /refused backup from .*buddy full/);
 });
 
 test('a host killed mid-shipment: the buddy logs why the stream ended and keeps the shipment pending', { timeout: 240_000 }, async () => {
@@ -84,8 +84,8 @@ test('a host killed mid-shipment: the buddy logs why the stream ended and keeps 
   }
   process.kill(Number(readFileSync(join(a.home, 'daemon.pid'), 'utf8')), 'SIGKILL');
   const line = new RegExp(`backup stream from ${aPeer} failed: .+`);
-  for (let i = 0; !line.test(readFileSync(join(c.home, 'daemon.log'), 'utf8')); i++) {
-    assert.ok(i < 400, `C logged nothing about the stream A left:\n${readFileSync(join(c.home, 'daemon.log'), 'utf8')}`);
+  for (let i = 0; !logMessages(c.home).some((m) => line.test(m)); i++) {
+    assert.ok(i < 400, `C logged nothing about the stream A left:\n${logMessages(c.home).join('\n')}`);
     await sleep(50);
   }
   const held = heldIds(c, aPeer).size;
@@ -99,11 +99,11 @@ test('unmount mid-sync: the sync stops with the daemon, is not held against the 
   // Files wait for a sync to chunk them (its flush), not for a timer.
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr], env: { SAFE_CHUNK_DELAY_MS: '600000' } });
   const aPeer = a.peerId();
-  const log = (): string[] => readFileSync(join(a.home, 'daemon.log'), 'utf8').trimEnd().split('\n');
+  const log = (): string[] => logMessages(a.home);
   /** The daemon's last stop wrote nothing after 'unmounting' but its end, and left the buddy's record clean. */
   const stoppedQuietly = (when: string): void => {
     const lines = log();
-    const tail = lines.slice(lines.map((l) => l.endsWith(' unmounting')).lastIndexOf(true));
+    const tail = lines.slice(lines.lastIndexOf('unmounting'));
     assert.match(tail.at(-1)!, /stopped cleanly$/, `${when}: the daemon's last words:\n${tail.join('\n')}`);
     assert.deepEqual(tail.filter((l) => /fail|not open/.test(l)), [], `${when}: nothing failed on the way out:\n${tail.join('\n')}`);
     const row = withDb(a, (db) => db.prepare('SELECT fails, last_error AS lastError, retired FROM buddies').all());

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { seededBytes } from '../helpers.js';
+import { logMessages, seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
 import { publicKeyFromPeerId } from '../../src/peers/signing.js';
 import { freePort, GROUP, heldIds, type Member, mountedMember, shippedIds, syncWait, withDb } from './group.js';
@@ -185,8 +185,7 @@ test('a buddy daemon refuses forged and malformed backup messages and keeps the 
   const rogueRow = ownerRows(c).find((o) => o.peer === roguePeer);
   assert.ok(rogueRow && rogueRow.charged > 0, `the rogue pays for what it claimed: ${show(rogueRow)}`);
   // C's log names each refusal, in the order the rogue tried them.
-  const log = readFileSync(join(c.home, 'daemon.log'), 'utf8')
-    .split('\n')
+  const log = logMessages(c.home)
     .filter((l) => l.includes(`from ${roguePeer}`))
     .map((l) => l.slice(l.indexOf(roguePeer) + roguePeer.length));
   const expected = [

@@ -13,7 +13,7 @@ import { createHash, randomInt } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { seededBytes } from '../helpers.js';
+import { logMessages, seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
 import { publicKeyFromPeerId } from '../../src/peers/signing.js';
 import { GROUP, heldIds, type Member, mountedMember, shippedIds, syncWait, withDb } from './group.js';
@@ -124,7 +124,7 @@ test(`a buddy daemon survives ${FRAMES} fuzzed frames from a rogue member, seed 
   const samples: number[] = [];
   const deadline = Date.now() + (SECONDS + 60) * 1000;
   while (code === undefined) {
-    assert.ok(alive(pid), `the buddy daemon died while fuzzed (seed ${SEED}); its log:\n${readFileSync(join(c.home, 'daemon.log'), 'utf8').slice(-4000)}`);
+    assert.ok(alive(pid), `the buddy daemon died while fuzzed (seed ${SEED}); its log:\n${logMessages(c.home).join('\n').slice(-4000)}`);
     const r = rss(pid);
     samples.push(r);
     peak = Math.max(peak, r);
@@ -144,7 +144,7 @@ test(`a buddy daemon survives ${FRAMES} fuzzed frames from a rogue member, seed 
 
   assert.ok(alive(pid), 'the buddy daemon still runs');
   assert.ok(c.status().daemon, 'and answers its control socket');
-  const log = readFileSync(join(c.home, 'daemon.log'), 'utf8');
+  const log = logMessages(c.home).join('\n');
   assert.doesNotMatch(log, /uncaught|unhandled|^\s+at /im, `the buddy's log shows an exception:\n${log.slice(-4000)}`);
   // Memory. Measured: the daemon starts at ~140 MiB and, fuzzed, rises to 200-260 MiB within the
   // first quarter of the run, then stays there (V8 heap and SQLite caches warm up; 18 channels at
