@@ -72,6 +72,8 @@ function alive(pid: number): boolean {
 export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys, log: Log): Promise<DaemonHandle> {
   const p = paths(home);
   takeLock(p.pid);
+  const t0 = performance.now();
+  const phase = (what: string): void => log.debug(`start: ${what} at ${(performance.now() - t0).toFixed(0)} ms`);
   let store: ChunkStore | undefined;
   try {
     try {
@@ -81,6 +83,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     }
     // Cheap next to a session's work, and a damaged page found now loses nothing later.
     requireSoundIndex(store, true);
+    phase('store open and checked');
     // The main thread and the ingest workers take turns at the database's write lock.
     const commitLock = new CommitLock();
     const tree = new Tree(store.db, store, commitLock);
@@ -89,6 +92,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     const sealed = staging.sealPlaintext();
     if (sealed > 0) log(`sealed ${sealed} staged files left in the clear by an earlier release`);
     const fs = new Filesystem(tree, store, staging, home);
+    phase('tree and staging ready');
     const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 2000);
     const queue = new ChunkQueue(
       {
@@ -109,6 +113,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     fs.attachQueue(queue);
     const rec = fs.recoverStaging();
     if (rec.queued + rec.removed > 0) log(`recovered staging: ${rec.queued} files to chunk, ${rec.removed} stale removed`);
+    phase('staging recovered');
     try {
       await prepareMountPoint(cfg.mount);
     } catch (cause) {
@@ -220,6 +225,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       await queue.close();
       throw err;
     }
+    phase('mounted');
     log(`mounted ${cfg.mount}`);
     void startPeers().then(peersStarted);
 
