@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { PeerStatus } from '../peers/service.js';
+import type { Alert } from './alerts.js';
 import { buddyLines } from './commands-peers.js';
 import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
@@ -168,7 +169,7 @@ export async function status(out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
-  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null; peersFailed?: string | null }) : null;
+  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null; peersFailed?: string | null; alerts?: Alert[] }) : null;
   const { store } = await openHostStore(home);
   try {
     const s = store.stats();
@@ -178,6 +179,7 @@ export async function status(out: Out): Promise<void> {
     out.print(
       [
         `host ${cfg.host} (${home})`,
+        ...(daemon?.alerts ?? []).map((a) => `ATTENTION: ${a.message}`),
         daemon
           ? `mount ${cfg.mount}: mounted (pid ${daemon.pid}); ${daemon.pendingChunking} files waiting to be chunked, ${daemon.writersOpen} open for writing`
           : `mount ${cfg.mount}: not mounted`,
@@ -188,7 +190,7 @@ export async function status(out: Out): Promise<void> {
         ...(daemon?.peersFailed ? [`peer service: not running (${daemon.peersFailed}); the folder works, nothing ships until the next mount`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
-      { host: cfg.host, home, mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, disk, lastSnapshot: last ?? null },
+      { host: cfg.host, home, alerts: daemon?.alerts ?? [], mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, disk, lastSnapshot: last ?? null },
     );
   } finally {
     store.close();

@@ -39,6 +39,8 @@ export interface HostConfig {
   buddySilence?: string;
   /** A host we hold data for, silent this long, is taken as gone and its space reclaimed ('60d'). */
   ownerSilence?: string;
+  /** Snapshots not on every buddy for this long are an alert (default 2d). */
+  alertAfter?: string;
   verifier: string;
   /** Set while `safe recover` has not finished: mount refuses, recover resumes. */
   recovering?: boolean;

@@ -20,6 +20,7 @@ import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 import { requireSoundIndex } from './index-check.js';
 import type { PeerService } from '../peers/service.js';
+import { alertsOf, Notifier, type Alert } from './alerts.js';
 import { backfillPending } from '../snapshot/records.js';
 import { chunkListsUnder } from '../snapshot/walk.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
@@ -188,7 +189,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         return null;
       }
       if (stopping) return peers; // stop() stops it
-      audits = scheduleJob('audit', cfg.auditSchedule ?? DEFAULT_AUDIT_SCHEDULE, async () => void (await peers!.audit()), log);
+      audits = scheduleJob('audit', cfg.auditSchedule ?? DEFAULT_AUDIT_SCHEDULE, async () => {
+        await peers!.audit();
+        notifier.notify(await alerts());
+      }, log);
       return peers;
     };
     let peersStarted!: (s: PeerService | null) => void;
@@ -227,6 +231,15 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     }
     phase('mounted');
     log(`mounted ${cfg.mount}`);
+
+    const shipAlertMs = parseDuration(cfg.alertAfter ?? '2d', 'alertAfter');
+    const alerts = async (): Promise<Alert[]> => {
+      const s = await peersReady;
+      return alertsOf({ now: Date.now(), home, peers: s?.status() ?? null, audits: s?.status().audits ?? [], latestTime: findSnapshot(tree.db, 'latest')?.time ?? null, shipAlertMs });
+    };
+    const notifier = new Notifier(log.child('alerts'));
+    const alertTimer = setInterval(() => void alerts().then((a) => notifier.notify(a), () => {}), 10 * 60_000);
+    alertTimer.unref();
     void startPeers().then(peersStarted);
 
     let stopping: Promise<void> | undefined;
@@ -242,6 +255,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           }
         };
         cron.stop();
+        clearInterval(alertTimer);
         if (gcTimer) clearTimeout(gcTimer);
         await step('peer service', async () => {
           const s = await peersReady;
@@ -269,7 +283,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           return { store: Buffer.from(keys.host.storeKey).toString('hex'), staging: Buffer.from(keys.host.stagingKey).toString('hex') } satisfies StoreKeysReply;
         case 'status': {
           const s = await peersReady;
-          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: s?.status() ?? null, peersFailed };
+          const now = await alerts();
+          notifier.notify(now);
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: s?.status() ?? null, peersFailed, alerts: now };
         }
         case 'flush':
           await queue.flush();
@@ -294,8 +310,11 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         }
         case 'repair':
           return (await needPeers('there is no buddy to repair from')).repair(req.ids.map((id) => Buffer.from(id, 'hex')));
-        case 'audit':
-          return (await needPeers('there are no buddies to audit')).audit();
+        case 'audit': {
+          const r = await (await needPeers('there are no buddies to audit')).audit();
+          notifier.notify(await alerts());
+          return r;
+        }
         case 'peers': {
           const s = await needPeers('there are no members to show');
           return { self: s.status(), members: await s.members() };

@@ -7,7 +7,7 @@ import { renameChunksToBoxIds } from '../chunkstore/box-ids.js';
 import { addChunkIdsToRefs, createTreeTables } from '../snapshot/schema.js';
 import { indexEntriesByBorn } from '../snapshot/deltas.js';
 import { createHolderTables, renameHeldChunkDeletes } from '../peers/holder.js';
-import { addBuddySlots, createBuddyTables, renameDropCursor } from '../peers/replicator.js';
+import { addBuddySlots, createAuditTable, createBuddyTables, renameDropCursor } from '../peers/replicator.js';
 import { createStripeTables } from '../peers/stripes.js';
 import { moveToSegments } from '../peers/meta-log.js';
 import { createMemberTables } from '../peers/members.js';
@@ -49,5 +49,10 @@ export const HOST_SCHEMA: readonly Migration[] = [
       createStripeTables(db);
       addBuddySlots(db);
     },
+  },
+  {
+    version: 5,
+    what: "each audit's result is kept, for status and its alerts",
+    up: ({ db }) => createAuditTable(db),
   },
 ];

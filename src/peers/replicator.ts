@@ -41,6 +41,38 @@ export function addBuddySlots(db: Db): void {
   db.exec('ALTER TABLE buddies ADD COLUMN slot INTEGER');
 }
 
+/** Schema 5: each audit's result, for safe status and its alerts (the last ones per buddy). */
+export function createAuditTable(db: Db): void {
+  db.exec(`
+    CREATE TABLE audits (
+      peer     TEXT NOT NULL,
+      time     INTEGER NOT NULL,
+      verdict  TEXT NOT NULL,     -- passed | failed | unreachable
+      sampled  INTEGER NOT NULL,
+      missing  INTEGER NOT NULL,
+      error    TEXT
+    );
+    CREATE INDEX audits_by_time ON audits (time);
+  `);
+}
+
+/** Audit results kept: enough for weeks of daily audits of every buddy. */
+const AUDITS_KEPT = 1000;
+
+export interface AuditRecord {
+  peer: string;
+  time: number;
+  verdict: AuditOutcome['verdict'];
+  sampled: number;
+  missing: number;
+  error: string | null;
+}
+
+/** Audits since `time`, newest first. */
+export function auditsSince(db: Db, time: number): AuditRecord[] {
+  return prepared<[number], AuditRecord>(db, 'SELECT peer, time, verdict, sampled, missing, error FROM audits WHERE time >= ? ORDER BY time DESC').all(time);
+}
+
 export function createBuddyTables(db: Db): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS buddies (
@@ -217,7 +249,9 @@ export class Replicator {
     const node = this.o.ship.node;
     const r = await auditBuddy(node, b.peer, b.epoch, this.challenge(b, striped));
     this.halt.signal.throwIfAborted();
-    this.o.log(`audit of ${b.peer} at epoch ${b.epoch}: ${r.verdict}, ${r.sampled} sampled, ${r.missing} missing${r.error ? `: ${r.error}` : ''} (${r.ms.toFixed(0)} ms)`);
+    (r.verdict === 'passed' ? this.o.log : this.o.log.warn)(`audit of ${b.peer} at epoch ${b.epoch}: ${r.verdict}, ${r.sampled} sampled, ${r.missing} missing${r.error ? `: ${r.error}` : ''} (${r.ms.toFixed(0)} ms)`);
+    prepared(this.db, 'INSERT INTO audits (peer, time, verdict, sampled, missing, error) VALUES (?, ?, ?, ?, ?, ?)').run(b.peer, Date.now(), r.verdict, r.sampled, r.missing, r.error ?? null);
+    prepared(this.db, 'DELETE FROM audits WHERE rowid <= (SELECT max(rowid) FROM audits) - ?').run(AUDITS_KEPT);
     if (r.verdict === 'failed') {
       this.retire(b.peer, `failed an audit: ${r.error}`);
       return { ...r, action: 'replaced' };

@@ -82,6 +82,8 @@ test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent b
   assert.equal(ay.verdict, 'passed', second.out);
   assert.deepEqual(ay.reconciled, { held: total, lacking: 0, surplus: 1 });
   assert.equal(ay.action, 'reshipped');
+  // Until a week has passed, status says so.
+  assert.match(a.ok('status'), new RegExp(`\nATTENTION: buddy ${x.peerId()} failed its audit at \\S+Z \\(${lost} of ${total} chunks missing[^\n]*\\); it was replaced\n`));
   assert.deepEqual(heldIds(y, a.peerId()), shippedIds(a), 'Y dropped the surplus');
   // The replacement already holds everything: the audit shipped to it.
   const status = JSON.parse(a.ok('status', '--json')) as { daemon: { peers: { buddies: { peer: string }[] } } };
@@ -91,13 +93,14 @@ test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent b
   const z = byPeer(now.find((p) => p !== y.peerId())!);
   assert.ok(spare.includes(z));
   assert.deepEqual(heldIds(z, a.peerId()), shippedIds(a), `${z.name} holds all of A`);
-  const third = remoteAudit(a);
-  assert.equal(third.status, 0, third.out);
-
-  // Y goes away for good: one failed sync, then past an 8 s threshold it is replaced by W.
+  // From here an 8 s threshold (Y's silence below): the audit right after is the last contact.
   a.unmount();
   setConfig(a, { buddySilence: '8s' });
   a.mount();
+  const third = remoteAudit(a);
+  assert.equal(third.status, 0, third.out);
+
+  // Y goes away for good: one failed sync, then past the 8 s threshold it is replaced by W.
   y.unmount();
   writeFileSync(join(a.mnt, 'later.txt'), 'written after Y left\n');
   await a.settle();

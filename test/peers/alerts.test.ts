@@ -1,0 +1,40 @@
+// What needs attention shows in safe status (and once in the log, and as a desktop
+// notification where one exists): a disk near full, snapshots that reach no buddy for longer
+// than alertAfter. A failed audit is checked in audit.test.ts, where one fails.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { logMessages, smallDisk } from '../helpers.js';
+import { makeHost } from '../fs/mounted.js';
+import { makeMember } from './group.js';
+
+interface StatusAlerts { alerts: { kind: string; message: string }[] }
+
+test('a disk near full is an alert in safe status', { timeout: 60_000 }, (t) => {
+  const disk = smallDisk(t, '200m');
+  if (!disk) return;
+  const h = makeHost({ dir: disk });
+  h.mount();
+  const s = JSON.parse(h.ok('status', '--json')) as StatusAlerts;
+  assert.deepEqual(s.alerts.map((a) => a.kind), ['disk-low'], JSON.stringify(s.alerts));
+  assert.match(h.ok('status'), /^host .*\nATTENTION: the disk holding .* is near full: 0\.\d GiB free of 0\.2 GiB\n/);
+});
+
+test('snapshots on no buddy for longer than alertAfter: an alert, logged once', { timeout: 120_000 }, async () => {
+  const a = await makeMember('lonely-host', { offer: '100M' });
+  const cfg = join(a.home, 'config.json');
+  writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), alertAfter: '2s' }));
+  a.mount();
+  writeFileSync(join(a.mnt, 'f'), 'nobody holds this yet\n');
+  await a.settle();
+  a.ok('snapshot');
+  const quiet = JSON.parse(a.ok('status', '--json')) as StatusAlerts;
+  assert.deepEqual(quiet.alerts.filter((x) => x.kind === 'not-shipped'), [], 'not yet: the snapshot is new');
+  await new Promise((r) => setTimeout(r, 2500));
+  const late = JSON.parse(a.ok('status', '--json')) as StatusAlerts;
+  assert.equal(late.alerts.filter((x) => x.kind === 'not-shipped').length, 1, JSON.stringify(late.alerts));
+  assert.match(a.ok('status'), /\nATTENTION: the latest snapshot \(\S+Z\) is on 0 of 0 buddies; nothing has arrived anywhere yet \(see safe peers\)\n/);
+  // Shown at every status, told once.
+  assert.equal(logMessages(a.home).filter((m) => m.startsWith('attention: the latest snapshot')).length, 1, logMessages(a.home).join('\n'));
+});
