@@ -1,6 +1,6 @@
 // mount / unmount: start the daemon (in the background, or --foreground) and stop it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -29,9 +29,14 @@ async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | numb
     env: { ...process.env, ...DAEMON_ENV, SAFE_HOME: home, SAFE_PASSPHRASE: undefined, SAFE_GROUP_PASSWORD: undefined },
   });
   child.stdin!.end(keysToLine(keys) + '\n');
-  // In the foreground its log comes here, shown as `safe logs` shows it.
+  // In the foreground its log comes here, shown as `safe logs` shows it (under a service, to
+  // the journal), and goes to the log file as well, for safe logs.
   if (child.stderr) {
-    createInterface({ input: child.stderr }).on('line', (line) => {
+    const file = openSync(paths(home).log, 'a', 0o600);
+    const lines = createInterface({ input: child.stderr });
+    lines.once('close', () => closeSync(file));
+    lines.on('line', (line) => {
+      writeSync(file, line + '\n');
       const l = parseLine(line);
       if (l) process.stderr.write(formatLine(l) + '\n');
     });

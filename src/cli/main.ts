@@ -166,19 +166,35 @@ function program(setExit: (code: number) => void): Command {
     .option('--component <name>', 'only lines of this component (daemon, fs, peers, replicator, holder, shipper, fetcher, metadata)')
     .option('-n, --lines <n>', 'how many of the last lines to show first (default 200)');
 
+  const service = root.command('service').description('run the daemon as a systemd unit: at login, or at boot with --system');
+  const serviceCommand = (name: string, summary: string, run: (o: Opts, s: typeof import('./commands-service.js')) => void): Command => {
+    const c = service.command(name).description(summary).option('--json', 'one JSON document on stdout').option('--system', 'the machine-wide unit (as root), not your user unit');
+    c.action(async (...params: unknown[]) => {
+      run((params.at(-1) as Command).opts(), await import('./commands-service.js'));
+      setExit(0);
+    });
+    return c;
+  };
+  serviceCommand('install', 'write and enable the unit; it mounts with the passphrase from --password-file', (o, s) => s.install({ system: !!o.system, passwordFile: o.passwordFile as string | undefined }, out(o)))
+    .option('--password-file <file>', 'the passphrase on its first line; yours, mode 0600');
+  serviceCommand('uninstall', 'stop, disable and remove the unit', (o, s) => s.uninstall({ system: !!o.system }, out(o)));
+  serviceCommand('status', 'whether the unit is installed, enabled and running', (o, s) => s.status({ system: !!o.system }, out(o)));
+
   root.command('completion').description('print a bash completion script: eval "$(safe completion)"').action(() => {
     process.stdout.write(completionScript(root));
   });
 
   // Errors go through outputError as one line naming where help is; the exit code is ours.
+  const everyCommand = (c: Command): Command[] => [c, ...c.commands.flatMap(everyCommand)];
   root.exitOverride();
-  for (const c of root.commands) c.exitOverride();
+  for (const c of everyCommand(root)) c.exitOverride();
   const oneLine = (c: Command) => (str: string, write: (s: string) => void): void => {
-    const where = c === root ? 'safe --help' : `safe ${c.name()} --help`;
+    const names: string[] = [];
+    for (let at: Command | null = c; at && at !== root; at = at.parent) names.unshift(at.name());
+    const where = ['safe', ...names, '--help'].join(' ');
     write(`safe: ${str.replace(/^error: /, '').trim().replace(/\s*\n\s*/g, ' ')} (see ${where})\n`);
   };
-  root.configureOutput({ outputError: oneLine(root) });
-  for (const c of root.commands) c.configureOutput({ outputError: oneLine(c) });
+  for (const c of everyCommand(root)) c.configureOutput({ outputError: oneLine(c) });
   return root;
 }
 
