@@ -29,6 +29,8 @@ export interface BuddyState {
   shipped: number;
   /** rs:K+M: which shard of every stripe it holds (0..K+M-1); null for whole copies. */
   slot: number | null;
+  /** Digest of the snapshot list its root block holds (BuddyCursor.snapshots). */
+  snapshots: string | null;
 }
 
 /** Schema 3: the cursor on the drop log, which took over from release 0.2's pruned log. */
@@ -41,9 +43,13 @@ export function addBuddySlots(db: Db): void {
   db.exec('ALTER TABLE buddies ADD COLUMN slot INTEGER');
 }
 
-/** Schema 5: each audit's result, for safe status and its alerts (the last ones per buddy). */
+/**
+ * Schema 5: each audit's result, for safe status and its alerts (the last ones per buddy); and
+ * which snapshot list each buddy's root block holds (shipper.ts BuddyCursor.snapshots).
+ */
 export function createAuditTable(db: Db): void {
   db.exec(`
+    ALTER TABLE buddies ADD COLUMN snapshots TEXT;
     CREATE TABLE audits (
       peer     TEXT NOT NULL,
       time     INTEGER NOT NULL,
@@ -172,7 +178,7 @@ export class Replicator {
     return prepared<[number], BuddyState>(
       this.db,
       `SELECT peer, chosen, epoch, released_seq AS releasedSeq, dropped_seq AS droppedSeq, last_ok AS lastOk, last_try AS lastTry,
-              last_error AS lastError, fails, retired, shipped, slot FROM buddies WHERE retired <= ? ORDER BY chosen, peer`,
+              last_error AS lastError, fails, retired, shipped, slot, snapshots FROM buddies WHERE retired <= ? ORDER BY chosen, peer`,
     ).all(includeRetired ? 1 : 0);
   }
 
@@ -428,7 +434,7 @@ export class Replicator {
   }
 
   private async shipTo(b: BuddyState, epoch: number, root: RootBlock, drop?: Buffer[]): Promise<SyncOutcome['buddies'][number]> {
-    const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, droppedSeq: b.droppedSeq };
+    const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, droppedSeq: b.droppedSeq, snapshots: b.snapshots };
     prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
     try {
       const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, {
@@ -438,8 +444,8 @@ export class Replicator {
       if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
       this.lastWork.set(b.peer, report);
       const c = report.cursor;
-      prepared(this.db, 'UPDATE buddies SET epoch = ?, released_seq = ?, dropped_seq = ?, last_ok = ?, last_error = NULL, fails = 0, shipped = shipped + ? WHERE peer = ?')
-        .run(c.epoch, c.releasedSeq, c.droppedSeq, Date.now(), report.bytes, b.peer);
+      prepared(this.db, 'UPDATE buddies SET epoch = ?, released_seq = ?, dropped_seq = ?, snapshots = ?, last_ok = ?, last_error = NULL, fails = 0, shipped = shipped + ? WHERE peer = ?')
+        .run(c.epoch, c.releasedSeq, c.droppedSeq, c.snapshots, Date.now(), report.bytes, b.peer);
       this.o.log(`shipped epoch ${epoch} to ${b.peer}: ${report.chunksSent}/${report.chunksOffered} chunks, ${report.objectsSent} objects, ${report.deletes} deletes, ${report.bytes} bytes in ${report.ms.toFixed(0)} ms${report.full ? ' (full)' : ''}`);
       return { peer: b.peer, ok: true, report };
     } catch (err) {

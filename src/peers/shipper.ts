@@ -6,6 +6,8 @@
 // (stripes.ts), coded again from our boxes when it lacks one.
 // The buddy names what it lacks at every step, so an interrupted shipment resumes without
 // sending anything twice that reached its disk.
+import { createHash } from 'node:crypto';
+import { encode, type Value } from './canonical.js';
 import { hexId } from '../chunkstore/sealer.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { Db } from '../chunkstore/index-db.js';
@@ -28,6 +30,17 @@ export interface BuddyCursor {
   epoch: number;
   releasedSeq: number;
   droppedSeq: number;
+  /**
+   * Digest of the snapshot list in the root block it committed: a forget that released no
+   * chunk changes only that list, and must still reach the buddy (else a recovery brings the
+   * forgotten snapshots back). Null: not known (a buddy from before schema 5).
+   */
+  snapshots: string | null;
+}
+
+/** What names a root block's snapshot list, for BuddyCursor.snapshots. */
+export function snapshotsDigest(root: RootBlock): string {
+  return createHash('sha256').update(encode(root.snapshots as unknown as Value)).digest('hex');
 }
 
 export interface ShipContext {
@@ -149,7 +162,7 @@ export async function shipSnapshot(
     // Held already, unless chunks were released or metadata objects dropped since: those
     // deletions travel in a shipment of the same epoch (marking them told without sending them
     // left the buddy with chunk lists whose chunks a later reconcile dropped as surplus).
-    const told = cursor.releasedSeq === heads.released && cursor.droppedSeq === heads.dropped;
+    const told = cursor.releasedSeq === heads.released && cursor.droppedSeq === heads.dropped && cursor.snapshots === snapshotsDigest(root);
     if (welcome.heldEpoch === epoch && cursor.epoch === epoch && told && !opts.drop?.length) {
       report.already = true;
       await ch.end();
@@ -179,7 +192,7 @@ export async function shipSnapshot(
     report.bytes = pipe.bytes;
     report.ms = performance.now() - t0;
     report.endedAt = report.already ? 0 : Date.now();
-    report.cursor = { epoch, releasedSeq: heads.released, droppedSeq: heads.dropped };
+    report.cursor = { epoch, releasedSeq: heads.released, droppedSeq: heads.dropped, snapshots: snapshotsDigest(root) };
     return report;
   }
 

@@ -1,5 +1,5 @@
 // A forget with no snapshot after it still reaches the buddies: the next sync ships the same
-// epoch again with what the forget pruned, so the buddy drops it, a reconcile finds nothing to
+// epoch again with what the forget pruned (or, if it pruned nothing, the shorter snapshot list), so the buddy drops it, a reconcile finds nothing to
 // fix, and a recovery fetches only what the kept snapshots need. Real daemons, loopback only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -28,12 +28,22 @@ test('forget, then sync: the buddy drops what only the forgotten snapshot named,
   assert.ok(r.buddies[0]?.ok && !r.buddies[0].report!.already && r.buddies[0].report!.deletes > 0, `the forget's deletions were shipped: ${JSON.stringify(r)}`);
   assert.deepEqual([...heldIds(c, a.peerId())].sort(), [...shippedIds(a)].sort(), 'the buddy holds exactly what the kept snapshot names');
 
+  // A forget that releases nothing (the kept snapshot names the same chunks and rows) changes
+  // only the root block's snapshot list: that still ships, or a recovery brings back the
+  // forgotten snapshot.
+  const same = a.ok('snapshot').trim();
+  assert.ok(sync().buddies[0]?.ok);
+  a.ok('forget', '--keep-last', '1');
+  const listOnly = sync();
+  assert.ok(listOnly.buddies[0]?.ok && !listOnly.buddies[0].report!.already, `the shorter snapshot list was shipped: ${JSON.stringify(listOnly)}`);
+  assert.ok(sync().buddies[0]!.report!.already, 'and once is enough');
+
   // The audit's reconcile drops chunks the host no longer names: nothing may name them still.
   a.ok('verify', '--remote');
   a.unmount();
   const blank = makeHost({ init: false, env: { SAFE_GROUP_PASSWORD: GROUP.password } });
   const rec = JSON.parse(blank.ok('recover', '--host', 'host-a', '--mount', blank.mnt, '--group', GROUP.name, '--peer', c.addr, '--listen', `/ip4/127.0.0.1/tcp/${await freePort()}`, '--no-mdns', '--json')) as { missing: number };
   assert.equal(rec.missing, 0);
-  assert.deepEqual(readdirSync(join(blank.mnt, '.snapshots')), [name]);
-  assert.ok(readFileSync(join(blank.mnt, '.snapshots', name, 'f')).equals(kept));
+  assert.deepEqual(readdirSync(join(blank.mnt, '.snapshots')), [same], `${name} was forgotten`);
+  assert.ok(readFileSync(join(blank.mnt, '.snapshots', same, 'f')).equals(kept));
 });

@@ -14,7 +14,12 @@ import { type Fetching, mountedMember, recoveringFromSlowBuddy, type SyncJson } 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 /** Chunks in a host's store, from `safe status` (the daemon need not run). */
 const storeChunks = (h: Host): number => (h.status() as unknown as { store: { chunks: number } }).store.chunks;
-const mountPid = (h: Host): number => (JSON.parse(h.ok('mount', '--json')) as { pid: number }).pid;
+/** Mounts; returns once its peer service listens too (status waits for it), as a restart is dialled at once. */
+const mountPid = (h: Host): number => {
+  const pid = (JSON.parse(h.ok('mount', '--json')) as { pid: number }).pid;
+  h.ok('status');
+  return pid;
+};
 
 test('a buddy killed mid-shipment, round after round: each resumed shipment sends only what its disk lacks, and it ends up holding everything', { timeout: 300_000 }, async () => {
   const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
