@@ -4,7 +4,6 @@
 import { execFile } from 'node:child_process';
 import { statfsSync } from 'node:fs';
 import type { PeerStatus } from '../peers/service.js';
-import type { AuditRecord } from '../peers/replicator.js';
 import type { Log } from '../log/logger.js';
 
 export interface Alert {
@@ -14,8 +13,6 @@ export interface Alert {
   message: string;
 }
 
-/** A failed audit is shown this long. */
-const AUDIT_ALERT_MS = 7 * 86400_000;
 /** Below either, the disk under SAFE_HOME is near full. */
 const DISK_LOW_FRACTION = 0.05;
 const DISK_LOW_BYTES = 1 << 30;
@@ -25,7 +22,6 @@ export interface AlertFacts {
   home: string;
   /** Null alone, or while the peer service is not up. */
   peers: PeerStatus | null;
-  audits: AuditRecord[];
   /** The newest snapshot's time, or null. */
   latestTime: number | null;
   /** Not shipped for this long (config `alertAfter`) is an alert. */
@@ -36,8 +32,9 @@ const when = (t: number): string => new Date(t).toISOString().replace(/\.\d+Z$/,
 
 export function alertsOf(f: AlertFacts): Alert[] {
   const out: Alert[] = [];
-  for (const a of f.audits) {
-    if (a.verdict !== 'failed' || f.now - a.time > AUDIT_ALERT_MS) continue;
+  for (const a of f.peers?.audits ?? []) {
+    // The audits of the last week: a failure is shown that long.
+    if (a.verdict !== 'failed') continue;
     out.push({ kind: 'audit-failed', key: `audit-failed:${a.peer}:${a.time}`, message: `buddy ${a.peer} failed its audit at ${when(a.time)} (${a.missing} of ${a.sampled} chunks missing${a.error ? `: ${a.error}` : ''}); it was replaced` });
   }
   const p = f.peers;

@@ -24,11 +24,9 @@ export async function logs(o: LogsOptions, out: Out): Promise<void> {
   const least = LEVELS.indexOf((o.level ?? 'debug') as Level);
   const wanted = (l: LogLine): boolean => LEVELS.indexOf(l.level) >= least && (o.component === undefined || l.component === o.component);
   const show = (l: LogLine): void => void process.stdout.write((out.json ? JSON.stringify(l) : formatLine(l)) + '\n');
-  if (!existsSync(file)) {
-    if (!o.follow) {
-      if (!out.json) process.stderr.write(`no log yet: the daemon writes ${file} once mounted\n`);
-      return;
-    }
+  if (!existsSync(file) && !o.follow) {
+    if (!out.json) process.stderr.write(`no log yet: the daemon writes ${file} once mounted\n`);
+    return;
   }
 
   // The last `lines` wanted lines, then (with -f) whatever is appended.

@@ -1,7 +1,6 @@
 // mount / unmount: start the daemon (in the background, or --foreground) and stop it.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { loadConfig, paths, safeHome, unlock, type Unlocked } from './config.js';
@@ -50,7 +49,6 @@ async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | numb
   if (!answer.startsWith('ready')) throw new UserError(answer.replace(/^error /, ''));
   return child;
 }
-
 
 const daemonKeys = (u: Unlocked): DaemonKeys => ({ convergence: u.convergence, host: u.keys, group: u.group });
 

@@ -173,7 +173,8 @@ export async function status(out: Out): Promise<void> {
   const { store } = await openHostStore(home);
   try {
     const s = store.stats();
-    const disk = { store: diskUsage(paths(home).store), staging: diskUsage(paths(home).staging), home: diskUsage(home) };
+    const usage = diskUsage(home);
+    const disk = { store: usage.entries.get(paths(home).store) ?? 0, staging: usage.entries.get(paths(home).staging) ?? 0, home: usage.total };
     const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
     const last = store.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'snapshots'").get() ? findSnapshot(store.db, 'latest') : undefined;
     out.print(

@@ -19,7 +19,7 @@ import { scheduleJob } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { UserError } from './errors.js';
 import { requireSoundIndex } from './index-check.js';
-import type { PeerService } from '../peers/service.js';
+import type { PeerService, PeerStatus } from '../peers/service.js';
 import { alertsOf, Notifier, type Alert } from './alerts.js';
 import { backfillPending } from '../snapshot/records.js';
 import { chunkListsUnder } from '../snapshot/walk.js';
@@ -147,7 +147,6 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       const gc = drop.length > 0 ? await collectGarbageInWorker(p.store, keys.host.storeKey) : null;
       return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };
-    let peers: PeerService | null = null;
     let gcRunning: Promise<unknown> | null = null;
     let gcTimer: NodeJS.Timeout | null = null;
     /** Buddy side: references dropped by a host's delete set; collect a little later, once. */
@@ -171,6 +170,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       if (!cfg.group || !keys.group) return null;
       const redundancy = redundancyOf(cfg);
       const repairThreshold = repairThresholdOf(cfg, redundancy);
+      let peers: PeerService;
       try {
         const { PeerService } = await import('../peers/service.js');
         peers = await PeerService.start({
@@ -190,8 +190,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       }
       if (stopping) return peers; // stop() stops it
       audits = scheduleJob('audit', cfg.auditSchedule ?? DEFAULT_AUDIT_SCHEDULE, async () => {
-        await peers!.audit();
-        notifier.notify(await alerts());
+        await peers.audit();
+        notifier.notify(alerts(peers.status()));
       }, log);
       return peers;
     };
@@ -233,12 +233,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     log(`mounted ${cfg.mount}`);
 
     const shipAlertMs = parseDuration(cfg.alertAfter ?? '2d', 'alertAfter');
-    const alerts = async (): Promise<Alert[]> => {
-      const s = await peersReady;
-      return alertsOf({ now: Date.now(), home, peers: s?.status() ?? null, audits: s?.status().audits ?? [], latestTime: findSnapshot(tree.db, 'latest')?.time ?? null, shipAlertMs });
-    };
+    const alerts = (peers: PeerStatus | null): Alert[] =>
+      alertsOf({ now: Date.now(), home, peers, latestTime: findSnapshot(tree.db, 'latest')?.time ?? null, shipAlertMs });
     const notifier = new Notifier(log.child('alerts'));
-    const alertTimer = setInterval(() => void alerts().then((a) => notifier.notify(a), () => {}), 10 * 60_000);
+    const alertTimer = setInterval(() => void peersReady.then((s) => notifier.notify(alerts(s?.status() ?? null)), () => {}), 10 * 60_000);
     alertTimer.unref();
     void startPeers().then(peersStarted);
 
@@ -282,10 +280,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         case 'storeKeys':
           return { store: Buffer.from(keys.host.storeKey).toString('hex'), staging: Buffer.from(keys.host.stagingKey).toString('hex') } satisfies StoreKeysReply;
         case 'status': {
-          const s = await peersReady;
-          const now = await alerts();
+          const peers = (await peersReady)?.status() ?? null;
+          const now = alerts(peers);
           notifier.notify(now);
-          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers: s?.status() ?? null, peersFailed, alerts: now };
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers, peersFailed, alerts: now };
         }
         case 'flush':
           await queue.flush();
@@ -311,8 +309,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         case 'repair':
           return (await needPeers('there is no buddy to repair from')).repair(req.ids.map((id) => Buffer.from(id, 'hex')));
         case 'audit': {
-          const r = await (await needPeers('there are no buddies to audit')).audit();
-          notifier.notify(await alerts());
+          const s = await needPeers('there are no buddies to audit');
+          const r = await s.audit();
+          notifier.notify(alerts(s.status()));
           return r;
         }
         case 'peers': {

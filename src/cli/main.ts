@@ -36,9 +36,9 @@ function program(setExit: (code: number) => void): Command {
     .version((JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version)
     .showSuggestionAfterError()
     .helpCommand('help [command]', 'help for a command');
-  /** A command with --json, its action given its options (plain data) and positional words. */
-  const command = (name: string, summary: string, run: (o: Opts, args: string[]) => Promise<number | void>): Command => {
-    const c = root.command(name).description(summary).option('--json', 'one JSON document on stdout');
+  /** A command of `parent` with --json, its action given its options (plain data) and positional words. */
+  const commandOf = (parent: Command, name: string, summary: string, run: (o: Opts, args: string[]) => Promise<number | void>): Command => {
+    const c = parent.command(name).description(summary).option('--json', 'one JSON document on stdout');
     c.action(async (...params: unknown[]) => {
       const self = params.at(-1) as Command;
       const code = await run(self.opts(), self.args);
@@ -46,6 +46,7 @@ function program(setExit: (code: number) => void): Command {
     });
     return c;
   };
+  const command = (name: string, summary: string, run: (o: Opts, args: string[]) => Promise<number | void>): Command => commandOf(root, name, summary, run);
   const out = (o: Opts): Out => output(!!o.json);
 
   command('init', 'create a host: its name, mount point, group, space offered and redundancy', async (o) => {
@@ -167,14 +168,8 @@ function program(setExit: (code: number) => void): Command {
     .option('-n, --lines <n>', 'how many of the last lines to show first (default 200)');
 
   const service = root.command('service').description('run the daemon as a systemd unit: at login, or at boot with --system');
-  const serviceCommand = (name: string, summary: string, run: (o: Opts, s: typeof import('./commands-service.js')) => void): Command => {
-    const c = service.command(name).description(summary).option('--json', 'one JSON document on stdout').option('--system', 'the machine-wide unit (as root), not your user unit');
-    c.action(async (...params: unknown[]) => {
-      run((params.at(-1) as Command).opts(), await import('./commands-service.js'));
-      setExit(0);
-    });
-    return c;
-  };
+  const serviceCommand = (name: string, summary: string, run: (o: Opts, s: typeof import('./commands-service.js')) => void): Command =>
+    commandOf(service, name, summary, async (o) => run(o, await import('./commands-service.js'))).option('--system', 'the machine-wide unit (as root), not your user unit');
   serviceCommand('install', 'write and enable the unit; it mounts with the passphrase from --password-file', (o, s) => s.install({ system: !!o.system, passwordFile: o.passwordFile as string | undefined }, out(o)))
     .option('--password-file <file>', 'the passphrase on its first line; yours, mode 0600');
   serviceCommand('uninstall', 'stop, disable and remove the unit', (o, s) => s.uninstall({ system: !!o.system }, out(o)));

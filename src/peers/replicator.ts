@@ -74,9 +74,12 @@ export interface AuditRecord {
   error: string | null;
 }
 
-/** Audits since `time`, newest first. */
-export function auditsSince(db: Db, time: number): AuditRecord[] {
-  return prepared<[number], AuditRecord>(db, 'SELECT peer, time, verdict, sampled, missing, error FROM audits WHERE time >= ? ORDER BY time DESC').all(time);
+/** How far back status (and its alerts) looks at audits. */
+const RECENT_AUDITS_MS = 7 * 86400_000;
+
+/** The audits of the last week, newest first. */
+export function recentAudits(db: Db): AuditRecord[] {
+  return prepared<[number], AuditRecord>(db, 'SELECT peer, time, verdict, sampled, missing, error FROM audits WHERE time >= ? ORDER BY time DESC').all(Date.now() - RECENT_AUDITS_MS);
 }
 
 export function createBuddyTables(db: Db): void {

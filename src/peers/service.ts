@@ -9,7 +9,7 @@ import { listMembers, networkOf, noteMember, serveProbe, type Member } from './m
 import { createPeerNode, type PeerNode } from './node.js';
 import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
 import { serveRestore } from './retrieval.js';
-import { Replicator, auditsSince, type AuditOutcome, type AuditRecord, type BuddyState, type SyncOutcome } from './replicator.js';
+import { Replicator, recentAudits, type AuditOutcome, type AuditRecord, type BuddyState, type SyncOutcome } from './replicator.js';
 import { MetaSealer, type HostSettings } from './sealed-objects.js';
 import { MetaLog } from './meta-log.js';
 import { createSigner } from './signing.js';
@@ -255,7 +255,7 @@ export class PeerService {
       backfill: this.backfill?.progress ?? null,
       fetching: backfillPending(this.o.store.db),
       flagged: [...this.fetcher.flagged],
-      audits: auditsSince(this.o.store.db, Date.now() - 7 * 86400_000),
+      audits: recentAudits(this.o.store.db),
     };
   }
 
