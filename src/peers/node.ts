@@ -91,6 +91,11 @@ export interface PeerNode {
   unhandle(protocol: string): Promise<void>;
   /** PeerIds we hold an open connection to. */
   peers(): string[];
+  /**
+   * Settles once the dials of configured addresses that name no peer have ended, either way:
+   * until then a peer's remembered address may be one it left.
+   */
+  readonly configuredDialed: Promise<void>;
   /** Round-trip time in ms. */
   ping(target: string, opts?: DialOptions): Promise<number>;
   hangUp(target: string): Promise<void>;
@@ -163,9 +168,9 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       ? await startRendezvous(node, node.services.dht, { rendezvous: opts.rendezvous, announce, onFound: tellDiscovered, onError: opts.onRendezvousError })
       : null;
 
-  for (const addr of bare) {
-    node.dial(multiaddr(addr)).catch((err: Error) => opts.onBootstrapError?.(addr, err));
-  }
+  const configuredDialed = Promise.all(
+    bare.map((addr) => node.dial(multiaddr(addr)).then(() => {}, (err: Error) => opts.onBootstrapError?.(addr, err))),
+  ).then(() => {});
 
   const wrap = (stream: Stream, connection: Connection): PeerStream => ({
     stream,
@@ -176,6 +181,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
   return {
     peerId: node.peerId.toString(),
     libp2p: node,
+    configuredDialed,
     multiaddrs: () => node.getMultiaddrs().map((m) => m.toString()),
     async connect(target, o) {
       const conn = await node.dial(parseTarget(target), { signal: o?.signal });

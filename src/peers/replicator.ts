@@ -401,6 +401,7 @@ export class Replicator {
     const epoch = this.o.latest();
     if (epoch === null) return { epoch: null, buddies: [], short: 0 };
     await this.o.flush();
+    await this.o.ship.node.configuredDialed;
     this.halt.signal.throwIfAborted();
     this.retireSilent();
     let members = listMembers(this.db);
