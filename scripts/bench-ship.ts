@@ -1,4 +1,5 @@
-// Shipping to a buddy, two real daemons on 127.0.0.1, beside a raw TCP transfer of the same
+// Shipping to a buddy, two real daemons on 127.0.0.1, beside a bare libp2p channel (group
+// network, Noise, yamux, 4 MiB messages, nothing stored) and a raw TCP transfer moving the same
 // number of bytes in the same run; then the bytes a no-change snapshot costs, and (with the
 // corpus) the bytes shipped for the linux-prev -> linux update beside the size of the files
 // whose content changed, with what it added to the buddy's disk beside what the same update
@@ -8,6 +9,7 @@ import { execSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { channelReceiver } from './channel-baseline.js';
 import { host, rawTcp, resticRepo, settle, syncAll, unmountAll, type Host, type Report } from './bench-group.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' } } });
@@ -36,8 +38,14 @@ try {
   a.safe('snapshot');
   const first = sync(a);
   const tcpMs = await rawTcp(first.chunkBytes);
-  results.first = { ...first, rawTcpMs: tcpMs, ratio: tcpMs / first.ms };
-  log(`first shipment of ${mib} MiB random: ${mbps(first.chunkBytes, first.ms)} (${first.chunksSent} chunks); raw TCP, same bytes: ${mbps(first.chunkBytes, tcpMs)}; ratio ${((tcpMs / first.ms) * 100).toFixed(0)}%`);
+  // The backup protocol's window and message size, on a channel that stores nothing.
+  const receiver = await channelReceiver(16 << 20);
+  const channelMs = await receiver.channel(first.chunkBytes, 4 << 20, true).finally(() => receiver.stop());
+  results.first = { ...first, rawTcpMs: tcpMs, channelMs, ratio: channelMs / first.ms };
+  log(
+    `first shipment of ${mib} MiB random: ${mbps(first.chunkBytes, first.ms)} (${first.chunksSent} chunks); bare libp2p channel, same bytes: ${mbps(first.chunkBytes, channelMs)}; ` +
+      `ratio ${((channelMs / first.ms) * 100).toFixed(0)}%; raw TCP: ${mbps(first.chunkBytes, tcpMs)}`,
+  );
 
   // 2. A snapshot with no change.
   a.safe('snapshot');
