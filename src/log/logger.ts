@@ -27,13 +27,14 @@ export interface LogLine {
   msg: string;
 }
 
-function wrap(p: Pino): Log {
+/** `p` writes the lines; children come from `root`, so a line names one component, the innermost. */
+function wrap(root: Pino, p: Pino = root): Log {
   const log = ((msg: string) => p.info(msg)) as Log;
   log.debug = (msg) => p.debug(msg);
   log.info = (msg) => p.info(msg);
   log.warn = (msg) => p.warn(msg);
   log.error = (msg) => p.error(msg);
-  log.child = (component) => wrap(p.child({ component }));
+  log.child = (component) => wrap(root, root.child({ component }));
   return log;
 }
 
@@ -48,7 +49,7 @@ export function createLog(fd: number, component = 'daemon', level: Level = (proc
     },
     pino.destination({ dest: fd, sync: true }),
   );
-  return wrap(p.child({ component }));
+  return wrap(p, p.child({ component }));
 }
 
 /** A line of the log read back; lines of releases before structured logs come back as info. */

@@ -147,8 +147,22 @@ export function baseRows(db: Db, s: number): number {
 
 // Recovery. Deltas arrive in any order (a holder lists objects by id), and a death may come
 // before the row it ends: deaths wait in a temporary table until every delta is in.
+//
+// The tree's secondary indexes are dropped for the import and built again at its end, from
+// sorted rows: a recovery of 78.6k files spent a fifth of its inserts keeping them (random
+// chunk ids above all). Their definitions wait in a table of the database itself, so an
+// import interrupted in between still gets them back when it resumes.
+const TREE_TABLES = "('inodes', 'entries', 'clists', 'crefs')";
 
 export function beginImport(db: Db): void {
+  db.transaction(() => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS import_indexes (name TEXT PRIMARY KEY, sql TEXT NOT NULL) WITHOUT ROWID;
+      INSERT OR IGNORE INTO import_indexes SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ${TREE_TABLES};
+    `);
+    const live = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ${TREE_TABLES}`).pluck().all();
+    for (const name of live) db.exec(`DROP INDEX "${name}"`);
+  }).immediate();
   db.exec(`
     CREATE TEMP TABLE IF NOT EXISTS import_inode_deaths (ino INTEGER NOT NULL, born INTEGER NOT NULL, died INTEGER NOT NULL, PRIMARY KEY (ino, born)) WITHOUT ROWID;
     CREATE TEMP TABLE IF NOT EXISTS import_entry_deaths (parent INTEGER NOT NULL, name BLOB NOT NULL, born INTEGER NOT NULL, died INTEGER NOT NULL, PRIMARY KEY (parent, name, born)) WITHOUT ROWID;
@@ -202,6 +216,8 @@ export function importPage(db: Db, page: DeltaPage): void {
  * the inode counter.
  */
 export function finishImport(db: Db, epoch: number, nextIno: number, snapshots: { epoch: number; name: string; time: number; label: string | null }[]): void {
+  for (const sql of db.prepare<[], string>('SELECT sql FROM import_indexes').pluck().all()) db.exec(sql);
+  db.exec('DROP TABLE import_indexes');
   db.exec(`
     UPDATE inodes SET died = d.died FROM temp.import_inode_deaths d WHERE inodes.ino = d.ino AND inodes.born = d.born;
     UPDATE entries SET died = d.died FROM temp.import_entry_deaths d WHERE entries.parent = d.parent AND entries.name = d.name AND entries.born = d.born;

@@ -124,6 +124,8 @@ test(`${HISTORIES} random histories, each recovered on a blank host; compaction 
       assertSameTree(join(refRoot, 'live'), b.mnt, `${what}: the live tree`);
       assert.deepEqual(readdirSync(join(b.mnt, '.snapshots')).sort(), [...refs.keys()].sort(), `${what}: the snapshots kept`);
       for (const [name, ref] of refs) assertSameTree(ref, join(b.mnt, '.snapshots', name), `${what}: snapshot ${name}`);
+      // The import drops the tree's indexes and builds them again at its end.
+      assert.deepEqual(schemaOf(b), schemaOf(a), `${what}: the recovered index has the tables and indexes of the host's`);
     } finally {
       b.unmount();
       rmSync(b.home, { recursive: true, force: true });
@@ -230,6 +232,15 @@ test(`${HISTORIES} random histories, each recovered on a blank host; compaction 
   assert.equal(healed.objects, digests.length);
   assert.ok(healed.reusedObjects > 0, `the segments the first buddy gave whole are not fetched again: ${JSON.stringify(healed)}`);
 });
+
+function schemaOf(h: { home: string; env: NodeJS.ProcessEnv }): unknown[] {
+  const db = openIndex(h);
+  try {
+    return db.prepare("SELECT type, name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").all();
+  } finally {
+    db.close();
+  }
+}
 
 function withWritableDb(m: Member, fn: (db: ReturnType<typeof openIndex>) => void): void {
   const db = openIndex(m, { readonly: false });
