@@ -10,7 +10,7 @@ import { HOST_SCHEMA } from './host-schema.js';
 import { verifyStore, type Problem, type VerifyReport } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
-import { formatBytes, loadConfig, parseSize, paths, redundancyOf, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
+import { formatBytes, loadConfig, parseRate, parseSize, paths, redundancyOf, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
 import { openHostStore } from './open-store.js';
@@ -40,6 +40,8 @@ export interface InitOptions {
   'no-mdns'?: boolean;
   peer?: string[];
   'recovery-sheet'?: string;
+  'max-upload'?: string;
+  'max-download'?: string;
 }
 
 /** --redundancy copies:N|rs:K+M, or release 0.2's --buddies N (copies:N). */
@@ -136,6 +138,12 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const sheetFile = opts['recovery-sheet'] === undefined ? null : resolve(opts['recovery-sheet']);
   if (sheetFile && !group) throw new UserError('--recovery-sheet goes with --group: a host in no group has no buddies to be recovered from', 2);
   const offer = parseSize(opts.offer ?? '10G');
+  const caps = {
+    ...(opts['max-upload'] === undefined ? {} : { maxUpload: opts['max-upload'] }),
+    ...(opts['max-download'] === undefined ? {} : { maxDownload: opts['max-download'] }),
+  };
+  if (caps.maxUpload) parseRate(caps.maxUpload, '--max-upload');
+  if (caps.maxDownload) parseRate(caps.maxDownload, '--max-download');
   const wanted = redundancy(opts);
   if (wanted.kind === 'rs' && !group) throw new UserError(`--redundancy ${formatRedundancy(wanted)} spreads shards over a group's members: it needs --group`, 2);
   const fallback = opts.fallback === undefined ? null : redundancy({ redundancy: opts.fallback });
@@ -146,7 +154,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const gk = group ? await groupKeys(group, groupPassword!) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
   const { scheme, why } = await settleRedundancy(opts, wanted, fallback, keys, gk, group);
-  const cfg = newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk);
+  const cfg = { ...newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk), ...caps };
   const sheet: SheetFacts | null = group ? { host, group, members: cfg.peers, listen: cfg.listen } : null;
   // First, so a sheet that cannot be written leaves no host behind.
   if (sheet && sheetFile) {

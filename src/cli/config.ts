@@ -41,6 +41,9 @@ export interface HostConfig {
   ownerSilence?: string;
   /** Snapshots not on every buddy for this long are an alert (default 2d). */
   alertAfter?: string;
+  /** Caps on what this host sends and receives, over all its connections ('2M' = 2 MB/s; none by default). */
+  maxUpload?: string;
+  maxDownload?: string;
   verifier: string;
   /** Set while `safe recover` has not finished: mount refuses, recover resumes. */
   recovering?: boolean;
@@ -174,6 +177,16 @@ export function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$/i.exec(text.trim());
   if (!m) throw new UserError(`not a size: '${text}' (e.g. 20G, 500M)`);
   return Math.round(Number(m[1]) * UNITS[m[2]!.toUpperCase()]!);
+}
+
+const RATE_UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9 };
+
+/** '2M', '500K', '2MB/s' -> bytes a second (decimal, as link speeds are quoted). */
+export function parseRate(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:B)?(?:\/s)?$/i.exec(text.trim());
+  const rate = m ? Math.round(Number(m[1]) * RATE_UNITS[m[2]!.toUpperCase()]!) : 0;
+  if (!m || rate < 1000) throw new UserError(`${what} is not a rate of at least 1K: '${text}' (e.g. 2M for 2 MB/s, 500K)`, 2);
+  return rate;
 }
 
 const SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };

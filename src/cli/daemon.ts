@@ -11,7 +11,8 @@ import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
-import { parseDuration, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
+import { parseDuration, parseRate, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
+import { bandwidthOf } from '../peers/bandwidth.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
@@ -176,6 +177,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         peers = await PeerService.start({
           store: store!, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, redundancy, mdns: cfg.mdns ?? true,
           settings: settingsOf(cfg),
+          bandwidth: bandwidthOf({
+            maxUploadRate: cfg.maxUpload ? parseRate(cfg.maxUpload, 'maxUpload in the config') : null,
+            maxDownloadRate: cfg.maxDownload ? parseRate(cfg.maxDownload, 'maxDownload in the config') : null,
+          }),
           buddySilenceMs: cfg.buddySilence === undefined ? undefined : parseDuration(cfg.buddySilence, 'buddySilence'),
           repairThreshold,
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),

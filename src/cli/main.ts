@@ -56,6 +56,7 @@ function program(setExit: (code: number) => void): Command {
       offer: o.offer as string | undefined, listen: o.listen as string | undefined, peer: o.peer as string[] | undefined,
       buddies: o.buddies as string | undefined, redundancy: o.redundancy as string | undefined, fallback: o.fallback as string | undefined,
       'no-mdns': o.mdns === false, 'recovery-sheet': o.recoverySheet as string | undefined,
+      'max-upload': o.maxUpload as string | undefined, 'max-download': o.maxDownload as string | undefined,
     }, out(o));
   })
     .option('--host <name>', "this host's name (default: the machine's)")
@@ -68,7 +69,9 @@ function program(setExit: (code: number) => void): Command {
     .option('--redundancy <scheme>', 'copies:N whole copies, or rs:K+M shards on K+M members (default copies:2)')
     .option('--fallback <scheme>', 'copies:N to use when fewer than K+M members answer')
     .addOption(new Option('--buddies <n>', 'same as --redundancy copies:N').hideHelp())
-    .option('--no-mdns', 'do not look for members on the LAN');
+    .option('--no-mdns', 'do not look for members on the LAN')
+    .option('--max-upload <rate>', 'cap what this host sends, over all its connections: 2M = 2 MB/s')
+    .option('--max-download <rate>', 'cap what this host receives: 2M = 2 MB/s');
 
   command('mount', 'start the daemon: the folder, chunking, snapshots on schedule, the peer service', async (o) => {
     await (await mounting()).mount(!!o.foreground, out(o), undefined, o.passwordFile as string | undefined);

@@ -163,7 +163,7 @@ export class Holder {
   }
 
   async serve(ps: PeerStream): Promise<void> {
-    const ch = openChannel(ps.stream, { receive: hostMessages, send: buddyMessages }, { maxFrame: BACKUP_MAX_FRAME });
+    const ch = openChannel(ps.stream, { receive: hostMessages, send: buddyMessages }, { maxFrame: BACKUP_MAX_FRAME, bandwidth: ps.bandwidth });
     let writer: PackWriter | null = null;
     try {
       const hello = await ch.receive();

@@ -22,6 +22,7 @@
 // reset, our side sees the ProtocolError, the process and other streams carry on.
 import type { Stream } from '@libp2p/interface';
 import { decode, encodeParts, EncodingError, type Value } from './canonical.js';
+import type { Bandwidth } from './bandwidth.js';
 
 /** The peer broke the protocol; the stream has been reset. */
 export class ProtocolError extends Error {
@@ -192,6 +193,12 @@ export interface ChannelOptions {
   maxFrame?: number;
   /** Bytes of messages the peer may have in flight to us; at least 2 x maxFrame. Default 4 MiB. */
   window?: number;
+  /**
+   * Caps shared with the node's other channels: a message waits for the upload cap before it
+   * goes, and the credit for one received waits for the download cap (the peer can still have
+   * a window's worth in flight, so over a long transfer the rate holds, not over the first window).
+   */
+  bandwidth?: Bandwidth;
 }
 
 export interface WaitOptions {
@@ -277,6 +284,7 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
   private readonly outgoing: MessageSet<MessageShapes>;
   private readonly maxFrame: number;
   private readonly window: number;
+  private readonly bandwidth: Bandwidth | undefined;
 
   private readonly inBuf = new ByteQueue();
   private helloReceived = false;
@@ -305,6 +313,7 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     this.outgoing = sets.send;
     this.maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
     this.window = opts.window ?? Math.max(DEFAULT_WINDOW, 2 * (this.maxFrame + 4));
+    this.bandwidth = opts.bandwidth;
     if (!Number.isInteger(this.maxFrame) || this.maxFrame < 64 || this.maxFrame > HARD_MAX_FRAME) {
       throw new RangeError(`maxFrame must be an integer in 64..${HARD_MAX_FRAME}`);
     }
@@ -433,9 +442,15 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
   private deliver(q: Queued<In>): void {
     const r = this.readers.shift();
     if (r) {
-      this.consumed(q.cost);
+      this.consume(q.cost);
       r.resolve(q.msg);
     } else this.queue.push(q);
+  }
+
+  private consume(cost: number): void {
+    const down = this.bandwidth?.down;
+    if (down) void down.take(cost).then(() => this.consumed(cost));
+    else this.consumed(cost);
   }
 
   private consumed(cost: number): void {
@@ -519,6 +534,11 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     }
     if (this.failure) throw this.failure;
     if (1 + length > this.peerMaxFrame) throw new InvalidMessageError(`${msg.type} is ${1 + length} bytes, more than the peer's frame limit of ${this.peerMaxFrame}`);
+    const up = this.bandwidth?.up;
+    if (up) {
+      await up.take(cost, opts.signal);
+      if (this.failure) throw this.failure;
+    }
     this.credit -= cost;
     const head = parts[0]!;
     new DataView(head.buffer, head.byteOffset, 5).setUint32(0, 1 + length);
@@ -561,7 +581,7 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
   async receive(opts: WaitOptions = {}): Promise<In | null> {
     const q = this.queue.shift();
     if (q) {
-      this.consumed(q.cost);
+      this.consume(q.cost);
       return q.msg;
     }
     if (this.peerEnded) return null;

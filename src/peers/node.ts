@@ -2,6 +2,7 @@
 // backup group, a private network keyed by the group so that only members can even finish a
 // handshake. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
 // touches one file.
+import { UNLIMITED, type Bandwidth } from './bandwidth.js';
 import './polyfill.js';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
@@ -54,6 +55,8 @@ export interface PeerNodeOptions {
   onRendezvousError?: (err: Error) => void;
   /** Budget for one dial, handshakes included (default 10 s). */
   dialTimeoutMs?: number;
+  /** Caps over all channels of this node (upload, download); none by default. */
+  bandwidth?: Bandwidth;
   /** Told when a bootstrap address without /p2p/ could not be dialed (start never fails for it). */
   onBootstrapError?: (addr: string, err: Error) => void;
 }
@@ -64,6 +67,8 @@ export interface PeerStream {
   /** PeerId string of the authenticated remote: Noise proved it holds that key. */
   remotePeer: string;
   remoteAddr: string;
+  /** The node's caps, for the channel on this stream. */
+  bandwidth: Bandwidth;
 }
 
 export type StreamHandler = (incoming: PeerStream) => void | Promise<void>;
@@ -176,6 +181,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     stream,
     remotePeer: connection.remotePeer.toString(),
     remoteAddr: connection.remoteAddr.toString(),
+    bandwidth: opts.bandwidth ?? UNLIMITED,
   });
 
   return {

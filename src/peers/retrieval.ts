@@ -27,7 +27,7 @@ export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (
   const db = store.db;
   const owner = prepared<[string], number>(db, 'SELECT owner FROM held_owners WHERE peer = ?').pluck().get(ps.remotePeer);
   if (owner !== undefined) onOwner(ps.remotePeer);
-  const ch = openChannel(ps.stream, { receive: restoreRequests, send: restoreReplies }, { maxFrame: BACKUP_MAX_FRAME });
+  const ch = openChannel(ps.stream, { receive: restoreRequests, send: restoreReplies }, { maxFrame: BACKUP_MAX_FRAME, bandwidth: ps.bandwidth });
   await serve(ch, async (req: Req): Promise<Rep> => {
     if (delayMs > 0 && (req.type === 'getChunks' || req.type === 'getObjects')) await new Promise((r) => setTimeout(r, delayMs));
     switch (req.type) {
@@ -122,8 +122,8 @@ export class RestoreClient {
   private constructor(readonly peer: string, private readonly ch: Channel<Rep, Req>) {}
 
   static async open(node: PeerNode, peer: string, signal?: AbortSignal): Promise<RestoreClient> {
-    const { stream, remotePeer } = await node.dial(peer, RESTORE_PROTOCOL, { signal });
-    return new RestoreClient(remotePeer, openChannel(stream, { receive: restoreReplies, send: restoreRequests }, { maxFrame: BACKUP_MAX_FRAME }));
+    const { stream, remotePeer, bandwidth } = await node.dial(peer, RESTORE_PROTOCOL, { signal });
+    return new RestoreClient(remotePeer, openChannel(stream, { receive: restoreReplies, send: restoreRequests }, { maxFrame: BACKUP_MAX_FRAME, bandwidth }));
   }
 
   private async ask<T extends Rep['type']>(req: Req, want: T): Promise<Extract<Rep, { type: T }>> {

@@ -7,6 +7,7 @@ import { findSnapshot, listSnapshots } from '../snapshot/snapshots.js';
 import { Holder, type OwnerUsage } from './holder.js';
 import { listMembers, networkOf, noteMember, serveProbe, type Member } from './members.js';
 import { createPeerNode, type PeerNode } from './node.js';
+import type { Bandwidth } from './bandwidth.js';
 import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
 import { serveRestore } from './retrieval.js';
 import { Replicator, recentAudits, type AuditOutcome, type AuditRecord, type BuddyState, type SyncOutcome } from './replicator.js';
@@ -30,6 +31,8 @@ export interface PeerServiceOptions {
   group: GroupKeys;
   listen: string[];
   peers: string[];
+  /** Caps over all the node's channels. */
+  bandwidth?: Bandwidth;
   offer: number;
   redundancy: Redundancy;
   /** Kept in the root block for recovery, with `offer` and the redundancy. */
@@ -100,6 +103,7 @@ export class PeerService {
       pnetKey: o.group.pnetKey,
       listen: o.listen,
       bootstrap: o.peers,
+      bandwidth: o.bandwidth,
       mdnsTag: o.mdns ? `_safe-${o.group.rendezvous.slice(0, 16)}._udp.local` : null,
       rendezvous: o.group.rendezvous,
       onRendezvousError: (err) => o.log.warn(`${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`),

@@ -149,8 +149,8 @@ export async function shipSnapshot(
   // With stripes, released boxes are read by the striping, not sent: buddies are told (and the
   // log drained) only as far as it read.
   const heads = { released: striped ? striped.released : ctx.store.releasedHead(), dropped: ctx.meta.dropsHead() };
-  const { stream } = await ctx.node.dial(peer, BACKUP_PROTOCOL, { signal: opts.signal });
-  const ch = openChannel(stream, { receive: buddyMessages, send: hostMessages }, { maxFrame: BACKUP_MAX_FRAME });
+  const { stream, bandwidth } = await ctx.node.dial(peer, BACKUP_PROTOCOL, { signal: opts.signal });
+  const ch = openChannel(stream, { receive: buddyMessages, send: hostMessages }, { maxFrame: BACKUP_MAX_FRAME, bandwidth });
   const pipe = new Pipe(ch);
   const owner = ctx.signer.publicKey;
   const report: ShipReport = {

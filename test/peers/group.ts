@@ -41,7 +41,7 @@ export interface Member extends Host {
 
 export async function makeMember(
   name: string,
-  o: { offer: string; buddies?: number; redundancy?: string; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string; dir?: string },
+  o: { offer: string; buddies?: number; redundancy?: string; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string; dir?: string; initArgs?: string[] },
 ): Promise<Member> {
   const port = await freePort();
   const addr = `/ip4/127.0.0.1/tcp/${port}`;
@@ -49,6 +49,7 @@ export async function makeMember(
   const spread = o.redundancy ? ['--redundancy', o.redundancy] : ['--buddies', String(o.buddies ?? 2)];
   const initArgs = ['--group', o.group ?? GROUP.name, '--offer', o.offer, '--listen', addr, ...spread, '--no-mdns'];
   for (const p of o.peers ?? []) initArgs.push('--peer', p);
+  initArgs.push(...(o.initArgs ?? []));
   const h = makeHost({ host: name, initArgs, env: { SAFE_GROUP_PASSWORD: GROUP.password, ...o.env }, dir: o.dir });
   let id: string | null = null;
   return {
