@@ -100,5 +100,16 @@ export function buddyLines(p: PeerStatus): string[] {
     const health = (b.lastError ? `failing (${b.fails}x): ${b.lastError}` : 'ok') + bad;
     lines.push(`buddy ${b.peer}${b.slot === null ? '' : ` (shard ${b.slot})`}: last contact ${ago(b.lastOk)}, ${lag}, ${health}`);
   }
+  for (const s of p.shipping) {
+    const share = s.total > 0 ? ` ${Math.floor((100 * s.done) / s.total)}% of the chunks,` : '';
+    const eta = s.etaSeconds === null ? '' : `, about ${formatSeconds(s.etaSeconds)} left`;
+    lines.push(`shipping epoch ${s.epoch} to ${s.peer}:${share} ${formatBytes(s.bytes)} sent at ${formatBytes(s.rate)}/s${eta}`);
+  }
   return lines;
+}
+
+function formatSeconds(s: number): string {
+  if (s < 90) return `${Math.ceil(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
 }

@@ -5,7 +5,7 @@
 // the delete-set and drop logs once every buddy has been told.
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
-import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipReport } from './shipper.js';
+import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipProgress, type ShipReport } from './shipper.js';
 import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
 import type { RootBlock } from './sealed-objects.js';
 import { auditBuddy, boxChallenge, type AuditChallenge, type AuditResult } from './audit.js';
@@ -154,6 +154,16 @@ const STRIPE_AUDIT_SAMPLE = 32;
 const BACKOFF_MIN = 15_000;
 const BACKOFF_MAX = 3600_000;
 
+export interface Shipment extends ShipProgress {
+  peer: string;
+  epoch: number;
+  startedAt: number;
+  /** Bytes a second since it began. */
+  rate: number;
+  /** Estimated from the share of chunks settled so far; null until there is one. */
+  etaSeconds: number | null;
+}
+
 export class Replicator {
   private readonly db: Db;
   private readonly store: ChunkStore;
@@ -167,6 +177,7 @@ export class Replicator {
   private readonly halt = new AbortController();
   /** The last shipment that did the work, per buddy: what a sync that finds it done reports. */
   private readonly lastWork = new Map<string, ShipReport>();
+  private readonly underway = new Map<string, Omit<Shipment, 'rate' | 'etaSeconds'>>();
 
   private readonly wanted: number;
 
@@ -440,9 +451,11 @@ export class Replicator {
   private async shipTo(b: BuddyState, epoch: number, root: RootBlock, drop?: Buffer[]): Promise<SyncOutcome['buddies'][number]> {
     const cursor: BuddyCursor = { epoch: b.epoch, releasedSeq: b.releasedSeq, droppedSeq: b.droppedSeq, snapshots: b.snapshots };
     prepared(this.db, 'UPDATE buddies SET last_try = ? WHERE peer = ?').run(Date.now(), b.peer);
+    const startedAt = Date.now();
     try {
       const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, {
         signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(6 * 3600_000)]), drop, slot: b.slot ?? undefined,
+        onProgress: (p) => this.underway.set(b.peer, { peer: b.peer, epoch, startedAt, ...p }),
       });
       const earlier = this.lastWork.get(b.peer);
       if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
@@ -460,7 +473,19 @@ export class Replicator {
       prepared(this.db, 'UPDATE buddies SET last_error = ?, fails = fails + 1, retired = ? WHERE peer = ?').run(msg, refused ? 1 : 0, b.peer);
       this.o.log.warn(`shipping epoch ${epoch} to ${b.peer} failed: ${msg}${refused ? ' (replacing it)' : ''}`);
       return { peer: b.peer, ok: false, error: refused ? `refused: ${msg}` : msg, replaced: refused };
+    } finally {
+      this.underway.delete(b.peer);
     }
+  }
+
+  /** Shipments under way: how far, how fast since they began, and about how long until done. */
+  shipments(): Shipment[] {
+    const now = Date.now();
+    return [...this.underway.values()].map((s) => {
+      const seconds = Math.max(0.001, (now - s.startedAt) / 1000);
+      const left = s.done > 0 && s.total > s.done ? (seconds * (s.total - s.done)) / s.done : null;
+      return { ...s, rate: s.bytes / seconds, etaSeconds: left };
+    });
   }
 
   /** Log entries every active buddy was told can go. */

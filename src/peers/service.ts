@@ -10,7 +10,7 @@ import { createPeerNode, type PeerNode } from './node.js';
 import type { Bandwidth } from './bandwidth.js';
 import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
 import { serveRestore } from './retrieval.js';
-import { Replicator, recentAudits, type AuditOutcome, type AuditRecord, type BuddyState, type SyncOutcome } from './replicator.js';
+import { Replicator, recentAudits, type AuditOutcome, type AuditRecord, type BuddyState, type Shipment, type SyncOutcome } from './replicator.js';
 import { MetaSealer, type HostSettings } from './sealed-objects.js';
 import { MetaLog } from './meta-log.js';
 import { createSigner } from './signing.js';
@@ -70,6 +70,8 @@ export interface PeerStatus {
   flagged: string[];
   /** Audits of the last week, newest first. */
   audits: AuditRecord[];
+  /** Shipments under way. */
+  shipping: Shipment[];
 }
 
 export class PeerService {
@@ -260,6 +262,7 @@ export class PeerService {
       fetching: backfillPending(this.o.store.db),
       flagged: [...this.fetcher.flagged],
       audits: recentAudits(this.o.store.db),
+      shipping: this.replicator.shipments(),
     };
   }
 

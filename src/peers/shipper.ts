@@ -12,7 +12,7 @@ import { hexId } from '../chunkstore/sealer.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { Db } from '../chunkstore/index-db.js';
 import { addSet } from '../snapshot/changes.js';
-import { idsUpTo, unchunkedUpTo } from '../snapshot/records.js';
+import { countUpTo, idsUpTo, unchunkedUpTo } from '../snapshot/records.js';
 import { openChannel, type Channel, type MessageOf } from './messages.js';
 import type { PeerNode } from './node.js';
 import { BACKUP_MAX_FRAME, BACKUP_PROTOCOL, IDS_PER_MESSAGE, SIGNED, buddyMessages, hostMessages } from './protocol.js';
@@ -128,13 +128,20 @@ function answer(r: BuddyMsg): BuddyMsg {
   return r;
 }
 
+/** A shipment under way: chunks settled (sent, or held there already) of those it offers, and bytes sent so far. */
+export interface ShipProgress {
+  done: number;
+  total: number;
+  bytes: number;
+}
+
 export async function shipSnapshot(
   ctx: ShipContext,
   peer: string,
   epoch: number,
   cursor: BuddyCursor,
   root: RootBlock,
-  opts: { signal?: AbortSignal; drop?: Buffer[]; slot?: number } = {},
+  opts: { signal?: AbortSignal; drop?: Buffer[]; slot?: number; onProgress?: (p: ShipProgress) => void } = {},
 ): Promise<ShipReport> {
   const t0 = performance.now();
   const unchunked = unchunkedUpTo(ctx.db, epoch);
@@ -153,6 +160,10 @@ export async function shipSnapshot(
   const ch = openChannel(stream, { receive: buddyMessages, send: hostMessages }, { maxFrame: BACKUP_MAX_FRAME, bandwidth });
   const pipe = new Pipe(ch);
   const owner = ctx.signer.publicKey;
+  /** Chunk ids this shipment will offer, once shipChunks counted them, and how many are settled. */
+  let total = 0;
+  let settled = 0;
+  const progress = (): void => opts.onProgress?.({ done: settled, total: Math.max(total, settled), bytes: pipe.bytes });
   const report: ShipReport = {
     peer, epoch, full: false, already: false, chunksOffered: 0, chunksSent: 0, chunkBytes: 0, objectsSent: 0, objectBytes: 0, deletes: 0, bytes: 0, ms: 0, endedAt: 0, cursor,
   };
@@ -212,11 +223,14 @@ export async function shipSnapshot(
     report.chunksOffered += ids.length;
     const m = await pipe.request({ type: 'has', ids }, ids.length * 32);
     if (m.type !== 'missing') throw new Error(`buddy answered has with ${m.type}`);
+    settled += ids.length - m.indexes.length;
     let batch: { id: Buffer; box: Buffer }[] = [];
     let size = 0;
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
       await pipe.push({ type: 'chunks', items: batch }, size + batch.length * 32);
+      settled += batch.length;
+      progress();
       batch = [];
       size = 0;
     };
@@ -236,10 +250,13 @@ export async function shipSnapshot(
     }
     await flush();
     await pipe.drain();
+    progress();
   }
 
   async function shipChunks(base: number): Promise<void> {
     if (striping) {
+      total = striping.stripes.shardCount(slot!, base);
+      progress();
       // Our slot's shard of every stripe made since the buddy's epoch.
       for (let after = 0; ; ) {
         const page = striping.stripes.shardsAfter(slot!, base, after, IDS_PER_MESSAGE);
@@ -249,6 +266,8 @@ export async function shipSnapshot(
       }
     }
     if (base === 0) {
+      total = countUpTo(ctx.db, epoch);
+      progress();
       let after: Buffer = Buffer.alloc(0);
       for (;;) {
         const ids = idsUpTo(ctx.db, epoch, after, IDS_PER_MESSAGE);
@@ -259,6 +278,8 @@ export async function shipSnapshot(
       return;
     }
     const ids = addSet(ctx.db, base, epoch).ids;
+    total = ids.length;
+    progress();
     for (let i = 0; i < ids.length; i += IDS_PER_MESSAGE) await offerChunks(ids.slice(i, i + IDS_PER_MESSAGE));
   }
 

@@ -14,6 +14,11 @@ export function idsUpTo(db: Db, s: number, after: Buffer, limit: number): Buffer
   ).pluck().all(after, s, limit);
 }
 
+/** How many ids idsUpTo pages through: what a full shipment offers. */
+export function countUpTo(db: Db, s: number): number {
+  return prepared<[number], number>(db, 'SELECT count(DISTINCT id) FROM crefs c WHERE EXISTS (SELECT 1 FROM inodes i WHERE i.cl = c.cl AND i.born <= ?)').pluck().get(s) ?? 0;
+}
+
 /**
  * The chunk lists named by inode rows born in (a, b], in order, a page after `after`: files
  * written in those epochs (an index range on born, then the lists' own order).
