@@ -2,7 +2,6 @@
 // backup group, a private network keyed by the group so that only members can even finish a
 // handshake. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
 // touches one file.
-import { UNLIMITED, type Bandwidth } from './bandwidth.js';
 import './polyfill.js';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
@@ -18,6 +17,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
 import { groupNetwork } from './private-network.js';
 import { rendezvousDHT, startRendezvous, type Rendezvous } from './rendezvous.js';
+import { UNLIMITED, type Bandwidth } from './bandwidth.js';
 
 export type { Stream } from '@libp2p/interface';
 export { GroupMismatchError } from './private-network.js';
