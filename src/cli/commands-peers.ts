@@ -19,13 +19,13 @@ async function ask(req: Request, timeoutMs?: number): Promise<unknown> {
 }
 
 /** Exit status: 0 when every buddy committed (or, without --wait, the shipment started). */
-export async function sync(wait: boolean, out: Out): Promise<number> {
+export async function sync(wait: boolean, now: boolean, out: Out): Promise<number> {
   if (!wait) {
-    await ask({ cmd: 'sync', wait: false });
+    await ask({ cmd: 'sync', wait: false, now });
     out.print('shipping the latest snapshot to the buddies in the background (safe status shows progress)', { started: true });
     return 0;
   }
-  const r = (await ask({ cmd: 'sync', wait: true }, 24 * 3600_000)) as SyncOutcome;
+  const r = (await ask({ cmd: 'sync', wait: true, now }, 24 * 3600_000)) as SyncOutcome;
   if (r.epoch === null) {
     out.print('no snapshot yet: nothing to ship (safe snapshot first)', r);
     return 0;

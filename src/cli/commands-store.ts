@@ -10,6 +10,7 @@ import { HOST_SCHEMA } from './host-schema.js';
 import { verifyStore, type Problem, type VerifyReport } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
+import { isOpen, nextOpening, parseShipWindow, ShipWindowError } from '../peers/ship-window.js';
 import { formatBytes, loadConfig, parseRate, parseSize, paths, redundancyOf, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
@@ -196,6 +197,7 @@ export async function status(out: Out): Promise<void> {
         `on disk ${formatBytes(disk.home)} in all: store ${formatBytes(disk.store)} (packs, open packs, index), staging ${formatBytes(disk.staging)} (files not chunked yet, and room kept for deletes on a full disk)`,
         `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
         ...(cfg.group ? [`redundancy ${describeRedundancy(redundancyOf(cfg))}`] : []),
+        ...(cfg.group && cfg.shipWindow ? [shipWindowLine(cfg.shipWindow)] : []),
         ...(daemon?.peersFailed ? [`peer service: not running (${daemon.peersFailed}); the folder works, nothing ships until the next mount`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
@@ -204,6 +206,18 @@ export async function status(out: Out): Promise<void> {
   } finally {
     store.close();
   }
+}
+
+function shipWindowLine(text: string): string {
+  let w;
+  try {
+    w = parseShipWindow(text);
+  } catch (err) {
+    if (err instanceof ShipWindowError) return `ship window: ${err.message} (the daemon will not start with it)`;
+    throw err;
+  }
+  const now = new Date();
+  return `ship window ${w.text}: ${isOpen(w, now) ? 'open now' : `closed; shipments wait until ${nextOpening(w, now).toLocaleString()} (safe sync --now ships anyway)`}`;
 }
 
 function check(store: ChunkStore): { report: VerifyReport; refs: ReturnType<typeof checkReferences>; problems: (Problem | RefProblem)[] } {

@@ -44,6 +44,8 @@ export interface HostConfig {
   /** Caps on what this host sends and receives, over all its connections ('2M' = 2 MB/s; none by default). */
   maxUpload?: string;
   maxDownload?: string;
+  /** When automatic shipments may run, local time ('22:00-06:00'); any time by default. */
+  shipWindow?: string;
   verifier: string;
   /** Set while `safe recover` has not finished: mount refuses, recover resumes. */
   recovering?: boolean;

@@ -12,7 +12,7 @@ export type Request =
   | { cmd: 'snapshot'; label?: string }
   | { cmd: 'forget'; policy: Policy; dryRun: boolean; allowAll: boolean }
   | { cmd: 'flush' }
-  | { cmd: 'sync'; wait: boolean }
+  | { cmd: 'sync'; wait: boolean; now?: boolean }
   | { cmd: 'peers' }
   | { cmd: 'audit' }
   | { cmd: 'repair'; ids: string[] }

@@ -13,6 +13,7 @@ import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
 import { parseDuration, parseRate, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
 import { bandwidthOf } from '../peers/bandwidth.js';
+import { isOpen, nextOpening, parseShipWindow } from '../peers/ship-window.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
@@ -73,6 +74,7 @@ function alive(pid: number): boolean {
 
 export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys, log: Log): Promise<DaemonHandle> {
   const p = paths(home);
+  const shipWindow = cfg.shipWindow ? parseShipWindow(cfg.shipWindow) : null;
   takeLock(p.pid);
   const t0 = performance.now();
   const phase = (what: string): void => log.debug(`start: ${what} at ${(performance.now() - t0).toFixed(0)} ms`);
@@ -177,6 +179,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         peers = await PeerService.start({
           store: store!, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, redundancy, mdns: cfg.mdns ?? true,
           settings: settingsOf(cfg),
+          shipWindow,
           bandwidth: bandwidthOf({
             maxUploadRate: cfg.maxUpload ? parseRate(cfg.maxUpload, 'maxUpload in the config') : null,
             maxDownloadRate: cfg.maxDownload ? parseRate(cfg.maxDownload, 'maxDownload in the config') : null,
@@ -299,6 +302,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           return snap;
         }
         case 'sync': {
+          if (shipWindow && !req.now && !isOpen(shipWindow, new Date())) {
+            throw new Error(`outside the ship window ${shipWindow.text} (it opens ${nextOpening(shipWindow, new Date()).toLocaleString()}): safe sync --now ships anyway`);
+          }
           const run = (await needPeers('there is nobody to ship to')).sync();
           if (!req.wait) {
             run.catch((err: Error) => log.warn(`sync failed: ${err.message}`));

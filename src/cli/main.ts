@@ -121,8 +121,9 @@ function program(setExit: (code: number) => void): Command {
     await (await store()).status(out(o));
   });
 
-  command('sync', 'ship the latest snapshot to the buddies now', async (o) => (await peering()).sync(!!o.wait, out(o)))
-    .option('--wait', 'return once every buddy committed it');
+  command('sync', 'ship the latest snapshot to the buddies now', async (o) => (await peering()).sync(!!o.wait, !!o.now, out(o)))
+    .option('--wait', 'return once every buddy committed it')
+    .option('--now', 'ship even outside the ship window of the config');
 
   command('peers', 'group members seen: address, space offered, what they hold of ours, last seen', async (o) => {
     await (await peering()).peers(out(o));

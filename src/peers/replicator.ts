@@ -6,6 +6,7 @@
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipProgress, type ShipReport } from './shipper.js';
+import { isOpen, nextOpening, type ShipWindow } from './ship-window.js';
 import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
 import type { RootBlock } from './sealed-objects.js';
 import { auditBuddy, boxChallenge, type AuditChallenge, type AuditResult } from './audit.js';
@@ -128,6 +129,8 @@ export interface ReplicatorOptions {
   silenceMs?: number;
   /** Replace lost buddies once fewer than K + this many are left (default M: at the first loss). */
   repairThreshold?: number;
+  /** When automatic shipments may run; null: at any time. */
+  window?: ShipWindow | null;
   log: Log;
 }
 
@@ -158,7 +161,9 @@ export interface Shipment extends ShipProgress {
   peer: string;
   epoch: number;
   startedAt: number;
-  /** Bytes a second since it began. */
+  /** When `bytes` was counted. */
+  updatedAt: number;
+  /** Bytes a second from its start to its last count. */
   rate: number;
   /** Estimated from the share of chunks settled so far; null until there is one. */
   etaSeconds: number | null;
@@ -178,6 +183,7 @@ export class Replicator {
   /** The last shipment that did the work, per buddy: what a sync that finds it done reports. */
   private readonly lastWork = new Map<string, ShipReport>();
   private readonly underway = new Map<string, Omit<Shipment, 'rate' | 'etaSeconds'>>();
+  private windowTimer: NodeJS.Timeout | null = null;
 
   private readonly wanted: number;
 
@@ -229,7 +235,9 @@ export class Replicator {
    */
   audit(): Promise<AuditOutcome[]> {
     return this.exclusive(async () => {
-      await this.run().catch((err: Error) => {
+      // Outside the ship window the audit checks what buddies hold already, and ships nothing.
+      const w = this.o.window;
+      if (!w || isOpen(w, new Date())) await this.run().catch((err: Error) => {
         this.halt.signal.throwIfAborted();
         this.o.log.warn(`sync before audit failed: ${err.message}`);
       });
@@ -315,9 +323,21 @@ export class Replicator {
     return silent.map((b) => b.peer);
   }
 
-  /** In the background: after a snapshot, or when a retry is due. */
+  /** In the background: after a snapshot, or when a retry is due; outside the ship window, once it opens. */
   kick(): void {
     if (this.halt.signal.aborted) return;
+    const w = this.o.window;
+    if (w && !isOpen(w, new Date())) {
+      if (this.windowTimer) return;
+      const opens = nextOpening(w, new Date());
+      this.o.log(`shipping waits for the ship window ${w.text} (opens ${opens.toLocaleString()})`);
+      this.windowTimer = setTimeout(() => {
+        this.windowTimer = null;
+        this.kick();
+      }, opens.getTime() - Date.now() + 1000);
+      this.windowTimer.unref();
+      return;
+    }
     this.sync().catch((err: Error) => this.o.log.warn(`sync ${this.halt.signal.aborted ? 'stopped' : 'failed'}: ${err.message}`));
   }
 
@@ -327,6 +347,7 @@ export class Replicator {
    */
   stop(): Promise<void> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.windowTimer) clearTimeout(this.windowTimer);
     this.halt.abort(new Error('the daemon is stopping'));
     return this.turn.then(() => {});
   }
@@ -455,7 +476,7 @@ export class Replicator {
     try {
       const report = await shipSnapshot(this.o.ship, b.peer, epoch, cursor, root, {
         signal: AbortSignal.any([this.halt.signal, AbortSignal.timeout(6 * 3600_000)]), drop, slot: b.slot ?? undefined,
-        onProgress: (p) => this.underway.set(b.peer, { peer: b.peer, epoch, startedAt, ...p }),
+        onProgress: (p) => this.underway.set(b.peer, { peer: b.peer, epoch, startedAt, updatedAt: Date.now(), ...p }),
       });
       const earlier = this.lastWork.get(b.peer);
       if (report.already && earlier?.epoch === epoch) return { peer: b.peer, ok: true, report: { ...earlier, already: true } };
@@ -482,8 +503,10 @@ export class Replicator {
   shipments(): Shipment[] {
     const now = Date.now();
     return [...this.underway.values()].map((s) => {
-      const seconds = Math.max(0.001, (now - s.startedAt) / 1000);
-      const left = s.done > 0 && s.total > s.done ? (seconds * (s.total - s.done)) / s.done : null;
+      // Up to the last count, not up to now: between counts (a message every few seconds
+      // under a cap) the bytes would seem to stand still.
+      const seconds = Math.max(0.001, (s.updatedAt - s.startedAt) / 1000);
+      const left = s.done > 0 && s.total > s.done ? Math.max(0, (seconds * (s.total - s.done)) / s.done - (now - s.updatedAt) / 1000) : null;
       return { ...s, rate: s.bytes / seconds, etaSeconds: left };
     });
   }

@@ -8,6 +8,7 @@ import { Holder, type OwnerUsage } from './holder.js';
 import { listMembers, networkOf, noteMember, serveProbe, type Member } from './members.js';
 import { createPeerNode, type PeerNode } from './node.js';
 import type { Bandwidth } from './bandwidth.js';
+import type { ShipWindow } from './ship-window.js';
 import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
 import { serveRestore } from './retrieval.js';
 import { Replicator, recentAudits, type AuditOutcome, type AuditRecord, type BuddyState, type Shipment, type SyncOutcome } from './replicator.js';
@@ -33,6 +34,8 @@ export interface PeerServiceOptions {
   peers: string[];
   /** Caps over all the node's channels. */
   bandwidth?: Bandwidth;
+  /** When automatic shipments may run; null or absent: at any time. */
+  shipWindow?: ShipWindow | null;
   offer: number;
   redundancy: Redundancy;
   /** Kept in the root block for recovery, with `offer` and the redundancy. */
@@ -134,6 +137,7 @@ export class PeerService {
       knownPeers: () => o.peers,
       silenceMs: o.buddySilenceMs,
       repairThreshold: o.repairThreshold,
+      window: o.shipWindow ?? null,
       log: o.log.child('replicator'),
     });
     const service = new PeerService(node, holder, replicator, stripes, o);

@@ -85,7 +85,7 @@ test('a closed pipe ends safe quietly; labels and latest name snapshots; bash co
     return r.stdout.trim().split(/\s+/).filter(Boolean);
   };
   assert.deepEqual(complete(['safe', 'snap']), ['snapshot', 'snapshots']);
-  assert.deepEqual(complete(['safe', 'sync', '--']), ['--json', '--wait', '--help']);
+  assert.deepEqual(complete(['safe', 'sync', '--']), ['--json', '--wait', '--now', '--help']);
   assert.deepEqual(complete(['safe', 'recover', '--no-']), ['--no-mdns', '--no-mount', '--no-wait']);
 });
 

@@ -1,0 +1,85 @@
+// A host that is a good citizen on its uplink, with real daemons on loopback: a cap on what it
+// sends (`--max-upload`) holds over a whole shipment (its bytes over its time within 5% of the
+// cap), safe status shows the shipment under way with its rate and what is left, and outside
+// its ship window (`shipWindow`) nothing ships unless asked with --now.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { logMessages, seededBytes } from '../helpers.js';
+import { makeHost, SAFE_BIN } from '../fs/mounted.js';
+import { makeMember, type SyncJson } from './group.js';
+
+test('with --max-upload 2M a 24 MB shipment runs at 2 MB/s, within 5%, and safe status shows it going', { timeout: 180_000 }, async () => {
+  const buddy = await makeMember('capped-buddy', { offer: '1G' });
+  buddy.mount();
+  const host = await makeMember('capped-host', { offer: '1G', buddies: 1, peers: [buddy.addr], initArgs: ['--max-upload', '2M'] });
+  host.mount();
+  // Random: nothing compresses or dedups away, the shipment carries all 24 MB.
+  writeFileSync(join(host.mnt, 'data.bin'), seededBytes(24_000_000, 7));
+  await host.settle();
+  host.ok('snapshot');
+  const sync = new Promise<string>((resolve, reject) => {
+    const c = spawn(SAFE_BIN, ['sync', '--wait', '--json'], { env: host.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`safe sync --wait exited ${code}: ${out}`))));
+  });
+  sync.catch(() => {}); // awaited below; a failed check before then must not leave it unhandled
+  type Shipping = { done: number; total: number; bytes: number; updatedAt: number; rate: number; etaSeconds: number | null };
+  const shipping = (): Shipping[] => (JSON.parse(host.ok('status', '--json')) as { daemon: { peers: { shipping: Shipping[] } } }).daemon.peers.shipping;
+  // Under way, safe status shows how far, how fast, how long still. Between two looks, the
+  // rate on the wire is the cap: what the shipment sent between the daemon's own timestamps.
+  await new Promise((r) => setTimeout(r, 3000));
+  const early = shipping();
+  assert.equal(early.length, 1, JSON.stringify(early));
+  const s = early[0]!;
+  assert.ok(s.done > 0 && s.done < s.total && s.etaSeconds !== null && s.etaSeconds > 2 && s.etaSeconds < 20, JSON.stringify(s));
+  assert.ok(Math.abs(s.rate - 2e6) / 2e6 < 0.25, `the rate shown: ${JSON.stringify(s)}`);
+  assert.match(host.ok('status'), /\nshipping epoch \d+ to \S+: \d+% of the chunks, [\d.]+ [KM]iB sent at [\d.]+ [KM]iB\/s, about \d+ s left(\n|$)/);
+  await new Promise((r) => setTimeout(r, 6000));
+  const late = shipping()[0]!;
+  const onWire = (late.bytes - s.bytes) / ((late.updatedAt - s.updatedAt) / 1000);
+  assert.ok(late.bytes - s.bytes > 8e6 && Math.abs(onWire - 2e6) / 2e6 < 0.05, `between the looks: ${(onWire / 1e6).toFixed(3)} MB/s (${JSON.stringify([s, late])})`);
+  const r = (JSON.parse(await sync) as SyncJson).buddies[0]!;
+  assert.ok(r.ok && r.report, JSON.stringify(r));
+  assert.ok(r.report.bytes > 24_000_000, `the whole file shipped: ${JSON.stringify(r.report)}`);
+  // Over the whole shipment (its set-up, round trips and commit included) never above the cap.
+  const rate = r.report.bytes / (r.report.ms / 1000);
+  assert.ok(rate < 2e6 * 1.02 && rate > 2e6 * 0.8, `shipped at ${(rate / 1e6).toFixed(3)} MB/s against a cap of 2 MB/s (${JSON.stringify(r.report)})`);
+});
+
+test('a rate that is not one is refused at init with one line, and no host is made', () => {
+  const h = makeHost({ init: false });
+  const r = h.safe('init', '--host', 'bad-rate', '--mount', h.mnt, '--max-upload', 'fast');
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr, "safe: --max-upload is not a rate of at least 1K: 'fast' (e.g. 2M for 2 MB/s, 500K)\n");
+  assert.equal(existsSync(join(h.home, 'config.json')), false);
+});
+
+test('outside the ship window a snapshot waits; safe sync refuses in one line; safe sync --now ships', { timeout: 120_000 }, async () => {
+  const buddy = await makeMember('window-buddy', { offer: '1G' });
+  buddy.mount();
+  const host = await makeMember('window-host', { offer: '1G', buddies: 1, peers: [buddy.addr] });
+  // A window that opens two hours from now, whatever the time of day.
+  const from = (new Date().getHours() + 2) % 24;
+  const window = `${from}:00-${(from + 1) % 24}:00`;
+  const cfg = join(host.home, 'config.json');
+  writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), shipWindow: window }));
+  host.mount();
+  writeFileSync(join(host.mnt, 'f'), 'waits for the night\n');
+  await host.settle();
+  host.ok('snapshot');
+  await new Promise((r) => setTimeout(r, 3000));
+  const held = (): number => (JSON.parse(buddy.ok('peers', '--json')) as { self: { holding: unknown[] } }).self.holding.length;
+  assert.equal(held(), 0, 'nothing shipped outside the window');
+  assert.ok(logMessages(host.home).some((m) => m.startsWith(`shipping waits for the ship window ${window}`)), logMessages(host.home).join('\n'));
+  assert.match(host.ok('status'), new RegExp(`\\nship window ${window}: closed; shipments wait until .* \\(safe sync --now ships anyway\\)\\n`));
+  const refused = host.safe('sync', '--wait');
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, new RegExp(`^safe: outside the ship window ${window} \\(it opens .*\\): safe sync --now ships anyway\\n$`));
+  const r = JSON.parse(host.ok('sync', '--wait', '--now', '--json')) as SyncJson;
+  assert.ok(r.buddies.length === 1 && r.buddies[0]!.ok, JSON.stringify(r));
+  assert.equal(held(), 1);
+});
