@@ -80,9 +80,21 @@ export async function peers(out: Out): Promise<void> {
       `  ${m.peer}${buddies.has(m.peer) ? ' [buddy]' : ''}\n    ${m.addrs[0] ?? '(no address)'}; offers ${m.offer === null ? '?' : formatBytes(m.offer)} (${m.free === null ? '?' : formatBytes(m.free)} free); covers ${cov} of our data; rtt ${m.rtt === null ? '?' : `${m.rtt.toFixed(0)} ms`}; last seen ${ago(m.lastSeen)}`,
     );
   }
+  const alone = unreachable(r.self);
+  if (alone) lines.push(alone);
   lines.push(`holding for others: ${formatBytes(r.self.used)} of ${formatBytes(r.self.offered)} offered`);
   for (const o of r.self.holding) lines.push(`  ${o.peer}: ${formatBytes(o.charged)}, ${o.chunks} chunks, ${o.objects} objects, last seen ${ago(o.lastSeen)}`);
   out.print(lines.join('\n'), r);
+}
+
+/** What to do when no member is connected: nothing ships and nobody can ship to us. */
+function unreachable(p: PeerStatus): string | null {
+  if (p.connected.length > 0) return null;
+  const port = p.addrs.map((a) => /\/tcp\/(\d+)/.exec(a)?.[1]).find((x) => x !== undefined);
+  return (
+    'no member of the group is reachable now: give this host the address of one that is (peers in config.json, or --peer at init), ' +
+    `or let them reach this host: forward TCP port ${port ?? '(its listen port)'} to it on the router, or enable UPnP there`
+  );
 }
 
 /** The buddy lines of `safe status`. */
@@ -93,6 +105,8 @@ export function buddyLines(p: PeerStatus): string[] {
     const waiting = f && f.unreachable.length > 0 ? `; waiting for ${f.unreachable.join(', ')}` : '';
     lines.push(`recovery: fetching chunks back${f ? ` (${f.files}/${f.totalFiles} files, ${formatBytes(f.bytes)} of ${formatBytes(f.totalBytes)}${waiting}${f.error ? `; ${f.error}` : ''})` : ''}`);
   }
+  const alone = unreachable(p);
+  if (alone) lines.push(alone);
   if (p.buddies.length === 0) lines.push('buddies: none yet');
   for (const b of p.buddies) {
     const lag = p.latest === null ? 'nothing to ship' : b.epoch === p.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind the latest snapshot';

@@ -75,6 +75,8 @@ export interface PeerStatus {
   audits: AuditRecord[];
   /** Shipments under way. */
   shipping: Shipment[];
+  /** Members we hold a connection to now. */
+  connected: string[];
 }
 
 export class PeerService {
@@ -267,6 +269,7 @@ export class PeerService {
       flagged: [...this.fetcher.flagged],
       audits: recentAudits(this.o.store.db),
       shipping: this.replicator.shipments(),
+      connected: this.node.peers(),
     };
   }
 

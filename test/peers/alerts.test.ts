@@ -40,6 +40,10 @@ test('snapshots on no buddy for longer than alertAfter: an alert, logged once', 
   const late = JSON.parse(a.ok('status', '--json')) as StatusAlerts;
   assert.equal(late.alerts.filter((x) => x.kind === 'not-shipped').length, 1, JSON.stringify(late.alerts));
   assert.match(a.ok('status'), /\nATTENTION: the latest snapshot \(\S+Z\) is on 0 of 0 buddies; nothing has arrived anywhere yet \(see safe peers\)\n/);
+  // Alone in the group: status and peers say so, and what would help.
+  const alone = /\nno member of the group is reachable now: give this host the address of one that is \(peers in config\.json, or --peer at init\), or let them reach this host: forward TCP port \d+ to it on the router, or enable UPnP there\n/;
+  assert.match(a.ok('status'), alone);
+  assert.match(a.ok('peers'), alone);
   // Shown at every status, told once.
   assert.equal(logMessages(a.home).filter((m) => m.startsWith('attention: the latest snapshot')).length, 1, logMessages(a.home).join('\n'));
 });
