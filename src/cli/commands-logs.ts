@@ -29,20 +29,22 @@ export async function logs(o: LogsOptions, out: Out): Promise<void> {
     return;
   }
 
-  // The last `lines` wanted lines, then (with -f) whatever is appended.
+  // The last `lines` wanted lines (from the rotated copies too, oldest first), then (with -f)
+  // whatever is appended.
   let offset = 0;
-  if (existsSync(file)) {
-    const last: LogLine[] = [];
-    const input = createReadStream(file);
+  const last: LogLine[] = [];
+  for (const f of [`${file}.2`, `${file}.1`, file]) {
+    if (!existsSync(f)) continue;
+    const input = createReadStream(f);
     for await (const line of createInterface({ input, crlfDelay: Infinity })) {
       const l = parseLine(line);
       if (!l || !wanted(l)) continue;
       last.push(l);
       if (last.length > lines) last.shift();
     }
-    offset = input.bytesRead;
-    for (const l of last) show(l);
+    if (f === file) offset = input.bytesRead;
   }
+  for (const l of last) show(l);
   if (!o.follow) return;
   await new Promise<void>((resolve) => {
     let partial = '';

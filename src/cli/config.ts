@@ -46,6 +46,8 @@ export interface HostConfig {
   maxDownload?: string;
   /** When automatic shipments may run, local time ('22:00-06:00'); any time by default. */
   shipWindow?: string;
+  /** daemon.log past this size is rotated to daemon.log.1 and .2 (default 10M). */
+  logMaxSize?: string;
   verifier: string;
   /** Set while `safe recover` has not finished: mount refuses, recover resumes. */
   recovering?: boolean;

@@ -11,8 +11,9 @@ import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
-import { parseDuration, parseRate, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
+import { parseDuration, parseRate, parseSize, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
 import { bandwidthOf } from '../peers/bandwidth.js';
+import { rotateIfLarge } from '../log/rotate.js';
 import { isOpen, nextOpening, parseShipWindow } from '../peers/ship-window.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
@@ -75,7 +76,13 @@ function alive(pid: number): boolean {
 export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys, log: Log): Promise<DaemonHandle> {
   const p = paths(home);
   const shipWindow = cfg.shipWindow ? parseShipWindow(cfg.shipWindow) : null;
+  const logMax = parseSize(cfg.logMaxSize ?? '10M');
   takeLock(p.pid);
+  // Before this run's first line, so a rotated log starts with it.
+  const rotate = (): void => {
+    if (rotateIfLarge(p.log, logMax)) log(`log rotated: the lines before are in ${p.log}.1`);
+  };
+  rotate();
   const t0 = performance.now();
   const phase = (what: string): void => log.debug(`start: ${what} at ${(performance.now() - t0).toFixed(0)} ms`);
   let store: ChunkStore | undefined;
@@ -246,6 +253,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     const notifier = new Notifier(log.child('alerts'));
     const alertTimer = setInterval(() => void peersReady.then((s) => notifier.notify(alerts(s?.status() ?? null)), () => {}), 10 * 60_000);
     alertTimer.unref();
+    const rotateTimer = setInterval(rotate, 60_000);
+    rotateTimer.unref();
     void startPeers().then(peersStarted);
 
     let stopping: Promise<void> | undefined;
@@ -262,6 +271,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         };
         cron.stop();
         clearInterval(alertTimer);
+        clearInterval(rotateTimer);
         if (gcTimer) clearTimeout(gcTimer);
         await step('peer service', async () => {
           const s = await peersReady;

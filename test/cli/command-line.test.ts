@@ -186,3 +186,19 @@ test('safe logs: structured lines, filtered by level and component, followed wit
   assert.equal(bad.status, 2);
   assert.equal(bad.stderr, "safe: --level takes debug, info, warn, error, not 'loud'\n");
 });
+
+test('a log past logMaxSize is rotated at mount: the old lines in daemon.log.1, safe logs reads both', { timeout: 60_000 }, () => {
+  const h = makeHost();
+  const cfg = join(h.home, 'config.json');
+  writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), logMaxSize: '64K' }));
+  const old = Array.from({ length: 1000 }, (_, i) => JSON.stringify({ level: 'info', time: '2026-11-30T10:00:00.000Z', component: 'daemon', msg: `old line ${i}` })).join('\n') + '\n';
+  writeFileSync(join(h.home, 'daemon.log'), old);
+  h.mount();
+  h.unmount();
+  assert.equal(readFileSync(join(h.home, 'daemon.log.1'), 'utf8'), old);
+  const now = readFileSync(join(h.home, 'daemon.log'), 'utf8');
+  assert.ok(now.length < 10_000 && !now.includes('old line') && now.includes('log rotated'), now);
+  const msgs = h.ok('logs', '-n', '2000', '--json').trim().split('\n').map((l) => (JSON.parse(l) as { msg: string }).msg);
+  assert.deepEqual(msgs.slice(0, 2), ['old line 0', 'old line 1']);
+  assert.equal(msgs.at(-1), 'stopped cleanly');
+});
