@@ -235,9 +235,11 @@ export class Replicator {
    */
   audit(): Promise<AuditOutcome[]> {
     return this.exclusive(async () => {
-      // Outside the ship window the audit checks what buddies hold already, and ships nothing.
+      // Outside the ship window the audit checks what buddies hold already and ships nothing
+      // big: a replacement waits for the window (a reconcile's few missing chunks do not).
       const w = this.o.window;
-      if (!w || isOpen(w, new Date())) await this.run().catch((err: Error) => {
+      const open = !w || isOpen(w, new Date());
+      if (open) await this.run().catch((err: Error) => {
         this.halt.signal.throwIfAborted();
         this.o.log.warn(`sync before audit failed: ${err.message}`);
       });
@@ -250,7 +252,10 @@ export class Replicator {
         if (r.status === 'rejected') throw r.reason;
         return r.value;
       });
-      if (outcomes.some((o) => o.action === 'replaced')) await this.run();
+      if (outcomes.some((o) => o.action === 'replaced')) {
+        if (open) await this.run();
+        else setImmediate(() => this.kick());
+      }
       return outcomes;
     });
   }
