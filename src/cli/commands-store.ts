@@ -186,6 +186,7 @@ export async function status(out: Out): Promise<void> {
     const disk = { store: usage.entries.get(paths(home).store) ?? 0, staging: usage.entries.get(paths(home).staging) ?? 0, home: usage.total };
     const dedup = s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1;
     const last = store.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'snapshots'").get() ? findSnapshot(store.db, 'latest') : undefined;
+    const shipWindow = cfg.group && cfg.shipWindow ? shipWindowState(cfg.shipWindow) : null;
     out.print(
       [
         `host ${cfg.host} (${home})`,
@@ -197,27 +198,40 @@ export async function status(out: Out): Promise<void> {
         `on disk ${formatBytes(disk.home)} in all: store ${formatBytes(disk.store)} (packs, open packs, index), staging ${formatBytes(disk.staging)} (files not chunked yet, and room kept for deletes on a full disk)`,
         `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
         ...(cfg.group ? [`redundancy ${describeRedundancy(redundancyOf(cfg))}`] : []),
-        ...(cfg.group && cfg.shipWindow ? [shipWindowLine(cfg.shipWindow)] : []),
+        ...(shipWindow ? [shipWindowLine(shipWindow)] : []),
         ...(daemon?.peersFailed ? [`peer service: not running (${daemon.peersFailed}); the folder works, nothing ships until the next mount`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
-      { host: cfg.host, home, alerts: daemon?.alerts ?? [], mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, disk, lastSnapshot: last ?? null },
+      { host: cfg.host, home, alerts: daemon?.alerts ?? [], mount: cfg.mount, redundancy: formatRedundancy(redundancyOf(cfg)), mounted: !!daemon, daemon, store: { ...s, ratio: dedup }, disk, lastSnapshot: last ?? null, shipWindow },
     );
   } finally {
     store.close();
   }
 }
 
-function shipWindowLine(text: string): string {
-  let w;
+interface WindowState {
+  window: string;
+  open: boolean;
+  /** When it opens next (ISO time); null while open or when the window is malformed. */
+  opens: string | null;
+  error?: string;
+}
+
+function shipWindowState(text: string): WindowState {
   try {
-    w = parseShipWindow(text);
+    const w = parseShipWindow(text);
+    const now = new Date();
+    const open = isOpen(w, now);
+    return { window: w.text, open, opens: open ? null : nextOpening(w, now).toISOString() };
   } catch (err) {
-    if (err instanceof ShipWindowError) return `ship window: ${err.message} (the daemon will not start with it)`;
+    if (err instanceof ShipWindowError) return { window: text, open: false, opens: null, error: `${err.message} (the daemon will not start with it)` };
     throw err;
   }
-  const now = new Date();
-  return `ship window ${w.text}: ${isOpen(w, now) ? 'open now' : `closed; shipments wait until ${nextOpening(w, now).toLocaleString()} (safe sync --now ships anyway)`}`;
+}
+
+function shipWindowLine(s: WindowState): string {
+  if (s.error) return `ship window: ${s.error}`;
+  return `ship window ${s.window}: ${s.open ? 'open now' : `closed; shipments wait until ${new Date(s.opens!).toLocaleString()} (safe sync --now ships anyway)`}`;
 }
 
 function check(store: ChunkStore): { report: VerifyReport; refs: ReturnType<typeof checkReferences>; problems: (Problem | RefProblem)[] } {

@@ -78,6 +78,8 @@ test('outside the ship window a snapshot waits; safe sync refuses in one line; s
   assert.equal(held(), 0, 'nothing shipped outside the window');
   assert.ok(logMessages(host.home).some((m) => m.startsWith(`shipping waits for the ship window ${window}`)), logMessages(host.home).join('\n'));
   assert.match(host.ok('status'), new RegExp(`\\nship window ${window}: closed; shipments wait until .* \\(safe sync --now ships anyway\\)\\n`));
+  const st = (JSON.parse(host.ok('status', '--json')) as { shipWindow: { window: string; open: boolean; opens: string } }).shipWindow;
+  assert.deepEqual({ ...st, opens: new Date(st.opens).getHours() }, { window, open: false, opens: from });
   const refused = host.safe('sync', '--wait');
   assert.equal(refused.status, 1);
   assert.match(refused.stderr, new RegExp(`^safe: outside the ship window ${window} \\(it opens .*\\): safe sync --now ships anyway\\n$`));
