@@ -10,7 +10,7 @@ import { HOST_SCHEMA } from './host-schema.js';
 import { verifyStore, type Problem, type VerifyReport } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
-import { isOpen, nextOpening, parseShipWindow, ShipWindowError } from '../peers/ship-window.js';
+import { closedUntil, parseShipWindow, ShipWindowError } from '../peers/ship-window.js';
 import { formatBytes, loadConfig, parseRate, parseSize, paths, redundancyOf, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
@@ -139,12 +139,9 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const sheetFile = opts['recovery-sheet'] === undefined ? null : resolve(opts['recovery-sheet']);
   if (sheetFile && !group) throw new UserError('--recovery-sheet goes with --group: a host in no group has no buddies to be recovered from', 2);
   const offer = parseSize(opts.offer ?? '10G');
-  const caps = {
-    ...(opts['max-upload'] === undefined ? {} : { maxUpload: opts['max-upload'] }),
-    ...(opts['max-download'] === undefined ? {} : { maxDownload: opts['max-download'] }),
-  };
-  if (caps.maxUpload) parseRate(caps.maxUpload, '--max-upload');
-  if (caps.maxDownload) parseRate(caps.maxDownload, '--max-download');
+  // Checked now, kept as written (the config's unset keys are left out when it is saved).
+  if (opts['max-upload'] !== undefined) parseRate(opts['max-upload'], '--max-upload');
+  if (opts['max-download'] !== undefined) parseRate(opts['max-download'], '--max-download');
   const wanted = redundancy(opts);
   if (wanted.kind === 'rs' && !group) throw new UserError(`--redundancy ${formatRedundancy(wanted)} spreads shards over a group's members: it needs --group`, 2);
   const fallback = opts.fallback === undefined ? null : redundancy({ redundancy: opts.fallback });
@@ -155,7 +152,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const gk = group ? await groupKeys(group, groupPassword!) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
   const { scheme, why } = await settleRedundancy(opts, wanted, fallback, keys, gk, group);
-  const cfg = { ...newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk), ...caps };
+  const cfg = { ...newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk), maxUpload: opts['max-upload'], maxDownload: opts['max-download'] };
   const sheet: SheetFacts | null = group ? { host, group, members: cfg.peers, listen: cfg.listen } : null;
   // First, so a sheet that cannot be written leaves no host behind.
   if (sheet && sheetFile) {
@@ -220,9 +217,8 @@ interface WindowState {
 function shipWindowState(text: string): WindowState {
   try {
     const w = parseShipWindow(text);
-    const now = new Date();
-    const open = isOpen(w, now);
-    return { window: w.text, open, opens: open ? null : nextOpening(w, now).toISOString() };
+    const opens = closedUntil(w);
+    return { window: w.text, open: opens === null, opens: opens?.toISOString() ?? null };
   } catch (err) {
     if (err instanceof ShipWindowError) return { window: text, open: false, opens: null, error: `${err.message} (the daemon will not start with it)` };
     throw err;

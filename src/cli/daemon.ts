@@ -14,7 +14,7 @@ import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
 import { parseDuration, parseRate, parseSize, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
 import { bandwidthOf } from '../peers/bandwidth.js';
 import { rotateIfLarge } from '../log/rotate.js';
-import { isOpen, nextOpening, parseShipWindow } from '../peers/ship-window.js';
+import { closedUntil, parseShipWindow } from '../peers/ship-window.js';
 import { serveControl, type Request } from './control.js';
 import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
@@ -312,9 +312,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           return snap;
         }
         case 'sync': {
-          if (shipWindow && !req.now && !isOpen(shipWindow, new Date())) {
-            throw new Error(`outside the ship window ${shipWindow.text} (it opens ${nextOpening(shipWindow, new Date()).toLocaleString()}): safe sync --now ships anyway`);
-          }
+          const opens = req.now ? null : closedUntil(shipWindow);
+          if (opens) throw new Error(`outside the ship window ${shipWindow!.text} (it opens ${opens.toLocaleString()}): safe sync --now ships anyway`);
           const run = (await needPeers('there is nobody to ship to')).sync();
           if (!req.wait) {
             run.catch((err: Error) => log.warn(`sync failed: ${err.message}`));

@@ -6,7 +6,7 @@
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipProgress, type ShipReport } from './shipper.js';
-import { isOpen, nextOpening, type ShipWindow } from './ship-window.js';
+import { closedUntil, type ShipWindow } from './ship-window.js';
 import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
 import type { RootBlock } from './sealed-objects.js';
 import { auditBuddy, boxChallenge, type AuditChallenge, type AuditResult } from './audit.js';
@@ -237,8 +237,7 @@ export class Replicator {
     return this.exclusive(async () => {
       // Outside the ship window the audit checks what buddies hold already and ships nothing
       // big: a replacement waits for the window (a reconcile's few missing chunks do not).
-      const w = this.o.window;
-      const open = !w || isOpen(w, new Date());
+      const open = closedUntil(this.o.window ?? null) === null;
       if (open) await this.run().catch((err: Error) => {
         this.halt.signal.throwIfAborted();
         this.o.log.warn(`sync before audit failed: ${err.message}`);
@@ -331,11 +330,10 @@ export class Replicator {
   /** In the background: after a snapshot, or when a retry is due; outside the ship window, once it opens. */
   kick(): void {
     if (this.halt.signal.aborted) return;
-    const w = this.o.window;
-    if (w && !isOpen(w, new Date())) {
+    const opens = closedUntil(this.o.window ?? null);
+    if (opens) {
       if (this.windowTimer) return;
-      const opens = nextOpening(w, new Date());
-      this.o.log(`shipping waits for the ship window ${w.text} (opens ${opens.toLocaleString()})`);
+      this.o.log(`shipping waits for the ship window ${this.o.window!.text} (opens ${opens.toLocaleString()})`);
       this.windowTimer = setTimeout(() => {
         this.windowTimer = null;
         this.kick();

@@ -31,6 +31,11 @@ export function isOpen(w: ShipWindow, at: Date): boolean {
   return w.from < w.to ? m >= w.from && m < w.to : m >= w.from || m < w.to;
 }
 
+/** Null while shipments may run (no window, or an open one); else when the window opens. */
+export function closedUntil(w: ShipWindow | null, at = new Date()): Date | null {
+  return w && !isOpen(w, at) ? nextOpening(w, at) : null;
+}
+
 /** The next time the window opens after `at` (now, if it is open). */
 export function nextOpening(w: ShipWindow, at: Date): Date {
   if (isOpen(w, at)) return at;

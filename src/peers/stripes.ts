@@ -311,20 +311,20 @@ export class Stripes {
    * Slot `slot`'s shards of stripes made after epoch `base`, in stripe order from stripe `after`
    * on: the K+M shipments of one snapshot walk the stripes in step, so each is coded once.
    */
-  /** How many shards shardsAfter pages through from the start. */
-  shardCount(slot: number, base: number): number {
-    return prepared<[number, number], number>(
-      this.db,
-      'SELECT count(*) FROM stripe_shards s JOIN stripes t ON t.stripe = s.stripe WHERE s.slot = ? AND t.epoch > ? AND t.died IS NULL',
-    ).pluck().get(slot, base) ?? 0;
-  }
-
   shardsAfter(slot: number, base: number, after: number, limit: number): { stripe: number; id: Buffer }[] {
     return prepared<[number, number, number, number], { stripe: number; id: Buffer }>(
       this.db,
       `SELECT s.stripe, s.id FROM stripe_shards s JOIN stripes t ON t.stripe = s.stripe
         WHERE s.slot = ? AND s.stripe > ? AND t.epoch > ? AND t.died IS NULL ORDER BY s.stripe LIMIT ?`,
     ).all(slot, after, base, limit);
+  }
+
+  /** How many shards shardsAfter pages through from the start. */
+  shardCount(slot: number, base: number): number {
+    return prepared<[number, number], number>(
+      this.db,
+      'SELECT count(*) FROM stripe_shards s JOIN stripes t ON t.stripe = s.stripe WHERE s.slot = ? AND t.epoch > ? AND t.died IS NULL',
+    ).pluck().get(slot, base) ?? 0;
   }
 
   /**

@@ -160,8 +160,7 @@ export function beginImport(db: Db): void {
       CREATE TABLE IF NOT EXISTS import_indexes (name TEXT PRIMARY KEY, sql TEXT NOT NULL) WITHOUT ROWID;
       INSERT OR IGNORE INTO import_indexes SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ${TREE_TABLES};
     `);
-    const live = db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ${TREE_TABLES}`).pluck().all();
-    for (const name of live) db.exec(`DROP INDEX "${name}"`);
+    for (const name of db.prepare<[], string>('SELECT name FROM import_indexes').pluck().all()) db.exec(`DROP INDEX IF EXISTS "${name}"`);
   }).immediate();
   db.exec(`
     CREATE TEMP TABLE IF NOT EXISTS import_inode_deaths (ino INTEGER NOT NULL, born INTEGER NOT NULL, died INTEGER NOT NULL, PRIMARY KEY (ino, born)) WITHOUT ROWID;
