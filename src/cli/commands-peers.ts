@@ -80,21 +80,36 @@ export async function peers(out: Out): Promise<void> {
       `  ${m.peer}${buddies.has(m.peer) ? ' [buddy]' : ''}\n    ${m.addrs[0] ?? '(no address)'}; offers ${m.offer === null ? '?' : formatBytes(m.offer)} (${m.free === null ? '?' : formatBytes(m.free)} free); covers ${cov} of our data; rtt ${m.rtt === null ? '?' : `${m.rtt.toFixed(0)} ms`}; last seen ${ago(m.lastSeen)}`,
     );
   }
-  const alone = unreachable(r.self);
-  if (alone) lines.push(alone);
+  for (const line of [unreachable(r.self), reachLine(r.self)]) if (line) lines.push(line);
   lines.push(`holding for others: ${formatBytes(r.self.used)} of ${formatBytes(r.self.offered)} offered`);
   for (const o of r.self.holding) lines.push(`  ${o.peer}: ${formatBytes(o.charged)}, ${o.chunks} chunks, ${o.objects} objects, last seen ${ago(o.lastSeen)}`);
   out.print(lines.join('\n'), r);
 }
 
+const listenPort = (p: PeerStatus): string =>
+  p.addrs.filter((a) => !a.includes('/p2p-circuit')).map((a) => /\/tcp\/(\d+)/.exec(a)?.[1]).find((x) => x !== undefined) ?? '(its listen port)';
+
 /** What to do when no member is connected: nothing ships and nobody can ship to us. */
 function unreachable(p: PeerStatus): string | null {
   if (p.connected.length > 0) return null;
-  const port = p.addrs.map((a) => /\/tcp\/(\d+)/.exec(a)?.[1]).find((x) => x !== undefined);
   return (
     'no member of the group is reachable now: give this host the address of one that is (peers in config.json, or --peer at init), ' +
-    `or let them reach this host: forward TCP port ${port ?? '(its listen port)'} to it on the router, or enable UPnP there`
+    `or let them reach this host: forward TCP port ${listenPort(p)} to it on the router`
   );
+}
+
+/** Whether members can start a connection to us: directly, through a relay, or not at all. */
+function reachLine(p: PeerStatus): string | null {
+  const r = p.reach;
+  if (r.kind === 'direct') return `reachable directly (dialed back by ${r.by})`;
+  if (r.kind === 'relayed') return `behind NAT: members reach this host through the relay ${r.via}`;
+  if (r.kind === 'unreachable') {
+    return (
+      `behind NAT, and ${r.reason}: members cannot start a connection to this host. ` +
+      `Ask a member with a public address to relay (safe init --relay, or "relay" in its config.json), or forward TCP port ${listenPort(p)} to this host on the router`
+    );
+  }
+  return null;
 }
 
 /** The buddy lines of `safe status`. */
@@ -105,8 +120,7 @@ export function buddyLines(p: PeerStatus): string[] {
     const waiting = f && f.unreachable.length > 0 ? `; waiting for ${f.unreachable.join(', ')}` : '';
     lines.push(`recovery: fetching chunks back${f ? ` (${f.files}/${f.totalFiles} files, ${formatBytes(f.bytes)} of ${formatBytes(f.totalBytes)}${waiting}${f.error ? `; ${f.error}` : ''})` : ''}`);
   }
-  const alone = unreachable(p);
-  if (alone) lines.push(alone);
+  for (const line of [unreachable(p), reachLine(p)]) if (line) lines.push(line);
   if (p.buddies.length === 0) lines.push('buddies: none yet');
   for (const b of p.buddies) {
     const lag = p.latest === null ? 'nothing to ship' : b.epoch === p.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind the latest snapshot';

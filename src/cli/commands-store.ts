@@ -43,6 +43,18 @@ export interface InitOptions {
   'recovery-sheet'?: string;
   'max-upload'?: string;
   'max-download'?: string;
+  /** true: the default number of slots; a string: a number of them. */
+  relay?: boolean | string;
+}
+
+/** Members behind NAT a relay holds slots for unless told otherwise. */
+const DEFAULT_RELAY_SLOTS = 16;
+
+function relaySlots(v: boolean | string | undefined): number | undefined {
+  if (v === undefined || v === false) return undefined;
+  if (v === true) return DEFAULT_RELAY_SLOTS;
+  if (!/^[1-9][0-9]{0,3}$/.test(v)) throw new UserError(`--relay takes a number of members to relay for (1-9999), not "${v}"`, 2);
+  return Number(v);
 }
 
 /** --redundancy copies:N|rs:K+M, or release 0.2's --buddies N (copies:N). */
@@ -152,7 +164,7 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const gk = group ? await groupKeys(group, groupPassword!) : null;
   const convergence = gk ? gk.convergence : keys.soloConvergence;
   const { scheme, why } = await settleRedundancy(opts, wanted, fallback, keys, gk, group);
-  const cfg = { ...newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk), maxUpload: opts['max-upload'], maxDownload: opts['max-download'] };
+  const cfg = { ...newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk), maxUpload: opts['max-upload'], maxDownload: opts['max-download'], relay: relaySlots(opts.relay) };
   const sheet: SheetFacts | null = group ? { host, group, members: cfg.peers, listen: cfg.listen } : null;
   // First, so a sheet that cannot be written leaves no host behind.
   if (sheet && sheetFile) {

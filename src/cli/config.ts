@@ -44,6 +44,8 @@ export interface HostConfig {
   /** Caps on what this host sends and receives, over all its connections ('2M' = 2 MB/s; none by default). */
   maxUpload?: string;
   maxDownload?: string;
+  /** Relay for members behind NAT: how many reservations this host holds at most (none by default). */
+  relay?: number;
   /** When automatic shipments may run, local time ('22:00-06:00'); any time by default. */
   shipWindow?: string;
   /** daemon.log past this size is rotated to daemon.log.1 and .2 (default 10M). */
@@ -125,6 +127,15 @@ export function repairThresholdOf(cfg: Pick<HostConfig, 'repairThreshold'>, r: R
     throw new UserError(`config: repairThreshold must be a whole number from 1 to ${m} for ${formatRedundancy(r)}, not ${String(cfg.repairThreshold)}`);
   }
   return cfg.repairThreshold;
+}
+
+/** How many members a host relays for (null: it does not relay), checked. */
+export function relaySlotsOf(cfg: Pick<HostConfig, 'relay'>): number | null {
+  if (cfg.relay === undefined) return null;
+  if (!Number.isInteger(cfg.relay) || cfg.relay < 1 || cfg.relay > 9999) {
+    throw new UserError(`config: relay must be the number of members to relay for, 1 to 9999, not ${JSON.stringify(cfg.relay)}`);
+  }
+  return cfg.relay;
 }
 
 /** What the root block carries of a config: a recovery sets the host up as it was. */

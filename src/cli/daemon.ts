@@ -11,7 +11,7 @@ import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
 import { ChunkQueue } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
-import { parseDuration, parseRate, parseSize, paths, redundancyOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
+import { parseDuration, parseRate, parseSize, paths, redundancyOf, relaySlotsOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
 import { bandwidthOf } from '../peers/bandwidth.js';
 import { rotateIfLarge } from '../log/rotate.js';
 import { closedUntil, parseShipWindow } from '../peers/ship-window.js';
@@ -187,6 +187,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           store: store!, keys: keys.host, group: keys.group, listen: cfg.listen, peers: cfg.peers, offer: cfg.offer, redundancy, mdns: cfg.mdns ?? true,
           settings: settingsOf(cfg),
           shipWindow,
+          relaySlots: relaySlotsOf(cfg),
           bandwidth: bandwidthOf({
             maxUploadRate: cfg.maxUpload ? parseRate(cfg.maxUpload, 'maxUpload in the config') : null,
             maxDownloadRate: cfg.maxDownload ? parseRate(cfg.maxDownload, 'maxDownload in the config') : null,

@@ -57,6 +57,7 @@ function program(setExit: (code: number) => void): Command {
       buddies: o.buddies as string | undefined, redundancy: o.redundancy as string | undefined, fallback: o.fallback as string | undefined,
       'no-mdns': o.mdns === false, 'recovery-sheet': o.recoverySheet as string | undefined,
       'max-upload': o.maxUpload as string | undefined, 'max-download': o.maxDownload as string | undefined,
+      relay: o.relay as boolean | string | undefined,
     }, out(o));
   })
     .option('--host <name>', "this host's name (default: the machine's)")
@@ -71,7 +72,8 @@ function program(setExit: (code: number) => void): Command {
     .addOption(new Option('--buddies <n>', 'same as --redundancy copies:N').hideHelp())
     .option('--no-mdns', 'do not look for members on the LAN')
     .option('--max-upload <rate>', 'cap what this host sends, over all its connections: 2M = 2 MB/s')
-    .option('--max-download <rate>', 'cap what this host receives: 2M = 2 MB/s');
+    .option('--max-download <rate>', 'cap what this host receives: 2M = 2 MB/s')
+    .option('--relay [members]', 'relay for members behind NAT, up to this many of them (default 16)');
 
   command('mount', 'start the daemon: the folder, chunking, snapshots on schedule, the peer service', async (o) => {
     await (await mounting()).mount(!!o.foreground, out(o), undefined, o.passwordFile as string | undefined);

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { multiaddr } from '@multiformats/multiaddr';
 import { prepared, type Db } from '../chunkstore/index-db.js';
 import { openChannel, serve } from './messages.js';
-import type { PeerNode, PeerStream } from './node.js';
+import { isRelayed, type PeerNode, type PeerStream } from './node.js';
 import { PROBE_PROTOCOL, probeReplies, probeRequests } from './protocol.js';
 
 export interface Member {
@@ -36,8 +36,12 @@ export function createMemberTables(db: Db): void {
   `);
 }
 
-/** The /24 (IPv4) or /64 (IPv6) an address is in: "same network" for buddy placement. */
+/**
+ * The /24 (IPv4) or /64 (IPv6) an address is in: "same network" for buddy placement. A relayed
+ * address names the relay's network, not the member's: none.
+ */
 export function networkOf(addr: string): string | null {
+  if (isRelayed(addr)) return null;
   try {
     const c = multiaddr(addr).getComponents();
     const ip4 = c.find((x) => x.name === 'ip4')?.value;

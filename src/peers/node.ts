@@ -1,16 +1,20 @@
 // One libp2p node per host: TCP + Noise + yamux, identify and ping, and, when the host is in a
 // backup group, a private network keyed by the group so that only members can even finish a
-// handshake. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
+// handshake. Circuit relay v2 lets members behind NAT be reached through a member that offers to
+// relay; a relayed connection is itself a group-network connection end to end, so the relay
+// carries only ciphertext and serves members only. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
 // touches one file.
 import './polyfill.js';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify, type Identify } from '@libp2p/identify';
+import { identify, identifyPush, type Identify } from '@libp2p/identify';
 import { ping, type Ping } from '@libp2p/ping';
 import { bootstrap } from '@libp2p/bootstrap';
 import { mdns } from '@libp2p/mdns';
+import { circuitRelayServer, circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2';
+import type { TransportManager } from '@libp2p/interface-internal';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
@@ -59,6 +63,8 @@ export interface PeerNodeOptions {
   bandwidth?: Bandwidth;
   /** Told when a bootstrap address without /p2p/ could not be dialed (start never fails for it). */
   onBootstrapError?: (addr: string, err: Error) => void;
+  /** Relay for members behind NAT, holding at most this many reservations; null or absent: no. */
+  relaySlots?: number | null;
 }
 
 /** A stream and who is at the other end, for inbound and outbound streams alike. */
@@ -117,6 +123,18 @@ export interface PeerNode {
   rendezvousNow(): Promise<string[]>;
   /** Called with the PeerId of every new connection, inbound or outbound. */
   onConnect(cb: (peer: string, remoteAddr: string) => void): void;
+  /** Called when a connection closes. */
+  onDisconnect(cb: (peer: string, remoteAddr: string) => void): void;
+  /** Whether we hold a connection to the peer that does not pass through a relay. */
+  directTo(peer: string): boolean;
+  /** Whether the peer said (through identify) that it relays. */
+  relays(peer: string): Promise<boolean>;
+  /** Reserves a slot on a relay we are connected to, and listens on the relayed address. */
+  reserveOn(relay: string, opts?: DialOptions): Promise<void>;
+  /** The relays our relayed addresses go through now. */
+  relayedVia(): string[];
+  /** The TCP ports we listen on. */
+  listenPorts(): number[];
   stop(): Promise<void>;
   /** The underlying node, for services a later layer adds (DHT, discovery). */
   readonly libp2p: Libp2p<{ identify: Identify; ping: Ping }>;
@@ -126,6 +144,24 @@ export interface PeerNode {
 function parseTarget(target: string): Multiaddr | PeerId {
   return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target);
 }
+
+/** A relayed address or connection: '/…/p2p/<relay>/p2p-circuit/…'. */
+export const isRelayed = (addr: string): boolean => addr.includes('/p2p-circuit');
+
+/** The relay a relayed address goes through. */
+function relayOf(addr: string): string | null {
+  const c = multiaddr(addr).getComponents();
+  const at = c.findIndex((x) => x.name === 'p2p-circuit');
+  return at > 0 && c[at - 1]!.name === 'p2p' ? c[at - 1]!.value ?? null : null;
+}
+
+/**
+ * The group's own relay limits: reservations are the owner's offer; a relayed connection has no
+ * time or byte limit (libp2p's defaults, 2 minutes and 128 KiB, would cut every shipment) since
+ * only members can reach the relay at all.
+ */
+const relayServer = (slots: number) =>
+  circuitRelayServer({ reservations: { maxReservations: slots, applyDefaultLimit: false } });
 
 const hasPeerId = (addr: string): boolean => multiaddr(addr).getComponents().some((c) => c.name === 'p2p');
 
@@ -142,7 +178,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
   const node = await createLibp2p({
     privateKey,
     addresses: { listen: opts.listen },
-    transports: [tcp()],
+    transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(opts.pnetKey ? { connectionProtector: groupNetwork(opts.pnetKey) } : {}),
@@ -152,7 +188,20 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       ...(opts.mdnsTag ? [mdns({ serviceTag: opts.mdnsTag })] : []),
     ],
     connectionManager: { dialTimeout: opts.dialTimeoutMs ?? 10_000 },
-    services: { identify: identify(), ping: ping(), ...(opts.rendezvous ? { dht: rendezvousDHT(announce) } : {}) },
+    services: {
+      identify: identify(),
+      // Tells connected members when our addresses change: a relayed address once a relay
+      // holds a slot for us, or none once it is lost.
+      identifyPush: identifyPush(),
+      ping: ping(),
+      ...(opts.rendezvous ? { dht: rendezvousDHT(announce) } : {}),
+      ...(opts.relaySlots ? { relay: relayServer(opts.relaySlots) } : {}),
+      // Not the transport manager itself: libp2p would start it a second time as a service.
+      listener: ({ transportManager: tm }: { transportManager: TransportManager }) => ({
+        listen: (addrs: Multiaddr[]) => tm.listen(addrs),
+        getAddrs: () => tm.getAddrs(),
+      }),
+    },
     start: true,
   });
 
@@ -249,6 +298,39 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
         }
       });
     },
+    onDisconnect(cb) {
+      node.addEventListener('connection:close', (evt) => {
+        try {
+          cb(evt.detail.remotePeer.toString(), evt.detail.remoteAddr.toString());
+        } catch {
+          // a listener must not take the node down
+        }
+      });
+    },
+    directTo: (peer) => node.getConnections(peerIdFromString(peer)).some((c) => !isRelayed(c.remoteAddr.toString())),
+    async relays(peer) {
+      try {
+        return (await node.peerStore.get(peerIdFromString(peer))).protocols.includes(RELAY_V2_HOP_CODEC);
+      } catch {
+        return false;
+      }
+    },
+    async reserveOn(relay, o) {
+      // A reservation lives as long as the connection it was made on; dialing first makes a
+      // dropped relay's return a new connection, not a failed reservation libp2p then shuns.
+      await node.dial(peerIdFromString(relay), { signal: o?.signal });
+      await node.services.listener.listen([multiaddr(`/p2p/${relay}/p2p-circuit`)]);
+    },
+    relayedVia: () => [...new Set(node.getMultiaddrs().map((m) => m.toString()).filter(isRelayed).map(relayOf).filter((r) => r !== null))],
+    listenPorts: () => [
+      ...new Set(
+        node.services.listener
+          .getAddrs()
+          .map((m) => m.getComponents().find((c) => c.name === 'tcp')?.value)
+          .filter((v) => v !== undefined)
+          .map(Number),
+      ),
+    ],
     async stop() {
       rendezvous?.stop();
       await node.stop();

@@ -11,10 +11,13 @@
 //   deletes -> stored                   the signed delete set (chunks and objects)
 //   commit -> committed                 signed root block: everything above becomes current
 // /safe/probe/1: fingerprint -> coverage, offered space, members it knows.
+// /safe/reach/1: dialBack -> dialedBack      the member tries a TCP connection to the address
+//                                            it sees us at, on each port we listen on
 import { defineMessages, t } from './messages.js';
 
 export const BACKUP_PROTOCOL = '/safe/backup/1';
 export const PROBE_PROTOCOL = '/safe/probe/1';
+export const REACH_PROTOCOL = '/safe/reach/1';
 
 /** Frame limit of the backup channel: one batch of objects or chunks (a large directory). */
 export const BACKUP_MAX_FRAME = 8 * 1024 * 1024 + 64 * 1024;
@@ -53,6 +56,14 @@ export const probeRequests = defineMessages({
 
 export const probeReplies = defineMessages({
   probed: { covered: t.uint(), offer: t.uint(), free: t.uint(), members: t.array(member(), { max: 256 }) },
+});
+
+export const reachRequests = defineMessages({
+  dialBack: { ports: t.array(t.uint({ max: 65535 }), { max: 4 }) },
+});
+
+export const reachReplies = defineMessages({
+  dialedBack: { reached: t.array(t.str({ max: 64 }), { max: 4 }) },
 });
 
 /** What each signature covers: the context string names the step, the value binds the owner. */

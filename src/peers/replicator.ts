@@ -409,9 +409,13 @@ export class Replicator {
     const taken = new Set(current.map((b) => b.peer));
     const retired = new Set(this.buddies(true).filter((b) => b.retired).map((b) => b.peer));
     const network = new Map(members.map((m) => [m.peer, m.network]));
+    const node = this.o.ship.node;
+    const relayed = (m: Member): number => Number(node.peers().includes(m.peer) && !node.directTo(m.peer));
     const candidates = members
       .filter((m) => !taken.has(m.peer) && !retired.has(m.peer) && m.peer !== this.o.ship.node.peerId && m.coverage !== null && (m.free ?? 0) > 0)
-      .sort((a, b) => (b.coverage ?? 0) - (a.coverage ?? 0) || (b.free ?? 0) - (a.free ?? 0) || (a.rtt ?? Infinity) - (b.rtt ?? Infinity) || a.peer.localeCompare(b.peer));
+      // At equal coverage a member we reach directly beats one behind a relay, whose every
+      // byte the relay's owner pays for twice.
+      .sort((a, b) => (b.coverage ?? 0) - (a.coverage ?? 0) || relayed(a) - relayed(b) || (b.free ?? 0) - (a.free ?? 0) || (a.rtt ?? Infinity) - (b.rtt ?? Infinity) || a.peer.localeCompare(b.peer));
     const placed = current.map((b) => network.get(b.peer) ?? null);
     const picks = pickHolders(candidates, need, (m) => m.network, placed, networkCaps(scheme));
     const now = Date.now();

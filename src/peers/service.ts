@@ -9,7 +9,8 @@ import { listMembers, networkOf, noteMember, serveProbe, type Member } from './m
 import { createPeerNode, type PeerNode } from './node.js';
 import type { Bandwidth } from './bandwidth.js';
 import type { ShipWindow } from './ship-window.js';
-import { BACKUP_PROTOCOL, PROBE_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
+import { BACKUP_PROTOCOL, PROBE_PROTOCOL, REACH_PROTOCOL, RESTORE_PROTOCOL } from './protocol.js';
+import { Reachability, serveDialBack, type Reach } from './reachability.js';
 import { serveRestore } from './retrieval.js';
 import { Replicator, recentAudits, type AuditOutcome, type AuditRecord, type BuddyState, type Shipment, type SyncOutcome } from './replicator.js';
 import { MetaSealer, type HostSettings } from './sealed-objects.js';
@@ -34,6 +35,8 @@ export interface PeerServiceOptions {
   peers: string[];
   /** Caps over all the node's channels. */
   bandwidth?: Bandwidth;
+  /** Relay for members behind NAT, this many reservations at most; null or absent: no. */
+  relaySlots?: number | null;
   /** When automatic shipments may run; null or absent: at any time. */
   shipWindow?: ShipWindow | null;
   offer: number;
@@ -77,6 +80,8 @@ export interface PeerStatus {
   shipping: Shipment[];
   /** Members we hold a connection to now. */
   connected: string[];
+  /** Whether members can dial us, or through which relay. */
+  reach: Reach;
 }
 
 export class PeerService {
@@ -96,6 +101,7 @@ export class PeerService {
     readonly node: PeerNode,
     readonly holder: Holder,
     readonly replicator: Replicator,
+    private readonly reachability: Reachability,
     stripes: Stripes,
     private readonly o: PeerServiceOptions,
   ) {
@@ -111,6 +117,7 @@ export class PeerService {
       listen: o.listen,
       bootstrap: o.peers,
       bandwidth: o.bandwidth,
+      relaySlots: o.relaySlots,
       mdnsTag: o.mdns ? `_safe-${o.group.rendezvous.slice(0, 16)}._udp.local` : null,
       rendezvous: o.group.rendezvous,
       onRendezvousError: (err) => o.log.warn(`${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`),
@@ -142,7 +149,8 @@ export class PeerService {
       window: o.shipWindow ?? null,
       log: o.log.child('replicator'),
     });
-    const service = new PeerService(node, holder, replicator, stripes, o);
+    const reachability = new Reachability({ node, members: () => listMembers(db).map((m) => m.peer), log: o.log.child('reach') });
+    const service = new PeerService(node, holder, replicator, reachability, stripes, o);
     // libp2p forgets addresses at exit; the members table does not: a restarted daemon can
     // still reach a buddy it heard of through another member.
     for (const m of listMembers(db)) if (m.addrs.length > 0) await node.learn(m.peer, m.addrs).catch(() => {});
@@ -163,7 +171,9 @@ export class PeerService {
         members: () => service.knownMembers(),
       }),
     );
-    o.log(`peer ${node.peerId} listening on ${node.multiaddrs().join(' ')}`);
+    await node.handle(REACH_PROTOCOL, (ps) => serveDialBack(ps));
+    o.log(`peer ${node.peerId} listening on ${node.multiaddrs().join(' ')}${o.relaySlots ? `, relaying for up to ${o.relaySlots} members` : ''}`);
+    reachability.start();
     service.sweepSoon();
     o.store.setRemote(service.fetcher);
     service.backfillSoon(0);
@@ -270,6 +280,7 @@ export class PeerService {
       audits: recentAudits(this.o.store.db),
       shipping: this.replicator.shipments(),
       connected: this.node.peers(),
+      reach: this.reachability.reach,
     };
   }
 
@@ -278,6 +289,7 @@ export class PeerService {
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
     if (this.backfillTimer) clearTimeout(this.backfillTimer);
     this.backfill?.stop();
+    this.reachability.stop();
     // Its current batch finishes before the store it writes to closes.
     await this.backfillRun;
     this.o.store.setRemote(null);

@@ -23,13 +23,18 @@ export interface Host {
 }
 
 /** `dir`: where its SAFE_HOME and mount point go (a small disk), else the temp dir. */
-export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: string[]; env?: NodeJS.ProcessEnv; host?: string; dir?: string } = {}): Host {
+/**
+ * A host in a temp dir. `netns`: its commands (and so the daemon they start) run in that network
+ * namespace, entered with nsenter so the FUSE mount stays visible to the test.
+ */
+export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: string[]; env?: NodeJS.ProcessEnv; host?: string; dir?: string; netns?: string } = {}): Host {
   const root = mkdtempSync(join(opts.dir ?? tmpdir(), 'safe-host-'));
   const home = join(root, 'home');
   const mnt = join(root, 'mnt');
   mkdirSync(mnt);
   const env = { ...process.env, SAFE_HOME: home, SAFE_PASSPHRASE: 'test passphrase', SAFE_CHUNK_DELAY_MS: String(opts.delayMs ?? 50), ...opts.env };
-  const safe = (...args: string[]): SpawnSyncReturns<string> => spawnSync(SAFE_BIN, args, { env, encoding: 'utf8', timeout: 600_000 });
+  const [bin, pre] = opts.netns ? ['nsenter', [`--net=/run/netns/${opts.netns}`, SAFE_BIN]] : [SAFE_BIN, []];
+  const safe = (...args: string[]): SpawnSyncReturns<string> => spawnSync(bin, [...pre, ...args], { env, encoding: 'utf8', timeout: 600_000 });
   const ok = (...args: string[]): string => {
     const r = safe(...args);
     if (r.status !== 0) throw new Error(`safe ${args.join(' ')} failed (${r.status}): ${r.stderr}${r.stdout}`);

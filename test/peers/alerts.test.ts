@@ -41,7 +41,7 @@ test('snapshots on no buddy for longer than alertAfter: an alert, logged once', 
   assert.equal(late.alerts.filter((x) => x.kind === 'not-shipped').length, 1, JSON.stringify(late.alerts));
   assert.match(a.ok('status'), /\nATTENTION: the latest snapshot \(\S+Z\) is on 0 of 0 buddies; nothing has arrived anywhere yet \(see safe peers\)\n/);
   // Alone in the group: status and peers say so, and what would help.
-  const alone = /\nno member of the group is reachable now: give this host the address of one that is \(peers in config\.json, or --peer at init\), or let them reach this host: forward TCP port \d+ to it on the router, or enable UPnP there\n/;
+  const alone = /\nno member of the group is reachable now: give this host the address of one that is \(peers in config\.json, or --peer at init\), or let them reach this host: forward TCP port \d+ to it on the router\n/;
   assert.match(a.ok('status'), alone);
   assert.match(a.ok('peers'), alone);
   // Shown at every status, told once.

@@ -41,16 +41,20 @@ export interface Member extends Host {
 
 export async function makeMember(
   name: string,
-  o: { offer: string; buddies?: number; redundancy?: string; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string; dir?: string; initArgs?: string[] },
+  o: {
+    offer: string; buddies?: number; redundancy?: string; peers?: string[]; env?: NodeJS.ProcessEnv; group?: string; dir?: string; initArgs?: string[];
+    /** In a network namespace, listening on this IPv4 address (port 4747). */
+    netns?: { name: string; ip: string };
+  },
 ): Promise<Member> {
-  const port = await freePort();
-  const addr = `/ip4/127.0.0.1/tcp/${port}`;
+  const port = o.netns ? 4747 : await freePort();
+  const addr = `/ip4/${o.netns?.ip ?? '127.0.0.1'}/tcp/${port}`;
   // No mDNS: test traffic stays on loopback.
   const spread = o.redundancy ? ['--redundancy', o.redundancy] : ['--buddies', String(o.buddies ?? 2)];
   const initArgs = ['--group', o.group ?? GROUP.name, '--offer', o.offer, '--listen', addr, ...spread, '--no-mdns'];
   for (const p of o.peers ?? []) initArgs.push('--peer', p);
   initArgs.push(...(o.initArgs ?? []));
-  const h = makeHost({ host: name, initArgs, env: { SAFE_GROUP_PASSWORD: GROUP.password, ...o.env }, dir: o.dir });
+  const h = makeHost({ host: name, initArgs, env: { SAFE_GROUP_PASSWORD: GROUP.password, ...o.env }, dir: o.dir, netns: o.netns?.name });
   let id: string | null = null;
   return {
     ...h,

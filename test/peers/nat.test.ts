@@ -1,0 +1,80 @@
+// Members behind home routers (test/peers/nat-bed.ts: two NAT homes, one reachable member that
+// relays, all in network namespaces this test makes and removes). Each home learns from a
+// dial-back that it cannot be reached, takes a slot on the relay, and the two homes back up to
+// each other through it; one then loses its disk and recovers from behind its NAT. The second
+// home's router maps every connection to a random port (--random-fully).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { seededBytes } from '../helpers.js';
+import { canBuildBed, makeBed, type Bed } from './nat-bed.js';
+import { GROUP, heldIds, makeMember, shippedIds, remoteAudit, type Member, type SyncJson } from './group.js';
+import type { Reach } from '../../src/peers/reachability.js';
+
+const skip = canBuildBed() ? false : 'needs root and iproute2 to make network namespaces';
+
+const reachOf = (m: Member): Reach => (m.status() as unknown as { daemon: { peers: { reach: Reach } } }).daemon.peers.reach;
+
+async function until(what: string, ok: () => boolean, ms: number): Promise<void> {
+  const t0 = Date.now();
+  while (!ok()) {
+    if (Date.now() - t0 > ms) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The relay in the open, and a host in each home knowing only the relay's address. */
+async function group(bed: Bed, hostArgs: string[] = []): Promise<{ relay: Member; a: Member; b: Member }> {
+  // The relay offers no space: the homes must choose each other.
+  const relay = await makeMember('relay', { offer: '0', netns: { name: bed.ns.pub, ip: bed.ip.pub }, initArgs: ['--relay', '4'] });
+  relay.mount();
+  const home = (name: string, ns: string, ip: string): Promise<Member> =>
+    makeMember(name, { offer: '1G', buddies: 1, peers: [relay.addr], netns: { name: ns, ip }, initArgs: hostArgs });
+  const a = await home('home-a', bed.ns.home1, bed.ip.home1);
+  const b = await home('home-b', bed.ns.home2, bed.ip.home2);
+  a.mount();
+  b.mount();
+  return { relay, a, b };
+}
+
+test('two homes behind NAT back up to each other through a relay member; one recovers from behind its NAT', { skip, timeout: 300_000 }, async () => {
+  const bed = makeBed({ randomFully: { router2: true } });
+  const hosts: Member[] = [];
+  try {
+    const { relay, a, b } = await group(bed);
+    hosts.push(relay, a, b);
+    await until('both homes hold a slot on the relay', () => reachOf(a).kind === 'relayed' && reachOf(b).kind === 'relayed', 60_000);
+    assert.deepEqual(reachOf(a), { kind: 'relayed', via: relay.peerId() });
+    await until('the relay learns it is reachable', () => reachOf(relay).kind === 'direct', 30_000);
+    assert.match(a.ok('status'), new RegExp(`\\nbehind NAT: members reach this host through the relay ${relay.peerId()}\\n`));
+
+    const data = seededBytes(3_000_000, 14);
+    writeFileSync(join(a.mnt, 'photos.bin'), data);
+    writeFileSync(join(a.mnt, 'notes.txt'), 'written behind a home router\n');
+    await a.settle();
+    a.ok('snapshot');
+    const sync = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
+    assert.deepEqual(sync.buddies.map((x) => [x.peer, x.ok]), [[b.peerId(), true]], JSON.stringify(sync));
+    const addrs = (JSON.parse(a.ok('peers', '--json')) as { members: { peer: string; addrs: string[] }[] }).members.find((m) => m.peer === b.peerId())!.addrs;
+    assert.ok(addrs.some((x) => x.includes(`/p2p/${relay.peerId()}/p2p-circuit`)), `B is known by its relayed address: ${addrs.join(' ')}`);
+    const shipped = shippedIds(a);
+    const held = heldIds(b, a.peerId());
+    assert.ok(shipped.size > 10 && [...shipped].every((id) => held.has(id)), `B holds every chunk of A's snapshot (${held.size}/${shipped.size})`);
+    assert.equal(heldIds(relay, a.peerId()).size, 0, 'the relay holds nothing of A');
+    const audit = remoteAudit(a);
+    assert.equal(audit.status, 0, audit.out);
+    assert.deepEqual(audit.audits.map((x) => [x.peer, x.verdict]), [[b.peerId(), 'passed']], audit.out);
+
+    // A's disk dies. From behind its NAT, with the relay's address only, it gets it all back.
+    a.unmount();
+    rmSync(a.home, { recursive: true, force: true });
+    const rec = JSON.parse(a.ok('recover', '--host', 'home-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', relay.addr, '--listen', a.addr, '--no-mdns', '--json')) as { missing: number };
+    assert.equal(rec.missing, 0);
+    assert.ok(readFileSync(join(a.mnt, 'photos.bin')).equals(data), 'photos.bin recovered byte for byte');
+    assert.equal(readFileSync(join(a.mnt, 'notes.txt'), 'utf8'), 'written behind a home router\n');
+  } finally {
+    for (const h of hosts.reverse()) h.safe('unmount');
+    bed.teardown();
+  }
+});
