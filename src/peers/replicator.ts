@@ -359,6 +359,7 @@ export class Replicator {
   async refreshMembers(): Promise<Member[]> {
     const ids = fingerprint(this.db);
     const seen = new Set<string>();
+    const failed = new Set<string>();
     let queue = [...new Set([...listMembers(this.db).map((m) => m.peer), ...this.o.knownPeers()])];
     const node = this.o.ship.node;
     while (queue.length > 0) {
@@ -379,13 +380,18 @@ export class Replicator {
               network: addrs.map(networkOf).find((n) => n !== null) ?? null,
             });
             for (const m of r.members) {
-              if (m.peer === node.peerId || seen.has(m.peer)) continue;
-              // A member we hear of: dial by address so the exchange also teaches libp2p where.
+              if (m.peer === node.peerId) continue;
+              // Addresses change (a member behind NAT gets a relayed one): learn them every time.
               noteMember(this.db, m.peer, { addrs: m.addrs });
               await node.learn(m.peer, m.addrs);
+              // A member we had not heard of, or one we could not reach this round with what
+              // we knew: what this member knows of it may reach it.
+              if (seen.has(m.peer) && !failed.delete(m.peer)) continue;
+              seen.delete(m.peer);
               next.push(m.peer);
             }
           } catch (err) {
+            if (!target.startsWith('/')) failed.add(target);
             if (!this.halt.signal.aborted) this.o.log.warn(`probe of ${target} failed: ${(err as Error).message}`);
           }
         }),

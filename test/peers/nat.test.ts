@@ -2,12 +2,15 @@
 // relays, all in network namespaces this test makes and removes). Each home learns from a
 // dial-back that it cannot be reached, takes a slot on the relay, and the two homes back up to
 // each other through it; one then loses its disk and recovers from behind its NAT. The second
-// home's router maps every connection to a random port (--random-fully).
+// home's router maps every connection to a random port (--random-fully). Then the relay dies
+// in the middle of a shipment and comes back.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
+import { SAFE_BIN } from '../fs/mounted.js';
 import { canBuildBed, makeBed, type Bed } from './nat-bed.js';
 import { GROUP, heldIds, makeMember, shippedIds, remoteAudit, type Member, type SyncJson } from './group.js';
 import type { Reach } from '../../src/peers/reachability.js';
@@ -73,6 +76,47 @@ test('two homes behind NAT back up to each other through a relay member; one rec
     assert.equal(rec.missing, 0);
     assert.ok(readFileSync(join(a.mnt, 'photos.bin')).equals(data), 'photos.bin recovered byte for byte');
     assert.equal(readFileSync(join(a.mnt, 'notes.txt'), 'utf8'), 'written behind a home router\n');
+  } finally {
+    for (const h of hosts.reverse()) h.safe('unmount');
+    bed.teardown();
+  }
+});
+
+test('the relay killed mid-shipment and restarted: reservations come back and the shipment resumes without sending again what had arrived', { skip, timeout: 300_000 }, async () => {
+  const bed = makeBed();
+  const hosts: Member[] = [];
+  try {
+    // A's uplink capped so the shipment is still under way when the relay dies.
+    const { relay, a, b } = await group(bed, ['--max-upload', '2M']);
+    hosts.push(relay, a, b);
+    await until('both homes hold a slot on the relay', () => reachOf(a).kind === 'relayed' && reachOf(b).kind === 'relayed', 60_000);
+    writeFileSync(join(a.mnt, 'big.bin'), seededBytes(16_000_000, 15));
+    await a.settle();
+    a.ok('snapshot');
+    const first = spawn(SAFE_BIN, ['sync', '--wait', '--json'], { env: a.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const firstDone = new Promise<number | null>((resolve) => first.on('exit', resolve));
+    type Shipping = { done: number; total: number };
+    const shipping = (): Shipping[] => (a.status() as unknown as { daemon: { peers: { shipping: Shipping[] } } }).daemon.peers.shipping;
+    await until('a third of the shipment is through', () => shipping().some((s) => s.done * 3 > s.total), 60_000);
+    process.kill((relay.status() as unknown as { daemon: { pid: number } }).daemon.pid, 'SIGKILL');
+    assert.equal(await firstDone, 1, 'the shipment through the dead relay failed');
+    await until('A sees its slot gone', () => reachOf(a).kind !== 'relayed', 30_000);
+    relay.mount();
+    await until('both homes hold a slot on the restarted relay again', () => reachOf(a).kind === 'relayed' && reachOf(b).kind === 'relayed', 60_000);
+    const arrived = heldIds(b, a.peerId());
+    assert.ok(arrived.size > 0, 'B kept what arrived before the relay died');
+    const sync = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
+    const r = sync.buddies[0]!;
+    assert.ok(r.ok && r.peer === b.peerId() && r.report && !r.report.already, JSON.stringify(sync));
+    assert.ok(
+      r.report.chunksSent <= r.report.chunksOffered - arrived.size,
+      `sent again only what had not arrived: ${r.report.chunksSent} sent of ${r.report.chunksOffered}, ${arrived.size} had arrived`,
+    );
+    const shipped = shippedIds(a);
+    const held = heldIds(b, a.peerId());
+    assert.ok([...shipped].every((id) => held.has(id)), `B holds every chunk (${held.size}/${shipped.size})`);
+    const audit = remoteAudit(a);
+    assert.deepEqual(audit.audits.map((x) => [x.peer, x.verdict]), [[b.peerId(), 'passed']], audit.out);
   } finally {
     for (const h of hosts.reverse()) h.safe('unmount');
     bed.teardown();
