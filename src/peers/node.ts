@@ -163,6 +163,32 @@ function relayOf(addr: string): string | null {
 const relayServer = (slots: number) =>
   circuitRelayServer({ reservations: { maxReservations: slots, applyDefaultLimit: false } });
 
+/** Listening on a relay at run time (the transport manager is libp2p-internal). */
+interface RelayListener {
+  listen(addr: Multiaddr): Promise<void>;
+  getAddrs(): Multiaddr[];
+}
+
+// Not the transport manager itself as a service: libp2p would start it a second time.
+function relayListener({ transportManager: tm }: { transportManager: TransportManager }): RelayListener {
+  return {
+    getAddrs: () => tm.getAddrs(),
+    async listen(addr) {
+      const before = new Set(tm.getListeners());
+      try {
+        await tm.listen([addr]);
+      } catch (err) {
+        // A failed listen leaves its listener behind; closing it drops it (no slot is held when
+        // we ask for one, so the reservations its close cancels are none).
+        for (const l of tm.getListeners()) if (!before.has(l)) await l.close().catch(() => {});
+        // libp2p folds the relay's answer into a long message with a stack: keep the answer.
+        const msg = (err as Error).message;
+        throw new Error(/Error: ([^\n]+)/.exec(msg)?.[1] ?? msg.split('\n')[0]);
+      }
+    },
+  };
+}
+
 const hasPeerId = (addr: string): boolean => multiaddr(addr).getComponents().some((c) => c.name === 'p2p');
 
 export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
@@ -196,11 +222,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       ping: ping(),
       ...(opts.rendezvous ? { dht: rendezvousDHT(announce) } : {}),
       ...(opts.relaySlots ? { relay: relayServer(opts.relaySlots) } : {}),
-      // Not the transport manager itself: libp2p would start it a second time as a service.
-      listener: ({ transportManager: tm }: { transportManager: TransportManager }) => ({
-        listen: (addrs: Multiaddr[]) => tm.listen(addrs),
-        getAddrs: () => tm.getAddrs(),
-      }),
+      listener: relayListener,
     },
     start: true,
   });
@@ -319,7 +341,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       // A reservation lives as long as the connection it was made on; dialing first makes a
       // dropped relay's return a new connection, not a failed reservation libp2p then shuns.
       await node.dial(peerIdFromString(relay), { signal: o?.signal });
-      await node.services.listener.listen([multiaddr(`/p2p/${relay}/p2p-circuit`)]);
+      await node.services.listener.listen(multiaddr(`/p2p/${relay}/p2p-circuit`));
     },
     relayedVia: () => [...new Set(node.getMultiaddrs().map((m) => m.toString()).filter(isRelayed).map(relayOf).filter((r) => r !== null))],
     listenPorts: () => [

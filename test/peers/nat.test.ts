@@ -28,9 +28,9 @@ async function until(what: string, ok: () => boolean, ms: number): Promise<void>
 }
 
 /** The relay in the open, and a host in each home knowing only the relay's address. */
-async function group(bed: Bed, hostArgs: string[] = []): Promise<{ relay: Member; a: Member; b: Member }> {
+async function group(bed: Bed, hostArgs: string[] = [], slots = 4): Promise<{ relay: Member; a: Member; b: Member }> {
   // The relay offers no space: the homes must choose each other.
-  const relay = await makeMember('relay', { offer: '0', netns: { name: bed.ns.pub, ip: bed.ip.pub }, initArgs: ['--relay', '4'] });
+  const relay = await makeMember('relay', { offer: '0', netns: { name: bed.ns.pub, ip: bed.ip.pub }, initArgs: ['--relay', String(slots)] });
   relay.mount();
   const home = (name: string, ns: string, ip: string): Promise<Member> =>
     makeMember(name, { offer: '1G', buddies: 1, peers: [relay.addr], netns: { name: ns, ip }, initArgs: hostArgs });
@@ -117,6 +117,26 @@ test('the relay killed mid-shipment and restarted: reservations come back and th
     assert.ok([...shipped].every((id) => held.has(id)), `B holds every chunk (${held.size}/${shipped.size})`);
     const audit = remoteAudit(a);
     assert.deepEqual(audit.audits.map((x) => [x.peer, x.verdict]), [[b.peerId(), 'passed']], audit.out);
+  } finally {
+    for (const h of hosts.reverse()) h.safe('unmount');
+    bed.teardown();
+  }
+});
+
+test('a relay holds no more slots than its owner offers: the member it refuses says so, with what to do', { skip, timeout: 120_000 }, async () => {
+  const bed = makeBed();
+  const hosts: Member[] = [];
+  try {
+    const { relay, a, b } = await group(bed, [], 1);
+    hosts.push(relay, a, b);
+    const kinds = (): string[] => [reachOf(a).kind, reachOf(b).kind].sort();
+    await until('one home holds the only slot, the other is refused', () => kinds().join() === 'relayed,unreachable', 60_000);
+    const [refused, held] = reachOf(a).kind === 'unreachable' ? [a, b] : [b, a];
+    assert.deepEqual(reachOf(held), { kind: 'relayed', via: relay.peerId() });
+    assert.match(
+      refused.ok('status'),
+      new RegExp(`\\nbehind NAT, and no relay took a reservation \\(${relay.peerId()}: [^\\n]+\\): members cannot start a connection to this host\\. Ask a member with a public address to relay \\(safe init --relay, or "relay" in its config\\.json\\), or forward TCP port 4747 to this host on the router\\n`),
+    );
   } finally {
     for (const h of hosts.reverse()) h.safe('unmount');
     bed.teardown();
