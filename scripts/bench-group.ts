@@ -28,18 +28,31 @@ export interface Host {
 
 export const GROUP_ENV = { SAFE_PASSPHRASE: 'bench', SAFE_GROUP_PASSWORD: 'bench group', SAFE_CHUNK_DELAY_MS: '500' };
 
-export async function host(root: string, name: string, o: { offer: string; peers: string[]; buddies?: number; redundancy?: string }): Promise<Host> {
+export interface HostOptions {
+  offer: string;
+  peers: string[];
+  buddies?: number;
+  redundancy?: string;
+  group?: string;
+  initArgs?: string[];
+  /** Run in this network namespace (entered with nsenter: the mount stays visible), listening there. */
+  netns?: { name: string; ip: string; port: number };
+}
+
+export async function host(root: string, name: string, o: HostOptions): Promise<Host> {
   const home = join(root, name, 'home');
   const mnt = join(root, name, 'mnt');
   mkdirSync(mnt, { recursive: true });
-  const addr = `/ip4/127.0.0.1/tcp/${await freePort()}`;
+  const addr = o.netns ? `/ip4/${o.netns.ip}/tcp/${o.netns.port}` : `/ip4/127.0.0.1/tcp/${await freePort()}`;
   const env = { ...process.env, SAFE_HOME: home, ...GROUP_ENV };
+  const [cmd, pre] = o.netns ? ['nsenter', [`--net=/run/netns/${o.netns.name}`, bin]] : [bin, []];
   const safe = (...args: string[]): string => {
-    const r = spawnSync(bin, args, { env, encoding: 'utf8', maxBuffer: 1 << 30 });
-    if (r.status !== 0) throw new Error(`safe ${args.join(' ')}: ${r.stderr}`);
+    const r = spawnSync(cmd, [...pre, ...args], { env, encoding: 'utf8', maxBuffer: 1 << 30 });
+    if (r.status !== 0) throw new Error(`safe ${args.join(' ')}: ${r.stderr}${r.stdout}`);
     return r.stdout;
   };
-  safe('init', '--host', name, '--mount', mnt, '--group', 'bench', '--offer', o.offer, '--listen', addr, ...(o.redundancy ? ['--redundancy', o.redundancy] : ['--buddies', String(o.buddies ?? 1)]), '--no-mdns', ...o.peers.flatMap((p) => ['--peer', p]));
+  const spread = o.redundancy ? ['--redundancy', o.redundancy] : ['--buddies', String(o.buddies ?? 1)];
+  safe('init', '--host', name, '--mount', mnt, '--group', o.group ?? 'bench', '--offer', o.offer, '--listen', addr, ...spread, '--no-mdns', ...o.peers.flatMap((p) => ['--peer', p]), ...(o.initArgs ?? []));
   safe('mount');
   return { name, home, mnt, addr, env, safe };
 }

@@ -6,7 +6,8 @@ npm run --silent build
 # The baselines bench-fs measures beside the mount: another encrypted FUSE folder (gocryptfs,
 # which needs fuse3 as we do) and restic. Never removes a package.
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-for pkg in gocryptfs restic; do
+# socat: bench-nat's relayed TCP baseline.
+for pkg in gocryptfs restic socat; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-remove "$pkg" >&2 || echo "bench: $pkg not installed; its baseline is skipped" >&2
 done
@@ -17,4 +18,5 @@ node dist/scripts/bench-fs.js "$@"
 node dist/scripts/bench-p2p.js "$@"
 node dist/scripts/bench-ship.js "$@"
 node dist/scripts/bench-recover.js "$@"
+node dist/scripts/bench-nat.js "$@"
 node dist/scripts/bench-stripes.js "$@"

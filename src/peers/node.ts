@@ -214,6 +214,12 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       ...(opts.mdnsTag ? [mdns({ serviceTag: opts.mdnsTag })] : []),
     ],
     connectionManager: { dialTimeout: opts.dialTimeoutMs ?? 10_000 },
+    // libp2p pings every connection each 10 s and drops one whose ping is 5 s late. On a home
+    // uplink a shipment keeps up to its window (16 MiB) queued ahead of the ping: at 40 Mbit/s
+    // over 3 s, and a first shipment in the NAT bed was cut every few seconds. Pings a minute
+    // apart, each given 50 s (so they never overlap: one ping stream per connection), still
+    // find a member that is gone within two minutes.
+    connectionMonitor: { pingInterval: 60_000, pingTimeout: { minTimeout: 50_000, maxTimeout: 50_000 } },
     services: {
       identify: identify(),
       // Tells connected members when our addresses change: a relayed address once a relay

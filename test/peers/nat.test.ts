@@ -11,7 +11,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
 import { SAFE_BIN } from '../fs/mounted.js';
-import { canBuildBed, makeBed, type Bed } from './nat-bed.js';
+import { canBuildBed, makeBed, type Bed } from '../../scripts/nat-bed.js';
 import { GROUP, heldIds, makeMember, shippedIds, remoteAudit, type Member, type SyncJson } from './group.js';
 import type { Reach } from '../../src/peers/reachability.js';
 

@@ -1,4 +1,5 @@
-// A small internet in network namespaces, for members behind home routers:
+// A small internet in network namespaces, for members behind home routers (the NAT tests and
+// bench-nat):
 //
 //   home1 (10.1.0.2) -- router1 (NAT) --+
 //                                       +-- inet -- pub (198.18.3.2, a reachable member)
@@ -13,8 +14,10 @@ import { spawnSync } from 'node:child_process';
 
 export interface Bed {
   /** Namespace names. */
-  ns: { home1: string; home2: string; pub: string };
+  ns: { home1: string; home2: string; pub: string; router1: string; router2: string };
   ip: { home1: string; home2: string; pub: string };
+  /** Bytes a router has sent out on its uplink so far. */
+  uplinkSent(router: 'router1' | 'router2'): number;
   teardown(): void;
 }
 
@@ -88,8 +91,10 @@ export function makeBed(o: BedOptions = {}): Bed {
     throw err;
   }
   return {
-    ns: { home1: names.home1, home2: names.home2, pub: names.pub },
+    ns: { home1: names.home1, home2: names.home2, pub: names.pub, router1: names.router1, router2: names.router2 },
     ip: { home1: '10.1.0.2', home2: '10.2.0.2', pub: '198.18.3.2' },
+    uplinkSent: (router) =>
+      Number(spawnSync('ip', ['netns', 'exec', names[router], 'cat', '/sys/class/net/wan/statistics/tx_bytes'], { encoding: 'utf8' }).stdout.trim()),
     teardown,
   };
 }
