@@ -2,12 +2,12 @@
 // stream (Noise, yamux, and the group network when asked), with nothing stored at either end.
 // The receiver runs in a child process (this file, run with `receiver`), so sender and
 // receiver each have a core, like two hosts.
-import '../src/peers/polyfill.js';
+import '../src/peers/net/polyfill.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
-import { createPeerNode } from '../src/peers/node.js';
-import { defineMessages, openChannel, t } from '../src/peers/messages.js';
+import { createPeerNode } from '../src/peers/net/node.js';
+import { defineMessages, openChannel, t } from '../src/peers/wire/messages.js';
 
 const ToReceiver = defineMessages({ chunk: { data: t.bytes({ max: 8 << 20 }) }, done: {} });
 const ToSender = defineMessages({ got: { bytes: t.uint() } });

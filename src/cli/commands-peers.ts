@@ -3,9 +3,9 @@ import { callDaemon, type Request } from './control.js';
 import { formatBytes, loadConfig, paths, safeHome } from './config.js';
 import { UserError } from './errors.js';
 import type { Out } from './commands-store.js';
-import type { AuditOutcome, SyncOutcome } from '../peers/replicator.js';
-import type { ShipReport } from '../peers/shipper.js';
-import type { Member } from '../peers/members.js';
+import type { AuditOutcome, SyncOutcome } from '../peers/host/replicator.js';
+import type { ShipReport } from '../peers/host/shipper.js';
+import type { Member } from '../peers/group/members.js';
 import type { PeerStatus } from '../peers/service.js';
 
 async function ask(req: Request, timeoutMs?: number): Promise<unknown> {

@@ -10,7 +10,7 @@ import { HOST_SCHEMA } from './host-schema.js';
 import { verifyStore, type Problem, type VerifyReport } from '../chunkstore/verify.js';
 import { groupKeys, hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { DEFAULT_AVG_CHUNK } from '../chunkstore/defaults.js';
-import { closedUntil, parseShipWindow, ShipWindowError } from '../peers/ship-window.js';
+import { closedUntil, parseShipWindow, ShipWindowError } from '../peers/host/ship-window.js';
 import { formatBytes, loadConfig, parseRate, parseSize, paths, redundancyOf, safeHome, saveConfig, sealSecrets, type HostConfig } from './config.js';
 import { UserError } from './errors.js';
 import { callDaemon } from './control.js';
@@ -116,8 +116,8 @@ async function settleRedundancy(
 ): Promise<{ scheme: Redundancy; why: string | null }> {
   if (wanted.kind !== 'rs' || !gk) return { scheme: wanted, why: null };
   // libp2p costs 0.5 s to load: only an init that counts members pays it, not every `safe status`.
-  const { createPeerNode, GroupMismatchError } = await import('../peers/node.js');
-  const { findMembers } = await import('../peers/find-members.js');
+  const { createPeerNode, GroupMismatchError } = await import('../peers/net/node.js');
+  const { findMembers } = await import('../peers/group/find-members.js');
   const node = await createPeerNode({
     identitySeed: keys.identitySeed, pnetKey: gk.pnetKey, listen: [], announce: false, bootstrap: [],
     mdnsTag: opts['no-mdns'] ? null : `_safe-${gk.rendezvous.slice(0, 16)}._udp.local`, rendezvous: gk.rendezvous,

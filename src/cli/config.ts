@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/derive.js';
 import { UserError } from './errors.js';
 import type { Policy } from '../snapshot/retention.js';
-import type { HostSettings } from '../peers/sealed-objects.js';
+import type { HostSettings } from '../peers/metadata/sealed-objects.js';
 import { passphraseFromFile, secret } from './secrets.js';
 import { formatRedundancy, parseRedundancy, stripeShape, type Redundancy } from '../redundancy/scheme.js';
 

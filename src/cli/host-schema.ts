@@ -6,11 +6,11 @@ import { createChunkTables } from '../chunkstore/index-db.js';
 import { renameChunksToBoxIds } from '../chunkstore/box-ids.js';
 import { addChunkIdsToRefs, createTreeTables } from '../snapshot/schema.js';
 import { indexEntriesByBorn } from '../snapshot/deltas.js';
-import { createHolderTables, renameHeldChunkDeletes } from '../peers/holder.js';
-import { addBuddySlots, createAuditTable, createBuddyTables, renameDropCursor } from '../peers/replicator.js';
-import { createStripeTables } from '../peers/stripes.js';
-import { moveToSegments } from '../peers/meta-log.js';
-import { createMemberTables } from '../peers/members.js';
+import { createHolderTables, renameHeldChunkDeletes } from '../peers/buddy/holder.js';
+import { addBuddySlots, createAuditTable, createBuddyTables, renameDropCursor } from '../peers/host/replicator.js';
+import { createStripeTables } from '../peers/metadata/stripes.js';
+import { moveToSegments } from '../peers/metadata/meta-log.js';
+import { createMemberTables } from '../peers/group/members.js';
 
 export const HOST_SCHEMA: readonly Migration[] = [
   {

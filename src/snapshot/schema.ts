@@ -61,7 +61,7 @@ export function createTreeTables(db: Db): void {
     CREATE TABLE IF NOT EXISTS tree_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
     -- Release 0.2: what forget removed, which epoch ranges cannot tell: metadata objects (kind 0,
     -- by inode) that lost rows and chunk lists (kind 1) that are gone. Schema 3 moves it into
-    -- the drop log of the metadata chain (peers/meta-log.ts).
+    -- the drop log of the metadata chain (peers/metadata/meta-log.ts).
     CREATE TABLE IF NOT EXISTS pruned (
       seq  INTEGER PRIMARY KEY AUTOINCREMENT,
       kind INTEGER NOT NULL,

@@ -1,12 +1,12 @@
 // The message channel over real libp2p stream machinery (its in-memory connection pair): how
 // a channel fails when the connection under it goes away, and how caps on bandwidth pace it.
-import '../../src/peers/polyfill.js';
+import '../../src/peers/net/polyfill.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mockMuxer, multiaddrConnectionPair } from '@libp2p/utils';
 import type { Stream } from '@libp2p/interface';
-import { ChannelClosedError, defineMessages, openChannel, t } from '../../src/peers/messages.js';
-import { RateLimit } from '../../src/peers/bandwidth.js';
+import { ChannelClosedError, defineMessages, openChannel, t } from '../../src/peers/wire/messages.js';
+import { RateLimit } from '../../src/peers/net/bandwidth.js';
 
 const msgs = defineMessages({ blob: { data: t.bytes({ max: 1 << 20 }) } });
 

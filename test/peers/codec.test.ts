@@ -1,11 +1,11 @@
 // The canonical encoding and the message validators: pure functions, checked in-process.
 // (The channel that uses them is checked between real processes in network.test.ts.)
-import '../../src/peers/polyfill.js';
+import '../../src/peers/net/polyfill.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decode, encode, EncodingError, type Value } from '../../src/peers/canonical.js';
-import { defineMessages, t } from '../../src/peers/messages.js';
+import { decode, encode, EncodingError, type Value } from '../../src/peers/wire/canonical.js';
+import { defineMessages, t } from '../../src/peers/wire/messages.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h.replace(/\s+/g, ''), 'hex'));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { logMessages, seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
-import { publicKeyFromPeerId } from '../../src/peers/signing.js';
+import { publicKeyFromPeerId } from '../../src/peers/wire/signing.js';
 import { freePort, GROUP, heldIds, type Member, mountedMember, shippedIds, syncWait, withDb } from './group.js';
 import { makeHost } from '../fs/mounted.js';
 import type { Outcome, RogueConfig } from './fixtures/rogue.js';

@@ -15,11 +15,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { logMessages, seededBytes } from '../helpers.js';
 import { hostKeys, hostMaster } from '../../src/keys/derive.js';
-import { publicKeyFromPeerId } from '../../src/peers/signing.js';
+import { publicKeyFromPeerId } from '../../src/peers/wire/signing.js';
 import { GROUP, heldIds, type Member, mountedMember, shippedIds, syncWait, withDb } from './group.js';
 import type { FuzzConfig, Stats } from './fixtures/fuzzer.js';
 import { OPEN_HELLO, msg } from './fixtures/fuzz-frames.js';
-import { encode } from '../../src/peers/canonical.js';
+import { encode } from '../../src/peers/wire/canonical.js';
 
 const FUZZER = new URL('./fixtures/fuzzer.js', import.meta.url).pathname;
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import type { Db } from '../../src/chunkstore/index-db.js';
-import type { ShipReport } from '../../src/peers/shipper.js';
+import type { ShipReport } from '../../src/peers/host/shipper.js';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { makeHost, type Host } from '../fs/mounted.js';

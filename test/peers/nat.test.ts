@@ -1,4 +1,4 @@
-// Members behind home routers (test/peers/nat-bed.ts: two NAT homes, one reachable member that
+// Members behind home routers (scripts/nat-bed.ts: two NAT homes, one reachable member that
 // relays, all in network namespaces this test makes and removes). Each home learns from a
 // dial-back that it cannot be reached, takes a slot on the relay, and the two homes back up to
 // each other through it; one then loses its disk and recovers from behind its NAT. The second
@@ -13,7 +13,7 @@ import { seededBytes } from '../helpers.js';
 import { SAFE_BIN } from '../fs/mounted.js';
 import { canBuildBed, makeBed, type Bed } from '../../scripts/nat-bed.js';
 import { GROUP, heldIds, makeMember, shippedIds, remoteAudit, type Member, type SyncJson } from './group.js';
-import type { Reach } from '../../src/peers/reachability.js';
+import type { Reach } from '../../src/peers/group/reachability.js';
 
 const skip = canBuildBed() ? false : 'needs root and iproute2 to make network namespaces';
 

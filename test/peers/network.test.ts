@@ -1,12 +1,12 @@
 // Real nodes in separate processes on 127.0.0.1: connection and identity, the private network,
 // bad peers, and bulk transfers to slow readers. No mDNS, no other addresses.
-import '../../src/peers/polyfill.js';
+import '../../src/peers/net/polyfill.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { createSigner, publicKeyFromPeerId } from '../../src/peers/signing.js';
+import { createSigner, publicKeyFromPeerId } from '../../src/peers/wire/signing.js';
 import type { PeerConfig } from './fixtures/protocol.js';
 import { FixtureProcess } from './fixture-process.js';
 

@@ -1,7 +1,7 @@
 // The DHT rendezvous, with real nodes in separate processes on 127.0.0.1: members that only
 // know one common peer find each other, which no other mechanism here does (the fixture has no
 // peer exchange and there is no mDNS), and a node of another group is never found.
-import '../../src/peers/polyfill.js';
+import '../../src/peers/net/polyfill.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';

@@ -4,9 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { encode } from '../../src/peers/canonical.js';
-import { MetaSealer } from '../../src/peers/sealed-objects.js';
-import { SegmentBuilder, readSegment, SEGMENT_FORMAT } from '../../src/peers/meta-segments.js';
+import { encode } from '../../src/peers/wire/canonical.js';
+import { MetaSealer } from '../../src/peers/metadata/sealed-objects.js';
+import { SegmentBuilder, readSegment, SEGMENT_FORMAT } from '../../src/peers/metadata/meta-segments.js';
 import type { DeltaPage, InodeRow } from '../../src/snapshot/deltas.js';
 
 const inode = (ino: number, born: number, died: number | null): InodeRow => ({

@@ -1,7 +1,7 @@
 // The ship window's arithmetic: windows within a day and across midnight, and what is refused.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { isOpen, nextOpening, parseShipWindow, ShipWindowError } from '../../src/peers/ship-window.js';
+import { isOpen, nextOpening, parseShipWindow, ShipWindowError } from '../../src/peers/host/ship-window.js';
 
 const at = (hh: number, mm: number, day = 2): Date => new Date(2026, 11, day, hh, mm, 0, 0);
 

@@ -1,12 +1,12 @@
 // Owner signatures: a round trip, and every kind of forgery or alteration refused.
-import '../../src/peers/polyfill.js';
+import '../../src/peers/net/polyfill.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { generateKeyPairFromSeed, privateKeyFromRaw } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { createSigner, publicKeyFromPeerId, publicKeyFromRaw, signedBytes, verify, verifyFromPeer } from '../../src/peers/signing.js';
-import type { Value } from '../../src/peers/canonical.js';
+import { createSigner, publicKeyFromPeerId, publicKeyFromRaw, signedBytes, verify, verifyFromPeer } from '../../src/peers/wire/signing.js';
+import type { Value } from '../../src/peers/wire/canonical.js';
 
 const seedOf = (label: string): Uint8Array => new Uint8Array(createHash('sha256').update(label).digest());
 const owner = createSigner(seedOf('owner'));

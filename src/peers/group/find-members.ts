@@ -1,8 +1,8 @@
 // Reaching a group from nothing but member addresses (safe init, safe recover): connect to each
 // --peer address, with backoff while nobody at all answers (a member restarting), and ask each
 // one reached for the members it knows.
-import type { PeerNode } from './node.js';
-import { GroupMismatchError } from './private-network.js';
+import type { PeerNode } from '../net/node.js';
+import { GroupMismatchError } from '../net/private-network.js';
 import { probe } from './members.js';
 
 /** How long a --peer address that refuses or drops connections is tried while nobody answers. */

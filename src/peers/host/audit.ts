@@ -3,11 +3,12 @@
 // and those ciphertexts, which only a holder of every byte can compute. Our encryption is
 // deterministic, so we recompute the digest from our own copies and compare.
 import { randomBytes } from 'node:crypto';
-import type { ChunkStore } from '../chunkstore/store.js';
-import { hexId } from '../chunkstore/sealer.js';
-import { countIdsUpTo, idsUpTo, sampleIdsUpTo } from '../snapshot/records.js';
-import type { PeerNode } from './node.js';
-import { auditDigest, RestoreClient } from './retrieval.js';
+import type { ChunkStore } from '../../chunkstore/store.js';
+import { hexId } from '../../chunkstore/sealer.js';
+import { countIdsUpTo, idsUpTo, sampleIdsUpTo } from '../../snapshot/records.js';
+import type { PeerNode } from '../net/node.js';
+import { RestoreClient } from './restore-client.js';
+import { auditDigest } from '../wire/protocol.js';
 
 /**
  * Chunks to challenge so that a buddy that lost a fraction `lost` of ours fails with

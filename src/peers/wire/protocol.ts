@@ -13,6 +13,7 @@
 // /safe/probe/1: fingerprint -> coverage, offered space, members it knows.
 // /safe/reach/1: dialBack -> dialedBack      the member tries a TCP connection to the address
 //                                            it sees us at, on each port we listen on
+import { createHash } from 'node:crypto';
 import { defineMessages, t } from './messages.js';
 
 export const BACKUP_PROTOCOL = '/safe/backup/1';
@@ -97,3 +98,10 @@ export const restoreReplies = defineMessages({
   chunkPage: { items: t.array(t.obj({ id: id(), box: t.bytes({ max: MAX_CHUNK_BOX }) }), { max: 1024 }) },
   auditDigest: { digest: t.bytes({ len: 32 }), missing: t.uint() },
 });
+
+/** Keyed digest of chunk boxes for an audit: only a holder of every box can answer it. */
+export function auditDigest(nonce: Uint8Array, boxes: Iterable<Uint8Array>): Buffer {
+  const h = createHash('sha256').update(nonce);
+  for (const b of boxes) h.update(b);
+  return h.digest();
+}

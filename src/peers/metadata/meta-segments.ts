@@ -6,8 +6,8 @@
 // in a column that row tuples interleave away. Handles and chunk ids are random: they travel
 // as one byte string per page, not as 64-byte fields.
 import { Compressor, Decompressor } from 'zstd-napi';
-import { decode, encode, type Value } from './canonical.js';
-import type { ChunkListRow, DeltaPage, EntryDeath, EntryRow, InodeDeath, InodeRow } from '../snapshot/deltas.js';
+import { decode, encode, type Value } from '../wire/canonical.js';
+import type { ChunkListRow, DeltaPage, EntryDeath, EntryRow, InodeDeath, InodeRow } from '../../snapshot/deltas.js';
 import type { StripeBox, StripePage, StripeRow } from './stripes.js';
 
 /** What a segment carries: the tree's delta pages, and the stripe map's (rs:K+M hosts). */

@@ -4,10 +4,10 @@
 // connect) and each probe's answer, which lists the members the other side knows.
 import { randomBytes } from 'node:crypto';
 import { multiaddr } from '@multiformats/multiaddr';
-import { prepared, type Db } from '../chunkstore/index-db.js';
-import { openChannel, serve } from './messages.js';
-import { isRelayed, type PeerNode, type PeerStream } from './node.js';
-import { PROBE_PROTOCOL, probeReplies, probeRequests } from './protocol.js';
+import { prepared, type Db } from '../../chunkstore/index-db.js';
+import { openChannel, serve } from '../wire/messages.js';
+import { isRelayed, type PeerNode, type PeerStream } from '../net/node.js';
+import { PROBE_PROTOCOL, probeReplies, probeRequests } from '../wire/protocol.js';
 
 export interface Member {
   peer: string;

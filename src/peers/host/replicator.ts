@@ -3,18 +3,18 @@
 // allows, see redundancy/placement.ts), ships the latest snapshot to each after every
 // snapshot, retries with backoff while one is away, replaces one that refuses us, and drains
 // the delete-set and drop logs once every buddy has been told.
-import { prepared, type Db } from '../chunkstore/index-db.js';
-import type { ChunkStore } from '../chunkstore/store.js';
+import { prepared, type Db } from '../../chunkstore/index-db.js';
+import type { ChunkStore } from '../../chunkstore/store.js';
 import { BuddyRefusedError, shipSnapshot, type BuddyCursor, type ShipContext, type ShipProgress, type ShipReport } from './shipper.js';
 import { closedUntil, type ShipWindow } from './ship-window.js';
-import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from './members.js';
-import type { RootBlock } from './sealed-objects.js';
+import { fingerprint, listMembers, networkOf, noteMember, probe, type Member } from '../group/members.js';
+import type { RootBlock } from '../metadata/sealed-objects.js';
 import { auditBuddy, boxChallenge, type AuditChallenge, type AuditResult } from './audit.js';
 import { boxesUpTo, reconcile } from './reconcile.js';
-import { DEFAULT_SILENCE_MS, isSilent, networkCaps, pickHolders, vacancies } from '../redundancy/placement.js';
-import { membersNeeded, type Redundancy } from '../redundancy/scheme.js';
-import { RestoreClient } from './retrieval.js';
-import type { Log } from '../log/logger.js';
+import { DEFAULT_SILENCE_MS, isSilent, networkCaps, pickHolders, vacancies } from '../../redundancy/placement.js';
+import { membersNeeded, type Redundancy } from '../../redundancy/scheme.js';
+import { RestoreClient } from './restore-client.js';
+import type { Log } from '../../log/logger.js';
 
 export interface BuddyState {
   peer: string;

@@ -5,15 +5,15 @@
 // next. Stored rows get the reference count the tree gives them, so garbage collection keeps
 // them. A box in a stripe (rs:K+M) comes back with its whole stripe: shards from every holder
 // at once, the first K that match their ids decoded, every box of the stripe stored.
-import { boxId, handleDigest, hexId } from '../chunkstore/sealer.js';
-import type { ChunkRef, ChunkRow, ChunkStore, RemoteChunks } from '../chunkstore/store.js';
-import type { PackWriter } from '../chunkstore/packs.js';
-import { countReferencesOf, refOfId, renameChunk } from '../snapshot/records.js';
-import { decodeStripe } from '../redundancy/rs-codec.js';
-import { STRIPE_OWNER, type Stripes } from './stripes.js';
-import type { PeerNode } from './node.js';
-import { RestoreClient } from './retrieval.js';
-import type { Log } from '../log/logger.js';
+import { boxId, handleDigest, hexId } from '../../chunkstore/sealer.js';
+import type { ChunkRef, ChunkRow, ChunkStore, RemoteChunks } from '../../chunkstore/store.js';
+import type { PackWriter } from '../../chunkstore/packs.js';
+import { countReferencesOf, refOfId, renameChunk } from '../../snapshot/records.js';
+import { decodeStripe } from '../../redundancy/rs-codec.js';
+import { STRIPE_OWNER, type Stripes } from '../metadata/stripes.js';
+import type { PeerNode } from '../net/node.js';
+import { RestoreClient } from './restore-client.js';
+import type { Log } from '../../log/logger.js';
 
 export interface FetcherOptions {
   node: PeerNode;

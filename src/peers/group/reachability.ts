@@ -10,10 +10,10 @@
 // networks and ignores private ranges, which a group of a few homes does not give.
 import { connect } from 'node:net';
 import { multiaddr } from '@multiformats/multiaddr';
-import { openChannel, serve } from './messages.js';
-import { isRelayed, type PeerNode, type PeerStream } from './node.js';
-import { REACH_PROTOCOL, reachReplies, reachRequests } from './protocol.js';
-import type { Log } from '../log/logger.js';
+import { openChannel, serve } from '../wire/messages.js';
+import { isRelayed, type PeerNode, type PeerStream } from '../net/node.js';
+import { REACH_PROTOCOL, reachReplies, reachRequests } from '../wire/protocol.js';
+import type { Log } from '../../log/logger.js';
 
 export type Reach =
   /** Nobody to ask yet. */

@@ -11,7 +11,7 @@
 import { createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { encode, type Value } from './canonical.js';
-import { ed25519FromSeed } from '../keys/derive.js';
+import { ed25519FromSeed } from '../../keys/derive.js';
 
 const DOMAIN = 'safe/v1/signed';
 // SPKI DER prefix of a raw 32-byte Ed25519 public key: lets node:crypto import it directly.

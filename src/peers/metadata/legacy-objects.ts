@@ -3,9 +3,9 @@
 // yet (the host's last shipment was made by 0.2) reads them as delta pages, so the import is
 // the same as for segments.
 import { Decompressor } from 'zstd-napi';
-import { decode, type Value } from './canonical.js';
-import { handleDigest } from '../chunkstore/sealer.js';
-import type { DeltaPage } from '../snapshot/deltas.js';
+import { decode, type Value } from '../wire/canonical.js';
+import { handleDigest } from '../../chunkstore/sealer.js';
+import type { DeltaPage } from '../../snapshot/deltas.js';
 import { SegmentError } from './meta-segments.js';
 import type { MetaSealer } from './sealed-objects.js';
 

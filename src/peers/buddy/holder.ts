@@ -3,17 +3,17 @@
 // block. What a shipment sends is kept pending until its commit; the commit makes it current
 // and applies the signed deletions in one transaction, so a shipment cut off anywhere leaves
 // the previous state whole and the next attempt resumes from what is already durable.
-import type { ChunkStore } from '../chunkstore/store.js';
-import type { PackWriter } from '../chunkstore/packs.js';
-import { boxId, hexId } from '../chunkstore/sealer.js';
-import { aliasOf } from '../chunkstore/box-ids.js';
-import { isDiskFull, prepared, type Db } from '../chunkstore/index-db.js';
-import { openChannel, ProtocolError, type MessageOf } from './messages.js';
-import { BACKUP_MAX_FRAME, SIGNED, buddyMessages, hostMessages } from './protocol.js';
-import { boxDigest } from './sealed-objects.js';
-import { publicKeyFromPeerId, verify } from './signing.js';
-import type { PeerStream } from './node.js';
-import type { Log } from '../log/logger.js';
+import type { ChunkStore } from '../../chunkstore/store.js';
+import type { PackWriter } from '../../chunkstore/packs.js';
+import { boxId, hexId } from '../../chunkstore/sealer.js';
+import { aliasOf } from '../../chunkstore/box-ids.js';
+import { isDiskFull, prepared, type Db } from '../../chunkstore/index-db.js';
+import { openChannel, ProtocolError, type MessageOf } from '../wire/messages.js';
+import { BACKUP_MAX_FRAME, SIGNED, buddyMessages, hostMessages } from '../wire/protocol.js';
+import { boxDigest } from '../metadata/sealed-objects.js';
+import { publicKeyFromPeerId, verify } from '../wire/signing.js';
+import type { PeerStream } from '../net/node.js';
+import type { Log } from '../../log/logger.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
 type BuddyMsg = MessageOf<typeof buddyMessages.shapes>;

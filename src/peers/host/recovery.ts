@@ -2,21 +2,21 @@
 // our own signature on it and open it, and rebuild the tree from the chain of metadata segments
 // it names (a base and a few deltas, fetched in a few large pages from one buddy). The chunks
 // follow in the background once the tree is mounted (backfill.ts).
-import type { ChunkStore } from '../chunkstore/store.js';
-import type { HostKeys } from '../keys/derive.js';
-import { setBackfillPending } from '../snapshot/records.js';
+import type { ChunkStore } from '../../chunkstore/store.js';
+import type { HostKeys } from '../../keys/derive.js';
+import { setBackfillPending } from '../../snapshot/records.js';
 import { Decompressor } from 'zstd-napi';
-import { beginImport, finishImport, importPage, type DeltaPage } from '../snapshot/deltas.js';
-import type { PeerNode } from './node.js';
-import { RestoreClient } from './retrieval.js';
-import { MetaSealer, boxDigest, openRootBlock, type RootBlock, type SegmentRef } from './sealed-objects.js';
-import { MetaLog, logLegacyDrops } from './meta-log.js';
-import { legacyPages } from './legacy-objects.js';
-import { SEGMENT_FORMAT, readSegment } from './meta-segments.js';
-import { createSigner } from './signing.js';
-import { Stripes } from './stripes.js';
-import { formatRedundancy, parseRedundancy } from '../redundancy/scheme.js';
-import { silentLog, type Log } from '../log/logger.js';
+import { beginImport, finishImport, importPage, type DeltaPage } from '../../snapshot/deltas.js';
+import type { PeerNode } from '../net/node.js';
+import { RestoreClient } from './restore-client.js';
+import { MetaSealer, boxDigest, openRootBlock, type RootBlock, type SegmentRef } from '../metadata/sealed-objects.js';
+import { MetaLog, logLegacyDrops } from '../metadata/meta-log.js';
+import { legacyPages } from '../metadata/legacy-objects.js';
+import { SEGMENT_FORMAT, readSegment } from '../metadata/meta-segments.js';
+import { createSigner } from '../wire/signing.js';
+import { Stripes } from '../metadata/stripes.js';
+import { formatRedundancy, parseRedundancy } from '../../redundancy/scheme.js';
+import { silentLog, type Log } from '../../log/logger.js';
 
 export class NoRootBlockError extends Error {
   override name = 'NoRootBlockError';

@@ -6,12 +6,12 @@
 // signed deletes: a recovery never replays much more than the tree, and buddies never keep what
 // no chain names.
 // Segments are kept here as sealed boxes: a new buddy gets the same chain the others hold.
-import { prepared, type Db } from '../chunkstore/index-db.js';
-import { baseRows, deltaPages } from '../snapshot/deltas.js';
+import { prepared, type Db } from '../../chunkstore/index-db.js';
+import { baseRows, deltaPages } from '../../snapshot/deltas.js';
 import { SEGMENT_FORMAT, SegmentBuilder, type MetaPage } from './meta-segments.js';
 import type { Stripes } from './stripes.js';
 import { LEGACY_CHUNK_LIST, LEGACY_INODE, type MetaSealer, type SealedObject, type SegmentRef } from './sealed-objects.js';
-import type { Log } from '../log/logger.js';
+import type { Log } from '../../log/logger.js';
 
 /** Kinds in the drop log: release 0.2's objects (by inode and chunk list), our segments, dead stripes' shards. */
 export const DROP_SEGMENT = 2;

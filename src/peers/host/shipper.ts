@@ -7,20 +7,20 @@
 // The buddy names what it lacks at every step, so an interrupted shipment resumes without
 // sending anything twice that reached its disk.
 import { createHash } from 'node:crypto';
-import { encode, type Value } from './canonical.js';
-import { hexId } from '../chunkstore/sealer.js';
-import type { ChunkStore } from '../chunkstore/store.js';
-import type { Db } from '../chunkstore/index-db.js';
-import { addSet } from '../snapshot/changes.js';
-import { countUpTo, idsUpTo, unchunkedUpTo } from '../snapshot/records.js';
-import { openChannel, type Channel, type MessageOf } from './messages.js';
-import type { PeerNode } from './node.js';
-import { BACKUP_MAX_FRAME, BACKUP_PROTOCOL, IDS_PER_MESSAGE, SIGNED, buddyMessages, hostMessages } from './protocol.js';
-import { boxDigest, sealRootBlock, type RootBlock, type SealedObject } from './sealed-objects.js';
-import type { MetaLog } from './meta-log.js';
-import type { Signer } from './signing.js';
-import type { Stripes } from './stripes.js';
-import type { Log } from '../log/logger.js';
+import { encode, type Value } from '../wire/canonical.js';
+import { hexId } from '../../chunkstore/sealer.js';
+import type { ChunkStore } from '../../chunkstore/store.js';
+import type { Db } from '../../chunkstore/index-db.js';
+import { addSet } from '../../snapshot/changes.js';
+import { countUpTo, idsUpTo, unchunkedUpTo } from '../../snapshot/records.js';
+import { openChannel, type Channel, type MessageOf } from '../wire/messages.js';
+import type { PeerNode } from '../net/node.js';
+import { BACKUP_MAX_FRAME, BACKUP_PROTOCOL, IDS_PER_MESSAGE, SIGNED, buddyMessages, hostMessages } from '../wire/protocol.js';
+import { boxDigest, sealRootBlock, type RootBlock, type SealedObject } from '../metadata/sealed-objects.js';
+import type { MetaLog } from '../metadata/meta-log.js';
+import type { Signer } from '../wire/signing.js';
+import type { Stripes } from '../metadata/stripes.js';
+import type { Log } from '../../log/logger.js';
 
 type HostMsg = MessageOf<typeof hostMessages.shapes>;
 type BuddyMsg = MessageOf<typeof buddyMessages.shapes>;

@@ -3,8 +3,8 @@
 // background of a mounted daemon. Resumable by construction: what is stored is never asked
 // for again. When every chunk is back, reference counts are set from the tree once, exactly.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
-import { chunkListRefs, chunkListsAfter, chunkListTotals, countReferences, setBackfillPending } from '../snapshot/records.js';
+import type { ChunkRef, ChunkStore } from '../../chunkstore/store.js';
+import { chunkListRefs, chunkListsAfter, chunkListTotals, countReferences, setBackfillPending } from '../../snapshot/records.js';
 import type { ChunkFetcher, FetchResult } from './fetcher.js';
 
 export interface BackfillProgress {

@@ -4,8 +4,8 @@
 // link it to a file. Encryption is deterministic (the nonce is a keyed hash of id and content):
 // sealing a segment again gives the same box, and equal boxes only say it did not change.
 import { createCipheriv, createDecipheriv, createHash, createHmac, hkdfSync, randomBytes } from 'node:crypto';
-import { decode, encode, type Value } from './canonical.js';
-import type { Policy } from '../snapshot/retention.js';
+import { decode, encode, type Value } from '../wire/canonical.js';
+import type { Policy } from '../../snapshot/retention.js';
 
 export interface SealedObject {
   id: Buffer;

@@ -1,9 +1,9 @@
 // Reconciliation after DIBS: the buddy lists every chunk id it holds for us, we walk our own
 // list of what it should hold beside it (both in id order, a page at a time, so neither list
 // is ever whole in memory) and learn what it lacks and what it keeps that we no longer need.
-import type { ChunkStore } from '../chunkstore/store.js';
-import { storedIdsUpTo } from '../snapshot/records.js';
-import type { RestoreClient } from './retrieval.js';
+import type { ChunkStore } from '../../chunkstore/store.js';
+import { storedIdsUpTo } from '../../snapshot/records.js';
+import type { RestoreClient } from './restore-client.js';
 
 export interface Reconciliation {
   /** Chunks it holds for us that it should. */

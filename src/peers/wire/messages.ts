@@ -22,7 +22,7 @@
 // reset, our side sees the ProtocolError, the process and other streams carry on.
 import type { Stream } from '@libp2p/interface';
 import { decode, encodeParts, EncodingError, type Value } from './canonical.js';
-import type { Bandwidth } from './bandwidth.js';
+import type { Bandwidth } from '../net/bandwidth.js';
 
 /** The peer broke the protocol; the stream has been reset. */
 export class ProtocolError extends Error {

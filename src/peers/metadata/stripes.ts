@@ -11,12 +11,12 @@
 // shipments of one snapshot). The boxes of a stripe are held (owner 0 in owner_refs) so
 // garbage collection keeps what a lost shard is rebuilt from.
 import { LRUCache } from 'lru-cache';
-import { boxId } from '../chunkstore/sealer.js';
-import type { ChunkStore } from '../chunkstore/store.js';
-import { prepared, type Db } from '../chunkstore/index-db.js';
-import { listIds, listsBornIn, refOfId } from '../snapshot/records.js';
-import { encodeStripe } from '../redundancy/rs-codec.js';
-import { MAX_CHUNK_BOX } from './protocol.js';
+import { boxId } from '../../chunkstore/sealer.js';
+import type { ChunkStore } from '../../chunkstore/store.js';
+import { prepared, type Db } from '../../chunkstore/index-db.js';
+import { listIds, listsBornIn, refOfId } from '../../snapshot/records.js';
+import { encodeStripe } from '../../redundancy/rs-codec.js';
+import { MAX_CHUNK_BOX } from '../wire/protocol.js';
 
 /** Our own stripes' hold on their boxes, beside buddy clients' owner numbers (1 and up). */
 export const STRIPE_OWNER = 0;
