@@ -11,6 +11,16 @@ if ! npx --no-install tsc -p tsconfig.json > build-logs/tsc.log 2>&1; then
   echo "build: TypeScript did not compile (above, and in build-logs/tsc.log)" >&2
   exit 1
 fi
+# The dashboard's page: type-checked against the DOM, bundled by esbuild with Preact and uPlot.
+web=dist/src/ui/web
+if ! { npx --no-install tsc -p src/ui/web > build-logs/web.log 2>&1 &&
+  npx --no-install esbuild src/ui/web/app.ts --bundle --minify --format=iife --target=es2022 --outfile=$web/app.js --log-level=warning >> build-logs/web.log 2>&1; }; then
+  cat build-logs/web.log >&2
+  echo "build: the dashboard's page did not build (above, and in build-logs/web.log)" >&2
+  exit 1
+fi
+cat node_modules/uplot/dist/uPlot.min.css src/ui/web/style.css > $web/app.css
+cp src/ui/web/index.html $web/
 for addon in native native/fuse; do
   log="build-logs/$(echo "$addon" | tr / -).log"
   if ! npx --no-install node-gyp rebuild --directory "$addon" --loglevel=error > "$log" 2>&1; then

@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { ChunkStore } from '../chunkstore/store.js';
 import type { StoreKeys } from './open-store.js';
 import { ROOT, type Tree } from '../snapshot/tree.js';
-import { listSnapshots, resolveSnapshot, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
+import { resolveSnapshot, snapshotHistory, validLabel, type SnapshotInfo } from '../snapshot/snapshots.js';
 import { diffEpochs } from '../snapshot/diff.js';
 import type { Policy } from '../snapshot/retention.js';
 import { Staging } from '../fs/staging.js';
@@ -50,16 +50,7 @@ export async function snapshot(label: string | undefined, out: Out): Promise<voi
 
 export async function snapshots(out: Out): Promise<void> {
   await withTree((tree) => {
-    const list = listSnapshots(tree.db);
-    const changed = tree.db.prepare<[number, number], number>(
-      'SELECT coalesce(sum(size), 0) FROM inodes WHERE born > ? AND born <= ? AND kind = 32768',
-    ).pluck();
-    let prev = 0;
-    const rows = list.map((s) => {
-      const added = changed.get(prev, s.epoch)!;
-      prev = s.epoch;
-      return { ...s, changedBytes: added };
-    });
+    const rows = snapshotHistory(tree.db);
     const human = rows.length === 0 ? 'no snapshots yet (safe snapshot takes one)' :
       rows.map((r) => `${r.name.padEnd(40)} ${new Date(r.time).toISOString()}  ${(r.label ?? '').padEnd(16)} ${formatBytes(r.changedBytes)} changed`).join('\n');
     out.print(human, rows);

@@ -16,7 +16,9 @@ export type Request =
   | { cmd: 'peers' }
   | { cmd: 'audit' }
   | { cmd: 'repair'; ids: string[] }
-  | { cmd: 'fetch'; ino: number; epoch: number };
+  | { cmd: 'fetch'; ino: number; epoch: number }
+  | { cmd: 'snapshots' }
+  | { cmd: 'ui' };
 export type Reply = { ok: true; data?: unknown } | { ok: false; error: string };
 
 export function serveControl(path: string, handle: (req: Request) => Promise<unknown>): Server {

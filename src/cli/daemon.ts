@@ -16,7 +16,8 @@ import { bandwidthOf } from '../peers/net/bandwidth.js';
 import { rotateIfLarge } from '../log/rotate.js';
 import { closedUntil, parseShipWindow } from '../peers/host/ship-window.js';
 import { serveControl, type Request } from './control.js';
-import { findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
+import { findSnapshot, forgetSnapshots, listSnapshots, snapshotHistory, snapshotName } from '../snapshot/snapshots.js';
+import { Dashboard } from './dashboard.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
 import { scheduleJob } from './scheduler.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
@@ -257,6 +258,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     const rotateTimer = setInterval(rotate, 60_000);
     rotateTimer.unref();
     void startPeers().then(peersStarted);
+    const dashboard = new Dashboard(log.child('ui'));
 
     let stopping: Promise<void> | undefined;
     /** Every step runs even if an earlier one failed: a daemon must always get out. */
@@ -273,6 +275,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         cron.stop();
         clearInterval(alertTimer);
         clearInterval(rotateTimer);
+        dashboard.stop();
         if (gcTimer) clearTimeout(gcTimer);
         await step('peer service', async () => {
           const s = await peersReady;
@@ -341,6 +344,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         }
         case 'forget':
           return forget(req.policy, req.dryRun, req.allowAll);
+        case 'snapshots':
+          return snapshotHistory(store!.db);
+        case 'ui':
+          return { url: await dashboard.url() };
         case 'unmount':
           await stop();
           return { stopped: true };

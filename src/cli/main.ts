@@ -173,6 +173,11 @@ function program(setExit: (code: number) => void): Command {
     .option('--component <name>', 'only lines of this component (daemon, fs, peers, replicator, holder, shipper, fetcher, metadata)')
     .option('-n, --lines <n>', 'how many of the last lines to show first (default 200)');
 
+  command('ui', 'the dashboard: snapshots, files, buddies and long work, in a browser on this machine', async (o) => {
+    const { ui } = await import('./commands-ui.js');
+    await ui(o.open !== false, out(o));
+  }).option('--no-open', 'print the URL only; do not open a browser');
+
   const service = root.command('service').description('run the daemon as a systemd unit: at login, or at boot with --system');
   const serviceCommand = (name: string, summary: string, run: (o: Opts, s: typeof import('./commands-service.js')) => void): Command =>
     commandOf(service, name, summary, async (o) => run(o, await import('./commands-service.js'))).option('--system', 'the machine-wide unit (as root), not your user unit');

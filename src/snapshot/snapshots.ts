@@ -27,6 +27,17 @@ export function listSnapshots(db: Db): SnapshotInfo[] {
   return prepared<[], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots ORDER BY epoch').all();
 }
 
+/** Each snapshot with the bytes of the files written since the one before it. */
+export function snapshotHistory(db: Db): (SnapshotInfo & { changedBytes: number })[] {
+  const born = prepared<[], { born: number; bytes: number }>(db, 'SELECT born, sum(size) AS bytes FROM inodes WHERE kind = 32768 GROUP BY born ORDER BY born').all();
+  let i = 0;
+  return listSnapshots(db).map((s) => {
+    let changedBytes = 0;
+    for (; i < born.length && born[i]!.born <= s.epoch; i++) changedBytes += born[i]!.bytes;
+    return { ...s, changedBytes };
+  });
+}
+
 /** `latest` or an exact name. */
 export function findSnapshot(db: Db, name: string): SnapshotInfo | undefined {
   if (name === 'latest') return prepared<[], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots ORDER BY epoch DESC LIMIT 1').get();
