@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
 need=()
-# iproute2 and iptables: the tests' network namespaces and their NAT routers.
-for pkg in fuse3 libfuse3-dev pkg-config build-essential python3 rsync sqlite3 git attr tar iproute2 iptables; do
+# iproute2 and iptables: the tests' network namespaces and their NAT routers; chromium: the
+# dashboard's browser test (Playwright drives Debian's build; nothing is downloaded by npm).
+for pkg in fuse3 libfuse3-dev pkg-config build-essential python3 rsync sqlite3 git attr tar iproute2 iptables chromium; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -63,7 +63,8 @@ export async function serveUi(): Promise<void> {
     switch (`${req.method} ${url.pathname}`) {
       case 'GET /':
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(readFileSync(`${WEB}index.html`));
+        // Its scripts and styles are asked for with the token too: nothing is served without it.
+        res.end(readFileSync(`${WEB}index.html`, 'utf8').replace(/(href|src)="(app\.\w+)"/g, `$1="$2?token=${token}"`));
         return undefined;
       case 'GET /api/state':
         return state();
@@ -88,7 +89,8 @@ export async function serveUi(): Promise<void> {
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
         listeners.add(res);
         req.on('close', () => listeners.delete(res));
-        void push();
+        // A new page gets the state at once, changed or not; the others get changes only.
+        res.write(`data: ${JSON.stringify(await state().catch((err: Error) => ({ error: err.message })))}\n\n`);
         return undefined;
       case 'POST /api/snapshot':
         return ask({ cmd: 'snapshot' }).finally(() => void push());

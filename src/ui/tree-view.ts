@@ -2,7 +2,7 @@
 // would, so nothing it asks ever runs on the daemon's FUSE thread beyond ordinary requests.
 // Every path a browser names is checked to stay inside the view it names, and nothing here
 // follows a symlink.
-import { constants, createReadStream, type ReadStream } from 'node:fs';
+import { constants, type ReadStream } from 'node:fs';
 import { cp, lstat, mkdir, open, readdir, realpath } from 'node:fs/promises';
 import { join, normalize, sep } from 'node:path';
 
@@ -94,7 +94,7 @@ export class TreeView {
       await fh.close();
       throw new PathError(`not a file: ${path}`);
     }
-    return { stream: createReadStream('', { fd: fh.fd, autoClose: true }), size: st.size };
+    return { stream: fh.createReadStream(), size: st.size };
   }
 
   /**

@@ -45,7 +45,12 @@ function Timeline({ snapshots }: { snapshots: Snapshot[] }) {
     if (!box.current || snapshots.length === 0) return;
     const data: uPlot.AlignedData = [snapshots.map((s) => s.time / 1000), snapshots.map((s) => s.changedBytes / 2 ** 20)];
     const plot = new uPlot(
-      { width: box.current.clientWidth || 600, height: 160, series: [{}, { label: 'MiB changed', stroke: '#1a56b8', fill: '#1a56b822', paths: uPlot.paths.bars!({ size: [0.6, 40] }) }], axes: [{}, { label: 'MiB' }] },
+      {
+        width: box.current.clientWidth || 600,
+        height: 160,
+        // One snapshot alone would span years: a day around it.
+        scales: { x: { time: true, range: (_u, min, max) => (max - min < 3600 ? [min - 43200, max + 43200] : [min, max]) } },
+        series: [{}, { label: 'MiB changed', stroke: '#1a56b8', fill: '#1a56b822', paths: uPlot.paths.bars!({ size: [0.6, 40] }) }], axes: [{}, { label: 'MiB' }] },
       data,
       box.current,
     );
