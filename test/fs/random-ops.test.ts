@@ -123,6 +123,8 @@ test('random operations: mount equals a plain directory', { timeout: 300_000 }, 
   };
   const sizes = [0, 1, 100, 4096, 70_000, 300_000, 1_500_000];
   let step = 0;
+  const sharesInode = (t: Record<string, string>): boolean => Object.values(t).some((e) => / nlink [2-9] #/.test(e) && !e.startsWith('dir'));
+  let linksCompared = false;
   try {
     for (; step < steps; step++) {
       const p = randPath();
@@ -176,7 +178,11 @@ test('random operations: mount equals a plain directory', { timeout: 300_000 }, 
       } else {
         both(`read ${p}`, () => fs.readFileSync(M), () => fs.readFileSync(R));
       }
-      if (step % 50 === 49) assert.deepEqual(snapshotTree(h.mnt), snapshotTree(ref), `trees differ after step ${step}`);
+      if (step % 50 === 49) {
+        const want = snapshotTree(ref);
+        assert.deepEqual(snapshotTree(h.mnt), want, `trees differ after step ${step}`);
+        linksCompared ||= sharesInode(want);
+      }
       if (step % 400 === 399) await h.settle();
     }
     await h.settle();
@@ -187,8 +193,8 @@ test('random operations: mount equals a plain directory', { timeout: 300_000 }, 
     assert.match(h.ok('verify'), /no problems/);
     // The run did what it is for: links, fifos and directories over directories happened.
     if (steps >= 1000) for (const k of ['link', 'mkfifo', 'rename-dir']) assert.ok((succeeded[k] ?? 0) > 0, `no ${k} succeeded in ${steps} steps: ${JSON.stringify(succeeded)}`);
-    const ref2 = snapshotTree(ref);
-    if (steps >= 1000) assert.ok(Object.values(ref2).some((e) => / nlink [2-9] #/.test(e) && !e.startsWith('dir')), 'some names share an inode at the end');
+    // A run may end with every link gone again (seed 41125 did); the trees it compared on the way had some.
+    if (steps >= 1000) assert.ok(linksCompared, 'some names shared an inode when the trees were compared');
   } catch (err) {
     (err as Error).message += ` (seed ${seed}, step ${step}; rerun with SAFE_FUZZ_SEED=${seed})`;
     throw err;
