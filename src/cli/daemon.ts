@@ -16,7 +16,7 @@ import { bandwidthOf } from '../peers/net/bandwidth.js';
 import { rotateIfLarge } from '../log/rotate.js';
 import { closedUntil, parseShipWindow } from '../peers/host/ship-window.js';
 import { serveControl, type Request } from './control.js';
-import { findSnapshot, forgetSnapshots, listSnapshots, snapshotHistory, snapshotName } from '../snapshot/snapshots.js';
+import { countSnapshots, findSnapshot, forgetSnapshots, listSnapshots, snapshotHistory, snapshotName } from '../snapshot/snapshots.js';
 import { Dashboard } from './dashboard.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
 import { scheduleJob } from './scheduler.js';
@@ -305,7 +305,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           const peers = (await peersReady)?.status() ?? null;
           const now = alerts(peers);
           notifier.notify(now);
-          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, peers, peersFailed, alerts: now };
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, snapshots: countSnapshots(store!.db), peers, peersFailed, alerts: now };
         }
         case 'flush':
           await queue.flush();

@@ -27,6 +27,10 @@ export function listSnapshots(db: Db): SnapshotInfo[] {
   return prepared<[], SnapshotInfo>(db, 'SELECT name, epoch, time, label FROM snapshots ORDER BY epoch').all();
 }
 
+export function countSnapshots(db: Db): number {
+  return prepared<[], number>(db, 'SELECT count(*) FROM snapshots').pluck().get()!;
+}
+
 /** Each snapshot with the bytes of the files written since the one before it. */
 export function snapshotHistory(db: Db): (SnapshotInfo & { changedBytes: number })[] {
   const born = prepared<[], { born: number; bytes: number }>(db, 'SELECT born, sum(size) AS bytes FROM inodes WHERE kind = 32768 GROUP BY born ORDER BY born').all();

@@ -45,7 +45,15 @@ export async function serveUi(): Promise<void> {
     if (!r.ok) throw new HttpError(409, r.error);
     return r.data;
   };
-  const state = async (): Promise<unknown> => ({ status: await ask({ cmd: 'status' }), snapshots: await ask({ cmd: 'snapshots' }), restores });
+  // The snapshot list costs the daemon a pass over the tree's files: asked again only when a
+  // snapshot was taken or forgotten (the epoch moves with each snapshot; the count with forget).
+  let snapshots: { key: string; list: unknown[] } | null = null;
+  const state = async (): Promise<unknown> => {
+    const status = (await ask({ cmd: 'status' })) as { epoch: number; snapshots: number };
+    const key = `${status.epoch}/${status.snapshots}`;
+    if (snapshots?.key !== key) snapshots = { key, list: (await ask({ cmd: 'snapshots' })) as unknown[] };
+    return { status, snapshots: snapshots.list, restores };
+  };
 
   const authorized = (req: IncomingMessage, url: URL): boolean => {
     const given = req.headers['x-safe-token'] ?? url.searchParams.get('token') ?? '';

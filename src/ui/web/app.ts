@@ -71,7 +71,7 @@ function Buddies({ peers }: { peers: Peers | null }) {
       const healthy = !b.lastError && peers.connected.includes(b.peer);
       return html`<tr data-peer=${b.peer}>
         <td title=${b.peer}>${short(b.peer)}</td>
-        <td class=${healthy ? 'ok health' : 'bad health'}>${b.lastError ? `failing (${b.fails}x): ${b.lastError}` : healthy ? 'ok' : 'not connected'}</td>
+        <td class=${healthy ? 'ok health' : 'bad health'} title=${b.lastError ?? ''}>${b.lastError ? `failing (${b.fails}x)` : healthy ? 'ok' : 'not connected'}</td>
         <td>${ago(b.lastOk)}</td>
         <td>${peers.latest === null ? '-' : b.epoch === peers.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind'}</td>
         <td>${a ? `${a.verdict}${a.missing ? ` (${a.missing} missing)` : ''}, ${ago(a.time)}` : 'none this week'}</td>
