@@ -6,18 +6,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-need=()
-# iproute2 and iptables: the tests' network namespaces and their NAT routers; chromium: the
-# dashboard's browser test (Playwright drives Debian's build; nothing is downloaded by npm).
-for pkg in fuse3 libfuse3-dev pkg-config build-essential python3 rsync sqlite3 git attr tar iproute2 iptables chromium; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing Debian packages: ${need[*]}" >&2
+missing() { for pkg in "$@"; do dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || echo "$pkg"; done; }
+# apt-get install, never removing a package, its summary shown; $1: extra apt options.
+apt_install() {
+  local opts=$1; shift
+  [ $# -gt 0 ] || return 0
+  echo "installing Debian packages: $*" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-remove -o Dpkg::Progress-Fancy=0 "${need[@]}" ||
-    { echo "setup: apt-get could not install ${need[*]} without removing other packages (see above)" >&2; exit 1; }
-fi
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-remove $opts -o Dpkg::Progress-Fancy=0 "$@" ||
+    { echo "setup: apt-get could not install $* without removing other packages (see above)" >&2; exit 1; }
+}
+# What safe runs on; libsecret-tools: secret-tool, for a mount that takes the passphrase from
+# the desktop keyring.
+mapfile -t need < <(missing fuse3 libfuse3-dev pkg-config build-essential python3 rsync sqlite3 git attr tar libsecret-tools)
+apt_install "" "${need[@]}"
+# What the tests use, without what those packages merely recommend (gnome-keyring would bring
+# PAM changes): iproute2 and iptables for network namespaces and NAT routers, chromium for the
+# dashboard's browser test (Playwright drives Debian's build; npm downloads no browser),
+# gnome-keyring and a session bus for the keyring test.
+mapfile -t need < <(missing iproute2 iptables chromium gnome-keyring dbus-daemon)
+apt_install "--no-install-recommends" "${need[@]}"
 [ -e /dev/fuse ] || { echo "setup: /dev/fuse is missing: this machine cannot mount FUSE filesystems" >&2; exit 1; }
 # Build the addons against Debian's Node headers when they are there: no download needed.
 [ -f /usr/include/node/node_api.h ] && export npm_config_nodedir=/usr

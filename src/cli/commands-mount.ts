@@ -7,6 +7,7 @@ import { loadConfig, paths, safeHome, unlock, type Unlocked } from './config.js'
 import { callDaemon } from './control.js';
 import type { DaemonKeys } from './daemon.js';
 import { UserError } from './errors.js';
+import type { Unattended } from './secrets.js';
 import { isMountPoint } from '../fs/mount.js';
 import type { Out } from './commands-store.js';
 import { createLog, formatLine, parseLine } from '../log/logger.js';
@@ -64,13 +65,13 @@ function keysFromLine(line: string): DaemonKeys {
   return JSON.parse(line, (_k, v: unknown) => (v && typeof v === 'object' && 'hex' in v ? Buffer.from((v as { hex: string }).hex, 'hex') : v)) as DaemonKeys;
 }
 
-export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked, passwordFile?: string): Promise<void> {
+export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked, from?: Unattended): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   if (cfg.recovering) throw new UserError(`recovery of '${cfg.host}' is not finished: run safe recover again to resume it`);
   const running = await callDaemon(paths(home).socket, { cmd: 'status' }, 5000);
   if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
-  const keys = unlocked ?? (await unlock(home, cfg, passwordFile));
+  const keys = unlocked ?? (await unlock(home, cfg, from));
   if (foreground) {
     const child = await startDaemon(home, daemonKeys(keys), 'pipe', false);
     out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: child.pid });

@@ -2,15 +2,16 @@
 // (a user unit) or at boot (--system, as root), restarts after a failure, and stops cleanly:
 // systemd's SIGTERM reaches `safe mount --foreground`, whose daemon unmounts, finishes
 // chunking and checkpoints the index before it exits. Nobody types a passphrase at boot, so
-// the unit reads it from a password file only its owner can read.
+// the unit reads it from a password file only its owner can read, or (a user unit, at login)
+// from the desktop keyring, which the login unlocks.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, safeHome } from './config.js';
+import { keysOf, loadConfig, passphraseOf, safeHome } from './config.js';
 import { UserError } from './errors.js';
-import { passphraseFromFile } from './secrets.js';
+import { passphraseFromFile, storeInKeyring } from './secrets.js';
 import type { Out } from './commands-store.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
@@ -29,7 +30,7 @@ function where(system: boolean): Where {
 }
 
 /** The unit's text: exported for the test that has systemd-analyze check it. */
-export function unitText(o: { host: string; home: string; passwordFile: string; system: boolean }): string {
+export function unitText(o: { host: string; home: string; passwordFile: string | null; system: boolean }): string {
   const q = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\])/g, '\\$1')}"`);
   return `[Unit]
 Description=safe: the folder of host ${o.host}, backed up to friends
@@ -42,7 +43,7 @@ StartLimitBurst=10
 [Service]
 Type=simple
 Environment=SAFE_HOME=${q(o.home)}
-ExecStart=${q(process.execPath)} ${q(BIN)} mount --foreground --password-file ${q(o.passwordFile)}
+ExecStart=${q(process.execPath)} ${q(BIN)} mount --foreground ${o.passwordFile === null ? '--keyring' : `--password-file ${q(o.passwordFile)}`}
 Restart=on-failure
 RestartSec=10
 # Unmounting waits for chunking and a WAL checkpoint.
@@ -63,13 +64,24 @@ function systemctl(w: Where, ...args: string[]): { ok: true; out: string } | { o
   }
 }
 
-export function install(o: { system: boolean; passwordFile?: string }, out: Out): void {
+export async function install(o: { system: boolean; passwordFile?: string; keyring: boolean }, out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
-  if (!o.passwordFile) throw new UserError('a service starts with nobody to type the passphrase: give --password-file FILE (the passphrase on its first line, mode 0600)', 2);
-  const passwordFile = resolve(o.passwordFile);
-  passphraseFromFile(passwordFile); // readable, private, not empty: checked now, not at the next boot
+  if (o.keyring && o.passwordFile) throw new UserError('give --password-file or --keyring, not both', 2);
+  if (!o.passwordFile && !o.keyring) throw new UserError('a service starts with nobody to type the passphrase: give --password-file FILE (the passphrase on its first line, mode 0600), or --keyring', 2);
+  // At boot nobody has logged in yet, so no keyring is unlocked.
+  if (o.keyring && o.system) throw new UserError('--system starts at boot, before any keyring is unlocked: give --password-file FILE', 2);
   const w = where(o.system);
+  let passwordFile: string | null = null;
+  if (o.passwordFile) {
+    passwordFile = resolve(o.passwordFile);
+    passphraseFromFile(passwordFile); // readable, private, not empty: checked now, not at the next boot
+  } else {
+    // Checked before it is stored: a wrong one would fail at every login.
+    const passphrase = await passphraseOf(cfg);
+    await keysOf(cfg, passphrase);
+    storeInKeyring(cfg.host, passphrase);
+  }
   mkdirSync(dirname(w.file), { recursive: true });
   writeFileSync(w.file, unitText({ host: cfg.host, home, passwordFile, system: o.system }));
   const reload = systemctl(w, 'daemon-reload');
@@ -96,7 +108,7 @@ export function status(o: { system: boolean }, out: Out): void {
   const active = installed ? systemctl(w, 'is-active', UNIT) : null;
   const state = (r: typeof enabled): string => (r === null ? 'no' : r.ok ? r.out : `unknown (${r.why})`);
   out.print(
-    installed ? `${w.file}: enabled ${state(enabled)}, active ${state(active)}` : `not installed (safe service install --password-file FILE)`,
+    installed ? `${w.file}: enabled ${state(enabled)}, active ${state(active)}` : `not installed (safe service install --password-file FILE, or --keyring)`,
     { unit: w.file, installed, enabled: enabled?.ok ? enabled.out : null, active: active?.ok ? active.out : null },
   );
 }

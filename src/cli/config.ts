@@ -8,7 +8,7 @@ import { hostKeys, hostMaster, type GroupKeys, type HostKeys } from '../keys/der
 import { UserError } from './errors.js';
 import type { Policy } from '../snapshot/retention.js';
 import type { HostSettings } from '../peers/metadata/sealed-objects.js';
-import { passphraseFromFile, secret } from './secrets.js';
+import { passphraseFromFile, passphraseFromKeyring, secret, type Unattended } from './secrets.js';
 import { formatRedundancy, parseRedundancy, stripeShape, type Redundancy } from '../redundancy/scheme.js';
 
 export interface HostConfig {
@@ -173,11 +173,23 @@ function openSecrets(keys: HostKeys, sealed: string): SealedSecrets {
 }
 
 /** Asks for (or reads) the passphrase and derives everything; a wrong one is one clear line. */
-/** `passwordFile`: take the passphrase from there (secrets.ts checks who may read it). */
-export async function unlock(home: string, cfg = loadConfig(home), passwordFile?: string): Promise<Unlocked> {
-  const pass = passwordFile ? passphraseFromFile(passwordFile) : await secret('SAFE_PASSPHRASE', `Passphrase for ${cfg.host}`);
-  const keys = hostKeys(await hostMaster(cfg.host, pass));
+/** The host's keys from its passphrase; a wrong one is refused. */
+export async function keysOf(cfg: HostConfig, passphrase: string): Promise<HostKeys> {
+  const keys = hostKeys(await hostMaster(cfg.host, passphrase));
   if (keys.verifier !== cfg.verifier) throw new UserError(`wrong passphrase for host '${cfg.host}'`);
+  return keys;
+}
+
+/** The passphrase of an unattended mount, or else from SAFE_PASSPHRASE or the terminal. */
+export async function passphraseOf(cfg: HostConfig, from?: Unattended): Promise<string> {
+  if (from && 'file' in from) return passphraseFromFile(from.file);
+  if (from) return passphraseFromKeyring(cfg.host);
+  return secret('SAFE_PASSPHRASE', `Passphrase for ${cfg.host}`);
+}
+
+/** `from`: a password file (secrets.ts checks who may read it) or the desktop keyring. */
+export async function unlock(home: string, cfg = loadConfig(home), from?: Unattended): Promise<Unlocked> {
+  const keys = await keysOf(cfg, await passphraseOf(cfg, from));
   const s = openSecrets(keys, cfg.sealed);
   const group: GroupKeys | null =
     cfg.group && s.pnetKey && s.rendezvous

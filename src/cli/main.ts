@@ -76,10 +76,13 @@ function program(setExit: (code: number) => void): Command {
     .option('--relay [members]', 'relay for members behind NAT, up to this many of them (default 16)');
 
   command('mount', 'start the daemon: the folder, chunking, snapshots on schedule, the peer service', async (o) => {
-    await (await mounting()).mount(!!o.foreground, out(o), undefined, o.passwordFile as string | undefined);
+    if (o.passwordFile !== undefined && o.keyring) throw new UserError('give --password-file or --keyring, not both', 2);
+    const from = o.passwordFile !== undefined ? { file: o.passwordFile as string } : o.keyring ? { keyring: true as const } : undefined;
+    await (await mounting()).mount(!!o.foreground, out(o), undefined, from);
   })
     .option('--foreground', 'stay attached; Ctrl-C unmounts')
-    .option('--password-file <file>', 'read the passphrase from FILE (mode 0600, yours): for a mount at boot');
+    .option('--password-file <file>', 'read the passphrase from FILE (mode 0600, yours): for a mount at boot')
+    .option('--keyring', 'take the passphrase from the desktop keyring (safe service install --keyring put it there)');
 
   command('unmount', 'stop the daemon cleanly: chunking finished, state durable, mount gone', async (o) => {
     await (await mounting()).unmount(out(o));
@@ -179,10 +182,11 @@ function program(setExit: (code: number) => void): Command {
   }).option('--no-open', 'print the URL only; do not open a browser');
 
   const service = root.command('service').description('run the daemon as a systemd unit: at login, or at boot with --system');
-  const serviceCommand = (name: string, summary: string, run: (o: Opts, s: typeof import('./commands-service.js')) => void): Command =>
+  const serviceCommand = (name: string, summary: string, run: (o: Opts, s: typeof import('./commands-service.js')) => void | Promise<void>): Command =>
     commandOf(service, name, summary, async (o) => run(o, await import('./commands-service.js'))).option('--system', 'the machine-wide unit (as root), not your user unit');
-  serviceCommand('install', 'write and enable the unit; it mounts with the passphrase from --password-file', (o, s) => s.install({ system: !!o.system, passwordFile: o.passwordFile as string | undefined }, out(o)))
-    .option('--password-file <file>', 'the passphrase on its first line; yours, mode 0600');
+  serviceCommand('install', 'write and enable the unit; it mounts with the passphrase from --password-file or the desktop keyring', (o, s) => s.install({ system: !!o.system, passwordFile: o.passwordFile as string | undefined, keyring: !!o.keyring }, out(o)))
+    .option('--password-file <file>', 'the passphrase on its first line; yours, mode 0600')
+    .option('--keyring', 'store the passphrase in the desktop keyring (Secret Service), unlocked when you log in');
   serviceCommand('uninstall', 'stop, disable and remove the unit', (o, s) => s.uninstall({ system: !!o.system }, out(o)));
   serviceCommand('status', 'whether the unit is installed, enabled and running', (o, s) => s.status({ system: !!o.system }, out(o)));
 

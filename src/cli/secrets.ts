@@ -1,5 +1,7 @@
 // Secrets come from the environment (scripts, tests), a terminal prompt, or for an unattended
-// mount a password file only its owner can read; never argv, never written to disk by us.
+// mount a password file only its owner can read or the desktop keyring; never argv, never
+// written to disk by us.
+import { spawnSync } from 'node:child_process';
 import { openSync, closeSync, fstatSync, readFileSync } from 'node:fs';
 import { ReadStream, WriteStream } from 'node:tty';
 import { UserError } from './errors.js';
@@ -87,4 +89,28 @@ export function passphraseFromFile(file: string): string {
   } finally {
     closeSync(fd);
   }
+}
+
+/** Where an unattended mount takes the passphrase from. */
+export type Unattended = { file: string } | { keyring: true };
+
+// The Secret Service (GNOME Keyring, KWallet) through libsecret's secret-tool, under these
+// attributes: the passphrase of one host.
+const keyringAttrs = (host: string): string[] => ['service', 'safe', 'host', host];
+const NO_SECRET_TOOL = '--keyring needs secret-tool (Debian: libsecret-tools) and a desktop keyring (Secret Service) in this session';
+
+/** The passphrase `safe service install --keyring` stored, from the unlocked desktop keyring. */
+export function passphraseFromKeyring(host: string): string {
+  const r = spawnSync('secret-tool', ['lookup', ...keyringAttrs(host)], { encoding: 'utf8' });
+  if (r.error) throw new UserError(NO_SECRET_TOOL);
+  if (r.status !== 0 || r.stdout === '') {
+    throw new UserError(`no passphrase for host '${host}' in the desktop keyring, or the keyring is locked: safe service install --keyring stores it`);
+  }
+  return r.stdout;
+}
+
+export function storeInKeyring(host: string, passphrase: string): void {
+  const r = spawnSync('secret-tool', ['store', `--label=safe: the passphrase of host ${host}`, ...keyringAttrs(host)], { input: passphrase, encoding: 'utf8' });
+  if (r.error) throw new UserError(NO_SECRET_TOOL);
+  if (r.status !== 0) throw new UserError(`the desktop keyring did not take the passphrase: ${r.stderr.trim().split('\n')[0] || `secret-tool exited ${r.status}`}`);
 }

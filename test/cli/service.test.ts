@@ -61,3 +61,34 @@ test('service install writes a unit systemd accepts; its command mounts unattend
   assert.ok(!existsSync(unit));
   assert.match(safe('service', 'status').stdout, /^not installed/);
 });
+
+test('service install --keyring keeps the passphrase in the desktop keyring; safe mount --keyring takes it from there', { timeout: 120_000 }, async () => {
+  const h = makeHost();
+  const config = tempDir('safe-xdg-');
+  const home = tempDir('safe-keyring-home-');
+  const env = { ...h.env, XDG_CONFIG_HOME: config, HOME: home, XDG_DATA_HOME: join(home, 'data'), SAFE_PASSPHRASE: undefined };
+  const safe = (...args: string[]) => spawnSync(SAFE_BIN, args, { env, encoding: 'utf8' });
+  assert.equal(safe('service', 'install', '--keyring', '--system').stderr, 'safe: --system starts at boot, before any keyring is unlocked: give --password-file FILE\n');
+  // A desktop session of its own: a session bus and GNOME Keyring, unlocked as a login would.
+  const session = (script: string): { status: number | null; stderr: string } => {
+    const r = spawnSync('dbus-run-session', ['--', 'sh', '-c', `printf 'login password' | gnome-keyring-daemon --unlock --components=secrets >/dev/null && ${script}`], { env, encoding: 'utf8' });
+    // The session bus's own complaint (it may not raise its fd limit here) is not ours.
+    return { status: r.status, stderr: r.stderr.split('\n').filter((l) => !l.startsWith('dbus-daemon[')).join('\n') };
+  };
+  const missing = session(`"${SAFE_BIN}" mount --keyring`);
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^safe: no passphrase for host 'testhost' in the desktop keyring, or the keyring is locked: safe service install --keyring stores it\n$/);
+  const wrong = session(`SAFE_PASSPHRASE='not it' "${SAFE_BIN}" service install --keyring`);
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /^safe: wrong passphrase for host 'testhost'\n$/);
+  // Installed with the right one (systemctl cannot enable it in this container: it says so),
+  // then mounted with no passphrase given, as the unit at login would.
+  const r = session(`SAFE_PASSPHRASE='test passphrase' "${SAFE_BIN}" service install --keyring; "${SAFE_BIN}" mount --keyring`);
+  assert.equal(r.status, 0, r.stderr);
+  const unit = readFileSync(join(config, 'systemd', 'user', 'safe.service'), 'utf8');
+  assert.match(unit, / mount --foreground --keyring\n/);
+  assert.equal(spawnSync('systemd-analyze', ['verify', join(config, 'systemd', 'user', 'safe.service')]).status, 0);
+  assert.equal(h.status().mounted, true);
+  writeFileSync(join(h.mnt, 'f'), 'mounted from the keyring\n');
+  h.unmount();
+});
