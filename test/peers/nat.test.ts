@@ -11,7 +11,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
 import { SAFE_BIN } from '../fs/mounted.js';
-import { canBuildBed, makeBed, type Bed } from '../../scripts/nat-bed.js';
+import { canBuildBed, makeBed, type BedOptions } from '../../scripts/nat-bed.js';
 import { GROUP, heldIds, makeMember, shippedIds, remoteAudit, type Member, type SyncJson } from './group.js';
 import type { Reach } from '../../src/peers/group/reachability.js';
 
@@ -27,26 +27,36 @@ async function until(what: string, ok: () => boolean, ms: number): Promise<void>
   }
 }
 
-/** The relay in the open, and a host in each home knowing only the relay's address. */
-async function group(bed: Bed, hostArgs: string[] = [], slots = 4): Promise<{ relay: Member; a: Member; b: Member }> {
-  // The relay offers no space: the homes must choose each other.
-  const relay = await makeMember('relay', { offer: '0', netns: { name: bed.ns.pub, ip: bed.ip.pub }, initArgs: ['--relay', String(slots)] });
-  relay.mount();
-  const home = (name: string, ns: string, ip: string): Promise<Member> =>
-    makeMember(name, { offer: '1G', buddies: 1, peers: [relay.addr], netns: { name: ns, ip }, initArgs: hostArgs });
-  const a = await home('home-a', bed.ns.home1, bed.ip.home1);
-  const b = await home('home-b', bed.ns.home2, bed.ip.home2);
-  a.mount();
-  b.mount();
-  return { relay, a, b };
-}
-
-test('two homes behind NAT back up to each other through a relay member; one recovers from behind its NAT', { skip, timeout: 300_000 }, async () => {
-  const bed = makeBed({ randomFully: { router2: true } });
+/**
+ * The bed, the relay in the open and a host in each home knowing only the relay's address;
+ * every daemon unmounted and the bed removed afterwards, whatever happened.
+ */
+async function inBed(
+  o: { bed?: BedOptions; hostArgs?: string[]; slots?: number },
+  fn: (g: { relay: Member; a: Member; b: Member }) => Promise<void>,
+): Promise<void> {
+  const bed = makeBed(o.bed);
   const hosts: Member[] = [];
   try {
-    const { relay, a, b } = await group(bed);
-    hosts.push(relay, a, b);
+    // The relay offers no space: the homes must choose each other.
+    const relay = await makeMember('relay', { offer: '0', netns: { name: bed.ns.pub, ip: bed.ip.pub }, initArgs: ['--relay', String(o.slots ?? 4)] });
+    hosts.push(relay);
+    relay.mount();
+    const home = async (name: string, ns: string, ip: string): Promise<Member> => {
+      const m = await makeMember(name, { offer: '1G', buddies: 1, peers: [relay.addr], netns: { name: ns, ip }, initArgs: o.hostArgs });
+      hosts.push(m);
+      m.mount();
+      return m;
+    };
+    await fn({ relay, a: await home('home-a', bed.ns.home1, bed.ip.home1), b: await home('home-b', bed.ns.home2, bed.ip.home2) });
+  } finally {
+    for (const h of hosts.reverse()) h.safe('unmount');
+    bed.teardown();
+  }
+}
+
+test('two homes behind NAT back up to each other through a relay member; one recovers from behind its NAT', { skip, timeout: 300_000 }, () =>
+  inBed({ bed: { randomFully: { router2: true } } }, async ({ relay, a, b }) => {
     await until('both homes hold a slot on the relay', () => reachOf(a).kind === 'relayed' && reachOf(b).kind === 'relayed', 60_000);
     assert.deepEqual(reachOf(a), { kind: 'relayed', via: relay.peerId() });
     await until('the relay learns it is reachable', () => reachOf(relay).kind === 'direct', 30_000);
@@ -76,19 +86,11 @@ test('two homes behind NAT back up to each other through a relay member; one rec
     assert.equal(rec.missing, 0);
     assert.ok(readFileSync(join(a.mnt, 'photos.bin')).equals(data), 'photos.bin recovered byte for byte');
     assert.equal(readFileSync(join(a.mnt, 'notes.txt'), 'utf8'), 'written behind a home router\n');
-  } finally {
-    for (const h of hosts.reverse()) h.safe('unmount');
-    bed.teardown();
-  }
-});
+  }));
 
-test('the relay killed mid-shipment and restarted: reservations come back and the shipment resumes without sending again what had arrived', { skip, timeout: 300_000 }, async () => {
-  const bed = makeBed();
-  const hosts: Member[] = [];
-  try {
-    // A's uplink capped so the shipment is still under way when the relay dies.
-    const { relay, a, b } = await group(bed, ['--max-upload', '2M']);
-    hosts.push(relay, a, b);
+// A's uplink capped so the shipment is still under way when the relay dies.
+test('the relay killed mid-shipment and restarted: reservations come back and the shipment resumes without sending again what had arrived', { skip, timeout: 300_000 }, () =>
+  inBed({ hostArgs: ['--max-upload', '2M'] }, async ({ relay, a, b }) => {
     await until('both homes hold a slot on the relay', () => reachOf(a).kind === 'relayed' && reachOf(b).kind === 'relayed', 60_000);
     writeFileSync(join(a.mnt, 'big.bin'), seededBytes(16_000_000, 15));
     await a.settle();
@@ -117,18 +119,10 @@ test('the relay killed mid-shipment and restarted: reservations come back and th
     assert.ok([...shipped].every((id) => held.has(id)), `B holds every chunk (${held.size}/${shipped.size})`);
     const audit = remoteAudit(a);
     assert.deepEqual(audit.audits.map((x) => [x.peer, x.verdict]), [[b.peerId(), 'passed']], audit.out);
-  } finally {
-    for (const h of hosts.reverse()) h.safe('unmount');
-    bed.teardown();
-  }
-});
+  }));
 
-test('a relay holds no more slots than its owner offers: the member it refuses says so, with what to do', { skip, timeout: 120_000 }, async () => {
-  const bed = makeBed();
-  const hosts: Member[] = [];
-  try {
-    const { relay, a, b } = await group(bed, [], 1);
-    hosts.push(relay, a, b);
+test('a relay holds no more slots than its owner offers: the member it refuses says so, with what to do', { skip, timeout: 120_000 }, () =>
+  inBed({ slots: 1 }, async ({ relay, a, b }) => {
     const kinds = (): string[] => [reachOf(a).kind, reachOf(b).kind].sort();
     await until('one home holds the only slot, the other is refused', () => kinds().join() === 'relayed,unreachable', 60_000);
     const [refused, held] = reachOf(a).kind === 'unreachable' ? [a, b] : [b, a];
@@ -137,8 +131,4 @@ test('a relay holds no more slots than its owner offers: the member it refuses s
       refused.ok('status'),
       new RegExp(`\\nbehind NAT, and no relay took a reservation \\(${relay.peerId()}: [^\\n]+\\): members cannot start a connection to this host\\. Ask a member with a public address to relay \\(safe init --relay, or "relay" in its config\\.json\\), or forward TCP port 4747 to this host on the router\\n`),
     );
-  } finally {
-    for (const h of hosts.reverse()) h.safe('unmount');
-    bed.teardown();
-  }
-});
+  }));
