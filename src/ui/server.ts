@@ -9,6 +9,9 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { callDaemon, type Request } from '../cli/control.js';
 import { loadConfig, paths, safeHome } from '../cli/config.js';
+import { openHostStore } from '../cli/open-store.js';
+import { diskUsage } from '../cli/disk-usage.js';
+import type { ChunkStore } from '../chunkstore/store.js';
 import { TreeView, PathError, type CopyProgress } from './tree-view.js';
 
 const WEB = new URL('./web/', import.meta.url).pathname;
@@ -20,6 +23,19 @@ class HttpError extends Error {
   constructor(readonly status: number, message: string) {
     super(message);
   }
+}
+
+/** The store's figures, read when a snapshot is taken or forgotten. */
+interface Storage {
+  chunks: number;
+  liveBytes: number;
+  referencedRaw: number;
+  packBytes: number;
+  /** Bytes the files name over bytes stored: deduplication and compression together. */
+  ratio: number;
+  /** The store's directory on disk. */
+  disk: number;
+  time: number;
 }
 
 interface Restore extends CopyProgress {
@@ -47,12 +63,21 @@ export async function serveUi(): Promise<void> {
   };
   // The snapshot list costs the daemon a pass over the tree's files: asked again only when a
   // snapshot was taken or forgotten (the epoch moves with each snapshot; the count with forget).
-  let snapshots: { key: string; list: unknown[] } | null = null;
+  let snapshots: { key: string; list: unknown[]; storage: Storage } | null = null;
+  // The store, read-only in this process (as `safe status` reads it): its figures cost the
+  // daemon nothing.
+  let store: ChunkStore | null = null;
+  const storage = async (): Promise<Storage> => {
+    store ??= (await openHostStore(home)).store;
+    const s = store.stats();
+    const usage = diskUsage(home);
+    return { ...s, ratio: s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1, disk: usage.entries.get(paths(home).store) ?? 0, time: Date.now() };
+  };
   const state = async (): Promise<unknown> => {
     const status = (await ask({ cmd: 'status' })) as { epoch: number; snapshots: number };
     const key = `${status.epoch}/${status.snapshots}`;
-    if (snapshots?.key !== key) snapshots = { key, list: (await ask({ cmd: 'snapshots' })) as unknown[] };
-    return { status, snapshots: snapshots.list, restores };
+    if (snapshots?.key !== key) snapshots = { key, list: (await ask({ cmd: 'snapshots' })) as unknown[], storage: await storage() };
+    return { status, snapshots: snapshots.list, storage: snapshots.storage, restores };
   };
 
   const authorized = (req: IncomingMessage, url: URL): boolean => {

@@ -62,6 +62,7 @@ test('the dashboard: snapshot from the button, shipment progress, browse, downlo
       await page.waitForTimeout(200);
     }
     assert.ok([...seen].some((p) => p > 0 && p < 100), `progress was shown on the way: ${[...seen].sort((a, b) => a - b).join(', ')}%`);
+    await page.waitForFunction(() => /^2[2-6]\.\d MiB$/.test(document.querySelector('#storage tr:last-child td:last-child')?.textContent ?? ''));
     await shot('overview');
 
     // Into the snapshot: download a file, then restore it to a new place.

@@ -19,7 +19,8 @@ interface Peers {
 }
 interface Status { mount: string; pendingChunking: number; epoch: number; peers: Peers | null; alerts: { message: string }[] }
 interface Restore { id: number; snapshot: string; path: string; target: string; files: number; bytes: number; done: boolean; error: string | null }
-interface State { status: Status; snapshots: Snapshot[]; restores: Restore[]; error?: string }
+interface Storage { chunks: number; liveBytes: number; referencedRaw: number; ratio: number; disk: number }
+interface State { status: Status; snapshots: Snapshot[]; storage: Storage; restores: Restore[]; error?: string }
 interface Entry { name: string; kind: string; size: number; mtime: number }
 interface Version { snapshot: string; size: number; mtime: number }
 
@@ -43,14 +44,18 @@ function Timeline({ snapshots }: { snapshots: Snapshot[] }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!box.current || snapshots.length === 0) return;
-    const data: uPlot.AlignedData = [snapshots.map((s) => s.time / 1000), snapshots.map((s) => s.changedBytes / 2 ** 20)];
+    const times = snapshots.map((s) => s.time / 1000);
+    const data: uPlot.AlignedData = [times, snapshots.map((s) => s.changedBytes)];
+    // A history shorter than an hour (one snapshot, say) is shown as the day around it.
+    const pad = times.at(-1)! - times[0]! < 3600 ? 43200 : 0;
     const plot = new uPlot(
       {
         width: box.current.clientWidth || 600,
         height: 160,
-        // One snapshot alone would span years: a day around it.
-        scales: { x: { time: true, range: (_u, min, max) => (max - min < 3600 ? [min - 43200, max + 43200] : [min, max]) } },
-        series: [{}, { label: 'MiB changed', stroke: '#1a56b8', fill: '#1a56b822', paths: uPlot.paths.bars!({ size: [0.6, 40] }) }], axes: [{}, { label: 'MiB' }] },
+        scales: { x: { time: true, range: [times[0]! - pad, times.at(-1)! + pad] } },
+        series: [{}, { label: 'changed', stroke: '#1a56b8', fill: '#1a56b822', paths: uPlot.paths.bars!({ size: [0.6, 40] }), value: (_u, v) => (v === null ? '-' : bytes(v)) }],
+        axes: [{}, { size: 70, values: (_u, vals) => vals.map((v) => bytes(v)) }],
+      },
       data,
       box.current,
     );
@@ -77,6 +82,17 @@ function Buddies({ peers }: { peers: Peers | null }) {
         <td>${a ? `${a.verdict}${a.missing ? ` (${a.missing} missing)` : ''}, ${ago(a.time)}` : 'none this week'}</td>
         <td>${bytes(b.shipped)}</td></tr>`;
     })}</table>`;
+}
+
+function StoragePanel({ state }: { state: State }) {
+  const s = state.storage;
+  const held = state.status.peers?.buddies.reduce((n, b) => n + b.shipped, 0) ?? 0;
+  return html`<table id="storage">
+    <tr><td>the files name</td><td>${bytes(s.referencedRaw)}</td></tr>
+    <tr><td>stored here (${s.chunks} chunks)</td><td>${bytes(s.liveBytes)}</td></tr>
+    <tr><td>deduplication and compression</td><td>${s.ratio.toFixed(2)}x</td></tr>
+    <tr><td>the store on disk</td><td>${bytes(s.disk)}</td></tr>
+    <tr><td>shipped to buddies</td><td>${bytes(held)}</td></tr></table>`;
 }
 
 function Work({ state }: { state: State }) {
@@ -137,7 +153,7 @@ function Browser({ snapshots }: { snapshots: Snapshot[] }) {
         return html`<tr data-name=${e.name}>
           <td>${e.kind === 'dir' ? html`<a class="dir" onClick=${() => go(p)}>${e.name}/</a>` : e.name}</td>
           <td>${e.kind === 'dir' ? '' : bytes(e.size)}</td><td>${new Date(e.mtime).toISOString().slice(0, 19)}</td>
-          <td>${e.kind === 'file' ? html`<a class="download" href=${file} download=${e.name}>download</a> · <a class="versions" onClick=${() => api<Version[]>(`/api/versions?path=${encodeURIComponent(p)}`).then((list) => setVersions({ path: p, list }))}>versions</a> · ` : null}${snap !== 'live' ? html`<a class="restore" onClick=${() => setRestoring(p)}>restore…</a>` : null}</td></tr>`;
+          <td>${e.kind === 'file' ? html`<a class="download" href=${file} download=${e.name}>download</a> · <a class="versions" onClick=${() => api<Version[]>(`/api/versions?path=${encodeURIComponent(p)}`).then((list) => setVersions({ path: p, list }))}>versions</a>` : null}${snap !== 'live' ? html`${e.kind === 'file' ? ' · ' : ''}<a class="restore" onClick=${() => setRestoring(p)}>restore…</a>` : null}</td></tr>`;
       })}</table>`}
   </div>`;
 }
@@ -167,8 +183,9 @@ function App() {
       ${s.alerts.length > 0 ? html`<section class="wide" id="alerts">${s.alerts.map((a) => html`<p class="alert">${a.message}</p>`)}</section>` : null}
       <section class="wide"><h2>snapshots: what each changed</h2><${Timeline} snapshots=${state.snapshots} />
         <p id="latest" class="muted">${state.snapshots.length ? `latest: ${state.snapshots.at(-1)!.name}` : 'no snapshots yet'}</p></section>
-      <section><h2>buddies</h2><${Buddies} peers=${s.peers} /></section>
+      <section class="wide"><h2>buddies</h2><${Buddies} peers=${s.peers} /></section>
       <section><h2>under way</h2><${Work} state=${state} /></section>
+      <section><h2>storage</h2><${StoragePanel} state=${state} /></section>
       <section class="wide"><h2>files</h2><${Browser} snapshots=${state.snapshots} /></section>
     </main>`;
 }
