@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything safe needs on a Debian machine: FUSE 3 (kernel interface, libfuse 3 and its
 # headers for our binding), build tools for the native addons, then the npm packages and our
-# own build. Nothing the user has installed is ever removed: apt runs with --no-remove and
-# its summary is shown.
+# own build; with --tests, also what the test suite drives (scripts/test.sh passes it). Nothing
+# the user has installed is ever removed: apt runs with --no-remove and its summary is shown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
@@ -25,8 +25,10 @@ apt_install "" "${need[@]}"
 # PAM changes): iproute2 and iptables for network namespaces and NAT routers, chromium for the
 # dashboard's browser test (Playwright drives Debian's build; npm downloads no browser),
 # gnome-keyring and a session bus for the keyring test.
-mapfile -t need < <(missing iproute2 iptables chromium gnome-keyring dbus-daemon)
-apt_install "--no-install-recommends" "${need[@]}"
+if [ "${1:-}" = --tests ]; then
+  mapfile -t need < <(missing iproute2 iptables chromium gnome-keyring dbus-daemon)
+  apt_install "--no-install-recommends" "${need[@]}"
+fi
 [ -e /dev/fuse ] || { echo "setup: /dev/fuse is missing: this machine cannot mount FUSE filesystems" >&2; exit 1; }
 # Build the addons against Debian's Node headers when they are there: no download needed.
 [ -f /usr/include/node/node_api.h ] && export npm_config_nodedir=/usr

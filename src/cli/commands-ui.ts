@@ -1,12 +1,14 @@
 // safe ui: the daemon's dashboard in a browser.
 import { spawn, spawnSync } from 'node:child_process';
 import { callDaemon } from './control.js';
-import { paths, safeHome } from './config.js';
+import { loadConfig, paths, safeHome } from './config.js';
 import { UserError } from './errors.js';
 import type { Out } from './commands-store.js';
 
 export async function ui(open: boolean, out: Out): Promise<void> {
-  const reply = await callDaemon(paths(safeHome()).socket, { cmd: 'ui' }, 30_000);
+  const home = safeHome();
+  loadConfig(home); // no host here: the usual line, not "not running"
+  const reply = await callDaemon(paths(home).socket, { cmd: 'ui' }, 30_000);
   if (!reply) throw new UserError('the daemon is not running: run safe mount first');
   if (!reply.ok) throw new UserError(reply.error);
   const { url } = reply.data as { url: string };
