@@ -32,7 +32,7 @@ const ASKED = 3;
 const RECHECK_MS = 10 * 60_000;
 /** A held reservation is looked at this often (cheap: our own addresses). */
 const HOLD_MS = 30_000;
-const backoff = (attempt: number): number => Math.min(60_000, 2000 * 2 ** attempt);
+const backoff = (attempt: number): number => Math.min(60_000, 1000 * 2 ** attempt);
 
 /** A TCP connection to host:port that the far end speaks first on (the group network's IV). */
 function answers(host: string, port: number, ms: number): Promise<boolean> {
