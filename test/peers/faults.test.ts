@@ -69,7 +69,8 @@ test('a buddy out of space refuses; another is chosen', { timeout: 240_000 }, as
 });
 
 test('a host killed mid-shipment: the buddy logs why the stream ended and keeps the shipment pending', { timeout: 240_000 }, async () => {
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  // 1.5 s a message of chunks (six of them): a loaded machine's looks at C still see it mid-way.
+  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '1500' } });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   writeFileSync(join(a.mnt, 'big.bin'), seededBytes(24 << 20, 7));
   await a.settle();
