@@ -7,6 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --tests
 shopt -s globstar
-# Three files at a time on two vCPUs: most tests wait on daemons and the network (the sum of
-# their times was twice the wall time at two).
-exec node --test --test-concurrency=3 dist/test/**/*.test.js "$@"
+exec node --test --test-concurrency=2 dist/test/**/*.test.js "$@"
