@@ -1,7 +1,7 @@
 // A real host for tests: its own SAFE_HOME and mount point, the daemon in its own process
 // (driven only from this one: never from the process serving the mount).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -55,7 +55,14 @@ export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: st
       }
     },
   };
-  if (opts.init !== false) ok('init', '--host', opts.host ?? 'testhost', '--mount', mnt, ...(opts.initArgs ?? []));
+  if (opts.init !== false) {
+    ok('init', '--host', opts.host ?? 'testhost', '--mount', mnt, ...(opts.initArgs ?? []));
+    // Snapshots and audits when the test says so: the hourly schedule firing in a run across
+    // the top of the hour took a snapshot and applied retention mid-test. February 29th
+    // comes every four years, at midnight.
+    const file = join(home, 'config.json');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), schedule: '0 0 29 2 *', auditSchedule: '0 0 29 2 *' }, null, 2));
+  }
   after(() => {
     safe('unmount');
     spawnSync('fusermount3', ['-uz', mnt]);
