@@ -73,11 +73,15 @@ export async function serveUi(): Promise<void> {
     const usage = diskUsage(home);
     return { ...s, ratio: s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1, disk: usage.entries.get(paths(home).store) ?? 0, time: Date.now() };
   };
-  const state = async (): Promise<unknown> => {
+  const current = async (): Promise<{ status: unknown; list: unknown[]; storage: Storage }> => {
     const status = (await ask({ cmd: 'status' })) as { epoch: number; snapshots: number };
     const key = `${status.epoch}/${status.snapshots}`;
     if (snapshots?.key !== key) snapshots = { key, list: (await ask({ cmd: 'snapshots' })) as unknown[], storage: await storage() };
-    return { status, snapshots: snapshots.list, storage: snapshots.storage, restores };
+    return { status, list: snapshots.list, storage: snapshots.storage };
+  };
+  const state = async (): Promise<unknown> => {
+    const { status, list, storage: figures } = await current();
+    return { status, snapshots: list, storage: figures, restores };
   };
 
   const authorized = (req: IncomingMessage, url: URL): boolean => {
@@ -104,8 +108,9 @@ export async function serveUi(): Promise<void> {
       case 'GET /api/ls':
         return view.list(q('snapshot'), q('path'));
       case 'GET /api/versions': {
-        const snaps = (await ask({ cmd: 'snapshots' })) as { name: string }[];
-        return view.versions(snaps.map((s) => s.name), q('path'));
+        // The cached list: asking the daemon again would cost it a pass over the tree's files.
+        const { list } = await current();
+        return view.versions((list as { name: string }[]).map((s) => s.name), q('path'));
       }
       case 'GET /api/file': {
         const { stream, size } = await view.read(q('snapshot'), q('path'));
