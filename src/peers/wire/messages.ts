@@ -23,6 +23,7 @@
 import type { Stream } from '@libp2p/interface';
 import { decode, encodeParts, EncodingError, type Value } from './canonical.js';
 import type { Bandwidth } from '../net/bandwidth.js';
+import { ByteQueue } from './byte-queue.js';
 
 /** The peer broke the protocol; the stream has been reset. */
 export class ProtocolError extends Error {
@@ -203,52 +204,6 @@ export interface ChannelOptions {
 
 export interface WaitOptions {
   signal?: AbortSignal;
-}
-
-/** Minimal FIFO of byte chunks: frames are cut out of it as soon as they are whole. */
-class ByteQueue {
-  private chunks: Uint8Array[] = [];
-  private head = 0;
-  length = 0;
-
-  push(b: Uint8Array): void {
-    if (b.length === 0) return;
-    this.chunks.push(b);
-    this.length += b.length;
-  }
-
-  /** Copies `n` bytes out (never a view: libp2p owns the buffers it handed us). */
-  take(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
-      const c = this.chunks[0]!;
-      const k = Math.min(c.length - this.head, n - off);
-      out.set(c.subarray(this.head, this.head + k), off);
-      off += k;
-      this.head += k;
-      if (this.head === c.length) {
-        this.chunks.shift();
-        this.head = 0;
-      }
-    }
-    this.length -= n;
-    return out;
-  }
-
-  /** The byte at offset `i` from the front, without consuming it. */
-  peek(i: number): number {
-    let at = this.head + i;
-    for (const c of this.chunks) {
-      if (at < c.length) return c[at]!;
-      at -= c.length;
-    }
-    throw new RangeError('peek past the end');
-  }
-
-  peekUint32(): number {
-    return ((this.peek(0) << 24) >>> 0) + (this.peek(1) << 16) + (this.peek(2) << 8) + this.peek(3);
-  }
 }
 
 function u32Frame(kind: number, ...values: number[]): Uint8Array {
