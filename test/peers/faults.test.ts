@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logMessages, seededBytes } from '../helpers.js';
-import { heldIds, mountedMember, shippedIds, type SyncJson, withDb } from './group.js';
+import { heldIds, mountedMember, shippedIds, syncWait, type SyncJson, withDb } from './group.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -133,4 +133,32 @@ test('unmount mid-sync: the sync stops with the daemon, is not held against the 
   const r = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
   assert.ok(r.buddies[0]?.ok, JSON.stringify(r));
   assert.deepEqual(heldIds(c, aPeer), shippedIds(a), 'the next sync shipped everything');
+});
+
+test('a buddy that is away is tried on its backoff, not after every snapshot, and shipped to once back', { timeout: 240_000 }, async () => {
+  const c = await mountedMember('buddy-c', { offer: '1G' });
+  const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
+  writeFileSync(join(a.mnt, 'first.txt'), 'first\n');
+  await a.settle();
+  a.ok('snapshot');
+  assert.deepEqual(syncWait(a).buddies.map((b) => b.ok), [true]);
+  c.unmount();
+  const buddy = (): { fails: number; epoch: number } => (JSON.parse(a.ok('status', '--json')) as { daemon: { peers: { buddies: { fails: number; epoch: number }[] } } }).daemon.peers.buddies[0]!;
+  // Each snapshot asks for a sync in the background; one try fails, the others wait it out.
+  for (let i = 0; i < 12; i++) {
+    writeFileSync(join(a.mnt, `n${i}.txt`), `note ${i}\n`);
+    a.ok('snapshot');
+    await sleep(200);
+  }
+  await sleep(2000);
+  const away = buddy();
+  assert.ok(away.fails >= 1 && away.fails <= 2, `tries of the buddy while it was away: ${away.fails} (12 snapshots)`);
+  // Back: the retry comes on its own, 15 s after the failed try, however many snapshots came since.
+  c.mount();
+  const latest = (JSON.parse(a.ok('snapshots', '--json')) as { epoch: number }[]).at(-1)!.epoch;
+  for (let i = 0; buddy().epoch !== latest; i++) {
+    assert.ok(i < 60, `no retry within 60 s: ${JSON.stringify(buddy())}`);
+    await sleep(1000);
+  }
+  assert.equal(buddy().fails, 0);
 });

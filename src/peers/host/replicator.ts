@@ -156,6 +156,8 @@ export interface SyncOutcome {
 const STRIPE_AUDIT_SAMPLE = 32;
 const BACKOFF_MIN = 15_000;
 const BACKOFF_MAX = 3600_000;
+/** How long after a failed try buddy `b` is tried again by the background. */
+const backoff = (b: BuddyState): number => (b.fails === 0 ? 0 : Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (b.fails - 1)));
 
 export interface Shipment extends ShipProgress {
   peer: string;
@@ -176,6 +178,8 @@ export class Replicator {
   /** Shipments and audits take turns: a reconciliation must not race a shipment's commit. */
   private turn: Promise<unknown> = Promise.resolve();
   private runningEpoch: number | null = null;
+  /** The run under way leaves out buddies whose backoff is not over (a background run). */
+  private runningPatient = false;
   private again = false;
   private retryTimer: NodeJS.Timeout | null = null;
   /** Aborted by stop(): what is under way gives up at its next step, writing nothing more. */
@@ -202,18 +206,24 @@ export class Replicator {
     ).all(includeRetired ? 1 : 0);
   }
 
-  /** Ship now (joining a sync already running, then running once more for what came after). */
-  sync(): Promise<SyncOutcome> {
+  /**
+   * Ship now (joining a sync already running, then running once more for what came after).
+   * A patient sync (the background's, after each snapshot) leaves a buddy that failed alone
+   * until its backoff is over: a thousand snapshots in a row were a thousand tries of a
+   * buddy that was away.
+   */
+  sync(patient = false): Promise<SyncOutcome> {
     if (this.halt.signal.aborted) return Promise.reject(this.halt.signal.reason as Error);
     if (this.running) {
-      // Already shipping the latest snapshot: that run is the answer.
-      if (this.runningEpoch === this.o.latest()) return this.running;
+      // Already shipping the latest snapshot to every buddy it should: that run is the answer.
+      if (this.runningEpoch === this.o.latest() && (patient || !this.runningPatient)) return this.running;
       this.again = true;
-      return this.running.then(() => this.sync());
+      return this.running.then(() => this.sync(patient));
     }
     this.again = false;
     this.runningEpoch = this.o.latest();
-    this.running = this.exclusive(() => this.run()).finally(() => {
+    this.runningPatient = patient;
+    this.running = this.exclusive(() => this.run(patient)).finally(() => {
       this.running = null;
     });
     return this.running;
@@ -341,7 +351,7 @@ export class Replicator {
       this.windowTimer.unref();
       return;
     }
-    this.sync().catch((err: Error) => this.o.log.warn(`sync ${this.halt.signal.aborted ? 'stopped' : 'failed'}: ${err.message}`));
+    this.sync(true).catch((err: Error) => this.o.log.warn(`sync ${this.halt.signal.aborted ? 'stopped' : 'failed'}: ${err.message}`));
   }
 
   /**
@@ -442,7 +452,7 @@ export class Replicator {
     return this.buddies();
   }
 
-  private async run(): Promise<SyncOutcome> {
+  private async run(patient = false): Promise<SyncOutcome> {
     const epoch = this.o.latest();
     if (epoch === null) return { epoch: null, buddies: [], short: 0 };
     await this.o.flush();
@@ -454,6 +464,10 @@ export class Replicator {
     this.halt.signal.throwIfAborted();
     const outcome: SyncOutcome = { epoch, buddies: [], short: 0 };
     const done = new Set<string>();
+    if (patient) {
+      const now = Date.now();
+      for (const b of this.buddies()) if (b.lastTry !== null && now - b.lastTry < backoff(b)) done.add(b.peer);
+    }
     // A buddy that refuses is replaced and the replacement shipped to, a few rounds at most.
     for (let round = 0; round < 4; round++) {
       const set = this.choose(members).filter((b) => !done.has(b.peer));
@@ -545,8 +559,11 @@ export class Replicator {
     const latest = this.o.latest();
     const behind = this.buddies().filter((b) => b.epoch !== latest);
     if (latest === null || (behind.length === 0 && !this.vacant())) return;
-    const fails = Math.max(1, ...behind.map((b) => b.fails));
-    const delay = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (fails - 1));
+    // When the first buddy behind is due, counted from its last try: patient runs in between
+    // must not push the retry further out. A vacancy alone: the shortest backoff.
+    const now = Date.now();
+    const due = behind.map((b) => (b.lastTry ?? now) + Math.max(BACKOFF_MIN, backoff(b)) - now);
+    const delay = Math.max(1000, due.length > 0 ? Math.min(...due) : BACKOFF_MIN);
     this.retryTimer = setTimeout(() => this.kick(), delay);
     this.retryTimer.unref();
   }
