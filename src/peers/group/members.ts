@@ -6,7 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { multiaddr } from '@multiformats/multiaddr';
 import { prepared, type Db } from '../../chunkstore/index-db.js';
 import { openChannel, serve } from '../wire/messages.js';
-import { isRelayed, type PeerNode, type PeerStream } from '../net/node.js';
+import type { PeerNode, PeerStream } from '../net/node.js';
+import { isRelayed } from '../net/addresses.js';
 import { PROBE_PROTOCOL, probeReplies, probeRequests } from '../wire/protocol.js';
 
 export interface Member {

@@ -11,7 +11,8 @@
 import { connect } from 'node:net';
 import { multiaddr } from '@multiformats/multiaddr';
 import { openChannel, serve } from '../wire/messages.js';
-import { isRelayed, type PeerNode, type PeerStream } from '../net/node.js';
+import type { PeerNode, PeerStream } from '../net/node.js';
+import { isRelayed } from '../net/addresses.js';
 import { REACH_PROTOCOL, reachReplies, reachRequests } from '../wire/protocol.js';
 import type { Log } from '../../log/logger.js';
 

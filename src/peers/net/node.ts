@@ -17,6 +17,7 @@ import { circuitRelayServer, circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@
 import type { TransportManager } from '@libp2p/interface-internal';
 import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { isRelayed } from './addresses.js';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
 import { groupNetwork } from './private-network.js';
@@ -145,8 +146,6 @@ function parseTarget(target: string): Multiaddr | PeerId {
   return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target);
 }
 
-/** A relayed address or connection: '/…/p2p/<relay>/p2p-circuit/…'. */
-export const isRelayed = (addr: string): boolean => addr.includes('/p2p-circuit');
 
 /** The relay a relayed address goes through. */
 function relayOf(addr: string): string | null {
