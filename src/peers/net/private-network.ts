@@ -26,8 +26,19 @@ const MARKER = new TextEncoder().encode('safe/v2/pnet-ok\n');
 /** Used only when libp2p passes no signal of its own (it normally passes the dial's). */
 const DEFAULT_TIMEOUT_MS = 5000;
 
+/**
+ * Frames sent within one turn of the event loop go to the socket as one write, up to this many
+ * bytes; a larger batch is written at once.
+ */
+const COALESCE_BYTES = 64 * 1024;
+
 /** A connection whose bytes pass through one keystream each way. */
 class CipherConnection extends AbstractMultiaddrConnection {
+  /** Encrypted, in order, not yet handed to the socket. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushQueued = false;
+
   constructor(
     private readonly raw: MultiaddrConnection,
     private readonly outbound: Cipher,
@@ -48,17 +59,46 @@ class CipherConnection extends AbstractMultiaddrConnection {
   }
 
   async sendClose(options?: AbortOptions): Promise<void> {
+    this.flush();
     await this.raw.close(options);
   }
 
   // The parameter type from the base class: two majors of uint8arraylist are installed.
   sendData(data: Parameters<AbstractMultiaddrConnection['sendData']>[0]): { sentBytes: number; canSendMore: boolean } {
-    // One write per batch: the muxer hands over many small frames, and a socket write each
-    // costs more than the copy.
-    return { sentBytes: data.byteLength, canSendMore: this.raw.send(this.outbound.update(data.subarray())) };
+    // Every layer above writes each of its frames through at once: a yamux frame, its Noise
+    // box, a window update, each was a socket write of its own (the largest self time of a
+    // fuzzed buddy, and 9% of a shipping one's). They are gathered until the current turn of
+    // the event loop ends.
+    const box = this.outbound.update(data.subarray());
+    this.pending.push(box);
+    this.pendingBytes += box.length;
+    if (this.pendingBytes >= COALESCE_BYTES) return { sentBytes: data.byteLength, canSendMore: this.flush() };
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => {
+        this.flushQueued = false;
+        this.flush();
+      });
+    }
+    return { sentBytes: data.byteLength, canSendMore: true };
+  }
+
+  /**
+   * Writes what is pending; false when the socket asks us to wait for its drain. A socket
+   * closed under us (reset by the peer, aborted) has no use for it.
+   */
+  private flush(): boolean {
+    if (this.pending.length === 0) return true;
+    const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.raw.status !== 'open') return false;
+    return this.raw.send(out);
   }
 
   sendReset(err: Error): void {
+    this.pending = [];
+    this.pendingBytes = 0;
     this.raw.abort(err);
   }
 
