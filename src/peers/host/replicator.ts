@@ -187,6 +187,8 @@ export class Replicator {
   /** The last shipment that did the work, per buddy: what a sync that finds it done reports. */
   private readonly lastWork = new Map<string, ShipReport>();
   private readonly underway = new Map<string, Omit<Shipment, 'rate' | 'etaSeconds'>>();
+  /** Outcomes of patient runs that left a buddy out for its backoff. */
+  private readonly leftOut = new WeakSet<SyncOutcome>();
   private windowTimer: NodeJS.Timeout | null = null;
 
   private readonly wanted: number;
@@ -215,8 +217,12 @@ export class Replicator {
   sync(patient = false): Promise<SyncOutcome> {
     if (this.halt.signal.aborted) return Promise.reject(this.halt.signal.reason as Error);
     if (this.running) {
-      // Already shipping the latest snapshot to every buddy it should: that run is the answer.
-      if (this.runningEpoch === this.o.latest() && (patient || !this.runningPatient)) return this.running;
+      // Already shipping the latest snapshot: that run is the answer, unless it left out
+      // buddies in their backoff and this sync must try every one.
+      if (this.runningEpoch === this.o.latest()) {
+        if (patient || !this.runningPatient) return this.running;
+        return this.running.then((o) => (this.leftOut.has(o) ? this.sync(false) : o));
+      }
       this.again = true;
       return this.running.then(() => this.sync(patient));
     }
@@ -467,6 +473,7 @@ export class Replicator {
     if (patient) {
       const now = Date.now();
       for (const b of this.buddies()) if (b.lastTry !== null && now - b.lastTry < backoff(b)) done.add(b.peer);
+      if (done.size > 0) this.leftOut.add(outcome);
     }
     // A buddy that refuses is replaced and the replacement shipped to, a few rounds at most.
     for (let round = 0; round < 4; round++) {

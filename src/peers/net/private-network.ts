@@ -77,7 +77,13 @@ class CipherConnection extends AbstractMultiaddrConnection {
       this.flushQueued = true;
       queueMicrotask(() => {
         this.flushQueued = false;
-        this.flush();
+        // Nothing may throw out of a microtask (it would take the process down): a socket
+        // that refuses the bytes ends this connection instead.
+        try {
+          this.flush();
+        } catch (err) {
+          this.abort(err as Error);
+        }
       });
     }
     return { sentBytes: data.byteLength, canSendMore: true };
