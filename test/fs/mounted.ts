@@ -64,10 +64,24 @@ export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: st
     writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), schedule: '0 0 29 2 *', auditSchedule: '0 0 29 2 *' }, null, 2));
   }
   after(() => {
-    safe('unmount');
+    if (safe('unmount').status !== 0) killDaemonOf(home);
     spawnSync('fusermount3', ['-uz', mnt]);
     if (process.env.SAFE_TEST_KEEP) process.stderr.write(`kept ${root}\n`);
     else rmSync(root, { recursive: true, force: true });
   });
   return host;
+}
+
+/**
+ * A daemon that could not answer its unmount (a hung event loop: what a failing test may have
+ * found) must not outlive the test run. Only the process started with this SAFE_HOME is killed:
+ * the pid file may be stale and its pid reused.
+ */
+function killDaemonOf(home: string): void {
+  try {
+    const pid = Number(readFileSync(join(home, 'daemon.pid'), 'utf8'));
+    if (readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`SAFE_HOME=${home}`)) process.kill(pid, 'SIGKILL');
+  } catch {
+    // no pid file, or no such process: nothing left running
+  }
 }
