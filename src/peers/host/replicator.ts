@@ -178,8 +178,6 @@ export class Replicator {
   /** Shipments and audits take turns: a reconciliation must not race a shipment's commit. */
   private turn: Promise<unknown> = Promise.resolve();
   private runningEpoch: number | null = null;
-  /** The run under way leaves out buddies whose backoff is not over (a background run). */
-  private runningPatient = false;
   private again = false;
   private retryTimer: NodeJS.Timeout | null = null;
   /** Aborted by stop(): what is under way gives up at its next step, writing nothing more. */
@@ -219,16 +217,12 @@ export class Replicator {
     if (this.running) {
       // Already shipping the latest snapshot: that run is the answer, unless it left out
       // buddies in their backoff and this sync must try every one.
-      if (this.runningEpoch === this.o.latest()) {
-        if (patient || !this.runningPatient) return this.running;
-        return this.running.then((o) => (this.leftOut.has(o) ? this.sync(false) : o));
-      }
+      if (this.runningEpoch === this.o.latest()) return this.running.then((o) => (!patient && this.leftOut.has(o) ? this.sync(false) : o));
       this.again = true;
       return this.running.then(() => this.sync(patient));
     }
     this.again = false;
     this.runningEpoch = this.o.latest();
-    this.runningPatient = patient;
     this.running = this.exclusive(() => this.run(patient)).finally(() => {
       this.running = null;
     });

@@ -146,7 +146,6 @@ function parseTarget(target: string): Multiaddr | PeerId {
   return target.startsWith('/') ? multiaddr(target) : peerIdFromString(target);
 }
 
-
 /** The relay a relayed address goes through. */
 function relayOf(addr: string): string | null {
   const c = multiaddr(addr).getComponents();

@@ -25,9 +25,6 @@ export class ByteQueue {
       this.chunks.push(b);
       return;
     }
-    const lastAt = this.chunks.length - 1;
-    const last = lastAt >= this.first ? this.chunks[lastAt]! : null;
-    const extends_ = last !== null && this.slab !== null && last.buffer === this.slab.buffer && last.byteOffset + last.length === this.slabEnd;
     if (this.slab === null || this.slabEnd + b.length > this.slab.length) {
       this.slab = new Uint8Array(SLAB);
       this.slabEnd = 0;
@@ -35,8 +32,11 @@ export class ByteQueue {
     const start = this.slabEnd;
     this.slab.set(b, start);
     this.slabEnd += b.length;
-    if (extends_ && start !== 0) this.chunks[lastAt] = new Uint8Array(this.slab.buffer, last.byteOffset, last.length + b.length);
-    else this.chunks.push(this.slab.subarray(start, this.slabEnd));
+    // The last chunk ends where this piece begins in the same slab: it grows instead.
+    const last = this.chunks.length > this.first ? this.chunks[this.chunks.length - 1]! : null;
+    if (last !== null && last.buffer === this.slab.buffer && last.byteOffset + last.length === start) {
+      this.chunks[this.chunks.length - 1] = this.slab.subarray(last.byteOffset, this.slabEnd);
+    } else this.chunks.push(this.slab.subarray(start, this.slabEnd));
   }
 
   /** Copies `n` bytes out (never a view: libp2p owns the buffers it handed us). */
