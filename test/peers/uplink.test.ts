@@ -1,6 +1,6 @@
 // A host that is a good citizen on its uplink, with real daemons on loopback: a cap on what it
-// sends (`--max-upload`) holds over a whole shipment (its bytes over its time within 5% of the
-// cap), safe status shows the shipment under way with its rate and what is left, and outside
+// sends (`--max-upload`) holds over a whole shipment (its bytes over its time never more than 5%
+// above the cap, and near it: a machine too loaded to keep up falls under a cap, never over), safe status shows the shipment under way with its rate and what is left, and outside
 // its ship window (`shipWindow`) nothing ships unless asked with --now.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { logMessages, seededBytes } from '../helpers.js';
 import { makeHost, SAFE_BIN } from '../fs/mounted.js';
 import { makeMember, type SyncJson } from './group.js';
 
-test('with --max-upload 2M a 24 MB shipment runs at 2 MB/s, within 5%, and safe status shows it going', { timeout: 180_000 }, async () => {
+test('with --max-upload 2M a 24 MB shipment runs at 2 MB/s, never 5% above it, and safe status shows it going', { timeout: 180_000 }, async () => {
   const buddy = await makeMember('capped-buddy', { offer: '1G' });
   buddy.mount();
   const host = await makeMember('capped-host', { offer: '1G', buddies: 1, peers: [buddy.addr], initArgs: ['--max-upload', '2M'] });
@@ -52,7 +52,7 @@ test('with --max-upload 2M a 24 MB shipment runs at 2 MB/s, within 5%, and safe 
   }
   assert.ok(late, 'the shipment was still under way 8 MB after the first look');
   const onWire = (late.bytes - s.bytes) / ((late.updatedAt - s.updatedAt) / 1000);
-  assert.ok(late.bytes - s.bytes > 8e6 && Math.abs(onWire - 2e6) / 2e6 < 0.05, `between the looks: ${(onWire / 1e6).toFixed(3)} MB/s (${JSON.stringify([s, late])})`);
+  assert.ok(late.bytes - s.bytes > 8e6 && onWire < 2e6 * 1.05 && onWire > 2e6 * 0.85, `between the looks: ${(onWire / 1e6).toFixed(3)} MB/s (${JSON.stringify([s, late])})`);
   const r = (JSON.parse(await sync) as SyncJson).buddies[0]!;
   assert.ok(r.ok && r.report, JSON.stringify(r));
   assert.ok(r.report.bytes > 24_000_000, `the whole file shipped: ${JSON.stringify(r.report)}`);
