@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, read as readCb, statSync } from 'node:fs';
 import { FdCache } from './fd-cache.js';
 import { join } from 'node:path';
+import type Database from 'better-sqlite3-multiple-ciphers';
 import { isPlaintext, openDb, sealDatabase, type Db } from './index-db.js';
 import { migrate, SchemaError, type Migration } from './migrations.js';
 import { PackWriter, RECORD_HEAD, packPath, readExact, type Placed } from './packs.js';
@@ -47,6 +48,8 @@ export class MissingChunkError extends ChunkError {}
 
 /** A run read at once: at most this long, with gaps (other files' chunks) of at most this. */
 const RUN_BYTES = 4 << 20;
+const LOCATE_WIDTHS = [8, 16, 32, 64];
+const LOCATE_MAX = 64;
 const RUN_GAP = 64 << 10;
 
 /** The index does not open with this key: another passphrase's, or not a database at all. */
@@ -73,6 +76,7 @@ export class ChunkStore {
 
   private readonly q;
   private remote: RemoteChunks | null = null;
+  private readonly locators = new Map<number, Database.Statement<Uint8Array[], Location & { id: Buffer }>>();
 
   private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {
     this.db = db;
@@ -185,6 +189,32 @@ export class ChunkStore {
 
   location(id: Uint8Array): Location | undefined {
     return this.q.loc.get(id);
+  }
+
+  /**
+   * Locations of `ids`, by position: one statement per up to 64 (a sequential read's window
+   * is ~64 chunks; a statement each cost more than the pack read they lead to).
+   */
+  locations(ids: Uint8Array[]): (Location | undefined)[] {
+    if (ids.length === 1) return [this.location(ids[0]!)];
+    const found = new Map<string, Location>();
+    for (let i = 0; i < ids.length; i += LOCATE_MAX) {
+      const part = ids.slice(i, i + LOCATE_MAX);
+      const width = LOCATE_WIDTHS.find((w) => w >= part.length)!;
+      // Padded with the last id again, so a handful of statements serve every count.
+      while (part.length < width) part.push(part[part.length - 1]!);
+      for (const row of this.locate(width).all(...part)) found.set(row.id.toString('latin1'), row);
+    }
+    return ids.map((id) => found.get(Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')));
+  }
+
+  private locate(width: number): Database.Statement<Uint8Array[], Location & { id: Buffer }> {
+    let st = this.locators.get(width);
+    if (!st) {
+      st = this.db.prepare<Uint8Array[], Location & { id: Buffer }>(`SELECT id, pack, off, len, raw FROM chunks WHERE id IN (${Array(width).fill('?').join(',')})`);
+      this.locators.set(width, st);
+    }
+    return st;
   }
 
   refs(id: Uint8Array): number | undefined {
@@ -314,7 +344,7 @@ export class ChunkStore {
    * fails to open this way is read again alone, through readAsync's repair.
    */
   readRun(refs: ChunkRef[], ahead?: () => ChunkRef[]): Promise<Buffer>[] {
-    const locs = refs.map((r) => this.location(r.id));
+    const locs = this.locations(refs.map((r) => r.id));
     if (locs.some((l) => !l)) {
       // After a recovery: the first fetch brings the read-ahead, the rest find their chunks here.
       const first = this.readAsync(refs[0]!, ahead);

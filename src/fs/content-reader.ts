@@ -1,10 +1,17 @@
 // Reads of chunked file content: only the chunks a read touches are fetched and decrypted,
-// through a bounded cache of plaintext chunks (sequential reads hit each chunk once).
+// through a bounded cache of plaintext chunks (sequential reads hit each chunk once). A reader
+// going through a file in order gets its next window of chunks looked up, read from their
+// packs and decrypted at once: the kernel asks in 128 KiB reads, and a lookup and a pack read
+// for each of them cost about what decrypting their bytes does.
 import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
-import type { Tree } from '../snapshot/tree.js';
+import type { ChunkSpan, Tree } from '../snapshot/tree.js';
 
 /** Bytes of a file fetched along with a missing chunk (after a recovery): one round trip per this much of a sequential read. */
 const READ_AHEAD = 4 << 20;
+/** Bytes of a file read ahead of a sequential reader: ~64 chunks at the default size. */
+const WINDOW = 1 << 20;
+/** Files whose sequential readers are followed at once. */
+const STREAMS = 64;
 
 /** A chunk read or being read; its size counts against the limit once it is here. */
 interface Cached {
@@ -12,11 +19,50 @@ interface Cached {
   size: number | null;
 }
 
+/**
+ * A file read in order: where its next read would start, and the chunks of its current window
+ * (contiguous from their first offset to `to`). A chunk list never changes once written.
+ */
+interface Stream {
+  next: number;
+  spans: ChunkSpan[];
+  to: number;
+}
+
 export class ContentReader {
   private readonly cache = new Map<string, Cached>();
   private bytes = 0;
 
+  private readonly streams = new Map<number, Stream>();
+
   constructor(private readonly tree: Tree, private readonly store: ChunkStore, private readonly limit = 64 << 20) {}
+
+  /**
+   * The chunks holding [pos, end) of list `cl`. A read that starts where the last one of the
+   * same list ended (or at 0) moves its window on when it leaves it: the window's chunks are
+   * looked up in one statement and read in the background.
+   */
+  private spansFor(cl: number, pos: number, end: number): ChunkSpan[] {
+    let s = this.streams.get(cl);
+    if (s) this.streams.delete(cl); // most recent last
+    const sequential = pos === 0 || s?.next === pos;
+    if (!s) s = { next: end, spans: [], to: 0 };
+    s.next = end;
+    this.streams.set(cl, s);
+    if (this.streams.size > STREAMS) this.streams.delete(this.streams.keys().next().value!);
+    if (s.spans.length > 0 && s.spans[0]!.off <= pos && end <= s.to) return within(s.spans, pos, end);
+    if (!sequential) return this.tree.chunksIn(cl, pos, end);
+    const spans = this.tree.chunksIn(cl, pos, Math.max(end, pos + WINDOW));
+    let to = spans.length > 0 ? spans[0]!.off : 0;
+    for (const span of spans) {
+      if (span.off !== to) break; // a gap (chunks still missing after a recovery): the window ends there
+      to += span.raw;
+    }
+    s.spans = spans;
+    s.to = to;
+    void this.chunks(spans, () => this.tree.refsFrom(cl, spans[0]!.off, READ_AHEAD));
+    return within(spans, pos, end);
+  }
 
   /**
    * Copy up to `len` bytes of chunk list `cl` at `pos` into `out`; returns bytes copied. The
@@ -27,7 +73,7 @@ export class ContentReader {
   async read(cl: number, size: number, out: Buffer, len: number, pos: number): Promise<number> {
     const end = Math.min(size, pos + len);
     if (end <= pos) return 0;
-    const spans = this.tree.chunksIn(cl, pos, end);
+    const spans = this.spansFor(cl, pos, end);
     if (spans.length === 0) return 0;
     const plains = await Promise.all(this.chunks(spans, () => this.tree.refsFrom(cl, spans[0]!.off, READ_AHEAD)));
     let at = pos;
@@ -88,4 +134,18 @@ export class ContentReader {
       this.bytes -= e.size;
     }
   }
+}
+
+/** The spans of a sorted, contiguous list that hold bytes [pos, end). */
+function within(spans: ChunkSpan[], pos: number, end: number): ChunkSpan[] {
+  let lo = 0;
+  let hi = spans.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (spans[mid]!.off <= pos) lo = mid;
+    else hi = mid - 1;
+  }
+  let stop = lo;
+  while (stop < spans.length && spans[stop]!.off < end) stop++;
+  return spans.slice(lo, stop);
 }
