@@ -39,8 +39,9 @@ export class ContentReader {
 
   /**
    * The chunks holding [pos, end) of list `cl`. A read that starts where the last one of the
-   * same list ended (or at 0) moves its window on when it leaves it: the window's chunks are
-   * looked up in one statement and read in the background.
+   * same list ended (or at 0) keeps a window of one to two MiB ahead of it: each MiB of chunks
+   * is looked up in one statement and read in the background while the reader is still in
+   * the one before.
    */
   private spansFor(cl: number, pos: number, end: number): ChunkSpan[] {
     let s = this.streams.get(cl);
@@ -50,18 +51,32 @@ export class ContentReader {
     s.next = end;
     this.streams.set(cl, s);
     if (this.streams.size > STREAMS) this.streams.delete(this.streams.keys().next().value!);
-    if (s.spans.length > 0 && s.spans[0]!.off <= pos && end <= s.to) return within(s.spans, pos, end);
-    if (!sequential) return this.tree.chunksIn(cl, pos, end);
-    const spans = this.tree.chunksIn(cl, pos, Math.max(end, pos + WINDOW));
-    let to = spans.length > 0 ? spans[0]!.off : 0;
-    for (const span of spans) {
-      if (span.off !== to) break; // a gap (chunks still missing after a recovery): the window ends there
-      to += span.raw;
+    const inWindow = s.spans.length > 0 && s.spans[0]!.off <= pos && end <= s.to;
+    if (!sequential) return inWindow ? within(s.spans, pos, end) : this.tree.chunksIn(cl, pos, end);
+    if (!inWindow) {
+      s.spans = [];
+      s.to = pos;
     }
-    s.spans = spans;
-    s.to = to;
-    void this.chunks(spans, () => this.tree.refsFrom(cl, spans[0]!.off, READ_AHEAD));
-    return within(spans, pos, end);
+    while (s.to < end + WINDOW) {
+      const more = this.tree.chunksIn(cl, s.spans.length === 0 ? pos : s.to, s.to + WINDOW);
+      const first = s.spans.length;
+      let to = s.spans.length === 0 ? (more[0]?.off ?? pos) : s.to;
+      for (const span of more) {
+        // A gap (chunks still missing after a recovery): the window ends there.
+        if (span.off < to) continue;
+        if (span.off !== to) break;
+        s.spans.push(span);
+        to += span.raw;
+      }
+      if (s.spans.length === first) break; // the end of the file, or a gap
+      s.to = to;
+      const added = s.spans.slice(first);
+      void this.chunks(added, () => this.tree.refsFrom(cl, added[0]!.off, READ_AHEAD));
+    }
+    // What the reader has left behind.
+    const behind = within(s.spans, pos, pos + 1)[0];
+    if (behind) s.spans = s.spans.slice(s.spans.indexOf(behind));
+    return end <= s.to ? within(s.spans, pos, end) : this.tree.chunksIn(cl, pos, end);
   }
 
   /**
