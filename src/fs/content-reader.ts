@@ -35,7 +35,13 @@ export class ContentReader {
 
   private readonly streams = new Map<number, Stream>();
 
-  constructor(private readonly tree: Tree, private readonly store: ChunkStore, private readonly limit = 64 << 20) {}
+  /**
+   * `limit`: plaintext bytes kept. Every file is opened with keep_cache, so the kernel's page
+   * cache already holds what was read; this cache needs room for the read-ahead windows (two
+   * MiB a reader) and chunks shared by the reads on either side of them. At 64 MiB it held
+   * ~60 MB of plaintext nobody would ask again after an md5sum of the linux tree.
+   */
+  constructor(private readonly tree: Tree, private readonly store: ChunkStore, private readonly limit = 16 << 20) {}
 
   /**
    * The chunks holding [pos, end) of list `cl`. A read that starts where the last one of the
