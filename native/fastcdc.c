@@ -143,6 +143,7 @@ static napi_value Cuts(napi_env env, napi_callback_info info) {
 }
 
 napi_value PreadCached(napi_env env, napi_callback_info info);  /* pread.c */
+napi_value TrimHeap(napi_env env, napi_callback_info info);  /* memory.c */
 
 NAPI_MODULE_INIT() {
   napi_value fn;
@@ -150,5 +151,7 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "cuts", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "preadCached", NAPI_AUTO_LENGTH, PreadCached, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "preadCached", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, TrimHeap, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "trimHeap", fn) != napi_ok) return NULL;
   return exports;
 }

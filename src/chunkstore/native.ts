@@ -9,6 +9,7 @@ export interface NativeAddon {
   cuts(gear: Uint32Array, buf: Uint8Array, start: number, end: number, min: number, avg: number,
        max: number, maskS: number, maskL: number, eof: boolean): Uint32Array;
   preadCached(fd: number, buf: Buffer, offset: number): number;
+  trimHeap(): boolean;
 }
 
 // Compiled JS runs from dist/src/chunkstore, sources from src/chunkstore:
@@ -29,7 +30,7 @@ function loadNative(): { addon: NativeAddon | null; error: string | null } {
   const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function') return { addon: null, error: `${path} is from another build (run npm run build)` };
+    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function') return { addon: null, error: `${path} is from another build (run npm run build)` };
     return { addon, error: null };
   } catch (e) {
     return { addon: null, error: `${path}: ${(e as Error).message}` };
@@ -43,3 +44,9 @@ export const loaded = loadNative();
  * the end of the file), or -1 when that would wait for the disk. Without the addon, always -1.
  */
 export const preadCached: (fd: number, buf: Buffer, offset: number) => number = loaded.addon ? loaded.addon.preadCached : () => -1;
+
+/**
+ * Hands the C heap's free pages back to the system (glibc's malloc_trim); true if any went.
+ * Without the addon, or off glibc, nothing to do.
+ */
+export const trimHeap: () => boolean = loaded.addon ? loaded.addon.trimHeap : () => false;
