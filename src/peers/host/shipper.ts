@@ -196,7 +196,10 @@ export async function shipSnapshot(
     return done();
   } catch (err) {
     ch.abort(err instanceof Error ? err : new Error(String(err)));
-    throw err;
+    // A buddy whose disk filled sends its refusal and ends; the send after it can meet the
+    // reset before the answers are read. Its word, not the reset, says why.
+    const refusal = err instanceof BuddyRefusedError ? undefined : ch.unread().find((m): m is Extract<BuddyMsg, { type: 'refused' }> => m.type === 'refused');
+    throw refusal ? new BuddyRefusedError(refusal.reason) : err;
   }
 
   function done(): ShipReport {

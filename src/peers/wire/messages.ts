@@ -544,6 +544,11 @@ export class Channel<In extends { type: string }, Out extends { type: string }> 
     return this.wait(this.readers, opts);
   }
 
+  /** Messages received and not read yet, taken without waiting: what the peer said before a failure. */
+  unread(): In[] {
+    return this.queue.splice(0).map((q) => q.msg);
+  }
+
   /** Sends `msg` and returns the next message; concurrent calls queue up in call order. */
   request(msg: Out, opts: WaitOptions = {}): Promise<In> {
     const run = this.requestChain.then(async () => {
