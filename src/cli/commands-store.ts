@@ -159,9 +159,10 @@ export async function init(opts: InitOptions, out: Out): Promise<void> {
   const fallback = opts.fallback === undefined ? null : redundancy({ redundancy: opts.fallback });
   if (fallback && fallback.kind !== 'copies') throw new UserError(`--fallback takes copies:N, not ${opts.fallback}`, 2);
   const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`, true);
-  const keys = hostKeys(await hostMaster(host, pass));
   const groupPassword = group ? await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`, true) : null;
-  const gk = group ? await groupKeys(group, groupPassword!) : null;
+  // Both scrypts at once, on libuv's pool: ~0.4 s less to wait with two cores.
+  const [master, gk] = await Promise.all([hostMaster(host, pass), group ? groupKeys(group, groupPassword!) : null]);
+  const keys = hostKeys(master);
   const convergence = gk ? gk.convergence : keys.soloConvergence;
   const { scheme, why } = await settleRedundancy(opts, wanted, fallback, keys, gk, group);
   const cfg = { ...newConfig({ host, mount, group, offer, listen: opts.listen === undefined ? undefined : [opts.listen], peers: opts.peer ?? [], redundancy: scheme, mdns: !opts['no-mdns'] }, keys, gk), maxUpload: opts['max-upload'], maxDownload: opts['max-download'], relay: relaySlots(opts.relay) };

@@ -74,8 +74,11 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
   if (!group) throw new UserError('recovery needs the backup group: --group NAME');
   const peers = opts.peer ?? previous?.peers ?? [];
 
-  const keys = hostKeys(await hostMaster(host, await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`)));
-  const gk = await groupKeys(group, await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`));
+  const pass = await secret('SAFE_PASSPHRASE', `Passphrase for ${host}`);
+  const groupPassword = await secret('SAFE_GROUP_PASSWORD', `Password of group ${group}`);
+  // Both scrypts at once, on libuv's pool: ~0.4 s less to wait with two cores.
+  const [master, gk] = await Promise.all([hostMaster(host, pass), groupKeys(group, groupPassword)]);
+  const keys = hostKeys(master);
   const node = await createPeerNode({
     identitySeed: keys.identitySeed,
     pnetKey: gk.pnetKey,
