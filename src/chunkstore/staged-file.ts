@@ -17,13 +17,19 @@
 // (release 0.2.0) took an all-zero last block for a hole, and a truncation could leave one
 // there: they are still read that way.
 import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
-import { fdatasync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
+import { fdatasync, fstatSync, ftruncateSync, readSync, writeSync, writevSync } from 'node:fs';
 
 const MAGIC = Buffer.from('safestg\x02', 'latin1');
 /** Its last block, when shorter than a cipher block, may be a hole. */
 const MAGIC_V1 = Buffer.from('safestg\x01', 'latin1');
 export const STAGED_HEADER = 32;
 const B = 16;
+/**
+ * Bytes per cipher call. Each call returns a fresh buffer, and one over glibc's mmap threshold
+ * is a fresh mapping whose page faults cost more than the cipher: in one process here AES-CTR
+ * ran at ~1.1 GB/s in 1 MiB calls, ~0.4 GB/s in 4 MiB calls and ~3 GB/s in 64 KiB calls.
+ */
+const SLICE = 64 << 10;
 
 export class StagedFileError extends Error {
   constructor(message: string) {
@@ -92,8 +98,7 @@ export class StagedFile {
     const end = pos + data.length;
     const tail = Math.min(up(end), size);
     if (end % B !== 0 && tail > end && this.isHole(down(end), size)) body = Buffer.concat([body, Buffer.alloc(tail - end)]);
-    const sealed = this.xor(body, from);
-    writeSync(this.fd, sealed, 0, sealed.length, STAGED_HEADER + from);
+    writevSync(this.fd, this.xor(body, from), STAGED_HEADER + from);
     return Math.max(size, end);
   }
 
@@ -103,10 +108,7 @@ export class StagedFile {
     const last = down(to);
     const zeros = to % B !== 0 && (last >= up(size) || (to < size && this.isHole(last, size)));
     ftruncateSync(this.fd, STAGED_HEADER + to);
-    if (zeros) {
-      const sealed = this.xor(Buffer.alloc(to - last), last);
-      writeSync(this.fd, sealed, 0, sealed.length, STAGED_HEADER + last);
-    }
+    if (zeros) writevSync(this.fd, this.xor(Buffer.alloc(to - last), last), STAGED_HEADER + last);
   }
 
   datasync(): Promise<void> {
@@ -120,8 +122,7 @@ export class StagedFile {
     const plain = this.plain(start, size);
     const grown = Buffer.alloc(Math.min(up(size), to) - start);
     plain.copy(grown, 0, 0, size - start);
-    const sealed = this.xor(grown, start);
-    writeSync(this.fd, sealed, 0, sealed.length, STAGED_HEADER + start);
+    writevSync(this.fd, this.xor(grown, start), STAGED_HEADER + start);
   }
 
   /** Whether the block at `block` of content `size` bytes long is a hole (reads as zeros). */
@@ -147,22 +148,29 @@ export class StagedFile {
       if (n === 0) break;
       got += n;
     }
-    const plain = this.xor(raw.subarray(0, got), start);
+    const holes: number[] = [];
     for (let b = 0; b < got; b += B) {
       const end = Math.min(b + B, got);
-      if ((end - b === B || this.v1) && isZero(raw, b, end)) plain.fill(0, b, end);
+      if ((end - b === B || this.v1) && isZero(raw, b, end)) holes.push(b);
     }
+    const plain = raw.subarray(0, got);
+    let at = 0;
+    for (const part of this.xor(plain, start)) at += part.copy(plain, at);
+    for (const b of holes) plain.fill(0, b, Math.min(b + B, got));
     const want = to - start;
-    return got >= want ? plain.subarray(0, want) : Buffer.concat([plain, Buffer.alloc(want - got)]);
+    // Past what the disk holds, raw is still zeros.
+    return raw.subarray(0, want);
   }
 
-  /** AES-256-CTR keystream at byte `pos` of the content, xored onto `data`. */
-  private xor(data: Buffer, pos: number): Buffer {
+  /** AES-256-CTR keystream at byte `pos` of the content, xored onto `data`, in SLICE-sized parts. */
+  private xor(data: Buffer, pos: number): Buffer[] {
     const iv = Buffer.alloc(16);
     iv.writeBigUInt64BE(BigInt(Math.floor(pos / B)), 8);
     const c = createCipheriv('aes-256-ctr', this.key, iv);
     if (pos % B) c.update(Buffer.alloc(pos % B));
-    return c.update(data);
+    const parts: Buffer[] = [];
+    for (let at = 0; at < data.length; at += SLICE) parts.push(c.update(data.subarray(at, at + SLICE)));
+    return parts;
   }
 }
 
