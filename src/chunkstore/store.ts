@@ -52,6 +52,25 @@ const LOCATE_WIDTHS = [8, 16, 32, 64];
 const LOCATE_MAX = 64;
 const RUN_GAP = 64 << 10;
 
+/**
+ * Runs are read into buffers used again, not fresh ones: a fresh MiB is fresh memory that the
+ * read itself page-faults in. From the page cache here, a MiB went into fresh buffers at
+ * ~1.1 GB/s and into one used again at ~20 GB/s. A run of a sequential reader's window fits
+ * (a MiB and its edges); a longer one gets a buffer of its own.
+ */
+class RunBuffers {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly size: number, private readonly keep: number) {}
+
+  take(len: number): Buffer {
+    return len <= this.size ? (this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)) : Buffer.allocUnsafe(len);
+  }
+
+  give(b: Buffer): void {
+    if (b.length === this.size && this.free.length < this.keep) this.free.push(b);
+  }
+}
+
 /** The index does not open with this key: another passphrase's, or not a database at all. */
 export class StoreLockedError extends Error {
   constructor(path: string, cause: unknown) {
@@ -76,6 +95,7 @@ export class ChunkStore {
 
   private readonly q;
   private remote: RemoteChunks | null = null;
+  private readonly runBuffers = new RunBuffers(2 << 20, 4);
   private readonly locators = new Map<number, Database.Statement<Uint8Array[], Location & { id: Buffer }>>();
 
   private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {
@@ -361,13 +381,38 @@ export class ChunkStore {
         const next = locs[j]!;
         if (next.pack !== head.pack || next.off < end(prev) || next.off - end(prev) > RUN_GAP || end(next) - head.off > RUN_BYTES) break;
       }
-      const last = locs[j - 1]!;
-      const run = this.withPackAsync(head.pack, (fd) => readAt(fd, head.off, end(last) - head.off));
-      for (let k = i; k < j; k++) {
-        const ref = refs[k]!;
-        const loc = locs[k]!;
-        out.push(run.then((buf) => this.openIn(ref, loc, buf, head.off)).catch(() => this.readAsync(ref)));
-      }
+      const len = end(locs[j - 1]!) - head.off;
+      const buf = this.runBuffers.take(len);
+      const runRefs = refs.slice(i, j);
+      const runLocs = locs.slice(i, j);
+      // The run's chunks are opened together, so its buffer is free again as soon as it is read.
+      const opened = this.withPackAsync(head.pack, (fd) => readAt(fd, head.off, len, buf)).then(
+        (bytes) => {
+          try {
+            return runRefs.map((ref, k): Buffer | Error => {
+              try {
+                return this.openIn(ref, runLocs[k]!, bytes, head.off);
+              } catch (err) {
+                return err as Error;
+              }
+            });
+          } finally {
+            this.runBuffers.give(buf);
+          }
+        },
+        (err: unknown) => {
+          this.runBuffers.give(buf);
+          throw err;
+        },
+      );
+      runRefs.forEach((ref, k) => {
+        const plain = opened.then((all) => {
+          const got = all[k]!;
+          if (got instanceof Error) throw got;
+          return got;
+        });
+        out.push(plain.catch(() => this.readAsync(ref)));
+      });
       i = j;
     }
     return out;
@@ -425,8 +470,8 @@ export class ChunkStore {
  * Bytes of a pack, from the page cache at once when they are all there (a pack read in order
  * mostly is, by the kernel's read-ahead); else on libuv's pool, not stalling the FUSE thread.
  */
-function readAt(fd: number, off: number, len: number): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(len);
+function readAt(fd: number, off: number, len: number, into: Buffer = Buffer.allocUnsafe(len)): Promise<Buffer> {
+  const out = into.subarray(0, len);
   const cached = preadCached(fd, out, off);
   if (cached >= 0) return Promise.resolve(out.subarray(0, cached));
   return new Promise((resolve, reject) => {
