@@ -13,6 +13,8 @@ import { assertSameTree } from '../soak/manifest.js';
 
 export const GROUP = { name: 'test-group', password: 'group password' };
 
+const PEERS_READY = new URL('../fixtures/peers-ready.js', import.meta.url).pathname;
+
 /** What `safe sync --wait --json` prints, as tests read it. */
 export interface SyncJson {
   epoch: number;
@@ -62,7 +64,8 @@ export async function makeMember(
     // are dialled at once by the next one: status answers once the service listens.
     mount() {
       h.mount();
-      h.ok('status');
+      const ready = spawnSync(process.execPath, [PEERS_READY], { env: h.env, encoding: 'utf8' });
+      assert.equal(ready.status, 0, `${name}: the daemon did not answer once mounted: ${ready.stderr}`);
     },
     name,
     port,
