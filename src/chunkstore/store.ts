@@ -383,36 +383,16 @@ export class ChunkStore {
       }
       const len = end(locs[j - 1]!) - head.off;
       const buf = this.runBuffers.take(len);
-      const runRefs = refs.slice(i, j);
-      const runLocs = locs.slice(i, j);
-      // The run's chunks are opened together, so its buffer is free again as soon as it is read.
-      const opened = this.withPackAsync(head.pack, (fd) => readAt(fd, head.off, len, buf)).then(
-        (bytes) => {
-          try {
-            return runRefs.map((ref, k): Buffer | Error => {
-              try {
-                return this.openIn(ref, runLocs[k]!, bytes, head.off);
-              } catch (err) {
-                return err as Error;
-              }
-            });
-          } finally {
-            this.runBuffers.give(buf);
-          }
-        },
-        (err: unknown) => {
-          this.runBuffers.give(buf);
-          throw err;
-        },
-      );
-      runRefs.forEach((ref, k) => {
-        const plain = opened.then((all) => {
-          const got = all[k]!;
-          if (got instanceof Error) throw got;
-          return got;
-        });
-        out.push(plain.catch(() => this.readAsync(ref)));
-      });
+      const run = this.withPackAsync(head.pack, (fd) => readAt(fd, head.off, len, buf));
+      const opened: Promise<Buffer>[] = [];
+      for (let k = i; k < j; k++) {
+        const ref = refs[k]!;
+        const loc = locs[k]!;
+        opened.push(run.then((bytes) => this.openIn(ref, loc, bytes, head.off)));
+        out.push(opened.at(-1)!.catch(() => this.readAsync(ref)));
+      }
+      // Opening a chunk copies it out of the run: once all are opened, the buffer is free.
+      void Promise.allSettled(opened).then(() => this.runBuffers.give(buf));
       i = j;
     }
     return out;
