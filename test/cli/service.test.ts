@@ -1,5 +1,6 @@
 // safe service: the unit it writes passes systemd's own check and runs what a boot would run;
-// that command mounts with the password file and, on systemd's SIGTERM, unmounts cleanly. Where
+// that command mounts with the password file, mounts again after a kill -9 (as Restart= would
+// start it), and on systemd's SIGTERM unmounts cleanly. Where
 // no systemd manager runs (this test's container), install says so in one line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { logMessages, tempDir } from '../helpers.js';
 import { makeHost, SAFE_BIN } from '../fs/mounted.js';
 
-test('service install writes a unit systemd accepts; its command mounts unattended and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
+test('service install writes a unit systemd accepts; its command mounts unattended, again after a kill -9, and stops cleanly on SIGTERM', { timeout: 120_000 }, async () => {
   const h = makeHost();
   const config = tempDir('safe-xdg-');
   const env = { ...h.env, XDG_CONFIG_HOME: config, SAFE_PASSPHRASE: undefined };
@@ -38,20 +39,31 @@ test('service install writes a unit systemd accepts; its command mounts unattend
   assert.equal(verify.status, 0, verify.stderr);
   assert.match(safe('service', 'status').stdout, new RegExp(`^${unit}: enabled `));
 
-  // What systemd would start, started here; then what systemd sends at shutdown.
+  // What systemd would start, started here; its daemon killed hard (Restart=on-failure starts
+  // it again, over the dead mount it left); then what systemd sends at shutdown.
   const exec = /\nExecStart=(.*)\n/.exec(text)![1]!.split(' ');
-  const daemon = spawn(exec[0]!, exec.slice(1), { env: { ...env, SAFE_HOME: h.home }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  daemon.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  for (let i = 0; !h.status().mounted; i++) {
-    assert.ok(i < 200, `not mounted: ${err}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  const start = async (): Promise<{ daemon: ReturnType<typeof spawn>; err: () => string }> => {
+    const daemon = spawn(exec[0]!, exec.slice(1), { env: { ...env, SAFE_HOME: h.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    daemon.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    for (let i = 0; !h.status().mounted; i++) {
+      assert.ok(i < 200, `not mounted: ${err}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    return { daemon, err: () => err };
+  };
+  const first = await start();
   writeFileSync(join(h.mnt, 'f'), 'written under the service\n');
+  // The daemon is what dies (the kernel's OOM killer picks the biggest process): the unit's
+  // process must fail with it, or systemd would not start it again.
+  process.kill(h.status().daemon!.pid, 'SIGKILL');
+  assert.notEqual(await new Promise((res) => first.daemon.once('exit', res)), 0, first.err());
+  const { daemon, err } = await start();
+  assert.equal(readFileSync(join(h.mnt, 'f'), 'utf8'), 'written under the service\n', 'the restarted service remounted the folder with what was written');
   daemon.kill('SIGTERM');
-  assert.equal(await new Promise((res) => daemon.once('exit', res)), 0, err);
+  assert.equal(await new Promise((res) => daemon.once('exit', res)), 0, err());
   assert.equal(h.status().mounted, false);
-  assert.match(err, /INFO {2}daemon: stopped cleanly\n/, 'the journal gets readable lines');
+  assert.match(err(), /INFO {2}daemon: stopped cleanly\n/, 'the journal gets readable lines');
   assert.equal(logMessages(h.home).at(-1), 'stopped cleanly', 'and safe logs the same');
   h.mount();
   assert.equal(readFileSync(join(h.mnt, 'f'), 'utf8'), 'written under the service\n');
