@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, read as readCb, statSync } from 'node:fs';
 import { FdCache } from './fd-cache.js';
 import { join } from 'node:path';
 import type Database from 'better-sqlite3-multiple-ciphers';
-import { isPlaintext, openDb, sealDatabase, type Db } from './index-db.js';
+import { isPlaintext, openDb, prepared, sealDatabase, type Db } from './index-db.js';
 import { migrate, SchemaError, type Migration } from './migrations.js';
 import { PackWriter, RECORD_HEAD, packPath, readExact, type Placed } from './packs.js';
 import { ChunkError, Sealer, hexId } from './sealer.js';
@@ -410,9 +410,40 @@ export class ChunkStore {
   }
 
   stats(): StoreStats {
-    const c = this.db
-      .prepare('SELECT count(*) AS chunks, coalesce(sum(len),0) AS liveBytes, coalesce(sum(raw),0) AS uniqueRaw, coalesce(sum(raw*refs),0) AS referencedRaw FROM chunks')
-      .get() as { chunks: number; liveBytes: number; uniqueRaw: number; referencedRaw: number };
+    const steps = this.statsInSteps();
+    for (let r = steps.next(); ; r = steps.next()) if (r.done) return r.value;
+  }
+
+  /**
+   * The same figures, read a few thousand chunks at a time with the event loop free in between:
+   * for the daemon, whose thread serves the folder (the whole table took 12 ms warm and 320 ms
+   * cold for 147k chunks).
+   */
+  async measure(): Promise<StoreStats> {
+    const steps = this.statsInSteps();
+    for (let r = steps.next(); ; r = steps.next()) {
+      if (r.done) return r.value;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private *statsInSteps(): Generator<void, StoreStats> {
+    const step = prepared<[Buffer], { n: number; len: number; raw: number; ref: number; last: Buffer | null }>(
+      this.db,
+      `SELECT count(*) AS n, coalesce(sum(len),0) AS len, coalesce(sum(raw),0) AS raw, coalesce(sum(raw*refs),0) AS ref, max(id) AS last
+       FROM (SELECT id, len, raw, refs FROM chunks WHERE id > ? ORDER BY id LIMIT 4096)`,
+    );
+    const c = { chunks: 0, liveBytes: 0, uniqueRaw: 0, referencedRaw: 0 };
+    for (let after: Buffer = Buffer.alloc(0); ; ) {
+      const r = step.get(after)!;
+      c.chunks += r.n;
+      c.liveBytes += r.len;
+      c.uniqueRaw += r.raw;
+      c.referencedRaw += r.ref;
+      if (r.last === null) break;
+      after = r.last;
+      yield;
+    }
     const p = this.db.prepare('SELECT count(*) AS packs, coalesce(sum(size),0) AS packBytes FROM packs').get() as { packs: number; packBytes: number };
     return { ...c, ...p };
   }

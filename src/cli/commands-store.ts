@@ -4,6 +4,7 @@ import { hostname, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { PeerStatus } from '../peers/service.js';
 import type { Alert } from './alerts.js';
+import type { Upcoming } from './daemon.js';
 import { buddyLines } from './commands-peers.js';
 import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
@@ -188,7 +189,7 @@ export async function status(out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
-  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null; peersFailed?: string | null; alerts?: Alert[] }) : null;
+  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null; peersFailed?: string | null; alerts?: Alert[]; next: Upcoming }) : null;
   const { store } = await openHostStore(home);
   try {
     const s = store.stats();
@@ -209,6 +210,7 @@ export async function status(out: Out): Promise<void> {
         `last snapshot: ${last ? `${last.name} (${new Date(last.time).toISOString()})` : 'none yet'}`,
         ...(cfg.group ? [`redundancy ${describeRedundancy(redundancyOf(cfg))}`] : []),
         ...(shipWindow ? [shipWindowLine(shipWindow)] : []),
+        ...(daemon ? [upcomingLine(daemon.next)] : []),
         ...(daemon?.peersFailed ? [`peer service: not running (${daemon.peersFailed}); the folder works, nothing ships until the next mount`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
@@ -236,6 +238,16 @@ function shipWindowState(text: string): WindowState {
     if (err instanceof ShipWindowError) return { window: text, open: false, opens: null, error: `${err.message} (the daemon will not start with it)` };
     throw err;
   }
+}
+
+function upcomingLine(n: Upcoming): string {
+  const at = (t: number): string => new Date(t).toLocaleString();
+  const parts = [
+    n.snapshot === null ? 'no snapshot scheduled' : `snapshot ${at(n.snapshot)}`,
+    ...(n.ship === null ? [] : [n.ship === n.snapshot ? 'shipped at once' : `shipped ${at(n.ship)} (ship window)`]),
+    ...(n.audit === null ? [] : [`audit ${at(n.audit)}`]),
+  ];
+  return `next: ${parts.join('; ')}`;
 }
 
 function shipWindowLine(s: WindowState): string {

@@ -17,7 +17,6 @@ export type Request =
   | { cmd: 'audit' }
   | { cmd: 'repair'; ids: string[] }
   | { cmd: 'fetch'; ino: number; epoch: number }
-  | { cmd: 'snapshots' }
   | { cmd: 'ui' };
 export type Reply = { ok: true; data?: unknown } | { ok: false; error: string };
 

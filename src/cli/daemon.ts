@@ -16,10 +16,11 @@ import { bandwidthOf } from '../peers/net/bandwidth.js';
 import { rotateIfLarge } from '../log/rotate.js';
 import { closedUntil, parseShipWindow } from '../peers/host/ship-window.js';
 import { serveControl, type Request } from './control.js';
-import { countSnapshots, findSnapshot, forgetSnapshots, listSnapshots, snapshotHistory, snapshotName } from '../snapshot/snapshots.js';
+import { countSnapshots, findSnapshot, forgetSnapshots, listSnapshots, snapshotName } from '../snapshot/snapshots.js';
 import { Dashboard } from './dashboard.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
 import { scheduleJob } from './scheduler.js';
+import { recordSample } from './storage-samples.js';
 import { collectGarbageInWorker } from '../chunkstore/gc.js';
 import { trimHeap } from '../chunkstore/native.js';
 import { UserError } from './errors.js';
@@ -33,6 +34,14 @@ import type { Log } from '../log/logger.js';
 
 /** Audits of the buddies: daily, at an hour when machines are usually idle but on. */
 const DEFAULT_AUDIT_SCHEDULE = '17 4 * * *';
+
+/** What the schedules do next (ms since the epoch; null: nothing scheduled). */
+export interface Upcoming {
+  snapshot: number | null;
+  /** The next snapshot's shipment: at once, or when the ship window opens. */
+  ship: number | null;
+  audit: number | null;
+}
 
 export interface DaemonKeys {
   convergence: Uint8Array;
@@ -139,7 +148,19 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       const name = snapshotName(time, label, (n) => findSnapshot(tree.db, n) !== undefined);
       const epoch = tree.snapshot(name, time, label);
       mounted?.snapshotsChanged([name]);
+      sampling = sampling.then(() => sampleStorage(epoch, time));
       return { name, epoch, time, ms: performance.now() - t0 };
+    };
+    /** The store's figures at a snapshot, for the dashboard's chart: read in steps, off the folder's way. */
+    let sampling = Promise.resolve();
+    const sampleStorage = async (epoch: number, time: number): Promise<void> => {
+      try {
+        const s = await store!.measure();
+        const shipped = (await peersReady)?.status().buddies.reduce((n, b) => n + b.shipped, 0) ?? 0;
+        recordSample(store!.db, { epoch, time, liveBytes: s.liveBytes, referencedRaw: s.referencedRaw, packBytes: s.packBytes, shipped });
+      } catch (err) {
+        log.warn(`the store's figures at snapshot ${epoch}: ${(err as Error).message}`);
+      }
     };
 
     /** Apply a retention policy, release what only the forgotten snapshots held, then collect. */
@@ -250,6 +271,13 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     phase('mounted');
     log(`mounted ${cfg.mount}`);
 
+    /** What the schedules do next: a snapshot, then its shipment (in the ship window), and an audit. */
+    const upcoming = (): Upcoming => {
+      const snapshot = cron.next();
+      const opens = snapshot === null ? null : closedUntil(shipWindow, new Date(snapshot));
+      return { snapshot, ship: inGroup && snapshot !== null ? (opens?.getTime() ?? snapshot) : null, audit: audits?.next() ?? null };
+    };
+
     const shipAlertMs = parseDuration(cfg.alertAfter ?? '2d', 'alertAfter');
     const alerts = (peers: PeerStatus | null): Alert[] =>
       alertsOf({ now: Date.now(), home, peers, latestTime: findSnapshot(tree.db, 'latest')?.time ?? null, shipAlertMs });
@@ -298,6 +326,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         await step('closing open files', () => fs.closeAll());
         await step('finishing chunking', () => queue.close());
         await step('garbage collection', () => gcRunning);
+        await step("the store's figures", () => sampling);
         server.close();
         await step('checkpoint', () => store!.db.pragma('wal_checkpoint(TRUNCATE)'));
         await step('closing the store', () => store!.close());
@@ -317,7 +346,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           const peers = (await peersReady)?.status() ?? null;
           const now = alerts(peers);
           notifier.notify(now);
-          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, snapshots: countSnapshots(store!.db), peers, peersFailed, alerts: now };
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, snapshots: countSnapshots(store!.db), peers, peersFailed, alerts: now, next: upcoming() };
         }
         case 'flush':
           await queue.flush();
@@ -356,8 +385,6 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         }
         case 'forget':
           return forget(req.policy, req.dryRun, req.allowAll);
-        case 'snapshots':
-          return snapshotHistory(store!.db);
         case 'ui':
           return { url: await dashboard.url() };
         case 'unmount':

@@ -11,6 +11,7 @@ import { addBuddySlots, createAuditTable, createBuddyTables, renameDropCursor } 
 import { createStripeTables } from '../peers/metadata/stripes.js';
 import { moveToSegments } from '../peers/metadata/meta-log.js';
 import { createMemberTables } from '../peers/group/members.js';
+import { createStorageSamples } from './storage-samples.js';
 
 export const HOST_SCHEMA: readonly Migration[] = [
   {
@@ -54,5 +55,10 @@ export const HOST_SCHEMA: readonly Migration[] = [
     version: 5,
     what: "each audit's result is kept, for status and its alerts",
     up: ({ db }) => createAuditTable(db),
+  },
+  {
+    version: 6,
+    what: "the store's size after each snapshot, for the dashboard's chart",
+    up: ({ db }) => createStorageSamples(db),
   },
 ];

@@ -4,7 +4,13 @@ import cron from 'node-cron';
 import { UserError } from './errors.js';
 import type { Log } from '../log/logger.js';
 
-export function scheduleJob(what: string, expression: string, job: () => Promise<void>, log: Log): { stop(): void } {
+export interface Job {
+  stop(): void;
+  /** When it runs next (ms since the epoch). */
+  next(): number | null;
+}
+
+export function scheduleJob(what: string, expression: string, job: () => Promise<void>, log: Log): Job {
   if (!cron.validate(expression)) throw new UserError(`the ${what} schedule '${expression}' in the config is not a cron expression`);
   let running = false;
   const task = cron.schedule(expression, async () => {
@@ -18,5 +24,5 @@ export function scheduleJob(what: string, expression: string, job: () => Promise
       running = false;
     }
   });
-  return { stop: () => void task.stop() };
+  return { stop: () => void task.stop(), next: () => task.getNextRun()?.getTime() ?? null };
 }

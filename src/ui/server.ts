@@ -12,6 +12,9 @@ import { loadConfig, paths, safeHome } from '../cli/config.js';
 import { openHostStore } from '../cli/open-store.js';
 import { diskUsage } from '../cli/disk-usage.js';
 import type { ChunkStore } from '../chunkstore/store.js';
+import type { Db } from '../chunkstore/index-db.js';
+import { snapshotHistory } from '../snapshot/snapshots.js';
+import { listSamples, type StorageSample } from '../cli/storage-samples.js';
 import { TreeView, PathError, type CopyProgress } from './tree-view.js';
 
 const WEB = new URL('./web/', import.meta.url).pathname;
@@ -61,27 +64,29 @@ export async function serveUi(): Promise<void> {
     if (!r.ok) throw new HttpError(409, r.error);
     return r.data;
   };
-  // The snapshot list costs the daemon a pass over the tree's files: asked again only when a
-  // snapshot was taken or forgotten (the epoch moves with each snapshot; the count with forget).
-  let snapshots: { key: string; list: unknown[]; storage: Storage } | null = null;
-  // The store, read-only in this process (as `safe status` reads it): its figures cost the
-  // daemon nothing.
+  // The store, read-only in this process (as `safe status` reads it): what it costs to read the
+  // snapshot history (a pass over the tree's files) and the store's figures is this process's
+  // time, not the daemon's, whose thread serves the folder.
   let store: ChunkStore | null = null;
+  const db = async (): Promise<Db> => (store ??= (await openHostStore(home)).store).db;
   const storage = async (): Promise<Storage> => {
-    store ??= (await openHostStore(home)).store;
-    const s = store.stats();
+    const s = (store ??= (await openHostStore(home)).store).stats();
     const usage = diskUsage(home);
     return { ...s, ratio: s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1, disk: usage.entries.get(paths(home).store) ?? 0, time: Date.now() };
   };
-  const current = async (): Promise<{ status: unknown; list: unknown[]; storage: Storage }> => {
+  // Read again only when a snapshot was taken or forgotten (the epoch moves with each snapshot;
+  // the count with forget), or when the daemon noted the store's figures after one.
+  let snapshots: { key: string; list: unknown[]; storage: Storage; samples: StorageSample[] } | null = null;
+  const current = async (): Promise<{ status: unknown; list: unknown[]; storage: Storage; samples: StorageSample[] }> => {
     const status = (await ask({ cmd: 'status' })) as { epoch: number; snapshots: number };
-    const key = `${status.epoch}/${status.snapshots}`;
-    if (snapshots?.key !== key) snapshots = { key, list: (await ask({ cmd: 'snapshots' })) as unknown[], storage: await storage() };
-    return { status, list: snapshots.list, storage: snapshots.storage };
+    const samples = listSamples(await db());
+    const key = `${status.epoch}/${status.snapshots}/${samples.at(-1)?.epoch}`;
+    if (snapshots?.key !== key) snapshots = { key, list: snapshotHistory(await db()), storage: await storage(), samples };
+    return { status, ...snapshots };
   };
   const state = async (): Promise<unknown> => {
-    const { status, list, storage: figures } = await current();
-    return { status, snapshots: list, storage: figures, restores };
+    const { status, list, storage: figures, samples } = await current();
+    return { status, snapshots: list, storage: figures, samples, restores };
   };
 
   const authorized = (req: IncomingMessage, url: URL): boolean => {

@@ -70,6 +70,12 @@ test('a closed pipe ends safe quietly; labels and latest name snapshots; bash co
   h.ok('restore', 'after:many/a-file-with-a-long-name-00007.txt', '--target', target);
   assert.deepEqual(readdirSync(target), ['a-file-with-a-long-name-00007.txt']);
 
+  // While mounted, status says what the schedule does next (tests' hosts: 29 February only).
+  const next = (JSON.parse(h.ok('status', '--json')) as { daemon: { next: { snapshot: number; ship: number | null } } }).daemon.next;
+  assert.equal(new Date(next.snapshot).getDate(), 29);
+  assert.equal(next.ship, null, 'a host in no group ships nothing');
+  assert.match(h.ok('status'), /\nnext: snapshot [^;\n]+\n/);
+
   // Status counts what SAFE_HOME takes on disk, as du does, beyond the sealed packs.
   h.unmount();
   const st = JSON.parse(h.ok('status', '--json')) as { store: { packBytes: number }; disk: { home: number; store: number; staging: number } };

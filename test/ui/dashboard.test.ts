@@ -63,6 +63,9 @@ test('the dashboard: snapshot from the button, shipment progress, browse, downlo
     }
     assert.ok([...seen].some((p) => p > 0 && p < 100), `progress was shown on the way: ${[...seen].sort((a, b) => a - b).join(', ')}%`);
     await page.waitForFunction(() => /^2[2-6]\.\d MiB$/.test(document.querySelector('#storage tr:last-child td:last-child')?.textContent ?? ''));
+    // The store's figures noted after the snapshot: a chart over time; and what comes next.
+    await page.waitForSelector('#storage-chart canvas');
+    assert.match((await page.textContent('#next'))!, /^next snapshot \S.*, shipped at once; next audit \S/);
     await shot('overview');
 
     // Into the snapshot: download a file, then restore it to a new place.

@@ -17,10 +17,12 @@ interface Peers {
   offered: number; used: number; fetching: boolean; backfill: { bytes: number; totalBytes: number; files: number; totalFiles: number } | null;
   reach: { kind: string; via?: string; by?: string; reason?: string };
 }
-interface Status { mount: string; pendingChunking: number; epoch: number; peers: Peers | null; alerts: { message: string }[] }
+interface Upcoming { snapshot: number | null; ship: number | null; audit: number | null }
+interface Status { mount: string; pendingChunking: number; epoch: number; peers: Peers | null; alerts: { message: string }[]; next: Upcoming }
 interface Restore { id: number; snapshot: string; path: string; target: string; files: number; bytes: number; done: boolean; error: string | null }
 interface Storage { chunks: number; liveBytes: number; referencedRaw: number; ratio: number; disk: number }
-interface State { status: Status; snapshots: Snapshot[]; storage: Storage; restores: Restore[]; error?: string }
+interface Sample { epoch: number; time: number; liveBytes: number; referencedRaw: number; packBytes: number; shipped: number }
+interface State { status: Status; snapshots: Snapshot[]; storage: Storage; samples: Sample[]; restores: Restore[]; error?: string }
 interface Entry { name: string; kind: string; size: number; mtime: number }
 interface Version { snapshot: string; size: number; mtime: number }
 
@@ -40,12 +42,11 @@ const bytes = (n: number): string => {
 const ago = (t: number | null): string => (t === null ? 'never' : `${Math.max(0, Math.round((Date.now() - t) / 1000))} s ago`);
 const short = (peer: string): string => `…${peer.slice(-8)}`;
 
-function Timeline({ snapshots }: { snapshots: Snapshot[] }) {
+/** A uPlot chart over time, drawn again when `version` changes. */
+function Chart({ id, times, series, version }: { id: string; times: number[]; series: (uPlot.Series & { data: number[] })[]; version: string }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
-    if (!box.current || snapshots.length === 0) return;
-    const times = snapshots.map((s) => s.time / 1000);
-    const data: uPlot.AlignedData = [times, snapshots.map((s) => s.changedBytes)];
+    if (!box.current || times.length === 0) return;
     // A history shorter than an hour (one snapshot, say) is shown as the day around it.
     const pad = times.at(-1)! - times[0]! < 3600 ? 43200 : 0;
     const plot = new uPlot(
@@ -53,23 +54,40 @@ function Timeline({ snapshots }: { snapshots: Snapshot[] }) {
         width: box.current.clientWidth || 600,
         height: 160,
         scales: { x: { time: true, range: [times[0]! - pad, times.at(-1)! + pad] } },
-        series: [{}, { label: 'changed', stroke: '#1a56b8', fill: '#1a56b822', paths: uPlot.paths.bars!({ size: [0.6, 40] }), value: (_u, v) => (v === null ? '-' : bytes(v)) }],
+        series: [{}, ...series.map(({ data: _, ...s }) => ({ value: (_u: uPlot, v: number | null) => (v === null ? '-' : bytes(v)), ...s }))],
         axes: [{}, { size: 70, values: (_u, vals) => vals.map((v) => bytes(v)) }],
       },
-      data,
+      [times, ...series.map((s) => s.data)],
       box.current,
     );
     return () => plot.destroy();
-  }, [snapshots.length, snapshots.at(-1)?.epoch]);
-  return html`<div ref=${box} id="timeline"></div>`;
+  }, [version]);
+  return html`<div ref=${box} id=${id}></div>`;
 }
 
-function Buddies({ peers }: { peers: Peers | null }) {
+function Timeline({ snapshots }: { snapshots: Snapshot[] }) {
+  return html`<${Chart} id="timeline" version=${`${snapshots.length}/${snapshots.at(-1)?.epoch}`} times=${snapshots.map((s) => s.time / 1000)}
+    series=${[{ label: 'changed', stroke: '#1a56b8', fill: '#1a56b822', paths: uPlot.paths.bars!({ size: [0.6, 40] }), data: snapshots.map((s) => s.changedBytes) }]} />`;
+}
+
+function StorageChart({ samples }: { samples: Sample[] }) {
+  if (samples.length === 0) return html`<p class="muted">the store's size is noted after each snapshot</p>`;
+  return html`<${Chart} id="storage-chart" version=${`${samples.length}/${samples.at(-1)!.epoch}`} times=${samples.map((s) => s.time / 1000)} series=${[
+    { label: 'the files name', stroke: '#7a7a7a', data: samples.map((s) => s.referencedRaw) },
+    { label: 'stored here', stroke: '#1a56b8', data: samples.map((s) => s.liveBytes) },
+    { label: 'sent to buddies', stroke: '#2f8f3a', data: samples.map((s) => s.shipped) },
+  ]} />`;
+}
+
+function Buddies({ peers, snapshots, next }: { peers: Peers | null; snapshots: Snapshot[]; next: Upcoming }) {
   if (!peers) return html`<p class="muted">not in a backup group, or the peer service is not up</p>`;
   const audit = (peer: string): Audit | undefined => peers.audits.find((a) => a.peer === peer);
   const reach = peers.reach;
   const reachLine = reach.kind === 'direct' ? 'reachable directly' : reach.kind === 'relayed' ? `behind NAT, reached through relay ${short(reach.via!)}` : reach.kind === 'unreachable' ? `not reachable: ${reach.reason}` : 'reachability not checked yet';
+  const behind = (epoch: number): number => snapshots.filter((s) => s.epoch > epoch).length;
+  const at = (t: number | null): string => (t === null ? 'not scheduled' : new Date(t).toLocaleString());
   return html`<p class="muted">this host ${short(peers.peerId)}; ${reachLine}; holding ${bytes(peers.used)} of ${bytes(peers.offered)} offered</p>
+    <p class="muted" id="next">next snapshot ${at(next.snapshot)}${next.ship !== null && next.ship !== next.snapshot ? `, shipped ${at(next.ship)} (ship window)` : ', shipped at once'}; next audit ${at(next.audit)}</p>
     <table id="buddies"><tr><th>buddy</th><th>health</th><th>last contact</th><th>lag</th><th>last audit</th><th>shipped</th></tr>
     ${peers.buddies.map((b) => {
       const a = audit(b.peer);
@@ -78,7 +96,7 @@ function Buddies({ peers }: { peers: Peers | null }) {
         <td title=${b.peer}>${short(b.peer)}</td>
         <td class=${healthy ? 'ok health' : 'bad health'} title=${b.lastError ?? ''}>${b.lastError ? `failing (${b.fails}x)` : healthy ? 'ok' : 'not connected'}</td>
         <td>${ago(b.lastOk)}</td>
-        <td>${peers.latest === null ? '-' : b.epoch === peers.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : 'behind'}</td>
+        <td>${peers.latest === null ? '-' : b.epoch === peers.latest ? 'up to date' : b.epoch === 0 ? 'has nothing yet' : `${behind(b.epoch)} snapshots behind`}</td>
         <td>${a ? `${a.verdict}${a.missing ? ` (${a.missing} missing)` : ''}, ${ago(a.time)}` : 'none this week'}</td>
         <td>${bytes(b.shipped)}</td></tr>`;
     })}</table>`;
@@ -183,9 +201,9 @@ function App() {
       ${s.alerts.length > 0 ? html`<section class="wide" id="alerts">${s.alerts.map((a) => html`<p class="alert">${a.message}</p>`)}</section>` : null}
       <section class="wide"><h2>snapshots: what each changed</h2><${Timeline} snapshots=${state.snapshots} />
         <p id="latest" class="muted">${state.snapshots.length ? `latest: ${state.snapshots.at(-1)!.name}` : 'no snapshots yet'}</p></section>
-      <section class="wide"><h2>buddies</h2><${Buddies} peers=${s.peers} /></section>
+      <section class="wide"><h2>buddies</h2><${Buddies} peers=${s.peers} snapshots=${state.snapshots} next=${s.next} /></section>
       <section><h2>under way</h2><${Work} state=${state} /></section>
-      <section><h2>storage</h2><${StoragePanel} state=${state} /></section>
+      <section><h2>storage</h2><${StoragePanel} state=${state} /><${StorageChart} samples=${state.samples} /></section>
       <section class="wide"><h2>files</h2><${Browser} snapshots=${state.snapshots} /></section>
     </main>`;
 }
