@@ -21,14 +21,21 @@ export interface GcReport {
   bytesFreed: number;
 }
 
-export function collectGarbage(store: ChunkStore, opts: GcOptions = {}): GcReport {
+/** Where a collection is: chunks dropped, then packs compacted out of those found. */
+export interface GcProgress extends GcReport {
+  phase: 'dropping' | 'compacting';
+  packsDone: number;
+  packsTotal: number;
+}
+
+export function collectGarbage(store: ChunkStore, opts: GcOptions = {}, progress: (p: GcProgress) => void = () => {}): GcReport {
   const report: GcReport = { collected: 0, packsCompacted: 0, packsDeleted: 0, bytesFreed: 0 };
-  report.collected = dropUnreferenced(store, opts.batch ?? 2000);
-  compactPacks(store, opts.threshold ?? 0.5, opts.maxPacks ?? Infinity, report);
+  report.collected = dropUnreferenced(store, opts.batch ?? 2000, (n) => progress({ ...report, collected: n, phase: 'dropping', packsDone: 0, packsTotal: 0 }));
+  compactPacks(store, opts.threshold ?? 0.5, opts.maxPacks ?? Infinity, report, (done, total) => progress({ ...report, phase: 'compacting', packsDone: done, packsTotal: total }));
   return report;
 }
 
-function dropUnreferenced(store: ChunkStore, batch: number): number {
+function dropUnreferenced(store: ChunkStore, batch: number, progress: (collected: number) => void): number {
   const db = store.db;
   const pick = db.prepare<[number], { id: Buffer; pack: number; len: number }>(
     'SELECT id, pack, len FROM chunks WHERE refs = 0 AND NOT EXISTS (SELECT 1 FROM owner_refs o WHERE o.id = chunks.id) LIMIT ?',
@@ -49,11 +56,12 @@ function dropUnreferenced(store: ChunkStore, batch: number): number {
       return gone;
     }).immediate();
     total += n;
+    progress(total);
     if (n < batch) return total;
   }
 }
 
-function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, report: GcReport): void {
+function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, report: GcReport, progress: (done: number, total: number) => void): void {
   const db = store.db;
   const candidates = db
     .prepare<[number], { pack: number; size: number; live: number }>(
@@ -68,6 +76,8 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
   const dropPack = db.prepare('DELETE FROM packs WHERE pack = ?');
   const stillNamed = db.prepare<[number], number>('SELECT count(*) FROM chunks WHERE pack = ?').pluck();
   let done = 0;
+  const total = Math.min(candidates.length, maxPacks);
+  progress(0, total);
   for (const c of candidates) {
     if (done >= maxPacks) break;
     const path = packPath(store.packsDir, c.pack);
@@ -98,17 +108,22 @@ function compactPacks(store: ChunkStore, threshold: number, maxPacks: number, re
     if (moves.length > 0) report.packsCompacted++;
     else report.packsDeleted++;
     done++;
+    progress(done, total);
   }
   writer.seal();
 }
 
 /** Run a collection in a worker thread, leaving the caller's thread free (the FUSE thread). */
-export function collectGarbageInWorker(storeDir: string, storeKey: Uint8Array, options: GcOptions = {}): Promise<GcReport> {
+export function collectGarbageInWorker(storeDir: string, storeKey: Uint8Array, options: GcOptions = {}, progress: (p: GcProgress) => void = () => {}): Promise<GcReport> {
   return import('node:worker_threads').then(
     ({ Worker }) =>
       new Promise<GcReport>((resolve, reject) => {
         const w = new Worker(new URL('./gc-entry.js', import.meta.url), { workerData: { storeDir, storeKey, options } });
-        w.once('message', (m: { report?: GcReport; error?: string }) => (m.report ? resolve(m.report) : reject(new Error(`gc: ${m.error}`))));
+        w.on('message', (m: { progress?: GcProgress; report?: GcReport; error?: string }) => {
+          if (m.progress) progress(m.progress);
+          else if (m.report) resolve(m.report);
+          else reject(new Error(`gc: ${m.error}`));
+        });
         w.once('error', reject);
       }),
   );

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import type { PeerStatus } from '../peers/service.js';
 import type { Alert } from './alerts.js';
 import type { Upcoming } from './daemon.js';
+import type { GcProgress } from '../chunkstore/gc.js';
 import { buddyLines } from './commands-peers.js';
 import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
@@ -189,7 +190,7 @@ export async function status(out: Out): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   const reply = await callDaemon(paths(home).socket, { cmd: 'status' }, 10_000);
-  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null; peersFailed?: string | null; alerts?: Alert[]; next: Upcoming }) : null;
+  const daemon = reply?.ok ? (reply.data as { pendingChunking: number; writersOpen: number; pid: number; peers: PeerStatus | null; peersFailed?: string | null; alerts?: Alert[]; next: Upcoming; gc: (GcProgress & { started: number }) | null }) : null;
   const { store } = await openHostStore(home);
   try {
     const s = store.stats();
@@ -211,6 +212,7 @@ export async function status(out: Out): Promise<void> {
         ...(cfg.group ? [`redundancy ${describeRedundancy(redundancyOf(cfg))}`] : []),
         ...(shipWindow ? [shipWindowLine(shipWindow)] : []),
         ...(daemon ? [upcomingLine(daemon.next)] : []),
+        ...(daemon?.gc ? [gcLine(daemon.gc)] : []),
         ...(daemon?.peersFailed ? [`peer service: not running (${daemon.peersFailed}); the folder works, nothing ships until the next mount`] : []),
         ...(daemon?.peers ? buddyLines(daemon.peers) : cfg.group ? [] : ['buddies: none (no backup group)']),
       ].join('\n'),
@@ -238,6 +240,11 @@ function shipWindowState(text: string): WindowState {
     if (err instanceof ShipWindowError) return { window: text, open: false, opens: null, error: `${err.message} (the daemon will not start with it)` };
     throw err;
   }
+}
+
+function gcLine(g: GcProgress): string {
+  const where = g.phase === 'dropping' ? `${g.collected} unused chunks dropped` : `${g.packsDone} of ${g.packsTotal} packs compacted`;
+  return `garbage collection under way: ${where}, ${formatBytes(g.bytesFreed)} freed so far`;
 }
 
 function upcomingLine(n: Upcoming): string {

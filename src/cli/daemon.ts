@@ -21,7 +21,7 @@ import { Dashboard } from './dashboard.js';
 import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
 import { scheduleJob } from './scheduler.js';
 import { recordSample } from './storage-samples.js';
-import { collectGarbageInWorker } from '../chunkstore/gc.js';
+import { collectGarbageInWorker, type GcProgress, type GcReport } from '../chunkstore/gc.js';
 import { trimHeap } from '../chunkstore/native.js';
 import { UserError } from './errors.js';
 import { requireSoundIndex } from './index-check.js';
@@ -148,11 +148,24 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       const name = snapshotName(time, label, (n) => findSnapshot(tree.db, n) !== undefined);
       const epoch = tree.snapshot(name, time, label);
       mounted?.snapshotsChanged([name]);
-      sampling = sampling.then(() => sampleStorage(epoch, time));
+      sampleSoon(epoch, time);
       return { name, epoch, time, ms: performance.now() - t0 };
     };
-    /** The store's figures at a snapshot, for the dashboard's chart: read in steps, off the folder's way. */
-    let sampling = Promise.resolve();
+    // The store's figures at a snapshot, for the dashboard's chart, read in steps off the
+    // folder's way. Snapshots taken faster than that (a script, say) are noted at the newest.
+    let sampleNext: { epoch: number; time: number } | null = null;
+    let sampling: Promise<void> | null = null;
+    const sampleSoon = (epoch: number, time: number): void => {
+      sampleNext = { epoch, time };
+      sampling ??= (async () => {
+        while (sampleNext) {
+          const s = sampleNext;
+          sampleNext = null;
+          await sampleStorage(s.epoch, s.time);
+        }
+        sampling = null;
+      })();
+    };
     const sampleStorage = async (epoch: number, time: number): Promise<void> => {
       try {
         const s = await store!.measure();
@@ -160,6 +173,17 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         recordSample(store!.db, { epoch, time, liveBytes: s.liveBytes, referencedRaw: s.referencedRaw, packBytes: s.packBytes, shipped });
       } catch (err) {
         log.warn(`the store's figures at snapshot ${epoch}: ${(err as Error).message}`);
+      }
+    };
+
+    /** A collection off the folder's thread; where it is, for status and the dashboard. */
+    let gcProgress: (GcProgress & { started: number }) | null = null;
+    const collect = async (): Promise<GcReport> => {
+      const started = Date.now();
+      try {
+        return await collectGarbageInWorker(p.store, keys.host.storeKey, {}, (g) => (gcProgress = { ...g, started }));
+      } finally {
+        gcProgress = null;
       }
     };
 
@@ -177,7 +201,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       for (const [ino, gen] of r.staged) fs.settled(ino, gen);
       // Alone, nobody needs to be told what was dropped; in a group the replicator drains.
       if (!inGroup) store!.drainReleased(store!.releasedHead());
-      const gc = drop.length > 0 ? await collectGarbageInWorker(p.store, keys.host.storeKey) : null;
+      const gc = drop.length > 0 ? await collect() : null;
       return { keep: [...keep].sort(), forget: drop, rowsReleased: r.rows, gc };
     };
     let gcRunning: Promise<unknown> | null = null;
@@ -187,7 +211,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       if (gcTimer) return;
       gcTimer = setTimeout(() => {
         gcTimer = null;
-        gcRunning ??= collectGarbageInWorker(p.store, keys.host.storeKey)
+        gcRunning ??= collect()
           .catch((err: Error) => log.warn(`garbage collection failed: ${err.message}`))
           .finally(() => (gcRunning = null));
       }, 5000);
@@ -326,6 +350,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         await step('closing open files', () => fs.closeAll());
         await step('finishing chunking', () => queue.close());
         await step('garbage collection', () => gcRunning);
+        sampleNext = null;
         await step("the store's figures", () => sampling);
         server.close();
         await step('checkpoint', () => store!.db.pragma('wal_checkpoint(TRUNCATE)'));
@@ -346,7 +371,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           const peers = (await peersReady)?.status() ?? null;
           const now = alerts(peers);
           notifier.notify(now);
-          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, snapshots: countSnapshots(store!.db), peers, peersFailed, alerts: now, next: upcoming() };
+          return { mounted: true, mount: cfg.mount, pid: process.pid, pendingChunking: queue.pending, writersOpen: fs.writersOpen, epoch: tree.epoch, snapshots: countSnapshots(store!.db), peers, peersFailed, alerts: now, next: upcoming(), gc: gcProgress };
         }
         case 'flush':
           await queue.flush();

@@ -8,7 +8,7 @@ import { ChunkStore, MissingChunkError, StoreLockedError } from '../../src/chunk
 import { Ingester, type IngestedFile } from '../../src/chunkstore/ingest.js';
 import { cdcParams } from '../../src/chunkstore/fastcdc.js';
 import { ChunkError, Sealer } from '../../src/chunkstore/sealer.js';
-import { collectGarbage } from '../../src/chunkstore/gc.js';
+import { collectGarbage, type GcProgress } from '../../src/chunkstore/gc.js';
 import { verifyStore } from '../../src/chunkstore/verify.js';
 import { packPath } from '../../src/chunkstore/packs.js';
 import { seededBytes, secret32, smallDisk, tempDir } from '../helpers.js';
@@ -127,9 +127,15 @@ test('GC compacts packs and frees space while keeping live chunks readable', () 
   ing.close();
   const before = store.stats().packBytes;
   store.db.transaction(() => store.decref(ids(drop)))();
-  const r = collectGarbage(store);
+  const seen: GcProgress[] = [];
+  const r = collectGarbage(store, {}, (p) => seen.push(p));
   assert.ok(r.collected > 0);
   assert.ok(r.bytesFreed >= 8_000_000, `freed ${r.bytesFreed}`);
+  // Progress, as status and the dashboard show it: the drop, then pack after pack, to the end.
+  assert.equal(seen[0]!.phase, 'dropping');
+  const last = seen.at(-1)!;
+  assert.deepEqual({ ...last }, { ...r, phase: 'compacting', packsDone: last.packsTotal, packsTotal: last.packsTotal });
+  assert.ok(last.packsTotal > 0 && seen.some((p) => p.phase === 'compacting' && p.packsDone === 0));
   const after = store.stats();
   assert.ok(after.packBytes < before - 8_000_000);
   assert.deepEqual(readBack(store, keep), seededBytes(3_000_000, 11));

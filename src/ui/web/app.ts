@@ -18,7 +18,8 @@ interface Peers {
   reach: { kind: string; via?: string; by?: string; reason?: string };
 }
 interface Upcoming { snapshot: number | null; ship: number | null; audit: number | null }
-interface Status { mount: string; pendingChunking: number; epoch: number; peers: Peers | null; alerts: { message: string }[]; next: Upcoming }
+interface Gc { phase: 'dropping' | 'compacting'; collected: number; packsDone: number; packsTotal: number; bytesFreed: number; started: number }
+interface Status { mount: string; pendingChunking: number; epoch: number; peers: Peers | null; alerts: { message: string }[]; next: Upcoming; gc: Gc | null }
 interface Restore { id: number; snapshot: string; path: string; target: string; files: number; bytes: number; done: boolean; error: string | null }
 interface Storage { chunks: number; liveBytes: number; referencedRaw: number; ratio: number; disk: number }
 interface Sample { epoch: number; time: number; liveBytes: number; referencedRaw: number; packBytes: number; shipped: number }
@@ -113,6 +114,13 @@ function StoragePanel({ state }: { state: State }) {
     <tr><td>shipped to buddies</td><td>${bytes(held)}</td></tr></table>`;
 }
 
+function gcRow(g: Gc) {
+  const secs = (Date.now() - g.started) / 1000;
+  const left = g.phase === 'compacting' && g.packsDone > 0 ? (secs * (g.packsTotal - g.packsDone)) / g.packsDone : null;
+  return html`<tr class="gc"><td>garbage collection: ${g.phase === 'dropping' ? `${g.collected} unused chunks dropped` : `pack ${g.packsDone} of ${g.packsTotal}`}</td>
+    <td>${g.phase === 'compacting' ? html`<progress max=${g.packsTotal} value=${g.packsDone}></progress>` : ''}</td><td>${bytes(g.bytesFreed)} freed</td><td>${left === null ? '' : `${Math.ceil(left)} s left`}</td></tr>`;
+}
+
 function Work({ state }: { state: State }) {
   const p = state.status.peers;
   const rows = [
@@ -121,6 +129,7 @@ function Work({ state }: { state: State }) {
       return html`<tr class="shipment" data-peer=${s.peer}><td>shipping epoch ${s.epoch} to ${short(s.peer)}</td><td><progress max="100" value=${pct}></progress> <span class="pct">${pct}%</span></td><td>${bytes(s.rate)}/s</td><td>${s.etaSeconds === null ? '' : `${Math.ceil(s.etaSeconds)} s left`}</td></tr>`;
     }),
     ...(p?.fetching && p.backfill ? [html`<tr><td>recovery: fetching chunks back</td><td><progress max=${p.backfill.totalBytes} value=${p.backfill.bytes}></progress></td><td>${p.backfill.files}/${p.backfill.totalFiles} files</td><td></td></tr>`] : []),
+    ...(state.status.gc ? [gcRow(state.status.gc)] : []),
     ...state.restores.map((r) => html`<tr class="restore" data-id=${r.id}><td>restore ${r.snapshot}:${r.path || '/'} to ${r.target}</td><td class=${r.error ? 'bad' : r.done ? 'ok' : ''}>${r.error ? `failed: ${r.error}` : r.done ? 'done' : 'copying'}</td><td>${r.files} files</td><td>${bytes(r.bytes)}</td></tr>`),
   ];
   return html`${rows.length === 0 ? html`<p class="muted">nothing under way</p>` : html`<table id="work">${rows}</table>`}
