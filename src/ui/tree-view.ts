@@ -61,27 +61,30 @@ export class TreeView {
   async list(snap: string, path: string): Promise<Entry[]> {
     const dir = await this.existing(snap, path);
     const names = (await readdir(dir)).filter((n) => !(snap === 'live' && path.replace(/^\/+/, '') === '' && n === '.snapshots'));
-    const out: Entry[] = [];
-    for (const name of names) {
+    // All at once: libuv's threads ask the folder side by side (one after another, a folder of
+    // 1,465 files took over a second).
+    const out = await Promise.all(names.map(async (name): Promise<Entry> => {
       const st = await lstat(join(dir, name));
-      out.push({ name, kind: kindOf(st.mode), size: st.size, mtime: st.mtimeMs });
-    }
+      return { name, kind: kindOf(st.mode), size: st.size, mtime: st.mtimeMs };
+    }));
     return out.sort((a, b) => Number(b.kind === 'dir') - Number(a.kind === 'dir') || (a.name < b.name ? -1 : 1));
   }
 
   /** The file at `path` in each snapshot that has it, oldest first, one row per change. */
   async versions(snapshots: string[], path: string): Promise<Version[]> {
-    const out: Version[] = [];
-    for (const snapshot of snapshots) {
+    const found = await Promise.all(snapshots.map(async (snapshot) => {
       try {
         const st = await lstat(await this.existing(snapshot, path));
-        if (!st.isFile()) continue;
-        const last = out.at(-1);
-        if (!last || last.size !== st.size || last.mtime !== st.mtimeMs) out.push({ snapshot, size: st.size, mtime: st.mtimeMs });
+        return st.isFile() ? { snapshot, size: st.size, mtime: st.mtimeMs } : null;
       } catch (err) {
         if (err instanceof PathError) throw err;
-        // not in this snapshot
+        return null; // not in this snapshot
       }
+    }));
+    const out: Version[] = [];
+    for (const v of found) {
+      const last = out.at(-1);
+      if (v && (!last || last.size !== v.size || last.mtime !== v.mtime)) out.push(v);
     }
     return out;
   }
