@@ -8,7 +8,7 @@ import './polyfill.js';
 import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
+import { cappedYamux } from './yamux-frames.js';
 import { identify, identifyPush, type Identify } from '@libp2p/identify';
 import { ping, type Ping } from '@libp2p/ping';
 import { bootstrap } from '@libp2p/bootstrap';
@@ -204,7 +204,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     addresses: { listen: opts.listen },
     transports: [tcp(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [cappedYamux()],
     ...(opts.pnetKey ? { connectionProtector: groupNetwork(opts.pnetKey) } : {}),
     // timeout 0: the default waits a whole second before the first dial.
     peerDiscovery: [

@@ -1,0 +1,60 @@
+// yamux data frames stay at 64 KiB however much a stream has queued (src/peers/net/yamux-frames.ts):
+// a relay passes on none of a frame before its last byte, so a frame the size of the window
+// made the two hops of a relayed shipment take turns. Checked on the wire of libp2p's in-memory
+// connection pair, beside plain js-yamux, which still sends bigger frames (when it stops, the
+// hook can go).
+import '../../src/peers/net/polyfill.js';
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { multiaddrConnectionPair } from '@libp2p/utils';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import type { Stream } from '@libp2p/interface';
+import { cappedYamux, MAX_DATA_FRAME } from '../../src/peers/net/yamux-frames.js';
+
+const HEADER = 12;
+const DATA = 0;
+
+/** The largest data frame one 2 MiB send becomes, read off the wire, and the bytes delivered. */
+async function largestFrame(factory: ReturnType<typeof yamux>): Promise<{ largest: number; delivered: Buffer }> {
+  const [outConn, inConn] = multiaddrConnectionPair();
+  let wire = Buffer.alloc(0);
+  let largest = 0;
+  inConn.addEventListener('message', (evt) => {
+    const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray();
+    wire = Buffer.concat([wire, data]);
+    while (wire.length >= HEADER) {
+      const type = wire[1]!;
+      const length = wire.readUInt32BE(8);
+      const size = type === DATA ? HEADER + length : HEADER;
+      if (wire.length < size) break;
+      if (type === DATA) largest = Math.max(largest, length);
+      wire = wire.subarray(size);
+    }
+  });
+  const local = factory().createStreamMuxer(outConn);
+  const remote = factory().createStreamMuxer(inConn);
+  const inbound = new Promise<Stream>((resolve) => remote.addEventListener('stream', (evt) => resolve(evt.detail), { once: true }));
+  const [stream, peer] = await Promise.all([local.createStream(), inbound]);
+  const payload = Buffer.alloc(2 << 20, 7);
+  const got: Buffer[] = [];
+  const received = new Promise<void>((resolve) => {
+    let n = 0;
+    peer.addEventListener('message', (evt) => {
+      const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray();
+      got.push(Buffer.from(data));
+      if ((n += data.byteLength) >= payload.length) resolve();
+    });
+  });
+  stream.send(payload);
+  await received;
+  await Promise.all([local.close(), remote.close()]);
+  return { largest, delivered: Buffer.concat(got) };
+}
+
+test('yamux data frames stay at 64 KiB, where plain js-yamux sends a frame as big as its window', async () => {
+  const capped = await largestFrame(cappedYamux());
+  assert.ok(capped.largest > 0 && capped.largest <= MAX_DATA_FRAME, `largest data frame ${capped.largest}`);
+  assert.ok(capped.delivered.equals(Buffer.alloc(2 << 20, 7)), 'every byte arrives, in order');
+  const plain = await largestFrame(yamux());
+  assert.ok(plain.largest > MAX_DATA_FRAME, `plain js-yamux's largest frame: ${plain.largest}`);
+});
