@@ -12,7 +12,6 @@ import { loadConfig, paths, safeHome } from '../cli/config.js';
 import { openHostStore } from '../cli/open-store.js';
 import { diskUsage } from '../cli/disk-usage.js';
 import type { ChunkStore } from '../chunkstore/store.js';
-import type { Db } from '../chunkstore/index-db.js';
 import { snapshotHistory } from '../snapshot/snapshots.js';
 import { listSamples, type StorageSample } from '../cli/storage-samples.js';
 import { TreeView, PathError, type CopyProgress } from './tree-view.js';
@@ -67,10 +66,19 @@ export async function serveUi(): Promise<void> {
   // The store, read-only in this process (as `safe status` reads it): what it costs to read the
   // snapshot history (a pass over the tree's files) and the store's figures is this process's
   // time, not the daemon's, whose thread serves the folder.
-  let store: ChunkStore | null = null;
-  const db = async (): Promise<Db> => (store ??= (await openHostStore(home)).store).db;
+  // Opened once, by whichever request comes first (two at once must not both open it); a
+  // failed open is tried again by the next request.
+  let opening: Promise<ChunkStore> | null = null;
+  const opened = (): Promise<ChunkStore> =>
+    (opening ??= openHostStore(home).then(
+      (o) => o.store,
+      (err: unknown) => {
+        opening = null;
+        throw err;
+      },
+    ));
   const storage = async (): Promise<Storage> => {
-    const s = (store ??= (await openHostStore(home)).store).stats();
+    const s = (await opened()).stats();
     const usage = diskUsage(home);
     return { ...s, ratio: s.liveBytes > 0 ? s.referencedRaw / s.liveBytes : 1, disk: usage.entries.get(paths(home).store) ?? 0, time: Date.now() };
   };
@@ -79,9 +87,10 @@ export async function serveUi(): Promise<void> {
   let snapshots: { key: string; list: unknown[]; storage: Storage; samples: StorageSample[] } | null = null;
   const current = async (): Promise<{ status: unknown; list: unknown[]; storage: Storage; samples: StorageSample[] }> => {
     const status = (await ask({ cmd: 'status' })) as { epoch: number; snapshots: number };
-    const samples = listSamples(await db());
+    const { db } = await opened();
+    const samples = listSamples(db);
     const key = `${status.epoch}/${status.snapshots}/${samples.at(-1)?.epoch}`;
-    if (snapshots?.key !== key) snapshots = { key, list: snapshotHistory(await db()), storage: await storage(), samples };
+    if (snapshots?.key !== key) snapshots = { key, list: snapshotHistory(db), storage: await storage(), samples };
     return { status, ...snapshots };
   };
   const state = async (): Promise<unknown> => {
