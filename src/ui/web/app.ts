@@ -88,7 +88,7 @@ function Buddies({ peers, snapshots, next }: { peers: Peers | null; snapshots: S
   const behind = (epoch: number): number => snapshots.filter((s) => s.epoch > epoch).length;
   const at = (t: number | null): string => (t === null ? 'not scheduled' : new Date(t).toLocaleString());
   return html`<p class="muted">this host ${short(peers.peerId)}; ${reachLine}; holding ${bytes(peers.used)} of ${bytes(peers.offered)} offered</p>
-    <p class="muted" id="next">next snapshot ${at(next.snapshot)}${next.ship !== null && next.ship !== next.snapshot ? `, shipped ${at(next.ship)} (ship window)` : ', shipped at once'}; next audit ${at(next.audit)}</p>
+    <p class="muted" id="next">next snapshot ${at(next.snapshot)}${next.ship === null ? '' : next.ship === next.snapshot ? ', shipped at once' : `, shipped ${at(next.ship)} (ship window)`}; next audit ${at(next.audit)}</p>
     <table id="buddies"><tr><th>buddy</th><th>health</th><th>last contact</th><th>lag</th><th>last audit</th><th>shipped</th></tr>
     ${peers.buddies.map((b) => {
       const a = audit(b.peer);
