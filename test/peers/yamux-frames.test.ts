@@ -58,3 +58,41 @@ test('yamux data frames stay at 64 KiB, where plain js-yamux sends a frame as bi
   const plain = await largestFrame(yamux());
   assert.ok(plain.largest > MAX_DATA_FRAME, `plain js-yamux's largest frame: ${plain.largest}`);
 });
+
+// A stream's write queue drops each buffer it passes with Array#shift. Capping the bytes the
+// stream takes off that queue at a time (the first way this cap was built) emptied a queue of
+// many small writes in quadratic time: a fuzzer's byte-at-a-time frames stalled its connection
+// for minutes. Here 250,000 one-byte writes wait behind a window the peer holds shut, then go.
+test('many small writes queued behind a shut window go out in one pass once it opens', { timeout: 120_000 }, async () => {
+  const [outConn, inConn] = multiaddrConnectionPair();
+  const local = cappedYamux()().createStreamMuxer(outConn);
+  const remote = cappedYamux()().createStreamMuxer(inConn);
+  const inbound = new Promise<Stream>((resolve) => remote.addEventListener('stream', (evt) => resolve(evt.detail), { once: true }));
+  const [stream, peer] = await Promise.all([local.createStream(), inbound]);
+  const bulk = 256 * 1024 - 64;
+  const small = 250_000;
+  const expected = Buffer.concat([Buffer.alloc(bulk, 1), Buffer.from(Array.from({ length: small }, (_, i) => i & 0xff))]);
+  const got: Buffer[] = [];
+  let n = 0;
+  const received = new Promise<void>((resolve) => {
+    peer.addEventListener('message', (evt) => {
+      const data = evt.data instanceof Uint8Array ? evt.data : evt.data.subarray();
+      got.push(Buffer.from(data));
+      if ((n += data.byteLength) >= expected.length) resolve();
+    });
+  });
+  // Paused, the peer grants no more window: after the bulk send, what is left of its 256 KiB
+  // window goes in one-byte frames and the rest of the writes queue up.
+  peer.pause();
+  stream.send(expected.subarray(0, bulk));
+  for (let i = 0; i < small; i++) stream.send(expected.subarray(bulk + i, bulk + i + 1));
+  assert.ok(stream.writeBufferLength > 64 * 1024, `queued behind the shut window: ${stream.writeBufferLength} bytes`);
+  const t0 = performance.now();
+  peer.resume();
+  await received;
+  const ms = performance.now() - t0;
+  assert.ok(Buffer.concat(got).equals(expected), 'every byte arrives, in order');
+  // Linear: well under a second here. The quadratic way took minutes.
+  assert.ok(ms < 30_000, `the queue took ${Math.round(ms)} ms to go out`);
+  await Promise.all([local.close(), remote.close()]);
+});

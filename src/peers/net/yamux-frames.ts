@@ -3,16 +3,37 @@
 // before its last byte (its `maxMessageSize` setting is not used). Through a relay that made
 // the relay take in a whole window from one side before it passed a byte to the other: the two
 // hops took turns, and a relayed shipment ran at half the link (README, "Across home routers").
-// The stream's own frame limit is what js-yamux resets to the send window on every window
-// update; here it can never rise above the cap.
+//
+// The split happens where a stream hands a data frame to its muxer, not by lowering the
+// stream's own message size: a stream takes that many bytes off its write queue at a time,
+// and the queue drops each buffer it passes with Array#shift, so a queue of many small writes
+// (a rogue peer's fuzzer sending frames a byte at a time) was emptied in quadratic time. A
+// window's worth taken at once empties the queue in one step, as plain js-yamux does.
 import { yamux } from '@chainsafe/libp2p-yamux';
 
 export const MAX_DATA_FRAME = 64 * 1024;
 
-/** What js-yamux names the method that makes each stream, inbound or outbound (8.x). */
-interface WithNewStream {
-  _newStream(...args: unknown[]): object;
+/** js-yamux's frame type for data (its enum is not exported). */
+const DATA_FRAME = 0;
+
+interface FrameHeader {
+  type: number;
+  flag: number;
+  streamID: number;
+  length: number;
 }
+
+/** The bytes of a frame: js-yamux passes a Uint8ArrayList. */
+interface FrameData {
+  byteLength: number;
+  sublist(begin: number, end: number): FrameData;
+}
+
+/** What js-yamux 8 names the method that makes each stream, and the stream's frame sender. */
+interface WithNewStream {
+  _newStream(...args: unknown[]): { sendFrame: SendFrame };
+}
+type SendFrame = (header: FrameHeader, data?: FrameData) => boolean;
 
 export function cappedYamux(cap = MAX_DATA_FRAME): ReturnType<typeof yamux> {
   const inner = yamux();
@@ -23,19 +44,29 @@ export function cappedYamux(cap = MAX_DATA_FRAME): ReturnType<typeof yamux> {
       const muxer = create(maConn);
       const hook = muxer as unknown as WithNewStream;
       const newStream = hook._newStream.bind(muxer);
-      hook._newStream = (...args) => capFrames(newStream(...args), cap);
+      hook._newStream = (...args) => {
+        const stream = newStream(...args);
+        stream.sendFrame = splitFrames(stream.sendFrame, cap);
+        return stream;
+      };
       return muxer;
     };
     return factory;
   };
 }
 
-function capFrames<S extends object>(stream: S, cap: number): S {
-  let size = Math.min((stream as { maxMessageSize?: number }).maxMessageSize ?? cap, cap);
-  Object.defineProperty(stream, 'maxMessageSize', {
-    get: () => size,
-    set: (v: number) => (size = Math.min(v, cap)),
-    configurable: true,
-  });
-  return stream;
+/**
+ * Sends a data frame longer than `cap` as several, the stream's flags (SYN or ACK) on the first.
+ * The muxer takes every frame it is given; its answer says only whether to wait for a drain.
+ */
+function splitFrames(send: SendFrame, cap: number): SendFrame {
+  return (header, data) => {
+    if (header.type !== DATA_FRAME || data === undefined || data.byteLength <= cap) return send(header, data);
+    let more = true;
+    for (let off = 0; off < data.byteLength; off += cap) {
+      const piece = data.sublist(off, Math.min(off + cap, data.byteLength));
+      more = send({ ...header, flag: off === 0 ? header.flag : 0, length: piece.byteLength }, piece) && more;
+    }
+    return more;
+  };
 }
