@@ -124,7 +124,11 @@ test('rs:2+1: a member that lost a shard fails its audit; a spare takes its slot
   for (const h of holders) assert.deepEqual(heldIds(h, a.peerId()), after.get(slotOf(a, h.peerId())), `${h.name} holds the new stripes' shards, not the old ones'`);
   assert.equal(restriped, 0, 'dead stripes are gone from the map once every member dropped them');
   const kept = Array.from({ length: 20 }, (_, i) => i).filter((i) => !gone.includes(i));
-  assert.ok(withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes').pluck().get() as number) < stripes, 'fewer stripes hold what is left');
+  // Fewer than just before the deletes, not than at the start: big.bin's last stripe may hold
+  // boxes of other files and live on (alive is then stripes + 1), and which files share a
+  // stripe depends on the order they were chunked in.
+  const restripedCount = withDb(a, (db) => db.prepare('SELECT count(*) FROM stripes').pluck().get() as number);
+  assert.ok(restripedCount < alive, `fewer stripes hold what is left: ${restripedCount}, against ${alive} before the deletes (${stripes} at the start)`);
   a.unmount();
   rmSync(a.home, { recursive: true, force: true });
   const rec = JSON.parse(a.ok('recover', '--host', 'host-a', '--mount', a.mnt, '--group', GROUP.name, '--peer', first.addr, '--listen', a.addr, '--no-mdns', '--json')) as { missing: number };
