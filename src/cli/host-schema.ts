@@ -7,10 +7,10 @@ import { renameChunksToBoxIds } from '../chunkstore/box-ids.js';
 import { addChunkIdsToRefs, createTreeTables } from '../snapshot/schema.js';
 import { indexEntriesByBorn } from '../snapshot/deltas.js';
 import { createHolderTables, renameHeldChunkDeletes } from '../peers/buddy/holder.js';
-import { addBuddySlots, createAuditTable, createBuddyTables, renameDropCursor } from '../peers/host/replicator.js';
+import { addBuddySlots, createAuditTable, createBuddyTables, renameDropCursor } from '../peers/host/replicator-schema.js';
 import { createStripeTables } from '../peers/metadata/stripes.js';
 import { moveToSegments } from '../peers/metadata/meta-log.js';
-import { createMemberTables } from '../peers/group/members.js';
+import { createMemberTables } from '../peers/group/member-schema.js';
 import { createStorageSamples } from './storage-samples.js';
 
 export const HOST_SCHEMA: readonly Migration[] = [

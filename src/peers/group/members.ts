@@ -22,21 +22,6 @@ export interface Member {
   network: string | null;
 }
 
-export function createMemberTables(db: Db): void {
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS members (
-      peer      TEXT PRIMARY KEY,
-      addrs     TEXT NOT NULL DEFAULT '[]',
-      offer     INTEGER,
-      free      INTEGER,
-      coverage  REAL,
-      rtt       REAL,
-      last_seen INTEGER,
-      network   TEXT
-    );
-  `);
-}
-
 /**
  * The /24 (IPv4) or /64 (IPv6) an address is in: "same network" for buddy placement. A relayed
  * address names the relay's network, not the member's: none.
