@@ -243,8 +243,6 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           repairThreshold,
           ownerSilenceMs: parseDuration(cfg.ownerSilence ?? '60d', 'ownerSilence'),
           flush: () => queue.flush(), onDropped: collectSoon, log: log.child('peers'),
-          receiveDelayMs: Number(process.env.SAFE_RECEIVE_DELAY_MS ?? 0),
-          serveDelayMs: Number(process.env.SAFE_SERVE_DELAY_MS ?? 0),
         });
       } catch (err) {
         peersFailed = (err as Error).message;

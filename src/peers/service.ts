@@ -55,9 +55,6 @@ export interface PeerServiceOptions {
   /** A buddy collected garbage is due (references dropped). */
   onDropped: () => void;
   log: Log;
-  receiveDelayMs?: number;
-  /** Testing: pause this long before serving each page of chunks back (a slow holder). */
-  serveDelayMs?: number;
 }
 
 export interface PeerStatus {
@@ -123,7 +120,7 @@ export class PeerService {
       onRendezvousError: (err) => o.log.warn(`${err.message}: ${(err.cause as Error | undefined)?.message ?? ''}`),
       onBootstrapError: (addr, err) => o.log.warn(`peer ${addr} unreachable: ${err.message}`),
     });
-    const holder = new Holder({ store: o.store, offer: o.offer, log: o.log.child('holder'), onDropped: o.onDropped, receiveDelayMs: o.receiveDelayMs });
+    const holder = new Holder({ store: o.store, offer: o.offer, log: o.log.child('holder'), onDropped: o.onDropped });
     const latest = (): number | null => findSnapshot(db, 'latest')?.epoch ?? null;
     const stripes = new Stripes(o.store);
     const scheme = o.redundancy;
@@ -162,7 +159,7 @@ export class PeerService {
       noteMember(db, peer, { lastSeen: Date.now(), network: networkOf(addr) });
     });
     await node.handle(BACKUP_PROTOCOL, (ps) => holder.serve(ps), { maxInboundStreams: 8 });
-    await node.handle(RESTORE_PROTOCOL, (ps) => serveRestore(ps, o.store, (peer) => holder.touch(peer), o.serveDelayMs), { maxInboundStreams: 8 });
+    await node.handle(RESTORE_PROTOCOL, (ps) => serveRestore(ps, o.store, (peer) => holder.touch(peer)), { maxInboundStreams: 8 });
     await node.handle(PROBE_PROTOCOL, (ps) =>
       serveProbe(ps, {
         coverage: (ids) => holder.coverage(ids),

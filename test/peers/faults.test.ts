@@ -4,13 +4,21 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logMessages, seededBytes } from '../helpers.js';
-import { heldIds, mountedMember, shippedIds, syncWait, type SyncJson, withDb } from './group.js';
+import { heldIds, mountedMember, setConfig, shippedIds, syncWait, type SyncJson, withDb } from './group.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+// A slow buddy is one with a download cap (`safe init --max-download`). It holds back the credit
+// it grants, not the messages it gets: a shipment's first 16 MiB (the window it grants before
+// any credit, four 4 MiB messages of chunks) reach its disk at once, the rest only as fast as
+// the cap returns credit. At 1M (1 MB/s) a 24 MiB file is there whole only ~12 s after the
+// shipment starts (measured: 16 MiB at once, 20 after 3 s, 24 after 11 s), time enough for
+// the kills and stops below even when a loaded machine is slow to see the first chunks.
+const SLOW_BUDDY = ['--max-download', '1M'];
+
 test('a buddy killed mid-shipment: the next sync resumes and sends only what did not reach its disk', { timeout: 240_000 }, async () => {
-  // The buddy stores each 4 MiB batch a second late (six of them), so the kill lands mid-way.
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '1000' } });
+  // The buddy is slow (SLOW_BUDDY): the kill, once it holds a quarter, lands mid-way.
+  const c = await mountedMember('buddy-c', { offer: '1G', initArgs: SLOW_BUDDY });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   const aPeer = a.peerId();
   // The first look at the buddy's index derives its key (scrypt): not while the shipment runs,
@@ -33,8 +41,8 @@ test('a buddy killed mid-shipment: the next sync resumes and sends only what did
   assert.ok(durable.size > 0 && durable.size < total, `killed mid-way: ${durable.size} of ${total}`);
   assert.equal(withDb(c, (db) => db.prepare('SELECT epoch FROM held_owners').pluck().get()), 0, 'nothing committed');
 
+  setConfig(c, { maxDownload: undefined }); // the rest at full speed
   c.mount(); // stale mount cleared, restarts on the same port
-  c.env.SAFE_RECEIVE_DELAY_MS = '0';
   const r = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
   const x = r.buddies[0]!;
   assert.ok(x.ok, JSON.stringify(r));
@@ -69,8 +77,9 @@ test('a buddy out of space refuses; another is chosen', { timeout: 240_000 }, as
 });
 
 test('a host killed mid-shipment: the buddy logs why the stream ended and keeps the shipment pending', { timeout: 240_000 }, async () => {
-  // 1.5 s a message of chunks (six of them): a loaded machine's looks at C still see it mid-way.
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '1500' } });
+  // C is slow (SLOW_BUDDY): a loaded machine's looks at C and the kill of A come well before
+  // the shipment could end.
+  const c = await mountedMember('buddy-c', { offer: '1G', initArgs: SLOW_BUDDY });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   writeFileSync(join(a.mnt, 'big.bin'), seededBytes(24 << 20, 7));
   await a.settle();
@@ -96,7 +105,7 @@ test('a host killed mid-shipment: the buddy logs why the stream ended and keeps 
 });
 
 test('unmount mid-sync: the sync stops with the daemon, is not held against the buddy, and resumes later', { timeout: 240_000 }, async () => {
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '300' } });
+  const c = await mountedMember('buddy-c', { offer: '1G', initArgs: SLOW_BUDDY });
   // Files wait for a sync to chunk them (its flush), not for a timer.
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr], env: { SAFE_CHUNK_DELAY_MS: '600000' } });
   const aPeer = a.peerId();
@@ -111,7 +120,7 @@ test('unmount mid-sync: the sync stops with the daemon, is not held against the 
     assert.deepEqual(row, [{ fails: 0, lastError: null, retired: 0 }], `${when}: our own stop is not the buddy's failure`);
   };
 
-  // A shipment under way (the buddy stores each batch 300 ms late).
+  // A shipment under way (the buddy is slow: SLOW_BUDDY).
   writeFileSync(join(a.mnt, 'one.bin'), seededBytes(24 << 20, 8));
   a.ok('snapshot'); // chunks, then ships, in the background
   for (let i = 0; heldIds(c, aPeer).size === 0; i++) {
@@ -119,6 +128,7 @@ test('unmount mid-sync: the sync stops with the daemon, is not held against the 
     await sleep(50);
   }
   a.unmount();
+  assert.ok(heldIds(c, aPeer).size < shippedIds(a).size, 'unmounted mid-shipment');
   stoppedQuietly('mid-shipment');
 
   // A sync still waiting for a file to be chunked when the daemon is told to stop.
@@ -129,6 +139,10 @@ test('unmount mid-sync: the sync stops with the daemon, is not held against the 
   assert.equal(heldIds(c, aPeer).size < shippedIds(a).size, true, 'stopped before the shipment ended');
   stoppedQuietly('waiting for chunking');
 
+  // What is left of both files (most of their 184 MiB) goes at full speed: C restarts uncapped.
+  c.unmount();
+  setConfig(c, { maxDownload: undefined });
+  c.mount();
   a.mount();
   const r = JSON.parse(a.ok('sync', '--wait', '--json')) as SyncJson;
   assert.ok(r.buddies[0]?.ok, JSON.stringify(r));

@@ -2,7 +2,7 @@
 // port and process, all in one group, bootstrapped from the first host's address.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Db } from '../../src/chunkstore/index-db.js';
 import type { ShipReport } from '../../src/peers/host/shipper.js';
 import { createServer } from 'node:net';
@@ -77,6 +77,15 @@ export async function makeMember(
   };
 }
 
+/**
+ * Changes keys of a host's config.json, read at its daemon's next start; a key set to undefined
+ * is removed (e.g. `{ maxDownload: undefined }` lifts a cap set with `safe init --max-download`).
+ */
+export function setConfig(h: Host, patch: Record<string, unknown>): void {
+  const file = join(h.home, 'config.json');
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), ...patch }, null, 2));
+}
+
 /** A member with its daemon up. */
 export async function mountedMember(name: string, o: Parameters<typeof makeMember>[1]): Promise<Member> {
   const m = await makeMember(name, o);
@@ -91,11 +100,12 @@ export interface Fetching {
 
 /**
  * A host ships `size` bytes of data.bin to a buddy that serves slowly, loses its disk, and
- * recovers with --no-wait: the mount is up, most chunks are still on the buddy (which serves
- * each page of chunks `serveDelayMs` late).
+ * recovers with --no-wait: the mount is up, most chunks are still on the buddy. The buddy sends
+ * at most `maxUpload` (its `safe init --max-upload`): at the default 8M (8 MB/s) each 4 MiB page
+ * of chunks takes half a second, whichever of the recovery's two streams asked for it.
  */
-export async function recoveringFromSlowBuddy(size: number, seed: number, serveDelayMs = 400): Promise<{ a: Member; data: Buffer; total: number }> {
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: String(serveDelayMs) } });
+export async function recoveringFromSlowBuddy(size: number, seed: number, maxUpload = '8M'): Promise<{ a: Member; data: Buffer; total: number }> {
+  const c = await mountedMember('buddy-c', { offer: '1G', initArgs: ['--max-upload', maxUpload] });
   const a = await mountedMember('host-a', { offer: '200M', buddies: 1, peers: [c.addr] });
   const data = seededBytes(size, seed);
   writeFileSync(join(a.mnt, 'data.bin'), data);

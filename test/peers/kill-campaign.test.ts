@@ -23,18 +23,21 @@ const mountPid = (h: Host): number => {
 
 test('a buddy killed mid-shipment, round after round: each resumed shipment sends only what its disk lacks, and it ends up holding everything', { timeout: 300_000 }, async () => {
   const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
-  // The buddy stores each 4 MiB batch a second late and a round's file is 2-4 batches, so a
-  // shipment lasts seconds and the kill lands in it even when `safe status` (which sees the
-  // first chunks arrive) is slow on a loaded machine (with 2-6 MiB files, one or two batches,
-  // a loaded run's rounds could all end before their kill).
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_RECEIVE_DELAY_MS: '1000' } });
+  // The buddy receives at most 1 MB/s (--max-download 1M), which it enforces by holding back
+  // the credit it grants: a shipment's first 16 MiB (its window, four 4 MiB batches) arrive at
+  // once, the fifth batch ~3 s later, the sixth ~11 s later. A round's file is 17-24 MiB, five
+  // or six batches, so the kill (once `safe status` sees the first chunks arrive, plus up to
+  // 0.4 s) lands before the end even when `safe status` is slow on a loaded machine; a file
+  // within the window would arrive whole before any kill. The resend after the kill (what is
+  // left, within a fresh window) is not slowed.
+  const c = await mountedMember('buddy-c', { offer: '1G', initArgs: ['--max-download', '1M'] });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   let cPid = (c.status().daemon as { pid: number }).pid;
   let held = 0;
   let cut = 0;
   for (let round = 0; next(round); round++) {
     const where = `SAFE_KILL_SEED=${seed} round ${round}`;
-    writeFileSync(join(a.mnt, `f${round}`), seededBytes((9 + Math.floor(random() * 7)) << 20, Math.floor(random() * 2 ** 31) + 1));
+    writeFileSync(join(a.mnt, `f${round}`), seededBytes((17 + Math.floor(random() * 8)) << 20, Math.floor(random() * 2 ** 31) + 1));
     await a.settle();
     a.ok('snapshot'); // ships in the background
     // A random moment once the shipment's first chunks reached the buddy's disk.
@@ -66,8 +69,9 @@ test('a buddy killed mid-shipment, round after round: each resumed shipment send
 
 test('a host killed mid-recovery, round after round: each run fetches only what its disk lacks, and the files come out whole', { timeout: 300_000 }, async () => {
   const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
-  // 4 MiB pages, each served 500 ms late: a run lives for a page or two of the 16.
-  const { a, data, total } = await recoveringFromSlowBuddy(64 << 20, 33, 500);
+  // The buddy sends at most 8 MB/s (--max-upload 8M), half a second a 4 MiB page: a run lives
+  // for a page or two of the 16.
+  const { a, data, total } = await recoveringFromSlowBuddy(64 << 20, 33, '8M');
   const backfill = (): { fetching: boolean; fetched: number } => {
     const p = (JSON.parse(a.ok('status', '--json')) as Fetching).daemon!.peers;
     return { fetching: p.fetching, fetched: p.backfill?.chunksFetched ?? 0 };

@@ -1,7 +1,8 @@
 // A recovery rides out its only reachable buddy going away for a while: the other buddy is
 // stopped, and the one left is stopped too just as the recovered daemon starts fetching, then
 // started again. `safe recover` waits for it and exits 0 with every chunk back. Real daemons on
-// 127.0.0.1; the buddy serves slowly so the outage lands before the fetch is done.
+// 127.0.0.1; the buddy serves slowly (an upload cap) so the outage lands before the fetch is
+// done, and comes back without its cap.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -9,7 +10,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
 import { SAFE_BIN } from '../fs/mounted.js';
-import { GROUP, mountedMember, type Member } from './group.js';
+import { GROUP, mountedMember, setConfig, type Member } from './group.js';
 
 interface Fetching {
   daemon: { peers: { fetching: boolean; backfill: { unreachable: string[]; chunksFetched: number } | null } } | null;
@@ -31,7 +32,9 @@ async function until<T>(what: string, deadlineMs: number, probe: () => T | null 
 }
 
 test('recovery from the one buddy left, which drops out as the fetch starts and comes back, completes with exit 0', { timeout: 300_000 }, async () => {
-  const c = await mountedMember('buddy-c', { offer: '1G', env: { SAFE_SERVE_DELAY_MS: '1000' } });
+  // C sends at most 1 MB/s: its first 4 MiB page of chunks takes 4 s, more than seeing the fetch
+  // start and stopping C take on a loaded machine (the 16 MiB would take 17 s).
+  const c = await mountedMember('buddy-c', { offer: '1G', initArgs: ['--max-upload', '1M'] });
   const d = await mountedMember('buddy-d', { offer: '1G', peers: [c.addr] });
   const a = await mountedMember('host-a', { offer: '200M', peers: [c.addr] });
   const data = seededBytes(16 << 20, 41);
@@ -61,6 +64,7 @@ test('recovery from the one buddy left, which drops out as the fetch starts and 
     return s?.peers.backfill?.unreachable.includes(cId) && s;
   });
   assert.ok(waiting.peers.fetching, 'still fetching while C is away');
+  setConfig(c, { maxUpload: undefined }); // back at full speed
   c.mount();
 
   const code = await exited;

@@ -83,8 +83,6 @@ export interface HolderOptions {
   log: Log;
   /** Told after a commit dropped references: time to collect garbage. */
   onDropped?: () => void;
-  /** Testing: pause this long before storing each batch of chunks (a slow buddy). */
-  receiveDelayMs?: number;
 }
 
 export interface OwnerUsage {
@@ -98,8 +96,6 @@ export interface OwnerUsage {
 }
 
 class Refusal extends Error {}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class Holder {
   private readonly db: Db;
@@ -184,10 +180,7 @@ export class Holder {
       for await (const msg of ch) {
         let reply: BuddyMsg;
         try {
-          if (msg.type === 'chunks') {
-            if (this.opts.receiveDelayMs) await sleep(this.opts.receiveDelayMs);
-            writer ??= this.opts.store.newWriter();
-          }
+          if (msg.type === 'chunks') writer ??= this.opts.store.newWriter();
           reply = this.handle(session, msg, writer);
         } catch (err) {
           // Our own disk filling up is a refusal like a full offer (the host goes elsewhere),

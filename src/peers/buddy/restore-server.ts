@@ -11,14 +11,12 @@ import { auditDigest, BACKUP_MAX_FRAME, RESTORE_PAGE_BYTES, restoreReplies, rest
 type Req = MessageOf<typeof restoreRequests.shapes>;
 type Rep = MessageOf<typeof restoreReplies.shapes>;
 
-/** `delayMs` (tests): pause before each page of chunks, a slow holder. */
-export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (peer: string) => void, delayMs = 0): Promise<void> {
+export async function serveRestore(ps: PeerStream, store: ChunkStore, onOwner: (peer: string) => void): Promise<void> {
   const db = store.db;
   const owner = prepared<[string], number>(db, 'SELECT owner FROM held_owners WHERE peer = ?').pluck().get(ps.remotePeer);
   if (owner !== undefined) onOwner(ps.remotePeer);
   const ch = openChannel(ps.stream, { receive: restoreRequests, send: restoreReplies }, { maxFrame: BACKUP_MAX_FRAME, bandwidth: ps.bandwidth });
   await serve(ch, async (req: Req): Promise<Rep> => {
-    if (delayMs > 0 && (req.type === 'getChunks' || req.type === 'getObjects')) await new Promise((r) => setTimeout(r, delayMs));
     switch (req.type) {
       case 'rootBlock': {
         const r = prepared<[string, Uint8Array], { box: Buffer; sig: Buffer; pubkey: Buffer; epoch: number }>(db, 'SELECT box, sig, pubkey, epoch FROM root_blocks WHERE locator = ? AND pubkey = ?').get(req.locator, req.owner);
