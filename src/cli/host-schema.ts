@@ -6,7 +6,7 @@ import { createChunkTables } from '../chunkstore/index-db.js';
 import { renameChunksToBoxIds } from '../chunkstore/box-ids.js';
 import { addChunkIdsToRefs, createTreeTables } from '../snapshot/schema.js';
 import { indexEntriesByBorn } from '../snapshot/deltas.js';
-import { createHolderTables, renameHeldChunkDeletes } from '../peers/buddy/holder.js';
+import { createHolderTables, renameHeldChunkDeletes } from '../peers/buddy/holder-schema.js';
 import { addBuddySlots, createAuditTable, createBuddyTables, renameDropCursor } from '../peers/host/replicator-schema.js';
 import { createStripeTables } from '../peers/metadata/stripes.js';
 import { moveToSegments } from '../peers/metadata/meta-log.js';

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3-multiple-ciphers';
-import { createHolderTables } from '../../src/peers/buddy/holder.js';
+import { createHolderTables } from '../../src/peers/buddy/holder-schema.js';
 
 test('root blocks of the old schema are kept; a second key under the same locator no longer collides', () => {
   const db = new Database(':memory:');
