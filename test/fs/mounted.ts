@@ -23,6 +23,15 @@ export interface Host {
   status(): { mounted: boolean; daemon: { pendingChunking: number; writersOpen: number; pid: number } | null; store: { chunks: number; packBytes: number } };
 }
 
+/**
+ * Changes keys of a host's config.json, read at its daemon's next start; a key set to undefined
+ * is removed (e.g. `{ maxDownload: undefined }` lifts a cap set with `safe init --max-download`).
+ */
+export function setConfig(h: Pick<Host, 'home'>, patch: Record<string, unknown>): void {
+  const file = join(h.home, 'config.json');
+  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), ...patch }, null, 2));
+}
+
 /** `dir`: where its SAFE_HOME and mount point go (a small disk), else the temp dir. */
 /**
  * A host in a temp dir. `netns`: its commands (and so the daemon they start) run in that network
@@ -64,8 +73,7 @@ export function makeHost(opts: { delayMs?: number; init?: boolean; initArgs?: st
     // Snapshots and audits when the test says so: the hourly schedule firing in a run across
     // the top of the hour took a snapshot and applied retention mid-test. February 29th
     // comes every four years, at midnight.
-    const file = join(home, 'config.json');
-    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), schedule: '0 0 29 2 *', auditSchedule: '0 0 29 2 *' }, null, 2));
+    setConfig(host, { schedule: '0 0 29 2 *', auditSchedule: '0 0 29 2 *' });
   }
   after(() => {
     if (safe('unmount').status !== 0) killDaemonOf(home);

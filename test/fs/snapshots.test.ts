@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { execSync } from 'node:child_process';
 import { join } from 'node:path';
-import { makeHost } from './mounted.js';
+import { makeHost, setConfig } from './mounted.js';
 import { tempDir, openIndex, storeKeyOf } from '../helpers.js';
 import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 
@@ -185,9 +185,7 @@ test('snapshot errors: unknown names, daemon not running, forget everything refu
 
 test('the schedule takes snapshots and applies retention', { timeout: 60_000 }, async () => {
   const h = makeHost();
-  const cfgPath = join(h.home, 'config.json');
-  const cfg = JSON.parse(fs.readFileSync(cfgPath, 'utf8'));
-  fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, schedule: '* * * * * *', retention: { last: 2 } }));
+  setConfig(h, { schedule: '* * * * * *', retention: { last: 2 } });
   h.mount();
   fs.writeFileSync(join(h.mnt, 'f'), 'scheduled');
   await new Promise((r) => setTimeout(r, 4500));
@@ -201,7 +199,7 @@ test('the schedule takes snapshots and applies retention', { timeout: 60_000 }, 
   assert.equal(list.length, 2, `retention keeps the last 2 (${list.map((s) => s.name).join(', ')})`);
   assert.equal(fs.readFileSync(join(h.mnt, '.snapshots', list[1]!.name, 'f'), 'utf8'), 'scheduled');
   h.unmount();
-  fs.writeFileSync(cfgPath, JSON.stringify({ ...cfg, schedule: 'every tuesday' }));
+  setConfig(h, { schedule: 'every tuesday' });
   const bad = h.safe('mount');
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /not a cron expression/);

@@ -3,10 +3,10 @@
 // than alertAfter. A failed audit is checked in audit.test.ts, where one fails.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logMessages, smallDisk } from '../helpers.js';
-import { makeHost } from '../fs/mounted.js';
+import { makeHost, setConfig } from '../fs/mounted.js';
 import { makeMember } from './group.js';
 
 interface StatusAlerts { alerts: { kind: string; message: string }[] }
@@ -28,8 +28,7 @@ test('a disk near full is an alert in safe status', { timeout: 60_000 }, (t) => 
 
 test('snapshots on no buddy for longer than alertAfter: an alert, logged once', { timeout: 120_000 }, async () => {
   const a = await makeMember('lonely-host', { offer: '100M' });
-  const cfg = join(a.home, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), alertAfter: '2s' }));
+  setConfig(a, { alertAfter: '2s' });
   a.mount();
   writeFileSync(join(a.mnt, 'f'), 'nobody holds this yet\n');
   await a.settle();

@@ -5,15 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes, tempDir } from '../helpers.js';
+import { setConfig } from '../fs/mounted.js';
 import { GROUP, heldIds, makeMember, mountedMember, remoteAudit, shippedIds, tamper, withDb, type Member } from './group.js';
-
-function setConfig(h: Member, patch: Record<string, unknown>): void {
-  const path = join(h.home, 'config.json');
-  writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), ...patch }, null, 2));
-}
 
 
 test('audits catch a buddy that lost 1% of our chunks; surplus dropped; silent buddy replaced; space reclaimed; recovery with a buddy down', { timeout: 400_000 }, async () => {

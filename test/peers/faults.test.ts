@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logMessages, seededBytes } from '../helpers.js';
-import { heldIds, mountedMember, setConfig, shippedIds, syncWait, type SyncJson, withDb } from './group.js';
+import { setConfig } from '../fs/mounted.js';
+import { heldIds, mountedMember, shippedIds, syncWait, type SyncJson, withDb } from './group.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

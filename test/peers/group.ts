@@ -2,7 +2,7 @@
 // port and process, all in one group, bootstrapped from the first host's address.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { Db } from '../../src/chunkstore/index-db.js';
 import type { ShipReport } from '../../src/peers/host/shipper.js';
 import { createServer } from 'node:net';
@@ -75,15 +75,6 @@ export async function makeMember(
       return id;
     },
   };
-}
-
-/**
- * Changes keys of a host's config.json, read at its daemon's next start; a key set to undefined
- * is removed (e.g. `{ maxDownload: undefined }` lifts a cap set with `safe init --max-download`).
- */
-export function setConfig(h: Host, patch: Record<string, unknown>): void {
-  const file = join(h.home, 'config.json');
-  writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), ...patch }, null, 2));
 }
 
 /** A member with its daemon up. */

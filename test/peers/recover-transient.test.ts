@@ -9,8 +9,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { seededBytes } from '../helpers.js';
-import { SAFE_BIN } from '../fs/mounted.js';
-import { GROUP, mountedMember, setConfig, type Member } from './group.js';
+import { SAFE_BIN, setConfig } from '../fs/mounted.js';
+import { GROUP, mountedMember, type Member } from './group.js';
 
 interface Fetching {
   daemon: { peers: { fetching: boolean; backfill: { unreachable: string[]; chunksFetched: number } | null } } | null;

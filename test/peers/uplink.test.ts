@@ -5,10 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logMessages, seededBytes } from '../helpers.js';
-import { makeHost, SAFE_BIN } from '../fs/mounted.js';
+import { makeHost, SAFE_BIN, setConfig } from '../fs/mounted.js';
 import { makeMember, type SyncJson } from './group.js';
 
 test('with --max-upload 2M a 24 MB shipment runs at 2 MB/s, never 5% above it, and safe status shows it going', { timeout: 180_000 }, async () => {
@@ -76,8 +76,7 @@ test('outside the ship window a snapshot waits; safe sync refuses in one line; s
   // A window that opens two hours from now, whatever the time of day.
   const from = (new Date().getHours() + 2) % 24;
   const window = `${from}:00-${(from + 1) % 24}:00`;
-  const cfg = join(host.home, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ ...JSON.parse(readFileSync(cfg, 'utf8')), shipWindow: window }));
+  setConfig(host, { shipWindow: window });
   host.mount();
   writeFileSync(join(host.mnt, 'f'), 'waits for the night\n');
   await host.settle();

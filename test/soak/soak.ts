@@ -9,9 +9,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, chmodSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, chmodSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeHost } from '../fs/mounted.js';
+import { makeHost, setConfig } from '../fs/mounted.js';
 import { campaign, seededBytes, tempDir } from '../helpers.js';
 import { freePort, GROUP, makeMember, type Member } from '../peers/group.js';
 import { assertSameTree } from './manifest.js';
@@ -66,8 +66,7 @@ export async function soak(seconds: number): Promise<SoakReport> {
   for (const name of ['soak-a', 'soak-b', 'soak-c']) {
     const m = await makeMember(name, { offer: '2G', buddies: 2, peers: hosts.map((h) => h.m.addr) });
     // No scheduled snapshot (its retention would forget snapshots the soak holds copies of).
-    const cfgPath = join(m.home, 'config.json');
-    writeFileSync(cfgPath, JSON.stringify({ ...JSON.parse(readFileSync(cfgPath, 'utf8')), schedule: '0 0 1 1 *' }));
+    setConfig(m, { schedule: '0 0 1 1 *' });
     m.mount();
     mkdirSync(join(refRoot, name));
     hosts.push({ m, peer: m.peerId(), up: true, downUntil: 0, refs: new Map(), names: 0, shipped: false });
