@@ -17,7 +17,7 @@ import { MetaSealer, type HostSettings } from './metadata/sealed-objects.js';
 import { MetaLog } from './metadata/meta-log.js';
 import { createSigner } from './wire/signing.js';
 import { Backfill, missingBatches, type BackfillProgress } from './host/backfill.js';
-import { ChunkFetcher, STREAMS_PER_HOLDER } from './host/fetcher.js';
+import { ChunkFetcher, STREAMS_PER_HOLDER, type Holders } from './host/fetcher.js';
 import { backfillPending } from '../snapshot/records.js';
 import { Stripes } from './metadata/stripes.js';
 import { formatRedundancy, membersNeeded, type Redundancy } from '../redundancy/scheme.js';
@@ -177,12 +177,13 @@ export class PeerService {
     return service;
   }
 
-  /** Peers that may hold our chunks: buddies first, then former buddies, then the others. */
-  private holders(): string[] {
-    const active = this.replicator.buddies().map((b) => b.peer);
+  /** Peers that may hold our chunks: the buddies; then former buddies, then the other members. */
+  private holders(): Holders {
+    const self = this.node.peerId;
+    const buddies = this.replicator.buddies().map((b) => b.peer).filter((p) => p !== self);
     const former = this.replicator.buddies(true).map((b) => b.peer);
-    const others = listMembers(this.o.store.db).map((m) => m.peer);
-    return [...new Set([...active, ...former, ...others])].filter((p) => p !== this.node.peerId);
+    const members = listMembers(this.o.store.db).map((m) => m.peer);
+    return { buddies, others: [...new Set([...former, ...members])].filter((p) => p !== self && !buddies.includes(p)) };
   }
 
   /** After a recovery: fetch every chunk the tree names back, retrying while holders are away. */

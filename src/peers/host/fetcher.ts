@@ -20,8 +20,11 @@ export interface FetcherOptions {
   store: ChunkStore;
   /** Where striped boxes lie (empty for a host on whole copies). */
   stripes: Stripes;
-  /** Peers that may hold our chunks, most likely first (buddies, then former buddies). */
-  holders: () => string[];
+  /**
+   * Peers that may hold our chunks: `buddies` hold them (callers spread their requests over
+   * these), `others` are asked in order for what the buddies lack (former buddies, members).
+   */
+  holders: () => Holders;
   log: Log;
 }
 
@@ -34,6 +37,13 @@ export interface FetchResult {
   /** Holders that could not be asked (no connection, or it dropped): the missing may be there. */
   unreachable: string[];
 }
+
+export interface Holders {
+  buddies: string[];
+  others: string[];
+}
+
+const everyHolder = (h: Holders): string[] => [...h.buddies, ...h.others];
 
 /** Requests in flight to one holder: one answer is being read while the next is prepared. */
 export const STREAMS_PER_HOLDER = 2;
@@ -66,26 +76,29 @@ export class ChunkFetcher implements RemoteChunks {
 
   /**
    * Fetches what of `refs` is not stored (with `repair`: good copies of chunks stored here
-   * damaged), trying the holders from `start` on in turn. Each caller number has its own
-   * stream to a holder, so callers keep several requests in flight.
+   * damaged), from the buddy `start` picks, then the other buddies, then the other holders.
+   * Callers numbered 0, 1, 2... spread over the buddies first, then over each buddy's streams,
+   * so that several requests are in flight to each (one stream answers one at a time).
    */
   async fetchAll(refs: ChunkRef[], start = this.turn++ % TURNS, repair = false): Promise<FetchResult> {
     const { store } = this.o;
     const want = new Map<string, ChunkRef>();
     for (const r of refs) if (repair || !store.has(r.id)) want.set(r.id.toString('hex'), r);
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
-    const holders = this.o.holders();
-    const slot = Math.floor(start / Math.max(1, holders.length)) % STREAMS_PER_HOLDER;
-    await this.fetchStriped(want, holders, slot, repair, result);
-    for (let k = 0; k < holders.length && want.size > 0; k++) {
-      const peer = holders[(start + k) % holders.length]!;
+    const h = this.o.holders();
+    const first = h.buddies.length > 0 ? h.buddies : h.others;
+    const slot = Math.floor(start / Math.max(1, first.length)) % STREAMS_PER_HOLDER;
+    const order = [...first.map((_, k) => first[(start + k) % first.length]!), ...(first === h.others ? [] : h.others)];
+    await this.fetchStriped(want, everyHolder(h), slot, repair, result);
+    for (const peer of order) {
+      if (want.size === 0) break;
       const client = await this.client(peer, slot);
       if (!client) {
         result.unreachable.push(peer);
         continue;
       }
       // A page of answers is bounded in bytes: ask again until it gives nothing new.
-      for (;;) {
+      while (want.size > 0) {
         let got: { id: Buffer; box: Buffer }[];
         try {
           got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
@@ -175,7 +188,7 @@ export class ChunkFetcher implements RemoteChunks {
   /** Every box of a stripe we lack, back from K of its shards (a shard to make again needs them). */
   async rebuildStripe(stripe: number): Promise<void> {
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
-    await this.fetchStripe(stripe, new Map(), this.o.holders(), this.turn++ % STREAMS_PER_HOLDER, false, result, new Set());
+    await this.fetchStripe(stripe, new Map(), everyHolder(this.o.holders()), this.turn++ % STREAMS_PER_HOLDER, false, result, new Set());
   }
 
   private async fetchStripe(
