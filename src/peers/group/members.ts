@@ -3,11 +3,11 @@
 // --peer addresses, inbound connections (under the group's private network only members can
 // connect) and each probe's answer, which lists the members the other side knows.
 import { randomBytes } from 'node:crypto';
-import { multiaddr } from '@multiformats/multiaddr';
 import { prepared, type Db } from '../../chunkstore/index-db.js';
 import { openChannel, serve } from '../wire/messages.js';
 import type { PeerNode, PeerStream } from '../net/node.js';
 import { isRelayed } from '../net/addresses.js';
+import { multiaddr } from '../net/libp2p.js';
 import { PROBE_PROTOCOL, probeReplies, probeRequests } from '../wire/protocol.js';
 
 export interface Member {

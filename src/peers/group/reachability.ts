@@ -9,10 +9,10 @@
 // here, with backoff. AutoNAT would do the dial-back, but it wants answers from several
 // networks and ignores private ranges, which a group of a few homes does not give.
 import { connect } from 'node:net';
-import { multiaddr } from '@multiformats/multiaddr';
 import { openChannel, serve } from '../wire/messages.js';
 import type { PeerNode, PeerStream } from '../net/node.js';
 import { isRelayed } from '../net/addresses.js';
+import { multiaddr } from '../net/libp2p.js';
 import { REACH_PROTOCOL, reachReplies, reachRequests } from '../wire/protocol.js';
 import type { Log } from '../../log/logger.js';
 

@@ -3,22 +3,18 @@
 // handshake. Circuit relay v2 lets members behind NAT be reached through a member that offers to
 // relay; a relayed connection is itself a group-network connection end to end, so the relay
 // carries only ciphertext and serves members only. The rest of src/peers talks to this wrapper, not to libp2p, so a libp2p upgrade
-// touches one file.
-import './polyfill.js';
-import { createLibp2p, type Libp2p } from 'libp2p';
-import { tcp } from '@libp2p/tcp';
-import { noise } from '@chainsafe/libp2p-noise';
+// touches this file and the modules' list in libp2p.ts.
+import {
+  bootstrap, circuitRelayServer, circuitRelayTransport, createLibp2p, generateKeyPairFromSeed, identify, identifyPush, mdns, multiaddr, noise, peerIdFromString, ping,
+  RELAY_V2_HOP_CODEC, tcp,
+} from './libp2p.js';
+import type { Libp2p } from 'libp2p';
+import type { Identify } from '@libp2p/identify';
+import type { Ping } from '@libp2p/ping';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import { cappedYamux } from './yamux-frames.js';
-import { identify, identifyPush, type Identify } from '@libp2p/identify';
-import { ping, type Ping } from '@libp2p/ping';
-import { bootstrap } from '@libp2p/bootstrap';
-import { mdns } from '@libp2p/mdns';
-import { circuitRelayServer, circuitRelayTransport, RELAY_V2_HOP_CODEC } from '@libp2p/circuit-relay-v2';
 import type { TransportManager } from '@libp2p/interface-internal';
-import { generateKeyPairFromSeed } from '@libp2p/crypto/keys';
-import { peerIdFromString } from '@libp2p/peer-id';
 import { isRelayed } from './addresses.js';
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
 import { groupNetwork } from './private-network.js';
 import { rendezvousDHT, startRendezvous, type Rendezvous } from './rendezvous.js';

@@ -13,7 +13,7 @@
 //   times out (5 of 8 wrong-key dials failed fast, 3 hung for the whole budget). With the
 //   marker an outsider is refused within one round trip. Under fresh IVs it reveals nothing.
 import { createCipheriv, hkdfSync, randomBytes, type Cipher } from 'node:crypto';
-import { AbstractMultiaddrConnection, byteStream } from '@libp2p/utils';
+import { AbstractMultiaddrConnection, byteStream } from './libp2p.js';
 import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection } from '@libp2p/interface';
 
 /** The peer's private-network key differs from ours: it is not in this backup group. */

@@ -2,12 +2,10 @@
 // group's rendezvous secret, in a Kad-DHT of our own, and asks the DHT for the other providers
 // of it. A member reachable from any other member is then found by all, where bootstrap
 // addresses reach only the hosts named and mDNS only the LAN.
-import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht';
+import type { KadDHT } from '@libp2p/kad-dht';
 import type { PeerInfo } from '@libp2p/interface';
 import type { Libp2p } from 'libp2p';
-import { CID } from 'multiformats/cid';
-import * as raw from 'multiformats/codecs/raw';
-import { sha256 } from 'multiformats/hashes/sha2';
+import { CID, kadDHT, passthroughMapper, raw, sha256 } from './libp2p.js';
 
 /** Not '/ipfs/kad/1.0.0': a member must never join, or answer for, the public IPFS DHT. */
 export const DHT_PROTOCOL = '/safe/kad/1.0.0';

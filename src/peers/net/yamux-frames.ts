@@ -9,7 +9,7 @@
 // and the queue drops each buffer it passes with Array#shift, so a queue of many small writes
 // (a rogue peer's fuzzer sending frames a byte at a time) was emptied in quadratic time. A
 // window's worth taken at once empties the queue in one step, as plain js-yamux does.
-import { yamux } from '@chainsafe/libp2p-yamux';
+import { yamux } from './libp2p.js';
 
 export const MAX_DATA_FRAME = 64 * 1024;
 

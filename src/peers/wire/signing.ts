@@ -9,7 +9,7 @@
 // (libp2p signs with it too), and the context keeps a signature made for one purpose (say a
 // delete set) from being replayed as another (a metadata overwrite).
 import { createPublicKey, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
-import { peerIdFromString } from '@libp2p/peer-id';
+import { peerIdFromString } from '../net/libp2p.js';
 import { encode, type Value } from './canonical.js';
 import { ed25519FromSeed } from '../../keys/derive.js';
 
