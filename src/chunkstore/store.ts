@@ -10,6 +10,7 @@ import { migrate, SchemaError, type Migration } from './migrations.js';
 import { PackWriter, RECORD_HEAD, packPath, readExact, type Placed } from './packs.js';
 import { ChunkError, Sealer, hexId } from './sealer.js';
 import { preadCached } from './native.js';
+import { BufferPool } from './buffer-pool.js';
 
 /** How the tree names a chunk: its public id finds the box, its handle opens it. */
 export interface ChunkRef {
@@ -52,24 +53,6 @@ const LOCATE_WIDTHS = [8, 16, 32, 64];
 const LOCATE_MAX = 64;
 const RUN_GAP = 64 << 10;
 
-/**
- * Runs are read into buffers used again, not fresh ones: a fresh MiB is fresh memory that the
- * read itself page-faults in. From the page cache here, a MiB went into fresh buffers at
- * ~1.1 GB/s and into one used again at ~20 GB/s. A run of a sequential reader's window fits
- * (a MiB and its edges); a longer one gets a buffer of its own.
- */
-class RunBuffers {
-  private readonly free: Buffer[] = [];
-  constructor(private readonly size: number, private readonly keep: number) {}
-
-  take(len: number): Buffer {
-    return len <= this.size ? (this.free.pop() ?? Buffer.allocUnsafeSlow(this.size)) : Buffer.allocUnsafe(len);
-  }
-
-  give(b: Buffer): void {
-    if (b.length === this.size && this.free.length < this.keep) this.free.push(b);
-  }
-}
 
 /** The index does not open with this key: another passphrase's, or not a database at all. */
 export class StoreLockedError extends Error {
@@ -95,7 +78,8 @@ export class ChunkStore {
 
   private readonly q;
   private remote: RemoteChunks | null = null;
-  private readonly runBuffers = new RunBuffers(2 << 20, 4);
+  /** Runs are read into buffers used again: a sequential reader's window (a MiB and its edges) fits. */
+  private readonly runBuffers = new BufferPool(2 << 20, 4);
   private readonly locators = new Map<number, Database.Statement<Uint8Array[], Location & { id: Buffer }>>();
 
   private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {

@@ -353,29 +353,29 @@ export class Filesystem {
     return h;
   }
 
-  /** Up to `size` bytes at `pos`: a buffer and how much of it is the answer. */
-  read(fh: number, size: number, pos: number): [Buffer, number] | Promise<[Buffer, number]> {
+  /** Up to `buf.length` bytes at `pos`, into `buf`: how many are the answer. */
+  read(fh: number, buf: Buffer, pos: number): number | Promise<number> {
     const h = this.handle(fh);
-    const buf = Buffer.allocUnsafe(size);
+    const size = buf.length;
     const working = h.w.epoch === null ? this.writers.get(h.w.ino) : undefined;
-    if (working) return [buf, this.writers.read(working, buf, size, pos)];
+    if (working) return this.writers.read(working, buf, size, pos);
     // A live handle follows the tree across snapshots; a snapshot handle stays at its epoch.
     const n = this.tree.inode(h.w.ino, h.w.epoch ?? this.tree.epoch) ?? h.node;
     if (n.kind === S_IFDIR) throw new FsError('EISDIR');
     const want = Math.min(size, Math.max(0, n.size - pos));
-    if (want === 0) return [buf, 0];
+    if (want === 0) return 0;
     if (n.staged !== null) {
       const key = `${n.ino}-${n.staged}`;
-      return [buf, this.stagedFds.withSync(key, (fd) => this.staging.reader(fd).read(buf, want, pos, n.size))];
+      return this.stagedFds.withSync(key, (fd) => this.staging.reader(fd).read(buf, want, pos, n.size));
     }
     if (n.cl !== null) {
-      return this.reader.read(n.cl, n.size, buf, want, pos).then((got): [Buffer, number] => {
+      return this.reader.read(n.cl, n.size, buf, want, pos).then((got) => {
         if (got < want) buf.fill(0, got, want);
-        return [buf, want];
+        return want;
       });
     }
     buf.fill(0, 0, want);
-    return [buf, want];
+    return want;
   }
 
   write(fh: number, data: Buffer, pos: number): number | Promise<number> {

@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import type { Tree } from '../snapshot/tree.js';
 import { Op, OPEN, type Addon, type Dispatch, type Req, type Session } from './binding.js';
 import { isDiskFull } from '../chunkstore/index-db.js';
+import { BufferPool } from '../chunkstore/buffer-pool.js';
 import { errnoOf } from './errors.js';
 import type { Filesystem } from './filesystem.js';
 import { SNAPDIR } from './nodes.js';
@@ -26,6 +27,12 @@ export class Kernel {
   private session: Session | null = null;
   /** Replies that promise durability, sent once the changes before them are committed. */
   private readonly held: { req: Req; send: () => void }[] = [];
+  /**
+   * Reads are answered from buffers used again (the reply copies them into the kernel): a fresh
+   * 128 KiB each time cost ~10% of a cold sequential read (336-350 against 293-319 MB/s,
+   * three alternating runs). Room for the reads a sequential reader keeps in flight.
+   */
+  private readonly readBuffers = new BufferPool(128 << 10, 32);
   /**
    * The disk was found full: until a deletion has made room again, requests are not batched
    * and a deletion that finds no room spends the staging reserve, so `rm` always works.
@@ -158,8 +165,14 @@ export class Kernel {
         return this.run(req, () => fs.create(ino, a as Buffer, b as number, c as number, d as number, e as number), (r) => x.replyCreate(req, r.attr, TTL, TTL, r.fh, OPEN.KEEP_CACHE));
       case Op.OPEN:
         return this.run(req, () => fs.open(ino, a as number), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
-      case Op.READ:
-        return this.run(req, () => fs.read(a as number, b as number, c as number), ([buf, n]) => x.replyBuf(req, buf, n));
+      case Op.READ: {
+        // A read that fails leaves its buffer to the garbage collector.
+        const buf = this.readBuffers.take(b as number);
+        return this.run(req, () => fs.read(a as number, buf.subarray(0, b as number), c as number), (n) => {
+          x.replyBuf(req, buf, n);
+          this.readBuffers.give(buf);
+        });
+      }
       case Op.WRITE:
         return this.run(req, () => fs.write(a as number, b as Buffer, c as number), (n) => x.replyWrite(req, n));
       case Op.FLUSH:
