@@ -115,7 +115,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     if (sealed > 0) log(`sealed ${sealed} staged files left in the clear by an earlier release`);
     const fs = new Filesystem(tree, store, staging, home);
     phase('tree and staging ready');
+    // How long after its last close a file waits to be chunked (a file written again soon is
+    // chunked once). Scripts and tests that want their files chunked at once set it lower.
     const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 2000);
+    if (!Number.isSafeInteger(delay) || delay < 0) throw new UserError(`SAFE_CHUNK_DELAY_MS is not a number of milliseconds: '${process.env.SAFE_CHUNK_DELAY_MS}'`);
     const queue = new ChunkQueue(
       {
         wanted: (ino, gen) => fs.wanted(ino, gen),

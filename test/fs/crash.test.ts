@@ -42,7 +42,7 @@ test('kill -9 of the daemon mid-write loses nothing closed and fsynced', { timeo
   }
 });
 
-test('bad input: second daemon, busy mount point, missing store, wrong passphrase', { timeout: 60_000 }, () => {
+test('bad input: second daemon, busy mount point, missing store, wrong passphrase, a chunk delay that is not one', { timeout: 60_000 }, () => {
   const h = makeHost();
   h.mount();
   const again = h.safe('mount');
@@ -63,6 +63,10 @@ test('bad input: second daemon, busy mount point, missing store, wrong passphras
   const bad = spawnSync(SAFE_BIN, ['mount'], { env: { ...h.env, SAFE_PASSPHRASE: 'not it' }, encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.equal(bad.stderr.trim(), "safe: wrong passphrase for host 'testhost'");
+
+  const delay = spawnSync(SAFE_BIN, ['mount'], { env: { ...h.env, SAFE_CHUNK_DELAY_MS: 'soon' }, encoding: 'utf8' });
+  assert.equal(delay.status, 1);
+  assert.equal(delay.stderr, "safe: SAFE_CHUNK_DELAY_MS is not a number of milliseconds: 'soon'\n");
 
   spawnSync('mv', [join(h.home, 'store'), join(h.home, 'store.away')]);
   const missing = h.safe('mount');
