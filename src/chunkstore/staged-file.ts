@@ -137,29 +137,35 @@ export class StagedFile {
 
   /**
    * Plaintext of the blocks spanning [from, to), starting at down(from). Whole blocks are read
-   * from the disk, however the range cuts them: only a whole block of zeros is a hole.
+   * from the disk, however the range cuts them: only a whole block of zeros is a hole. A slice
+   * that is zeros throughout on the disk (most of a sparse file) is a hole throughout: it is
+   * neither decrypted nor looked at block by block (a 4 GiB hole took 27 s of that, 16 bytes
+   * at a time).
    */
   private plain(from: number, to: number): Buffer {
     const start = down(from);
-    const raw = Buffer.alloc(up(to) - start);
+    const raw = Buffer.allocUnsafe(up(to) - start);
     let got = 0;
     while (got < raw.length) {
       const n = readSync(this.fd, raw, got, raw.length - got, STAGED_HEADER + start + got);
       if (n === 0) break;
       got += n;
     }
-    const holes: number[] = [];
-    for (let b = 0; b < got; b += B) {
-      const end = Math.min(b + B, got);
-      if ((end - b === B || this.v1) && isZero(raw, b, end)) holes.push(b);
+    // Past what the disk holds: zeros.
+    raw.fill(0, got);
+    for (let at = 0; at < got; at += SLICE) {
+      const end = Math.min(at + SLICE, got);
+      if (((end - at) % B === 0 || this.v1) && isZero(raw, at, end)) continue;
+      const holes: number[] = [];
+      for (let b = at; b < end; b += B) {
+        const e = Math.min(b + B, end);
+        if ((e - b === B || this.v1) && isZeroBlock(raw, b, e)) holes.push(b);
+      }
+      let w = at;
+      for (const part of this.xor(raw.subarray(at, end), start + at)) w += part.copy(raw, w);
+      for (const b of holes) raw.fill(0, b, Math.min(b + B, end));
     }
-    const plain = raw.subarray(0, got);
-    let at = 0;
-    for (const part of this.xor(plain, start)) at += part.copy(plain, at);
-    for (const b of holes) plain.fill(0, b, Math.min(b + B, got));
-    const want = to - start;
-    // Past what the disk holds, raw is still zeros.
-    return raw.subarray(0, want);
+    return raw.subarray(0, to - start);
   }
 
   /** AES-256-CTR keystream at byte `pos` of the content, xored onto `data`, in SLICE-sized parts. */
@@ -194,7 +200,15 @@ function fileKey(stagingKey: Uint8Array, nonce: Uint8Array): Buffer {
   return createHmac('sha256', stagingKey).update(nonce).digest();
 }
 
+const ZEROS = Buffer.alloc(SLICE);
+
+/** Whether buf[from, to) is all zeros (at most SLICE bytes): a memcmp. */
 function isZero(buf: Buffer, from: number, to: number): boolean {
+  return buf.compare(ZEROS, 0, to - from, from, to) === 0;
+}
+
+/** The same for one cipher block: a loop that stops at the first byte of data costs less than a call. */
+function isZeroBlock(buf: Buffer, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (buf[i] !== 0) return false;
   return true;
 }
