@@ -29,7 +29,7 @@ export class Kernel {
   private readonly held: { req: Req; send: () => void }[] = [];
   /**
    * Reads are answered from buffers used again (the reply copies them into the kernel): a fresh
-   * 128 KiB each time cost ~10% of a cold sequential read (336-350 against 293-319 MB/s,
+   * 128 KiB each time cost ~10% of a cold sequential read (328-361 against 244-326 MB/s,
    * three alternating runs). Room for the reads a sequential reader keeps in flight.
    */
   private readonly readBuffers = new BufferPool(128 << 10, 32);

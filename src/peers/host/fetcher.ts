@@ -86,9 +86,9 @@ export class ChunkFetcher implements RemoteChunks {
     for (const r of refs) if (repair || !store.has(r.id)) want.set(r.id.toString('hex'), r);
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
     const h = this.o.holders();
-    const first = h.buddies.length > 0 ? h.buddies : h.others;
+    const [first, rest] = h.buddies.length > 0 ? [h.buddies, h.others] : [h.others, []];
     const slot = Math.floor(start / Math.max(1, first.length)) % STREAMS_PER_HOLDER;
-    const order = [...first.map((_, k) => first[(start + k) % first.length]!), ...(first === h.others ? [] : h.others)];
+    const order = [...first.map((_, k) => first[(start + k) % first.length]!), ...rest];
     await this.fetchStriped(want, everyHolder(h), slot, repair, result);
     for (const peer of order) {
       if (want.size === 0) break;
