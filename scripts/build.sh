@@ -34,7 +34,7 @@ for addon in native native/fuse; do
   log="build-logs/$(echo "$addon" | tr / -).log"
   if ! npx --no-install node-gyp rebuild --directory "$addon" --loglevel=error > "$log" 2>&1; then
     err=$(grep -m1 -E 'error|Error|not found' "$log" || tail -n1 "$log")
-    echo "build: the native addon in $addon did not build: $err (full output in $log; needs build-essential, pkg-config and libfuse3-dev: bash scripts/install-deps.sh)" >&2
+    echo "build: the native addon in $addon did not build: $err (full output in $log; needs build-essential, pkg-config, libfuse3-dev and libzstd-dev: bash scripts/install-deps.sh)" >&2
     exit 1
   fi
 done

@@ -17,9 +17,10 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-remove $opts -o Dpkg::Progress-Fancy=0 "$@" ||
     { echo "setup: apt-get could not install $* without removing other packages (see above)" >&2; exit 1; }
 }
-# What safe runs on; libsecret-tools: secret-tool, for a mount that takes the passphrase from
+# What safe runs on; libzstd-dev: the FUSE binding opens compressed chunks in C;
+# libsecret-tools: secret-tool, for a mount that takes the passphrase from
 # the desktop keyring.
-mapfile -t need < <(missing fuse3 libfuse3-dev pkg-config build-essential python3 rsync sqlite3 git attr tar libsecret-tools)
+mapfile -t need < <(missing fuse3 libfuse3-dev libzstd-dev pkg-config build-essential python3 rsync sqlite3 git attr tar libsecret-tools)
 apt_install "" "${need[@]}"
 # What the tests use, without what those packages merely recommend (gnome-keyring would bring
 # PAM changes): iproute2 and iptables for network namespaces and NAT routers, chromium for the

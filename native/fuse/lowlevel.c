@@ -13,7 +13,7 @@
 // the JS thread has yet to answer, so sending them from the JS thread could deadlock.
 #define FUSE_USE_VERSION 34
 #define _GNU_SOURCE
-#include <fuse_lowlevel.h>
+#include "box-reader.h"
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
@@ -33,7 +33,7 @@ enum {
   OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE,
   OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_READDIRPLUS, OP_RELEASEDIR, OP_FSYNCDIR, OP_STATFS,
   OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_CREATE, OP_FALLOCATE,
-  OP_BATCH_END, OP_IDLE
+  OP_BATCH_END, OP_IDLE, OP_READ_RETRY
 };
 
 // Attribute layout shared with JS (index.cjs ATTR): one Float64Array slot each.
@@ -85,6 +85,10 @@ typedef struct session {
   unsigned max_write, max_readahead;
   int writeback;
   volatile int unmounted;
+  // reads answered from chunk boxes (box-reader.c); the ones it cannot answer come back to
+  // JS through `retry` as OP_READ_RETRY
+  box_reader_t reader;
+  napi_threadsafe_function retry;
 } session_t;
 
 static char mount_error[512];
@@ -562,6 +566,36 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   if (got < 0) stop_polling(s);
 }
 
+// A read the reader threads could not answer goes to JS as OP_READ_RETRY(req, 0, fh, size, pos).
+static void hand_back(void *ctx, read_job_t *job) {
+  session_t *s = ctx;
+  if (napi_call_threadsafe_function(s->retry, job, napi_tsfn_nonblocking) != napi_ok) {
+    fuse_reply_err(job->req, EIO);
+    free(job);
+  }
+}
+
+static void call_retry(napi_env env, napi_value fn, void *context, void *data) {
+  read_job_t *job = data;
+  (void)context;
+  if (env && fn) {
+    napi_value argv[6], undef, result;
+    napi_get_undefined(env, &undef);
+    argv[0] = num(env, OP_READ_RETRY);
+    argv[1] = num(env, (double)(uintptr_t)job->req);
+    argv[2] = num(env, 0);
+    argv[3] = num(env, job->fh);
+    argv[4] = num(env, job->size);
+    argv[5] = num(env, job->pos);
+    if (napi_call_function(env, undef, fn, 6, argv, &result) == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  free(job);
+}
+
 static session_t *get_session(napi_env env, napi_value v) {
   session_t *s = NULL;
   if (napi_get_value_external(env, v, (void **)&s) != napi_ok || !s) {
@@ -644,6 +678,16 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
   s->polling = 1;
   pthread_create(&s->notify_thread, NULL, notify_main, s);
+  napi_value retry_name;
+  napi_create_string_utf8(env, "safe:fuse-read-retry", NAPI_AUTO_LENGTH, &retry_name);
+  if (napi_create_threadsafe_function(env, argv[3], NULL, retry_name, 0, 1, NULL, NULL, s, call_retry, &s->retry) == napi_ok) {
+    // Waiting retries must not keep the process alive; the mount does.
+    napi_unref_threadsafe_function(env, s->retry);
+    if (!box_reader_start(&s->reader, hand_back, s)) {
+      napi_release_threadsafe_function(s->retry, napi_tsfn_abort);
+      s->retry = NULL;
+    }
+  }
   napi_create_external(env, s, NULL, NULL, &ext);
   return ext;
 }
@@ -665,6 +709,12 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   session_t *s = get_session(env, argv[0]);
   if (!s || s->unmounted) return NULL;
+  // Reads queued to the reader threads are answered while the device is still open.
+  if (s->retry) {
+    box_reader_stop(&s->reader);
+    napi_release_threadsafe_function(s->retry, napi_tsfn_abort);
+    s->retry = NULL;
+  }
   s->unmounted = 1;
   fuse_session_exit(s->se);
   fuse_session_unmount(s->se);
@@ -973,6 +1023,57 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// replyBoxes(session, req, fh, size, pos, boxes: Buffer, count, total): the read is answered
+// by a reader thread from `count` boxes laid out BOX_WIRE bytes each (src/fs/box-jobs.ts):
+// i32 fd, u32 len, f64 pack offset, u32 raw, u32 from, u32 take, u32 0, handle[32]. The
+// descriptors are dup'd here, so the caller may close its own once this returns. Returns
+// false, with nothing sent, when the read must take the JS path.
+#define BOX_WIRE 64
+static napi_value js_reply_boxes(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  napi_value no;
+  napi_get_boolean(env, false, &no);
+  session_t *s = get_session(env, argv[0]);
+  if (!s || s->unmounted || !s->retry) return no;
+  void *data; size_t len;
+  if (napi_get_buffer_info(env, argv[5], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "boxes must be a Buffer"); return NULL; }
+  uint32_t count = (uint32_t)dbl(env, argv[6]);
+  if ((size_t)count * BOX_WIRE > len || count == 0) { napi_throw_range_error(env, NULL, "boxes: count out of range"); return NULL; }
+  read_job_t *job = malloc(sizeof(read_job_t) + (size_t)count * sizeof(box_t));
+  if (!job) return no;
+  job->req = req_of(env, argv[1]);
+  job->fh = dbl(env, argv[2]);
+  job->size = dbl(env, argv[3]);
+  job->pos = dbl(env, argv[4]);
+  job->total = (uint32_t)dbl(env, argv[7]);
+  job->count = count;
+  const unsigned char *p = data;
+  int last_in = -1, last_out = -1;
+  for (uint32_t i = 0; i < count; i++, p += BOX_WIRE) {
+    box_t *b = &job->boxes[i];
+    int32_t fd; double off;
+    memcpy(&fd, p, 4); memcpy(&b->len, p + 4, 4); memcpy(&off, p + 8, 8);
+    memcpy(&b->raw, p + 16, 4); memcpy(&b->from, p + 20, 4); memcpy(&b->take, p + 24, 4);
+    memcpy(b->handle, p + 32, 32);
+    b->off = (uint64_t)off;
+    if (fd != last_in) {
+      last_out = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+      last_in = fd;
+      if (last_out < 0) {
+        job->count = i;
+        for (uint32_t k = 0; k < i; k++) if (k == 0 || job->boxes[k].fd != job->boxes[k - 1].fd) close(job->boxes[k].fd);
+        free(job);
+        return no;
+      }
+    }
+    b->fd = last_out;
+  }
+  box_reader_submit(&s->reader, job);
+  napi_value yes;
+  napi_get_boolean(env, true, &yes);
+  return yes;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL },
@@ -992,6 +1093,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "invalInode", NULL, js_inval_inode, NULL, NULL, NULL, napi_default, NULL },
     { "invalEntry", NULL, js_inval_entry, NULL, NULL, NULL, napi_default, NULL },
     { "mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL },
+    { "replyBoxes", NULL, js_reply_boxes, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

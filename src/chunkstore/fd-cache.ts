@@ -31,6 +31,17 @@ export class FdCache<K> {
     }
   }
 
+  /** Several descriptors at once, all pinned while `fn` runs. */
+  withSyncAll<T>(keys: K[], fn: (fds: Map<K, number>) => T): T {
+    const pinned = new Map<K, Open>();
+    try {
+      for (const key of keys) if (!pinned.has(key)) pinned.set(key, this.pin(key));
+      return fn(new Map([...pinned].map(([k, o]) => [k, o.fd])));
+    } finally {
+      for (const o of pinned.values()) this.unpin(o);
+    }
+  }
+
   /** The file behind `key` is gone or replaced: close once no read uses it. */
   drop(key: K): void {
     const o = this.open.get(key);

@@ -25,6 +25,13 @@ export interface ChunkRow extends Placed {
   handle: Buffer | null;
 }
 
+/** Where a stored box lies: its pack's open descriptor, and its bytes there. */
+export interface BoxPlace {
+  fd: number;
+  off: number;
+  len: number;
+}
+
 export interface Location {
   pack: number;
   off: number;
@@ -380,6 +387,27 @@ export class ChunkStore {
       i = j;
     }
     return out;
+  }
+
+  /**
+   * Where the boxes of `refs` lie, their packs held open while `fn` runs (a reader that keeps
+   * a descriptor past it dups it): for readers that open boxes themselves (native/fuse's reader
+   * threads). Null, without calling `fn`, when one is not stored here or its pack does not
+   * open: the caller then takes readRun's way, which fetches, repairs or names the fault.
+   */
+  withBoxes<T>(refs: ChunkRef[], fn: (places: BoxPlace[]) => T): T | null {
+    const locs = this.locations(refs.map((r) => r.id));
+    if (locs.some((l) => !l)) return null;
+    let fds: Map<number, number> | null = null;
+    try {
+      return this.fds.withSyncAll(locs.map((l) => l!.pack), (open) => {
+        fds = open;
+        return fn(locs.map((l) => ({ fd: open.get(l!.pack)!, off: l!.off, len: l!.len })));
+      });
+    } catch (err) {
+      if (fds === null && (err as NodeJS.ErrnoException).syscall === 'open') return null;
+      throw err;
+    }
   }
 
   /** The chunk at `loc`, opened from `run`: bytes of its pack read from offset `base`. */

@@ -10,6 +10,8 @@ export const enum Op {
   LOOKUP = 1, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME, LINK,
   OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR,
   STATFS, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, CREATE, FALLOCATE, BATCH_END, IDLE,
+  /** A read the reader threads handed back (a box did not open there): (req, 0, fh, size, pos). */
+  READ_RETRY,
 }
 
 /** Slots of the Float64Array that carries a struct stat each way. */
@@ -50,6 +52,11 @@ export interface Addon {
   replyDir(req: Req, size: number, plus: boolean, names: Buffer[], attrs: Float64Array, start: number, entryTimeout: number, attrTimeout: number): number;
   invalInode(s: Session, ino: number, off: number, len: number): void;
   invalEntry(s: Session, parent: number, name: Buffer): void;
+  /**
+   * The read is answered by the addon's reader threads from these boxes (box-jobs.ts layout;
+   * descriptors dup'd before it returns). False, nothing sent, when it must take the JS path.
+   */
+  replyBoxes(s: Session, req: Req, fh: number, size: number, pos: number, boxes: Buffer, count: number, total: number): boolean;
   /** mknod(2), which Node lacks: fifos, sockets and device nodes for restores. */
   mknod(path: Buffer, mode: number, rdev: number): void;
 }

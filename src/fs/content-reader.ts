@@ -3,7 +3,7 @@
 // going through a file in order gets its next window of chunks looked up, read from their
 // packs and decrypted at once: the kernel asks in 128 KiB reads, and a lookup and a pack read
 // for each of them cost about what decrypting their bytes does.
-import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
+import type { BoxPlace, ChunkRef, ChunkStore } from '../chunkstore/store.js';
 import type { ChunkSpan, Tree } from '../snapshot/tree.js';
 
 /** Bytes of a file fetched along with a missing chunk (after a recovery): one round trip per this much of a sequential read. */
@@ -46,10 +46,10 @@ export class ContentReader {
   /**
    * The chunks holding [pos, end) of list `cl`. A read that starts where the last one of the
    * same list ended (or at 0) keeps a window of one to two MiB ahead of it: each MiB of chunks
-   * is looked up in one statement and read in the background while the reader is still in
-   * the one before.
+   * is looked up in one statement and, with `prefetch`, read in the background while the
+   * reader is still in the one before.
    */
-  private spansFor(cl: number, pos: number, end: number): ChunkSpan[] {
+  private spansFor(cl: number, pos: number, end: number, prefetch: boolean): ChunkSpan[] {
     let s = this.streams.get(cl);
     if (s) this.streams.delete(cl); // most recent last
     const sequential = pos === 0 || s?.next === pos;
@@ -77,7 +77,7 @@ export class ContentReader {
       if (s.spans.length === first) break; // the end of the file, or a gap
       s.to = to;
       const added = s.spans.slice(first);
-      void this.chunks(added, () => this.tree.refsFrom(cl, added[0]!.off, READ_AHEAD));
+      if (prefetch) void this.chunks(added, () => this.tree.refsFrom(cl, added[0]!.off, READ_AHEAD));
     }
     // What the reader has left behind.
     const behind = within(s.spans, pos, pos + 1)[0];
@@ -94,7 +94,7 @@ export class ContentReader {
   async read(cl: number, size: number, out: Buffer, len: number, pos: number): Promise<number> {
     const end = Math.min(size, pos + len);
     if (end <= pos) return 0;
-    const spans = this.spansFor(cl, pos, end);
+    const spans = this.spansFor(cl, pos, end, true);
     if (spans.length === 0) return 0;
     const plains = await Promise.all(this.chunks(spans, () => this.tree.refsFrom(cl, spans[0]!.off, READ_AHEAD)));
     let at = pos;
@@ -109,6 +109,26 @@ export class ContentReader {
       at += n;
     }
     return at - pos;
+  }
+
+  /**
+   * The chunks holding [pos, pos + len) of list `cl` (a file of `size` bytes) and where their
+   * boxes lie, handed to `use`, for a reader that opens boxes itself (native/fuse's reader
+   * threads); its result, or null when the list has a gap there or a box is not stored here
+   * (after a recovery): `read` then fetches it. The window ahead is looked up as for `read`
+   * but not read: the kernel's read-ahead asks for it, and those reads go the same way.
+   */
+  boxes<T>(cl: number, size: number, pos: number, len: number, use: (spans: ChunkSpan[], places: BoxPlace[]) => T): T | null {
+    const end = Math.min(size, pos + len);
+    if (end <= pos) return null;
+    const spans = this.spansFor(cl, pos, end, false);
+    let at = pos;
+    for (const span of spans) {
+      if (span.off > at) return null;
+      at = Math.max(at, span.off + span.raw);
+    }
+    if (at < end) return null;
+    return this.store.withBoxes(spans, (places) => use(spans, places));
   }
 
   /** The chunks' plaintexts: cached ones from the cache, the others read together. */

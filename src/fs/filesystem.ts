@@ -4,9 +4,9 @@
 // chunking happens in worker threads (ChunkQueue).
 import { statfs as statfsAsync } from 'node:fs/promises';
 import { constants as fsc } from 'node:fs';
-import type { ChunkStore } from '../chunkstore/store.js';
+import type { BoxPlace, ChunkStore } from '../chunkstore/store.js';
 import {
-  ROOT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type Inode, type Tree,
+  ROOT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, type ChunkSpan, type Inode, type Tree,
 } from '../snapshot/tree.js';
 import { FdCache } from '../chunkstore/fd-cache.js';
 import { ContentReader } from './content-reader.js';
@@ -351,6 +351,22 @@ export class Filesystem {
     const h = this.handles.get(fh);
     if (!h) throw new FsError('EBADF');
     return h;
+  }
+
+  /**
+   * A read whose bytes all lie in chunk boxes stored here goes to `send` (the chunks, where
+   * their boxes are, and the bytes the reply takes from `pos`), which says whether it took it.
+   * False when the read must go through `read`: a file being written, staged content, a box
+   * to fetch or a gap in the list, a hole.
+   */
+  sendBoxes(fh: number, size: number, pos: number, send: (spans: ChunkSpan[], places: BoxPlace[], pos: number, want: number) => boolean): boolean {
+    const h = this.handle(fh);
+    if (h.w.epoch === null && this.writers.get(h.w.ino)) return false;
+    const n = this.tree.inode(h.w.ino, h.w.epoch ?? this.tree.epoch) ?? h.node;
+    if (n.kind === S_IFDIR || n.staged !== null || n.cl === null) return false;
+    const want = Math.min(size, Math.max(0, n.size - pos));
+    if (want === 0) return false;
+    return this.reader.boxes(n.cl, n.size, pos, want, (spans, places) => send(spans, places, pos, want)) ?? false;
   }
 
   /** Up to `buf.length` bytes at `pos`, into `buf`: how many are the answer. */

@@ -1,0 +1,128 @@
+// Reads of chunked content, answered by native/fuse's reader threads from the boxes in the
+// packs. O_DIRECT sends every read to the daemon at the caller's offset and size, so none is
+// answered from the kernel's page cache.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, constants, openSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeHost, type Host } from './mounted.js';
+import { seededBytes } from '../helpers.js';
+
+/** Text that zstd shrinks (its chunks are stored compressed), different in every line. */
+function compressible(bytes: number): Buffer {
+  const lines: string[] = [];
+  let n = 0;
+  for (let i = 0; n < bytes; i++) {
+    const line = `line ${i}: the quick brown fox ${(i * 7919) % 1000} jumps over ${i % 13} lazy dogs\n`;
+    lines.push(line);
+    n += line.length;
+  }
+  return Buffer.from(lines.join('')).subarray(0, bytes);
+}
+
+function sparse(): Buffer {
+  const b = Buffer.alloc(5_000_000);
+  seededBytes(300_000, 9).copy(b, 0);
+  seededBytes(300_000, 10).copy(b, 4_700_000);
+  return b;
+}
+
+/** A small pseudo-random sequence, so a failure can be replayed. */
+function rng(seed: number): () => number {
+  let x = seed;
+  return () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) / 2 ** 32);
+}
+
+function preadDirect(path: string, len: number, pos: number): Buffer {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
+  try {
+    const b = Buffer.alloc(len);
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fd, b, got, len - got, pos + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return b.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const FILES: Record<string, Buffer> = {
+  'raw.bin': seededBytes(6_000_000, 3),
+  'text.txt': compressible(3_000_000),
+  'sparse.bin': sparse(),
+  'small.txt': Buffer.from('a file of one small chunk\n'),
+};
+
+async function chunkedHost(): Promise<Host> {
+  const h = makeHost();
+  h.mount();
+  for (const [name, data] of Object.entries(FILES)) writeFileSync(join(h.mnt, name), data);
+  await h.settle();
+  // A new mount: nothing of these files is in the kernel's cache.
+  h.unmount();
+  h.mount();
+  return h;
+}
+
+test('chunked files read back at any offset and size: raw and compressed chunks, holes, chunk and pack boundaries, the end of the file', { timeout: 120_000 }, async () => {
+  const h = await chunkedHost();
+  const next = rng(42);
+  const sizes = [1, 100, 4096, 16_385, 65_536, 131_072, 1 << 20];
+  for (const [name, data] of Object.entries(FILES)) {
+    const path = join(h.mnt, name);
+    for (let i = 0; i < 120; i++) {
+      const len = sizes[Math.floor(next() * sizes.length)]!;
+      const pos = Math.floor(next() * (data.length + 1000));
+      const want = data.subarray(Math.min(pos, data.length), Math.min(pos + len, data.length));
+      const got = preadDirect(path, len, pos);
+      assert.ok(got.equals(want), `${name}: ${len} bytes at ${pos} differ (got ${got.length}, want ${want.length})`);
+    }
+    // Whole, in the kernel's own read sizes.
+    const fd = openSync(path, 'r');
+    const whole = Buffer.alloc(data.length);
+    let at = 0;
+    for (let n; (n = readSync(fd, whole, at, Math.min(131_072, data.length - at), at)) > 0; ) at += n;
+    closeSync(fd);
+    assert.equal(at, data.length, name);
+    assert.ok(whole.equals(data), `${name} read whole`);
+  }
+});
+
+test('a damaged box is never served: reads over it fail with EIO, every other read gets its bytes', { timeout: 120_000 }, async () => {
+  const h = await chunkedHost();
+  h.unmount();
+  // One byte flipped in the middle of the biggest pack.
+  const packs = join(h.home, 'store', 'packs');
+  const files = readdirSync(packs, { recursive: true, encoding: 'utf8' }).map((f) => join(packs, f)).filter((f) => statSync(f).isFile());
+  const biggest = files.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const at = Math.floor(statSync(biggest).size / 2);
+  const fd = openSync(biggest, 'r+');
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, at);
+  byte[0] ^= 0xff;
+  writeSync(fd, byte, 0, 1, at);
+  closeSync(fd);
+  h.mount();
+
+  let failed = 0;
+  let served = 0;
+  for (const [name, data] of Object.entries(FILES)) {
+    for (let pos = 0; pos < data.length; pos += 131_072) {
+      let got: Buffer;
+      try {
+        got = preadDirect(join(h.mnt, name), 131_072, pos);
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'EIO', `${name} at ${pos}`);
+        failed++;
+        continue;
+      }
+      assert.ok(got.equals(data.subarray(pos, pos + 131_072)), `${name} at ${pos}: wrong bytes served`);
+      served++;
+    }
+  }
+  assert.ok(failed >= 1, 'the damaged chunk was read');
+  assert.ok(served > failed * 10, `the other reads were answered (${served} served, ${failed} failed)`);
+});
