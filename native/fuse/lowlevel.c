@@ -89,6 +89,7 @@ typedef struct session {
   // JS through `retry` as OP_READ_RETRY
   box_reader_t reader;
   napi_threadsafe_function retry;
+  int handed;  // reads handed to the reader threads since the loop thread last woke
 } session_t;
 
 static char mount_error[512];
@@ -549,10 +550,13 @@ static uint64_t now_ns(void) {
 static void on_readable(uv_poll_t *h, int status, int events) {
   session_t *s = h->data;
   (void)events;
+  s->handed = 0;
   int got = status == 0 ? read_requests(s) : -1;
   drain(s, 0);
   uint64_t start = now_ns(), last = start;
-  while (got >= 0) {
+  // A reader whose reads went to the reader threads hears from them, not from this thread: its
+  // next request comes after their reply, and looking for it here would only take a CPU from them.
+  while (got >= 0 && !s->handed) {
     uint64_t t = now_ns();
     if (t - last > SPIN_NS || t - start > SPIN_MAX_NS) break;
     got = read_requests(s);
@@ -1069,6 +1073,7 @@ static napi_value js_reply_boxes(napi_env env, napi_callback_info info) {
     b->fd = last_out;
   }
   box_reader_submit(&s->reader, job);
+  s->handed++;
   napi_value yes;
   napi_get_boolean(env, true, &yes);
   return yes;

@@ -390,22 +390,20 @@ export class ChunkStore {
   }
 
   /**
-   * Where the boxes of `refs` lie, their packs held open while `fn` runs (a reader that keeps
-   * a descriptor past it dups it): for readers that open boxes themselves (native/fuse's reader
-   * threads). Null, without calling `fn`, when one is not stored here or its pack does not
-   * open: the caller then takes readRun's way, which fetches, repairs or names the fault.
+   * The boxes at `locs` (from `locations`), their packs held open while `fn` runs (a reader
+   * that keeps a descriptor past it dups it): for readers that open boxes themselves
+   * (native/fuse's reader threads). Null, without calling `fn`, when a pack does not open: the
+   * caller then takes readRun's way, which names the fault.
    */
-  withBoxes<T>(refs: ChunkRef[], fn: (places: BoxPlace[]) => T): T | null {
-    const locs = this.locations(refs.map((r) => r.id));
-    if (locs.some((l) => !l)) return null;
-    let fds: Map<number, number> | null = null;
+  withBoxes<T>(locs: Location[], fn: (places: BoxPlace[]) => T): T | null {
+    let opened = false;
     try {
-      return this.fds.withSyncAll(locs.map((l) => l!.pack), (open) => {
-        fds = open;
-        return fn(locs.map((l) => ({ fd: open.get(l!.pack)!, off: l!.off, len: l!.len })));
+      return this.fds.withSyncAll(locs.map((l) => l.pack), (open) => {
+        opened = true;
+        return fn(locs.map((l) => ({ fd: open.get(l.pack)!, off: l.off, len: l.len })));
       });
     } catch (err) {
-      if (fds === null && (err as NodeJS.ErrnoException).syscall === 'open') return null;
+      if (!opened && (err as NodeJS.ErrnoException).syscall === 'open') return null;
       throw err;
     }
   }

@@ -1,9 +1,11 @@
-// Reads of chunked file content: only the chunks a read touches are fetched and decrypted,
-// through a bounded cache of plaintext chunks (sequential reads hit each chunk once). A reader
-// going through a file in order gets its next window of chunks looked up, read from their
-// packs and decrypted at once: the kernel asks in 128 KiB reads, and a lookup and a pack read
-// for each of them cost about what decrypting their bytes does.
-import type { BoxPlace, ChunkRef, ChunkStore } from '../chunkstore/store.js';
+// Reads of chunked file content. Most go to native/fuse's reader threads: `boxes` says where
+// a read's boxes lie and they open them. The rest (a box to fetch after a recovery, one that
+// failed to open there) are read here: only the chunks a read touches are fetched and
+// decrypted, through a bounded cache of plaintext chunks (sequential reads hit each chunk
+// once). Either way a reader going through a file in order gets its next window of chunks
+// looked up at once: the kernel asks in 128 KiB reads, and a lookup for each of them cost
+// about what decrypting their bytes does.
+import type { BoxPlace, ChunkRef, ChunkStore, Location } from '../chunkstore/store.js';
 import type { ChunkSpan, Tree } from '../snapshot/tree.js';
 
 /** Bytes of a file fetched along with a missing chunk (after a recovery): one round trip per this much of a sequential read. */
@@ -34,6 +36,12 @@ export class ContentReader {
   private bytes = 0;
 
   private readonly streams = new Map<number, Stream>();
+  /**
+   * Where the boxes of the windows' chunks lie, looked up a window at a time: a lookup per
+   * 128 KiB read was most of what the JS thread did for a cold read. A place gone stale
+   * (compaction moved the box) fails to open and the read takes the JS path.
+   */
+  private readonly places = new WeakMap<ChunkSpan, Location>();
 
   /**
    * `limit`: plaintext bytes kept. Every file is opened with keep_cache, so the kernel's page
@@ -128,7 +136,19 @@ export class ContentReader {
       at = Math.max(at, span.off + span.raw);
     }
     if (at < end) return null;
-    return this.store.withBoxes(spans, (places) => use(spans, places));
+    if (spans.some((span) => !this.places.has(span))) {
+      const window = this.streams.get(cl)?.spans ?? [];
+      const unknown = (window.includes(spans[0]!) ? window : spans).filter((span) => !this.places.has(span));
+      const locs = this.store.locations(unknown.map((span) => span.id));
+      unknown.forEach((span, i) => locs[i] && this.places.set(span, locs[i]!));
+    }
+    const locs: Location[] = [];
+    for (const span of spans) {
+      const loc = this.places.get(span);
+      if (!loc) return null;
+      locs.push(loc);
+    }
+    return this.store.withBoxes(locs, (places) => use(spans, places));
   }
 
   /** The chunks' plaintexts: cached ones from the cache, the others read together. */
