@@ -68,6 +68,9 @@ function waitFor(what: string, cond: () => boolean, timeoutMs = 60_000, everyMs 
 
 const alive = (pid: number): boolean => existsSync(`/proc/${pid}`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 
+/** Seconds a daemon is left idle before its RSS is read again. */
+const IDLE_SECS = 15;
+
 /** VmRSS and VmHWM (peak) of a process, in MB. */
 function rss(pid: number): { now: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -302,6 +305,15 @@ function corpusWorkloads(root: string, targets: Target[]): void {
   if (Object.keys(daemon).length) {
     record('daemonRssMB', 'daemon RSS after untar+chunking', 'MB', daemon);
     record('daemonPeakRssMB', '  peak RSS so far (VmHWM)', 'MB', daemonPeak);
+    // What a daemon keeps once the burst is over: safe's ingest workers leave and its heap is
+    // trimmed after 10 s without work.
+    sh(`sleep ${IDLE_SECS}`);
+    const idle: Partial<Record<Name, number>> = {};
+    for (const t of targets) {
+      const pid = t.pid();
+      if (pid) idle[t.name] = rss(pid).now;
+    }
+    record('daemonIdleRssMB', `  ${IDLE_SECS} s later, idle`, 'MB', idle);
   }
 
   const warm: Partial<Record<Name, number>> = {};
