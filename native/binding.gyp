@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "safe_native",
-      "sources": ["fastcdc.c", "pread.c", "memory.c"],
+      "sources": ["fastcdc.c", "pread.c", "memory.c", "ctr.c"],
       "cflags!": ["-O2"],
       "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra"],
       "xcode_settings": { "GCC_OPTIMIZATION_LEVEL": "3" }

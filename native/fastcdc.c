@@ -144,6 +144,7 @@ static napi_value Cuts(napi_env env, napi_callback_info info) {
 
 napi_value PreadCached(napi_env env, napi_callback_info info);  /* pread.c */
 napi_value TrimHeap(napi_env env, napi_callback_info info);  /* memory.c */
+napi_value CtrXor(napi_env env, napi_callback_info info);  /* ctr.c */
 
 NAPI_MODULE_INIT() {
   napi_value fn;
@@ -153,5 +154,7 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "preadCached", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "trimHeap", NAPI_AUTO_LENGTH, TrimHeap, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "trimHeap", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "ctrXor", NAPI_AUTO_LENGTH, CtrXor, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "ctrXor", fn) != napi_ok) return NULL;
   return exports;
 }

@@ -1,4 +1,5 @@
-// The chunkstore's C addon (native/): FastCDC cut points and page-cache-only reads. Loaded
+// The chunkstore's C addon (native/): FastCDC cut points, page-cache-only reads, staged files'
+// AES-CTR. Loaded
 // once; where it is missing, each caller has a TS twin (chunker.ts, store.ts).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -10,6 +11,7 @@ export interface NativeAddon {
        max: number, maskS: number, maskL: number, eof: boolean): Uint32Array;
   preadCached(fd: number, buf: Buffer, offset: number): number;
   trimHeap(): boolean;
+  ctrXor(key: Buffer, pos: number, src: Uint8Array, dst: Uint8Array): void;
 }
 
 // Compiled JS runs from dist/src/chunkstore, sources from src/chunkstore:
@@ -30,7 +32,7 @@ function loadNative(): { addon: NativeAddon | null; error: string | null } {
   const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function') return { addon: null, error: `${path} is from another build (run npm run build)` };
+    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function' || typeof addon.ctrXor !== 'function') return { addon: null, error: `${path} is from another build (run npm run build)` };
     return { addon, error: null };
   } catch (e) {
     return { addon: null, error: `${path}: ${(e as Error).message}` };
@@ -50,3 +52,9 @@ export const preadCached: (fd: number, buf: Buffer, offset: number) => number = 
  * Without the addon, or off glibc, nothing to do.
  */
 export const trimHeap: () => boolean = loaded.addon ? loaded.addon.trimHeap : () => false;
+
+/**
+ * `dst` = `src` xor the AES-256-CTR keystream of `key` at byte `pos` (staged files' layout;
+ * `dst` may be `src`). Null without the addon: staged-file.ts has the TS twin.
+ */
+export const ctrXor: NativeAddon['ctrXor'] | null = loaded.addon ? loaded.addon.ctrXor : null;

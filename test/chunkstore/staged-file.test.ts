@@ -6,7 +6,8 @@ import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import { closeSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { StagedFile, STAGED_HEADER } from '../../src/chunkstore/staged-file.js';
+import { ctrXorTs, StagedFile, STAGED_HEADER } from '../../src/chunkstore/staged-file.js';
+import { ctrXor } from '../../src/chunkstore/native.js';
 import { secret32, tempDir } from '../helpers.js';
 
 type Op = { write: { pos: number; data: Uint8Array } } | { truncate: number };
@@ -140,4 +141,24 @@ test('a staged file of release 0.2.0 (version 1) still reads its zero last block
   } finally {
     closeSync(fd);
   }
+});
+
+test("the addon's AES-CTR matches its TS twin at any offset and length, in place too", () => {
+  assert.ok(ctrXor, 'the native addon is built');
+  const key = Buffer.from(secret32());
+  fc.assert(
+    fc.property(fc.nat(1 << 20), fc.uint8Array({ maxLength: 3000 }), (pos, data) => {
+      const want = Buffer.alloc(data.length);
+      ctrXorTs(key, pos, data, want);
+      const got = Buffer.alloc(data.length);
+      ctrXor!(key, pos, data, got);
+      assert.deepEqual(got, want);
+      const inPlace = Buffer.from(data);
+      ctrXor!(key, pos, inPlace, inPlace);
+      assert.deepEqual(inPlace, want);
+    }),
+    { numRuns: 500 },
+  );
+  assert.throws(() => ctrXor!(key.subarray(0, 16), 0, Buffer.alloc(4), Buffer.alloc(4)), TypeError);
+  assert.throws(() => ctrXor!(key, 0, Buffer.alloc(8), Buffer.alloc(4)), TypeError);
 });
