@@ -18,13 +18,14 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // 1 MiB instead of V8's 16-32 MiB per heap and two malloc arenas instead of one per thread took
 // an idle daemon after an untar of 4,011 files from 230 to 133 MB of RSS, at the same speed
 // (dd, untar); the main thread's live heap was 20 MB of it.
-// Fixed malloc thresholds: every FUSE write brings up to 1 MiB, copied into a malloc'd buffer.
-// With glibc's sliding ones, half the runs of a 256 MiB dd took that memory fresh from the
-// kernel each time (66k page faults, the write at 200-230 MB/s) and the others reused it
-// (10-17k, 450-550 MB/s). Memory the heap keeps this way goes back once the daemon is idle
-// (malloc_trim after 10 s without work).
+// A fixed mmap threshold: every FUSE write brings up to 1 MiB, copied into a malloc'd buffer.
+// With glibc's sliding threshold, half the runs of a 256 MiB dd took that memory fresh from
+// the kernel each time (66k page faults, the write at 200-230 MB/s) and the others reused it
+// (10k, 500-575 MB/s with this). It costs some idle RSS: after an untar of 5.7k files and a
+// 256 MiB dd, 122-143 MB 16 s later against 77-131; a fixed trim threshold as well (64 MiB)
+// made that 187 MB, and is not set.
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
-const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(4 << 20), MALLOC_TRIM_THRESHOLD_: String(64 << 20) };
+const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(4 << 20) };
 
 /** Starts the daemon process, hands it the keys, and waits for its first line: ready or why not. */
 async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | number, detached: boolean): Promise<ChildProcess> {
