@@ -9,7 +9,6 @@
 #include <node_api.h>
 #include <openssl/evp.h>
 #include <stdint.h>
-#include <string.h>
 
 static _Thread_local EVP_CIPHER_CTX *ctx;
 

@@ -31,12 +31,12 @@ export class FdCache<K> {
     }
   }
 
-  /** Several descriptors at once, all pinned while `fn` runs. */
-  withSyncAll<T>(keys: K[], fn: (fds: Map<K, number>) => T): T {
+  /** Several descriptors at once, all pinned while `fn` runs; `fd(key)` gives each. */
+  withSyncAll<T>(keys: K[], fn: (fd: (key: K) => number) => T): T {
     const pinned = new Map<K, Open>();
     try {
       for (const key of keys) if (!pinned.has(key)) pinned.set(key, this.pin(key));
-      return fn(new Map([...pinned].map(([k, o]) => [k, o.fd])));
+      return fn((key) => pinned.get(key)!.fd);
     } finally {
       for (const o of pinned.values()) this.unpin(o);
     }

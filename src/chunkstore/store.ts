@@ -398,9 +398,9 @@ export class ChunkStore {
   withBoxes<T>(locs: Location[], fn: (places: BoxPlace[]) => T): T | null {
     let opened = false;
     try {
-      return this.fds.withSyncAll(locs.map((l) => l.pack), (open) => {
+      return this.fds.withSyncAll(locs.map((l) => l.pack), (fd) => {
         opened = true;
-        return fn(locs.map((l) => ({ fd: open.get(l.pack)!, off: l.off, len: l.len })));
+        return fn(locs.map((l) => ({ fd: fd(l.pack), off: l.off, len: l.len })));
       });
     } catch (err) {
       if (!opened && (err as NodeJS.ErrnoException).syscall === 'open') return null;

@@ -5,7 +5,7 @@
 import type { BoxPlace } from '../chunkstore/store.js';
 import type { ChunkSpan } from '../snapshot/tree.js';
 
-export const BOX_WIRE = 64;
+const BOX_WIRE = 64;
 
 export interface BoxJob {
   boxes: Buffer;
