@@ -23,9 +23,16 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // the kernel each time (66k page faults, the write at 200-230 MB/s) and the others reused it
 // (10k, 500-575 MB/s with this). It costs some idle RSS: after an untar of 5.7k files and a
 // 256 MiB dd, 122-143 MB 16 s later against 77-131; a fixed trim threshold as well (64 MiB)
-// made that 187 MB, and is not set.
+// made that 187 MB.
+// Both thresholds at 16 MiB: a buddy taking in a shipment gets each message (up to 8 MiB) in a
+// buffer of its own, and with the mmap threshold below that size every one was mapped, faulted
+// in page by page and unmapped again (13% of its main thread); with a 128 KiB trim threshold,
+// the heap's top went back to the kernel after each. 256 MiB first shipments, four alternating
+// pairs of runs: 38-51 MB/s before, 43-66 after (ratio to the bare channel 37-50% against
+// 45-62%). Idle RSS after an untar of 8k files and a 256 MiB dd: 126-129
+// MB 16 s later against 115-117, 77-78 once the quiet-spell trim (daemon.ts) ran.
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
-const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(4 << 20) };
+const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(16 << 20) };
 
 /** Starts the daemon process, hands it the keys, and waits for its first line: ready or why not. */
 async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | number, detached: boolean): Promise<ChildProcess> {
