@@ -9,7 +9,7 @@
 // every host of a group (dedup). The id is a hash of the box, so whoever holds a box checks it
 // against its id without any key: nobody can park other bytes under a chunk's id.
 // Release 0.1.0 named a chunk by SHA-256(H), its aad: boxes are unchanged, only ids moved.
-import { createCipheriv, createDecipheriv, createHash, createHmac } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, hash } from 'node:crypto';
 import { Compressor, Decompressor } from 'zstd-napi';
 
 export const HANDLE_BYTES = 32;
@@ -47,8 +47,10 @@ export function handleDigest(handle: Uint8Array): Buffer {
 
 /** A chunk's public id: the hash of its box, given whole or as the parts a sealer returns. */
 export function boxId(box: Uint8Array | Uint8Array[]): Buffer {
+  // One call for one buffer: a Hash object per box added a fifth (18 KB: 16.2 against 13.7 µs).
+  if (!Array.isArray(box)) return hash('sha256', box, 'buffer');
   const h = createHash('sha256');
-  for (const part of Array.isArray(box) ? box : [box]) h.update(part);
+  for (const part of box) h.update(part);
   return h.digest();
 }
 

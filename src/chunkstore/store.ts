@@ -279,7 +279,11 @@ export class ChunkStore {
    */
   holdFor(owner: number, id: Uint8Array): number | null {
     const loc = this.location(id);
-    if (!loc) return null;
+    return loc ? this.holdAt(owner, id, loc) : null;
+  }
+
+  /** holdFor, for a chunk just found at `loc` in the same transaction. */
+  holdAt(owner: number, id: Uint8Array, loc: Location): number {
     return this.q.ownerHold.run(owner, id).changes > 0 ? loc.len : 0;
   }
 
