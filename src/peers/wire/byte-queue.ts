@@ -42,7 +42,9 @@ export class ByteQueue {
   /** Copies `n` bytes out (never a view: libp2p owns the buffers it handed us). */
   take(n: number): Uint8Array {
     if (n > this.length) throw new RangeError(`take ${n} of ${this.length} bytes`);
-    const out = new Uint8Array(n);
+    // Not zeroed first: every byte is written below. Zeroed, a buddy's 4 MiB shipment messages
+    // came from calloc, 3-20x the time of the copy itself (12% of its main thread).
+    const out = Buffer.allocUnsafe(n);
     let off = 0;
     while (off < n) {
       const c = this.chunks[this.first]!;
