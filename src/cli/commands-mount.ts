@@ -18,19 +18,14 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // 1 MiB instead of V8's 16-32 MiB per heap and two malloc arenas instead of one per thread took
 // an idle daemon after an untar of 4,011 files from 230 to 133 MB of RSS, at the same speed
 // (dd, untar); the main thread's live heap was 20 MB of it.
-// A fixed mmap threshold: every FUSE write brings up to 1 MiB, copied into a malloc'd buffer.
-// With glibc's sliding threshold, half the runs of a 256 MiB dd took that memory fresh from
-// the kernel each time (66k page faults, the write at 200-230 MB/s) and the others reused it
-// (10k, 500-575 MB/s with this). It costs some idle RSS: after an untar of 5.7k files and a
-// 256 MiB dd, 122-143 MB 16 s later against 77-131; a fixed trim threshold as well (64 MiB)
-// made that 187 MB.
-// Both thresholds at 16 MiB: a buddy taking in a shipment gets each message (up to 8 MiB) in a
-// buffer of its own, and with the mmap threshold below that size every one was mapped, faulted
-// in page by page and unmapped again (13% of its main thread); with a 128 KiB trim threshold,
-// the heap's top went back to the kernel after each. 256 MiB first shipments, four alternating
-// pairs of runs: 38-51 MB/s before, 43-66 after (ratio to the bare channel 37-50% against
-// 45-62%). Idle RSS after an untar of 8k files and a 256 MiB dd: 126-129
-// MB 16 s later against 115-117, 77-78 once the quiet-spell trim (daemon.ts) ran.
+// Fixed malloc thresholds, both 16 MiB. glibc's sliding ones left half the runs of a 256 MiB
+// dd taking each FUSE write's buffer (up to 1 MiB) fresh from the kernel (66k page faults,
+// 200-230 MB/s against 500-575). Below 8 MiB the mmap threshold mapped, faulted in and unmapped
+// every shipment message a buddy receives (13% of its main thread), and a 128 KiB trim
+// threshold gave the heap's top back after each; 256 MiB first shipments went from 38-51 to
+// 43-66 MB/s. What the heap keeps goes back once the daemon is idle (daemon.ts: malloc_trim
+// after a quiet spell): after an untar of 8k files and a 256 MiB dd, 126-129 MB 16 s later,
+// 77-78 MB once trimmed. A 64 MiB trim threshold held 187 MB at 16 s.
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
 const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(16 << 20) };
 

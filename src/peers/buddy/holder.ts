@@ -230,6 +230,7 @@ export class Holder {
         writer!.sync();
         db.transaction(() => {
           store.insert(rows);
+          // Looked up again: the fresh rows are in now, and GC may have dropped an old one.
           this.charge(s, this.hold(s, ids, store.locations(ids)));
         }).immediate();
         return { type: 'stored', n: msg.items.length };
