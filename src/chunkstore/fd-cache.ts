@@ -42,13 +42,17 @@ export class FdCache<K> {
     }
   }
 
-  /** The file behind `key` is gone or replaced: close once no read uses it. */
-  drop(key: K): void {
+  /** The file behind `key` is gone or replaced: close once no read uses it. False while one does. */
+  drop(key: K): boolean {
     const o = this.open.get(key);
-    if (!o) return;
+    if (!o) return true;
     this.open.delete(key);
-    if (o.pins === 0) closeSync(o.fd);
-    else o.doomed = true;
+    if (o.pins > 0) {
+      o.doomed = true;
+      return false;
+    }
+    closeSync(o.fd);
+    return true;
   }
 
   closeAll(): void {

@@ -350,6 +350,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         await step('unmount', () => mounted?.unmount());
         await step('closing open files', () => fs.closeAll());
         await step('finishing chunking', () => queue.close());
+        await step('spare staging files', () => staging.dropSpares());
         await step('garbage collection', () => gcRunning);
         sampleNext = null;
         await step("the store's figures", () => sampling);

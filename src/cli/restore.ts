@@ -1,7 +1,7 @@
 // Copy a snapshot (or a path in it) out to a plain directory: content, modes, owners, times,
 // symlinks, hard links, fifos, sockets and device nodes, sparse files (all-zero chunks become
 // holes) and xattrs.
-import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync, utimesSync } from 'node:fs';
+import { chmodSync, closeSync, fstatSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, statSync, symlinkSync, writeSync, utimesSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import type { ChunkStore } from '../chunkstore/store.js';
 import { S_IFDIR, S_IFLNK, S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
@@ -83,9 +83,10 @@ export class Restorer {
 
   private copyStaged(n: Inode, fd: number): boolean {
     if (n.staged === null) return false;
+    const path = this.staging.path(n.ino, n.staged);
     let src: number;
     try {
-      src = openSync(this.staging.path(n.ino, n.staged), 'r');
+      src = openSync(path, 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
@@ -98,7 +99,12 @@ export class Restorer {
         this.put(fd, this.buf.subarray(0, got), pos);
         pos += got;
       }
-      return true;
+      // The daemon may have chunked this generation meanwhile and reused its file for another
+      // (Staging.retire renames it away first): then what was read is not to be trusted, and
+      // the row has the chunks.
+      if (stillNamed(path, src)) return true;
+      ftruncateSync(fd, 0);
+      return false;
     } finally {
       closeSync(src);
     }
@@ -136,5 +142,13 @@ export class Restorer {
     const mt = (n.mtime + 0.0005) / 1000;
     if (n.kind === S_IFLNK) lutimesSync(dest, at, mt);
     else utimesSync(dest, at, mt);
+  }
+}
+
+function stillNamed(path: string, fd: number): boolean {
+  try {
+    return statSync(path).ino === fstatSync(fd).ino;
+  } catch {
+    return false;
   }
 }

@@ -85,11 +85,12 @@ export class Filesystem {
   settled(ino: number, gen: number): void {
     // A worker may have swapped the row's content to chunks on its own connection.
     this.tree.uncache(ino);
-    if (this.tree.stagedUsers(ino, gen) === 0 && !this.writers.isWorking(ino, gen)) this.dropStaged(ino, gen);
+    if (this.tree.stagedUsers(ino, gen) === 0 && !this.writers.isWorking(ino, gen)) this.dropStaged(ino, gen, true);
   }
 
   /** Crash recovery: chunk what the tree references, delete the rest. */
   recoverStaging(): { queued: number; removed: number } {
+    this.staging.dropSpares();
     let queued = 0;
     let removed = 0;
     for (const { ino, gen } of this.staging.list()) {
@@ -498,9 +499,14 @@ export class Filesystem {
     removeXattr(this.tree, this.live(id), name);
   }
 
-  private dropStaged(ino: number, gen: number): void {
+  /**
+   * `reuse`: its file may become a spare (Staging.retire) if nothing here still reads it. A
+   * generation dropped unchunked may be in a worker's hands; a deleted file keeps its bytes for it.
+   */
+  private dropStaged(ino: number, gen: number, reuse = false): void {
     if (this.writers.isWorking(ino, gen)) return;
-    this.stagedFds.drop(`${ino}-${gen}`);
-    this.staging.remove(ino, gen);
+    const unread = this.stagedFds.drop(`${ino}-${gen}`);
+    if (reuse && unread && !this.writers.copying(ino)) this.staging.retire(ino, gen);
+    else this.staging.remove(ino, gen);
   }
 }
