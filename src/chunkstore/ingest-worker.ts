@@ -51,6 +51,8 @@ export function serveIngest(makeHook?: (store: ChunkStore, data: IngestWorkerDat
   const store = ChunkStore.open(data.storeDir, data.convergence, { key: data.storeKey });
   const ingester = new Ingester(store, cdcParams(data.avgChunk, data.convergence), data.commitLock ? new CommitLock(data.commitLock) : undefined);
   const hook = makeHook?.(store, data);
+  // Checkpoints run after a batch's commit, not inside it (below).
+  store.db.pragma('wal_autocheckpoint = 0');
   const port = parentPort!;
   port.on('message', (msg: BatchRequest | 'close') => {
     if (msg === 'close') {
@@ -60,7 +62,21 @@ export function serveIngest(makeHook?: (store: ChunkStore, data: IngestWorkerDat
       return;
     }
     port.postMessage(runBatch(ingester, hook, msg, data.stagingKey));
+    checkpoint(store);
   });
+}
+
+/**
+ * The WAL goes into the database here, with the commit lock free: inside a commit it would hold
+ * the lock (and the filesystem's next change) through its fsyncs. PASSIVE: it copies what no
+ * reader still needs and never waits.
+ */
+function checkpoint(store: ChunkStore): void {
+  try {
+    store.db.pragma('wal_checkpoint(PASSIVE)');
+  } catch {
+    // Busy or full: the next batch tries again, and the main thread's own threshold bounds the WAL.
+  }
 }
 
 function runBatch(ingester: Ingester, hook: CommitHook | undefined, req: BatchRequest, stagingKey?: Uint8Array): BatchReply {

@@ -17,7 +17,7 @@ const RESERVE_BYTES = 8 << 20;
 /** Above this (moving average of fresh creates), spares are kept. */
 export const SLOW_CREATE_US = 60;
 /** Spares kept at most: a block of disk each. */
-const MAX_SPARES = 1024;
+const MAX_SPARES = 4096;
 const SPARE = /^spare-\d+$/;
 
 export class Staging {
