@@ -3,7 +3,7 @@
 // Durability: commit() fsyncs the packs first, then inserts the rows naming those bytes and
 // the references in one transaction, so the index never names bytes a crash could lose.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { StreamChunker } from './chunker.js';
+import { ChunkBuffers, StreamChunker } from './chunker.js';
 import type { CdcParams } from './fastcdc.js';
 import type { PackWriter } from './packs.js';
 import { boxId } from './sealer.js';
@@ -26,6 +26,8 @@ export class Ingester {
   private readonly refs: Buffer[] = [];
   private readonly adopted: { id: Buffer; handle: Buffer }[] = [];
   private readonly block = Buffer.allocUnsafe(READ_BLOCK);
+  /** add() is done with each chunk before the chunker is called again, so they can be reused. */
+  private readonly chunkBuffers = new ChunkBuffers();
   /** Bytes sealed into packs since the last commit: callers commit in batches by it. */
   pendingBytes = 0;
 
@@ -75,7 +77,7 @@ export class Ingester {
   }
 
   private ingestBlocks(fill: (buf: Buffer) => number): IngestedFile {
-    const chunker = new StreamChunker(this.params);
+    const chunker = new StreamChunker(this.params, undefined, this.chunkBuffers);
     const out: IngestedFile = { size: 0, chunks: [], fresh: 0 };
     for (;;) {
       const n = fill(this.block);

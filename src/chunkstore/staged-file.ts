@@ -94,6 +94,13 @@ export class StagedFile {
   read(out: Buffer, len: number, pos: number, size: number): number {
     const n = Math.min(len, size - pos);
     if (n <= 0) return 0;
+    // Straight into `out` where the range starts on a block and `out` has room for its last
+    // block: ingest reads whole files so, and a fresh buffer per file was garbage V8 collects
+    // only after tens of MB of it (32 MB in the ingest workers during an untar).
+    if (pos % B === 0 && out.length >= up(n)) {
+      this.decryptInto(out.subarray(0, up(n)), pos);
+      return n;
+    }
     const plain = this.plain(pos, pos + n);
     plain.copy(out, 0, pos - down(pos), pos - down(pos) + n);
     return n;
@@ -160,7 +167,11 @@ export class StagedFile {
    */
   private plain(from: number, to: number): Buffer {
     const start = down(from);
-    const raw = Buffer.allocUnsafe(up(to) - start);
+    return this.decryptInto(Buffer.allocUnsafe(up(to) - start), start).subarray(0, to - start);
+  }
+
+  /** `raw` filled with the plaintext of the whole blocks from `start` (a block boundary) on. */
+  private decryptInto(raw: Buffer, start: number): Buffer {
     let got = 0;
     while (got < raw.length) {
       const n = readSync(this.fd, raw, got, raw.length - got, STAGED_HEADER + start + got);
@@ -180,7 +191,7 @@ export class StagedFile {
       xorAt(this.key, start + at, raw.subarray(at, end), raw.subarray(at, end));
       for (const b of holes) raw.fill(0, b, Math.min(b + B, end));
     }
-    return raw.subarray(0, to - start);
+    return raw;
   }
 
   /** `data`, the content at byte `pos`, encrypted and written there. */

@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import {
   type CdcParams, cdcMasks, cdcParams, cutsTs, cutsTsBytewise, gearTable, MAX_AVG, MIN_AVG,
 } from '../../src/chunkstore/fastcdc.js';
-import { type CutFn, cuts, cutsNative, nativeLoadError, StreamChunker } from '../../src/chunkstore/chunker.js';
+import { ChunkBuffers, type CutFn, cuts, cutsNative, nativeLoadError, StreamChunker } from '../../src/chunkstore/chunker.js';
 
 const NO_NATIVE = cutsNative
   ? false
@@ -260,6 +260,51 @@ for (const [name, impl] of [['ts', cutsTs], ['native', cutsNative]] as const) {
       );
     });
 }
+
+test('chunkers sharing ChunkBuffers, the chunks of each call copied before the next, equal one-shot cutting', () => {
+  fc.assert(
+    fc.property(
+      arbAvg, arbSeed, fc.array(fc.tuple(fc.integer(), fc.integer({ min: 0, max: 200_000 })), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 20 }),
+      (avg, seed, files, sizes) => {
+        const p = params(avg, seed);
+        const buffers = new ChunkBuffers();
+        // One scratch block for every push, overwritten each time, as ingest reads files.
+        const block = new Uint8Array(70_000);
+        for (const [dataSeed, n] of files) {
+          const data = makeData('random', n, dataSeed);
+          const sc = new StreamChunker(p, cuts, buffers);
+          const got: Buffer[] = [];
+          let i = 0;
+          for (let off = 0; off < n; i++) {
+            const k = Math.min(sizes[i % sizes.length]!, n - off);
+            block.set(data.subarray(off, off + k));
+            for (const c of sc.push(block.subarray(0, k))) got.push(Buffer.from(c));
+            off += k;
+          }
+          for (const c of sc.finish()) got.push(Buffer.from(c));
+          assert.deepEqual(got.map((c) => c.length), cuts(p, data, 0, n, true));
+          assert.ok(Buffer.concat(got).equals(data));
+        }
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
+
+test('small files chunked one after another use the same buffer', () => {
+  const p = params(512, new Uint8Array(32).fill(3));
+  const buffers = new ChunkBuffers();
+  const seen = new Set<ArrayBufferLike>();
+  for (let f = 0; f < 5; f++) {
+    const sc = new StreamChunker(p, cuts, buffers);
+    assert.deepEqual(sc.push(xorshiftBytes(300, f + 1)), []);
+    const [only] = sc.finish();
+    assert.equal(only!.length, 300);
+    seen.add(only!.buffer);
+  }
+  assert.equal(seen.size, 1);
+});
 
 test('StreamChunker is reusable after finish()', () => {
   const p = params(512, new Uint8Array(32).fill(3));
