@@ -50,8 +50,9 @@ typedef struct item {
   double attr[S_LEN];
   char *s1; size_t l1;  // first name (or xattr name)
   char *s2; size_t l2;  // second name / symlink target
-  char *data; size_t dlen;  // write data or xattr value
-  char buf[];        // storage for s1, s2 (data is malloc'd separately: it is handed to JS)
+  char *data; size_t dlen;  // xattr value
+  napi_ref wbuf;     // write data: the Buffer JS gets, made as the request is read
+  char buf[];        // storage for s1, s2
 } item_t;
 
 typedef struct notice {
@@ -247,15 +248,24 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
   item_t *it = Q(OP_WRITE, ino, NULL, 0, NULL, 0);
   if (it) {
-    // The loop reuses its receive buffer for the next request: keep a copy for JS.
-    it->data = malloc(size ? size : 1);
-    if (!it->data) { free(it); it = NULL; }
-    else {
-      memcpy(it->data, buf, size);
-      it->dlen = size;
+    // The loop reuses its receive buffer for the next request: copy into the Buffer JS will
+    // get, once (requests are read on the JS thread). A Buffer of its own, not an external one,
+    // so that replyWrite can give its memory back at once: V8 frees an external buffer only
+    // when it collects, and 29 MB of them had piled up at the peak of an untar.
+    napi_env env = S(req)->env;
+    napi_handle_scope hs;
+    napi_value b;
+    void *d;
+    napi_open_handle_scope(env, &hs);
+    if (napi_create_buffer(env, size, &d, &b) == napi_ok && napi_create_reference(env, b, 1, &it->wbuf) == napi_ok) {
+      memcpy(d, buf, size);
       it->n[0] = (double)fi->fh;
       it->n[2] = (double)off;
+    } else {
+      free(it);
+      it = NULL;
     }
+    napi_close_handle_scope(env, hs);
   }
   queue(req, it);
 }
@@ -398,8 +408,6 @@ static napi_value buffer_of(napi_env env, const char *p, size_t n) {
   return r;
 }
 
-static void free_data(napi_env env, void *data, void *hint) { (void)env; (void)hint; free(data); }
-
 static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) {
   napi_value argv[8];
   napi_value undef;
@@ -440,16 +448,12 @@ static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) 
       argv[3] = num(env, it->n[0]); argv[4] = num(env, it->n[1]); argv[5] = ta;
       break;
     }
-    case OP_WRITE: {
-      napi_value b;
-      if (napi_create_external_buffer(env, it->dlen, it->data, free_data, NULL, &b) != napi_ok) {
-        b = buffer_of(env, it->data, it->dlen);
-        free(it->data);
-      }
-      it->data = NULL;
-      argv[3] = num(env, it->n[0]); argv[4] = b; argv[5] = num(env, it->n[2]);
+    case OP_WRITE:
+      argv[3] = num(env, it->n[0]);
+      napi_get_reference_value(env, it->wbuf, &argv[4]);
+      napi_delete_reference(env, it->wbuf);
+      argv[5] = num(env, it->n[2]);
       break;
-    }
     case OP_SETXATTR: {
       napi_value name, b;
       napi_create_string_utf8(env, it->s1, it->l1, &name);
@@ -848,9 +852,12 @@ static napi_value js_reply_open(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// (req, count, data): the write is done with its data, which goes back now (see ll_write).
 static napi_value js_reply_write(napi_env env, napi_callback_info info) {
-  ARGS(2);
+  ARGS(3);
   fuse_reply_write(req_of(env, argv[0]), (size_t)dbl(env, argv[1]));
+  napi_value ab;
+  if (napi_get_typedarray_info(env, argv[2], NULL, NULL, NULL, &ab, NULL) == napi_ok) napi_detach_arraybuffer(env, ab);
   return NULL;
 }
 

@@ -42,7 +42,8 @@ export interface Addon {
   replyCreate(req: Req, attr: Float64Array, entryTimeout: number, attrTimeout: number, fh: number, openFlags: number): void;
   replyAttr(req: Req, attr: Float64Array, attrTimeout: number): void;
   replyOpen(req: Req, fh: number, openFlags: number): void;
-  replyWrite(req: Req, count: number): void;
+  /** Also gives back the write's data: `data` is empty from then on. */
+  replyWrite(req: Req, count: number, data: Buffer): void;
   replyXattr(req: Req, size: number): void;
   replyBuf(req: Req, buf: Buffer, len: number): void;
   replyReadlink(req: Req, target: Buffer): void;

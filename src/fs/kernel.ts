@@ -170,7 +170,7 @@ export class Kernel {
       case Op.READ:
         return this.read(req, a as number, b as number, c as number);
       case Op.WRITE:
-        return this.run(req, () => fs.write(a as number, b as Buffer, c as number), (n) => x.replyWrite(req, n));
+        return this.run(req, () => fs.write(a as number, b as Buffer, c as number), (n) => x.replyWrite(req, n, b as Buffer));
       case Op.FLUSH:
         return this.run(req, () => fs.flush(a as number), () => x.replyErr(req, 0), true);
       case Op.RELEASE:
