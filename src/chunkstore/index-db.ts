@@ -63,8 +63,8 @@ export function openDb(path: string, opts: { readonly?: boolean; key?: Uint8Arra
     // transactions, never corrupt. Pack bytes are fsynced before the rows naming them.
     db.pragma('synchronous = NORMAL');
   }
-  // 16 MiB a connection: the daemon has three (main thread, two ingest workers), and another
-  // connection's commit empties this one's cache anyway (WAL), so more mostly costs memory.
+  // 16 MiB: another connection's commit empties this one's cache anyway (WAL), so more mostly
+  // costs memory. Ingest workers keep less (ingest-worker.ts).
   db.pragma('cache_size = -16384');
   return db;
 }
