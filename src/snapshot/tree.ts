@@ -58,8 +58,13 @@ export class TreeError extends Error {
 }
 
 const INO_BLOCK = 1024;
-/** Live rows kept in memory for lookups and getattrs (~250 bytes each). */
-const CACHED_ROWS = 50_000;
+/**
+ * Live rows kept in memory for lookups and getattrs (~250 bytes each). A scan of more rows than
+ * this (a stat storm over the tree) misses on every one, LRU being what it is: at 50,000, `find
+ * -newer` after an md5sum of linux-prev (83.8k inodes) took 3.48-3.55 s against 2.52-2.93 s,
+ * and left more garbage on the heap (61 MB used against 39) than the rows it would have kept.
+ */
+const CACHED_ROWS = 150_000;
 const LIVE = '(died IS NULL OR died > @e) AND born <= @e';
 
 export class Tree {
