@@ -4,6 +4,7 @@
 // makes a missing addon an error instead of a silent slowdown.
 
 import { type CdcParams, cdcMasks, checkParams, checkRange, cutsTs } from './fastcdc.js';
+import { BufferPool } from './buffer-pool.js';
 import { loaded, type NativeAddon } from './native.js';
 
 export type { CdcParams } from './fastcdc.js';
@@ -58,7 +59,7 @@ export const cuts: CutFn = addon && cutsNative ? cutsNative : cutsTs;
 export class StreamChunker {
   readonly params: CdcParams;
   private readonly cut: CutFn;
-  private buf: Uint8Array | null = null;
+  private buf: Buffer | null = null;
   private len = 0;
 
   constructor(p: CdcParams, cut: CutFn = cuts, private readonly buffers?: ChunkBuffers) {
@@ -141,11 +142,11 @@ export class StreamChunker {
     return out;
   }
 
-  private alloc(n: number): Uint8Array {
+  private alloc(n: number): Buffer {
     return this.buffers ? this.buffers.take(n) : alloc(n);
   }
 
-  private letGo(buf: Uint8Array): void {
+  private letGo(buf: Buffer): void {
     this.buf = null;
     this.buffers?.lend(buf);
   }
@@ -157,29 +158,31 @@ export class StreamChunker {
  * MB of it: 26-32 MB of an ingest worker's memory during an untar.
  */
 export class ChunkBuffers {
-  private readonly free: Uint8Array[] = [];
+  private readonly pool: BufferPool;
   /** Let go during the current call: their chunks may still be in use until the next call. */
-  private readonly lent: Uint8Array[] = [];
+  private readonly lent: Buffer[] = [];
 
-  constructor(private readonly keep = 4) {}
-
-  take(n: number): Uint8Array {
-    const b = this.free.pop();
-    return b && b.length === n ? b : alloc(n);
+  /** `size`: the chunkers' max chunk length, the size of every buffer they take. */
+  constructor(size: number) {
+    this.pool = new BufferPool(size, 4);
   }
 
-  lend(b: Uint8Array): void {
+  take(n: number): Buffer {
+    return this.pool.take(n);
+  }
+
+  lend(b: Buffer): void {
     this.lent.push(b);
   }
 
   /** A new call began: the chunks of earlier calls are done with. */
   settle(): void {
-    for (const b of this.lent) if (this.free.length < this.keep) this.free.push(b);
+    for (const b of this.lent) this.pool.give(b);
     this.lent.length = 0;
   }
 }
 
 // Every byte gets overwritten before it is read; skip the zero fill.
-function alloc(n: number): Uint8Array {
+function alloc(n: number): Buffer {
   return Buffer.allocUnsafeSlow(n);
 }

@@ -3,7 +3,7 @@
 // Durability: commit() fsyncs the packs first, then inserts the rows naming those bytes and
 // the references in one transaction, so the index never names bytes a crash could lose.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { ChunkBuffers, StreamChunker } from './chunker.js';
+import { ChunkBuffers, cuts, StreamChunker } from './chunker.js';
 import type { CdcParams } from './fastcdc.js';
 import type { PackWriter } from './packs.js';
 import { boxId } from './sealer.js';
@@ -27,12 +27,13 @@ export class Ingester {
   private readonly adopted: { id: Buffer; handle: Buffer }[] = [];
   private readonly block = Buffer.allocUnsafe(READ_BLOCK);
   /** add() is done with each chunk before the chunker is called again, so they can be reused. */
-  private readonly chunkBuffers = new ChunkBuffers();
+  private readonly chunkBuffers: ChunkBuffers;
   /** Bytes sealed into packs since the last commit: callers commit in batches by it. */
   pendingBytes = 0;
 
   constructor(private readonly store: ChunkStore, private readonly params: CdcParams, private readonly lock?: CommitLock) {
     this.writer = store.newWriter();
+    this.chunkBuffers = new ChunkBuffers(params.max);
   }
 
   /** Chunk and store the file at `path`, streaming. */
@@ -77,7 +78,7 @@ export class Ingester {
   }
 
   private ingestBlocks(fill: (buf: Buffer) => number): IngestedFile {
-    const chunker = new StreamChunker(this.params, undefined, this.chunkBuffers);
+    const chunker = new StreamChunker(this.params, cuts, this.chunkBuffers);
     const out: IngestedFile = { size: 0, chunks: [], fresh: 0 };
     for (;;) {
       const n = fill(this.block);

@@ -268,7 +268,7 @@ test('chunkers sharing ChunkBuffers, the chunks of each call copied before the n
       fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 20 }),
       (avg, seed, files, sizes) => {
         const p = params(avg, seed);
-        const buffers = new ChunkBuffers();
+        const buffers = new ChunkBuffers(p.max);
         // One scratch block for every push, overwritten each time, as ingest reads files.
         const block = new Uint8Array(70_000);
         for (const [dataSeed, n] of files) {
@@ -294,7 +294,7 @@ test('chunkers sharing ChunkBuffers, the chunks of each call copied before the n
 
 test('small files chunked one after another use the same buffer', () => {
   const p = params(512, new Uint8Array(32).fill(3));
-  const buffers = new ChunkBuffers();
+  const buffers = new ChunkBuffers(p.max);
   const seen = new Set<ArrayBufferLike>();
   for (let f = 0; f < 5; f++) {
     const sc = new StreamChunker(p, cuts, buffers);
