@@ -135,6 +135,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
           log.warn(`chunking ${ino}-${gen} failed: ${err.message}; retrying in 30 s`);
           queue.schedule(ino, gen, 30_000);
         },
+        // The heap's holes from the burst (write buffers, chunkers, the workers' pages) go back
+        // now rather than after the next quiet spell: the burst is over, so the pause costs nobody.
+        drained: () => trimHeap(),
       },
       { storeDir: p.store, storeKey: keys.host.storeKey, stagingKey: keys.host.stagingKey, convergence: keys.convergence, avgChunk: cfg.avgChunk },
       delay,

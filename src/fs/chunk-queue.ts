@@ -19,6 +19,8 @@ export interface QueueHooks {
   /** Chunked and swapped in (or found unwanted by the worker): the staging file may go. */
   settled(ino: number, gen: number): void;
   failed(ino: number, gen: number, err: Error): void;
+  /** A burst of writes is over and all of it is chunked: nothing waits, nothing runs. */
+  drained?(): void;
 }
 
 /**
@@ -36,12 +38,16 @@ const GATHER_MS = 100;
  */
 const WORKERS = Math.max(1, Math.min(2, availableParallelism() - 1));
 
+/** A queue that empties this long after the last close it was given ends a burst of writes. */
+const BURST_OVER_MS = 250;
+
 export class ChunkQueue {
   private readonly waiting = new Map<string, { ino: number; gen: number; due: number }>();
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private readonly pool: IngestPool;
   private running = 0;
+  private lastScheduled = 0;
 
   constructor(private readonly hooks: QueueHooks, data: IngestWorkerData, private readonly delayMs: number, commitLock: CommitLock, workers = WORKERS) {
     this.pool = new IngestPool({ workers, script: new URL('./ingest-entry.js', import.meta.url), data, commitLock });
@@ -53,7 +59,8 @@ export class ChunkQueue {
   }
 
   schedule(ino: number, gen: number, delayMs = this.delayMs): void {
-    const due = Date.now() + delayMs;
+    this.lastScheduled = Date.now();
+    const due = this.lastScheduled + delayMs;
     this.waiting.set(`${ino}-${gen}`, { ino, gen, due });
     if (due < this.timerAt) this.arm(due);
   }
@@ -101,6 +108,8 @@ export class ChunkQueue {
     this.pool.ingest(this.hooks.path(ino, gen), 0, { ino, gen } satisfies StagedGeneration).then(
       () => this.hooks.settled(ino, gen),
       (err: Error) => this.hooks.failed(ino, gen, err),
-    ).finally(() => this.running--);
+    ).finally(() => {
+      if (--this.running === 0 && this.waiting.size === 0 && Date.now() - this.lastScheduled >= BURST_OVER_MS) this.hooks.drained?.();
+    });
   }
 }
