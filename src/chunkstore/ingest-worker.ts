@@ -87,18 +87,20 @@ function runBatch(ingester: Ingester, hook: CommitHook | undefined, req: BatchRe
     const outcomes: IngestOutcome[] = [];
     const done: { job: IngestJob; file: IngestedFile }[] = [];
     try {
-      for (const job of req.jobs) {
-        try {
-          const file = stagingKey ? ingester.ingestStaged(job.path, stagingKey) : ingester.ingestFile(job.path);
-          outcomes.push({ key: job.key, file });
-          done.push({ job, file });
-        } catch (err) {
-          const e = err as NodeJS.ErrnoException;
-          // A file that vanished or cannot be read fails alone; a store error fails the batch.
-          if (e.syscall === 'open' || e.syscall === 'read' || err instanceof StagedFileError) outcomes.push({ key: job.key, error: e.message, code: e.code });
-          else throw err;
+      ingester.inSnapshot(() => {
+        for (const job of req.jobs) {
+          try {
+            const file = stagingKey ? ingester.ingestStaged(job.path, stagingKey) : ingester.ingestFile(job.path);
+            outcomes.push({ key: job.key, file });
+            done.push({ job, file });
+          } catch (err) {
+            const e = err as NodeJS.ErrnoException;
+            // A file that vanished or cannot be read fails alone; a store error fails the batch.
+            if (e.syscall === 'open' || e.syscall === 'read' || err instanceof StagedFileError) outcomes.push({ key: job.key, error: e.message, code: e.code });
+            else throw err;
+          }
         }
-      }
+      });
       ingester.commit(hook ? () => hook(done) : undefined);
       return { batch: req.batch, outcomes };
     } catch (err) {

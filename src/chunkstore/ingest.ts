@@ -36,6 +36,24 @@ export class Ingester {
     this.chunkBuffers = new ChunkBuffers(params.max);
   }
 
+  /**
+   * Runs `fn` (ingests) in one read transaction of the index. Each lookup alone is a read
+   * transaction of its own, and one that starts after another connection committed (the
+   * folder's thread, every millisecond or so in an untar) begins with an empty page cache
+   * (WAL): every lookup read its B-tree from the root. The pack's row is allocated first, so
+   * nothing writes inside; chunks others commit meanwhile are not seen, and one stored twice
+   * is dead space in a pack, as between two workers.
+   */
+  inSnapshot<T>(fn: () => T): T {
+    this.writer.ready();
+    this.store.db.exec('BEGIN');
+    try {
+      return fn();
+    } finally {
+      if (this.store.db.inTransaction) this.store.db.exec('COMMIT');
+    }
+  }
+
   /** Chunk and store the file at `path`, streaming. */
   ingestFile(path: string): IngestedFile {
     const fd = openSync(path, 'r');

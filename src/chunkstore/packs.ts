@@ -39,6 +39,11 @@ export class PackWriter {
     private readonly target = 16 << 20,
   ) {}
 
+  /** A pack is open for the next append (its row allocated now, not by that append). */
+  ready(): void {
+    if (this.fd < 0) this.open();
+  }
+
   append(id: Uint8Array, box: Uint8Array): Placed {
     return this.appendParts(id, [box]);
   }
@@ -48,7 +53,7 @@ export class PackWriter {
     let len = 0;
     for (const p of parts) len += p.length;
     if (len > MAX_BOX) throw new Error(`chunk box of ${len} bytes exceeds the pack record limit`);
-    if (this.fd < 0) this.open();
+    this.ready();
     const need = RECORD_HEAD + len;
     if (this.used + need > this.buf.length) {
       this.flush();
