@@ -71,6 +71,11 @@ export class ChunkQueue {
     if (due < this.timerAt) this.arm(due);
   }
 
+  /** A generation deleted before its turn: not looked at again (its file is gone). */
+  forget(ino: number, gen: number): void {
+    this.waiting.delete(`${ino}-${gen}`);
+  }
+
   /** Start everything waiting now and resolve when all of it is chunked. */
   async flush(): Promise<void> {
     this.startDue(Infinity);

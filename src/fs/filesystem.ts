@@ -505,6 +505,9 @@ export class Filesystem {
    */
   private dropStaged(ino: number, gen: number, reuse = false): void {
     if (this.writers.isWorking(ino, gen)) return;
+    // A file deleted within its chunk delay: its turn would only find it unwanted and try
+    // to remove it again (a rename and a query per file in a create-and-delete loop).
+    this.queue.forget(ino, gen);
     const unread = this.stagedFds.drop(`${ino}-${gen}`);
     if (reuse && unread && !this.writers.copying(ino)) this.staging.retire(ino, gen);
     else this.staging.remove(ino, gen);
