@@ -52,10 +52,8 @@ export class ChunkQueue {
   private readonly pool: IngestPool;
   private running = 0;
   private lastScheduled = 0;
-  private readonly gatherMs: number;
 
   constructor(private readonly hooks: QueueHooks, data: IngestWorkerData, private readonly delayMs: number, commitLock: CommitLock, workers = WORKERS) {
-    this.gatherMs = Math.max(MIN_GATHER_MS, delayMs / 2);
     this.pool = new IngestPool({ workers, script: new URL('./ingest-entry.js', import.meta.url), data, commitLock });
   }
 
@@ -94,7 +92,7 @@ export class ChunkQueue {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.timerAt = Infinity;
-      this.startDue(Date.now() + this.gatherMs);
+      this.startDue(Date.now() + Math.max(MIN_GATHER_MS, this.delayMs / 2));
     }, Math.max(0, at - Date.now()));
   }
 
