@@ -14,6 +14,7 @@
 #define FUSE_USE_VERSION 34
 #define _GNU_SOURCE
 #include "box-reader.h"
+#include "read-windows.h"
 #include <node_api.h>
 #include <uv.h>
 #include <errno.h>
@@ -91,6 +92,9 @@ typedef struct session {
   box_reader_t reader;
   napi_threadsafe_function retry;
   int handed;  // reads handed to the reader threads since the loop thread last woke
+  // what JS handed over of each sequential reader's chunks ahead (read-windows.c)
+  windows_t windows;
+  int dirty;  // requests went to JS since it was last told the loop went idle
 } session_t;
 
 static char mount_error[512];
@@ -166,6 +170,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static double ms(struct timespec t) { return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6; }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int valid, struct fuse_file_info *fi) {
+  if (valid & FUSE_SET_ATTR_SIZE) windows_drop_ino(&S(req)->windows, ino);
   item_t *it = Q(OP_SETATTR, ino, NULL, 0, NULL, 0);
   if (it) {
     it->n[0] = valid;
@@ -228,6 +233,7 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 }
 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) windows_drop_ino(&S(req)->windows, ino);
   item_t *it = Q(OP_OPEN, ino, NULL, 0, NULL, 0);
   if (it) it->n[0] = fi->flags;
   queue(req, it);
@@ -239,13 +245,25 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
   queue(req, it);
 }
 
+// A read inside the window JS last handed over for its handle goes to the reader threads at
+// once; any other goes to JS, which hands over the next window with its answer.
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = S(req);
+  if (s->retry) {
+    read_job_t *job = windows_job(&s->windows, req, fi->fh, size, (uint64_t)off);
+    if (job) {
+      box_reader_submit(&s->reader, job);
+      s->handed++;
+      return;
+    }
+  }
   item_t *it = Q(OP_READ, ino, NULL, 0, NULL, 0);
   if (it) { it->n[0] = (double)fi->fh; it->n[1] = (double)size; it->n[2] = (double)off; }
   queue(req, it);
 }
 
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) {
+  windows_drop_ino(&S(req)->windows, ino);
   item_t *it = Q(OP_WRITE, ino, NULL, 0, NULL, 0);
   if (it) {
     // The loop reuses its receive buffer for the next request: copy into the Buffer JS will
@@ -277,7 +295,11 @@ static void fh_op(fuse_req_t req, int op, fuse_ino_t ino, struct fuse_file_info 
 }
 
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { fh_op(req, OP_FLUSH, ino, fi, 0); }
-static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { fh_op(req, OP_RELEASE, ino, fi, fi->flags); }
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  // JS may give the number to another handle once it has this request.
+  windows_drop_fh(&S(req)->windows, fi->fh);
+  fh_op(req, OP_RELEASE, ino, fi, fi->flags);
+}
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) { fh_op(req, OP_FSYNC, ino, fi, datasync); }
 static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) { fh_op(req, OP_RELEASEDIR, ino, fi, 0); }
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) { fh_op(req, OP_FSYNCDIR, ino, fi, datasync); }
@@ -335,6 +357,7 @@ static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
 }
 
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) {
+  windows_drop_ino(&S(req)->windows, ino);
   item_t *it = Q(OP_FALLOCATE, ino, NULL, 0, NULL, 0);
   if (it) { it->n[0] = (double)fi->fh; it->n[1] = mode; it->n[2] = (double)offset; it->n[3] = (double)length; }
   queue(req, it);
@@ -496,7 +519,10 @@ static void drain(session_t *s, int idle) {
   napi_env env = s->env;
   item_t *it = s->head;
   s->head = s->tail = NULL;
-  if (!it && !idle) return;
+  // Nothing went to JS since it last heard the loop went idle (reads answered from windows
+  // only): there is nothing to commit.
+  if (!it && (!idle || !s->dirty)) return;
+  s->dirty = !idle;
   napi_handle_scope hs;
   napi_open_handle_scope(env, &hs);
   napi_value recv, fn;
@@ -585,7 +611,9 @@ static void hand_back(void *ctx, read_job_t *job) {
 
 static void call_retry(napi_env env, napi_value fn, void *context, void *data) {
   read_job_t *job = data;
-  (void)context;
+  session_t *s = context;
+  // A box of it did not open (moved, damaged): the handle's window is not to be trusted.
+  if (env) windows_drop_fh(&s->windows, (uint64_t)job->fh);
   if (env && fn) {
     napi_value argv[6], undef, result;
     napi_get_undefined(env, &undef);
@@ -723,6 +751,7 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
     napi_release_threadsafe_function(s->retry, napi_tsfn_abort);
     s->retry = NULL;
   }
+  windows_clear(&s->windows);
   s->unmounted = 1;
   fuse_session_exit(s->se);
   fuse_session_unmount(s->se);
@@ -1034,51 +1063,25 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// replyBoxes(session, req, fh, size, pos, boxes: Buffer, count, total): the read is answered
-// by a reader thread from `count` boxes laid out BOX_WIRE bytes each (src/fs/box-jobs.ts):
-// i32 fd, u32 len, f64 pack offset, u32 raw, u32 from, u32 take, u32 0, handle[32]. The
-// descriptors are dup'd here, so the caller may close its own once this returns. Returns
-// false, with nothing sent, when the read must take the JS path.
-#define BOX_WIRE 64
+// replyBoxes(session, req, ino, fh, size, pos, window: Buffer, count, eof): the read is answered
+// by a reader thread from the window of `count` chunks JS hands over for the handle (layout in
+// src/fs/read-windows.ts), which answers the handle's next reads too while they fall inside it
+// (read-windows.c). The descriptors are dup'd here, so the caller may close its own once this
+// returns. Returns false, with nothing sent, when the read must take the JS path.
 static napi_value js_reply_boxes(napi_env env, napi_callback_info info) {
-  ARGS(8);
+  ARGS(9);
   napi_value no;
   napi_get_boolean(env, false, &no);
   session_t *s = get_session(env, argv[0]);
   if (!s || s->unmounted || !s->retry) return no;
   void *data; size_t len;
-  if (napi_get_buffer_info(env, argv[5], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "boxes must be a Buffer"); return NULL; }
-  uint32_t count = (uint32_t)dbl(env, argv[6]);
-  if ((size_t)count * BOX_WIRE > len || count == 0) { napi_throw_range_error(env, NULL, "boxes: count out of range"); return NULL; }
-  read_job_t *job = malloc(sizeof(read_job_t) + (size_t)count * sizeof(box_t));
+  if (napi_get_buffer_info(env, argv[6], &data, &len) != napi_ok) { napi_throw_type_error(env, NULL, "window must be a Buffer"); return NULL; }
+  uint32_t count = (uint32_t)dbl(env, argv[7]);
+  if ((size_t)count * WINDOW_WIRE > len || count == 0) { napi_throw_range_error(env, NULL, "window: count out of range"); return NULL; }
+  uint64_t fh = (uint64_t)dbl(env, argv[3]);
+  if (!windows_put(&s->windows, fh, (uint64_t)dbl(env, argv[2]), (uint64_t)dbl(env, argv[8]), data, count)) return no;
+  read_job_t *job = windows_job(&s->windows, req_of(env, argv[1]), fh, (size_t)dbl(env, argv[4]), (uint64_t)dbl(env, argv[5]));
   if (!job) return no;
-  job->req = req_of(env, argv[1]);
-  job->fh = dbl(env, argv[2]);
-  job->size = dbl(env, argv[3]);
-  job->pos = dbl(env, argv[4]);
-  job->total = (uint32_t)dbl(env, argv[7]);
-  job->count = count;
-  const unsigned char *p = data;
-  int last_in = -1, last_out = -1;
-  for (uint32_t i = 0; i < count; i++, p += BOX_WIRE) {
-    box_t *b = &job->boxes[i];
-    int32_t fd; double off;
-    memcpy(&fd, p, 4); memcpy(&b->len, p + 4, 4); memcpy(&off, p + 8, 8);
-    memcpy(&b->raw, p + 16, 4); memcpy(&b->from, p + 20, 4); memcpy(&b->take, p + 24, 4);
-    memcpy(b->handle, p + 32, 32);
-    b->off = (uint64_t)off;
-    if (fd != last_in) {
-      last_out = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-      last_in = fd;
-      if (last_out < 0) {
-        job->count = i;
-        for (uint32_t k = 0; k < i; k++) if (k == 0 || job->boxes[k].fd != job->boxes[k - 1].fd) close(job->boxes[k].fd);
-        free(job);
-        return no;
-      }
-    }
-    b->fd = last_out;
-  }
   box_reader_submit(&s->reader, job);
   s->handed++;
   napi_value yes;

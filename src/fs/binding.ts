@@ -54,10 +54,13 @@ export interface Addon {
   invalInode(s: Session, ino: number, off: number, len: number): void;
   invalEntry(s: Session, parent: number, name: Buffer): void;
   /**
-   * The read is answered by the addon's reader threads from these boxes (box-jobs.ts layout;
-   * descriptors dup'd before it returns). False, nothing sent, when it must take the JS path.
+   * The read is answered by the addon's reader threads from `window`: `count` contiguous
+   * chunks of node `ino` from the one holding `pos` on (read-windows.ts layout; descriptors
+   * dup'd before it returns), of a file `eof` bytes long. The addon keeps it and answers the
+   * handle's next reads inside it too, until a write, truncation or open for writing of the
+   * node, or the handle's release. False, nothing sent, when the read must take the JS path.
    */
-  replyBoxes(s: Session, req: Req, fh: number, size: number, pos: number, boxes: Buffer, count: number, total: number): boolean;
+  replyBoxes(s: Session, req: Req, ino: number, fh: number, size: number, pos: number, window: Buffer, count: number, eof: number): boolean;
   /** mknod(2), which Node lacks: fifos, sockets and device nodes for restores. */
   mknod(path: Buffer, mode: number, rdev: number): void;
 }

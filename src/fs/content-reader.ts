@@ -60,7 +60,9 @@ export class ContentReader {
   private spansFor(cl: number, pos: number, end: number, prefetch: boolean): ChunkSpan[] {
     let s = this.streams.get(cl);
     if (s) this.streams.delete(cl); // most recent last
-    const sequential = pos === 0 || s?.next === pos;
+    // Reads inside a window handed to native/fuse are answered there: the next one seen here
+    // may lie anywhere up to the window's end.
+    const sequential = pos === 0 || (s !== undefined && s.next <= pos && pos <= s.to);
     if (!s) s = { next: end, spans: [], to: 0 };
     s.next = end;
     this.streams.set(cl, s);
@@ -120,11 +122,12 @@ export class ContentReader {
   }
 
   /**
-   * The chunks holding [pos, pos + len) of list `cl` (a file of `size` bytes) and where their
-   * boxes lie, handed to `use`, for a reader that opens boxes itself (native/fuse's reader
-   * threads); its result, or null when the list has a gap there or a box is not stored here
-   * (after a recovery): `read` then fetches it. The window ahead is looked up as for `read`
-   * but not read: the kernel's read-ahead asks for it, and those reads go the same way.
+   * The chunks of list `cl` (a file of `size` bytes) from the one holding `pos` through the
+   * reader's window ahead, and where their boxes lie, handed to `use`: for a reader that
+   * opens boxes itself (native/fuse's reader threads, which also answer the reads that fall
+   * inside the window without asking here). Its result, or null when the list has a gap in
+   * [pos, pos + len) or a box there is not stored here (after a recovery): `read` then
+   * fetches it. The window ends before the first box not stored here.
    */
   boxes<T>(cl: number, size: number, pos: number, len: number, use: (spans: ChunkSpan[], places: BoxPlace[]) => T): T | null {
     const end = Math.min(size, pos + len);
@@ -136,19 +139,20 @@ export class ContentReader {
       at = Math.max(at, span.off + span.raw);
     }
     if (at < end) return null;
-    if (spans.some((span) => !this.places.has(span))) {
-      const window = this.streams.get(cl)?.spans ?? [];
-      const unknown = (window.includes(spans[0]!) ? window : spans).filter((span) => !this.places.has(span));
+    const window = this.streams.get(cl)?.spans ?? [];
+    const start = window.indexOf(spans[0]!);
+    const ahead = start >= 0 ? window.slice(start) : spans;
+    const unknown = ahead.filter((span) => !this.places.has(span));
+    if (unknown.length > 0) {
       const locs = this.store.locations(unknown.map((span) => span.id));
       unknown.forEach((span, i) => locs[i] && this.places.set(span, locs[i]!));
     }
-    const locs: Location[] = [];
-    for (const span of spans) {
-      const loc = this.places.get(span);
-      if (!loc) return null;
-      locs.push(loc);
-    }
-    return this.store.withBoxes(locs, (places) => use(spans, places));
+    let n = 0;
+    while (n < ahead.length && this.places.has(ahead[n]!)) n++;
+    const last = ahead[n - 1];
+    if (last === undefined || last.off + last.raw < end) return null;
+    const kept = ahead.slice(0, n);
+    return this.store.withBoxes(kept.map((span) => this.places.get(span)!), (places) => use(kept, places));
   }
 
   /** The chunks' plaintexts: cached ones from the cache, the others read together. */

@@ -360,14 +360,14 @@ export class Filesystem {
    * False when the read must go through `read`: a file being written, staged content, a box
    * to fetch or a gap in the list, a hole.
    */
-  sendBoxes(fh: number, size: number, pos: number, send: (spans: ChunkSpan[], places: BoxPlace[], pos: number, want: number) => boolean): boolean {
+  sendBoxes(fh: number, size: number, pos: number, send: (spans: ChunkSpan[], places: BoxPlace[], eof: number) => boolean): boolean {
     const h = this.handle(fh);
     if (h.w.epoch === null && this.writers.get(h.w.ino)) return false;
     const n = this.tree.inode(h.w.ino, h.w.epoch ?? this.tree.epoch) ?? h.node;
     if (n.kind === S_IFDIR || n.staged !== null || n.cl === null) return false;
     const want = Math.min(size, Math.max(0, n.size - pos));
     if (want === 0) return false;
-    return this.reader.boxes(n.cl, n.size, pos, want, (spans, places) => send(spans, places, pos, want)) ?? false;
+    return this.reader.boxes(n.cl, n.size, pos, want, (spans, places) => send(spans, places, n.size)) ?? false;
   }
 
   /** Up to `buf.length` bytes at `pos`, into `buf`: how many are the answer. */

@@ -9,7 +9,7 @@ import type { Tree } from '../snapshot/tree.js';
 import { Op, OPEN, type Addon, type Dispatch, type Req, type Session } from './binding.js';
 import { isDiskFull } from '../chunkstore/index-db.js';
 import { BufferPool } from '../chunkstore/buffer-pool.js';
-import { boxJob } from './box-jobs.js';
+import { readWindow } from './read-windows.js';
 import { errnoOf } from './errors.js';
 import type { Filesystem } from './filesystem.js';
 import { SNAPDIR } from './nodes.js';
@@ -168,7 +168,7 @@ export class Kernel {
       case Op.OPEN:
         return this.run(req, () => fs.open(ino, a as number), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
       case Op.READ:
-        return this.read(req, a as number, b as number, c as number);
+        return this.read(req, ino, a as number, b as number, c as number);
       case Op.WRITE:
         return this.run(req, () => fs.write(a as number, b as Buffer, c as number), (n) => x.replyWrite(req, n, b as Buffer));
       case Op.FLUSH:
@@ -209,16 +209,15 @@ export class Kernel {
   /**
    * Chunked content goes to the addon's reader threads, which open the boxes and reply
    * themselves: a cold sequential read was the JS thread's work alone, and it was busy 90%
-   * of the time at a third of gocryptfs's speed. Anything else, and what they hand back, is
-   * read here.
+   * of the time at a third of gocryptfs's speed. With the read goes the window of chunks
+   * ahead of it, and the addon answers the reads inside it without asking here. Anything
+   * else, and what the threads hand back, is read here.
    */
-  private read(req: Req, fh: number, size: number, pos: number): void {
+  private read(req: Req, ino: number, fh: number, size: number, pos: number): void {
     const session = this.session;
     try {
-      const sent = session !== null && this.fs.sendBoxes(fh, size, pos, (spans, places, from, want) => {
-        const job = boxJob(spans, places, from, want);
-        return this.addon.replyBoxes(session, req, fh, size, pos, job.boxes, job.count, job.total);
-      });
+      const sent = session !== null && this.fs.sendBoxes(fh, size, pos, (spans, places, eof) =>
+        this.addon.replyBoxes(session, req, ino, fh, size, pos, readWindow(spans, places), spans.length, eof));
       if (sent) return;
     } catch {
       // The JS path meets the same fault and answers it with its errno.

@@ -87,6 +87,28 @@ test('zero-length input has no chunks; unknown ids are a clear error', () => {
   store.close();
 });
 
+test('locations: by position, for any count, with repeats and unknown ids among them', () => {
+  const { store, ing } = fresh();
+  const f = ing.ingestBuffer(seededBytes(3_000_000, 4));
+  ing.commit();
+  const known = ids(f);
+  assert.ok(known.length > 130, 'more chunks than two statements take');
+  for (const n of [1, 2, 9, 64, 65, 130]) {
+    const asked: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) asked.push(i % 3 === 1 ? secret32() : known[(i * 7) % known.length]!);
+    if (n > 2) asked[n - 1] = asked[0]!;
+    const got = store.locations(asked);
+    assert.equal(got.length, n);
+    let visited = 0;
+    got.forEach((loc, i) => {
+      visited++;
+      assert.deepEqual(loc, store.location(asked[i]!), `${n} ids: position ${i}`);
+    });
+    assert.equal(visited, n, `${n} ids: every position is there to walk, unknown ones as undefined`);
+  }
+  store.close();
+});
+
 test('refcounts follow a model; GC keeps exactly the referenced chunks', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.nat(5), fc.boolean()), { minLength: 1, maxLength: 25 }), (ops) => {

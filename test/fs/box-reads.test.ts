@@ -3,7 +3,7 @@
 // answered from the kernel's page cache.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, constants, openSync, readdirSync, readSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeHost, type Host } from './mounted.js';
 import { seededBytes } from '../helpers.js';
@@ -125,4 +125,45 @@ test('a damaged box is never served: reads over it fail with EIO, every other re
   }
   assert.ok(failed >= 1, 'the damaged chunk was read');
   assert.ok(served > failed * 10, `the other reads were answered (${served} served, ${failed} failed)`);
+});
+
+test('reads through one handle, answered from the window of chunks ahead of it, see every change made through another', { timeout: 120_000 }, async () => {
+  const h = await chunkedHost();
+  const path = join(h.mnt, 'raw.bin');
+  const data = Buffer.from(FILES['raw.bin']!);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECT);
+  const read = (len: number, pos: number): Buffer => {
+    const b = Buffer.alloc(len);
+    let got = 0;
+    for (let n; got < len && (n = readSync(fd, b, got, len - got, pos + got)) > 0; ) got += n;
+    return b.subarray(0, got);
+  };
+  const same = (len: number, pos: number, what: string): void =>
+    assert.ok(read(len, pos).equals(data.subarray(pos, pos + len)), `${what}: ${len} bytes at ${pos} differ`);
+  try {
+    // In order: the first read hands the addon a window of more than a MiB ahead, which
+    // answers the reads after it; then back and forth inside and beyond it.
+    for (let pos = 0; pos < 1 << 20; pos += 131_072) same(131_072, pos, 'in order');
+    const next = rng(7);
+    for (let i = 0; i < 200; i++) same(1 + Math.floor(next() * 200_000), Math.floor(next() * data.length), 'at random');
+
+    // Rewind and read into the window again, then change bytes inside it through another
+    // handle: the next read through this one sees them, before and after they are chunked.
+    for (let pos = 0; pos < 1 << 20; pos += 131_072) same(131_072, pos, 'in order again');
+    const patch = seededBytes(5_000, 11);
+    const w = openSync(path, 'r+');
+    writeSync(w, patch, 0, patch.length, 1_100_000);
+    closeSync(w);
+    patch.copy(data, 1_100_000);
+    same(131_072, 1_048_576, 'after a write through another handle');
+    await h.settle();
+    for (let pos = 0; pos < 2 << 20; pos += 131_072) same(131_072, pos, 'once the write is chunked');
+
+    // Shortened through another name for it: the read ends at the new end.
+    truncateSync(path, 1_200_000);
+    assert.equal(read(131_072, 1_179_648).length, 1_200_000 - 1_179_648, 'after a truncation');
+    assert.ok(read(131_072, 1_179_648).equals(data.subarray(1_179_648, 1_200_000)));
+  } finally {
+    closeSync(fd);
+  }
 });
