@@ -95,16 +95,27 @@ export class Ingester {
     });
   }
 
+  /**
+   * A file whose read fails part-way takes back the references its first chunks took: the
+   * batch still commits the other files, and those would otherwise never be freed. Chunks it
+   * sealed stay, unreferenced, for the next garbage collection.
+   */
   private ingestBlocks(fill: (buf: Buffer) => number): IngestedFile {
     const chunker = new StreamChunker(this.params, cuts, this.chunkBuffers);
     const out: IngestedFile = { size: 0, chunks: [], fresh: 0 };
-    for (;;) {
-      const n = fill(this.block);
-      if (n === 0) break;
-      out.size += n;
-      for (const c of chunker.push(this.block.subarray(0, n))) this.add(c, out);
+    const mark = this.refs.length;
+    try {
+      for (;;) {
+        const n = fill(this.block);
+        if (n === 0) break;
+        out.size += n;
+        for (const c of chunker.push(this.block.subarray(0, n))) this.add(c, out);
+      }
+      for (const c of chunker.finish()) this.add(c, out);
+    } catch (err) {
+      this.refs.length = mark;
+      throw err;
     }
-    for (const c of chunker.finish()) this.add(c, out);
     return out;
   }
 

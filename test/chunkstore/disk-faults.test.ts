@@ -8,7 +8,11 @@ import { closeSync, openSync, readdirSync, readFileSync, statSync, truncateSync,
 import { join } from 'node:path';
 import { makeHost, type Host } from '../fs/mounted.js';
 import { mountedMember } from '../peers/group.js';
-import { errorCode, seededBytes, smallDisk } from '../helpers.js';
+import { errorCode, secret32, seededBytes, smallDisk, tempDir } from '../helpers.js';
+import { ChunkStore } from '../../src/chunkstore/store.js';
+import { Ingester } from '../../src/chunkstore/ingest.js';
+import { cdcParams } from '../../src/chunkstore/fastcdc.js';
+import { HOST_SCHEMA } from '../../src/cli/host-schema.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -136,5 +140,31 @@ test("ENOSPC on the buddy's disk mid-shipment: the shipment fails in one line, t
     assert.match(a.ok('verify'), /no problems/);
   } finally {
     c.safe('unmount');
+  }
+});
+
+test('a file whose read fails part-way through its ingest leaves no reference behind; the rest of the batch commits', { timeout: 120_000 }, async () => {
+  // The source: a file in a mount whose pack has a damaged box half-way, so reading it
+  // returns its first MiBs and then EIO, as a failing disk under the staging area would.
+  const { h, files } = await hostWithFiles();
+  const packs = join(h.home, 'store', 'packs');
+  const biggest = readdirSync(packs, { recursive: true, encoding: 'utf8' }).map((f) => join(packs, f)).filter((f) => statSync(f).isFile())
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const fd = openSync(biggest, 'r+');
+  writeSync(fd, Buffer.from([0x55]), 0, 1, Math.floor(statSync(biggest).size / 2));
+  closeSync(fd);
+  h.mount();
+  const store = ChunkStore.open(tempDir(), secret32(), { create: true, recover: true, schema: HOST_SCHEMA, key: secret32() });
+  try {
+    const ing = new Ingester(store, cdcParams(16384, secret32()));
+    assert.throws(() => ing.ingestFile(join(h.mnt, 'a.bin')), (err: NodeJS.ErrnoException) => err.code === 'EIO', 'the damaged read fails');
+    const good = ing.ingestBuffer(files.get('b.txt')!);
+    ing.commit();
+    const refs = store.db.prepare<[], number>('SELECT coalesce(sum(refs), 0) FROM chunks').pluck().get();
+    assert.equal(refs, good.chunks.length, 'only the file that was read whole holds references');
+    assert.deepEqual(Buffer.concat(good.chunks.map((c) => store.read(c))), files.get('b.txt'));
+  } finally {
+    store.close();
+    h.unmount();
   }
 });
