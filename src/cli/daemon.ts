@@ -126,12 +126,12 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     if (!Number.isSafeInteger(delay) || delay < 0) throw new UserError(`SAFE_CHUNK_DELAY_MS is not a number of milliseconds: '${process.env.SAFE_CHUNK_DELAY_MS}'`);
     const queue = new ChunkQueue(
       {
-        wanted: (ino, gen) => fs.wanted(ino, gen),
+        wanted: (items) => fs.wanted(items),
         path: (ino, gen) => staging.path(ino, gen),
         settled: (ino, gen) => fs.settled(ino, gen),
         failed: (ino, gen, err) => {
           // Deleted or rewritten while waiting: nothing to chunk, nothing to report.
-          if (!fs.wanted(ino, gen)) return fs.settled(ino, gen);
+          if (!fs.wanted([{ ino, gen }])[0]) return fs.settled(ino, gen);
           log.warn(`chunking ${ino}-${gen} failed: ${err.message}; retrying in 30 s`);
           queue.schedule(ino, gen, 30_000);
         },

@@ -13,8 +13,8 @@ export interface StagedGeneration {
 }
 
 export interface QueueHooks {
-  /** Is this generation still wanted (referenced by a row, not being written)? */
-  wanted(ino: number, gen: number): boolean;
+  /** Which of these generations are still wanted (referenced by a row, not being written), in order. */
+  wanted(items: StagedGeneration[]): boolean[];
   path(ino: number, gen: number): string;
   /** Chunked and swapped in (or found unwanted by the worker): the staging file may go. */
   settled(ino: number, gen: number): void;
@@ -99,17 +99,24 @@ export class ChunkQueue {
   /** Start what is due by `by`; the timer then waits for the next one. */
   private startDue(by: number): void {
     let next = Infinity;
+    const due: StagedGeneration[] = [];
     for (const [key, item] of this.waiting) {
       if (item.due <= by) {
         this.waiting.delete(key);
-        this.start(item.ino, item.gen);
+        due.push({ ino: item.ino, gen: item.gen });
       } else next = Math.min(next, item.due);
+    }
+    if (due.length > 0) {
+      // Asked together: one read of the tree for the batch. Asked file by file, each was a
+      // transaction of its own, its locks taken and released (three fcntl calls a file).
+      const wanted = this.hooks.wanted(due);
+      due.forEach(({ ino, gen }, i) => this.start(ino, gen, wanted[i]!));
     }
     if (next < this.timerAt) this.arm(next);
   }
 
-  private start(ino: number, gen: number): void {
-    if (!this.hooks.wanted(ino, gen)) {
+  private start(ino: number, gen: number, wanted: boolean): void {
+    if (!wanted) {
       this.hooks.settled(ino, gen);
       return;
     }

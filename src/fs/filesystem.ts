@@ -10,7 +10,7 @@ import {
 } from '../snapshot/tree.js';
 import { FdCache } from '../chunkstore/fd-cache.js';
 import { ContentReader } from './content-reader.js';
-import type { ChunkQueue } from './chunk-queue.js';
+import type { ChunkQueue, StagedGeneration } from './chunk-queue.js';
 import { FsError } from './errors.js';
 import type { Staging } from './staging.js';
 import { A, RENAME_EXCHANGE, RENAME_NOREPLACE, SA, SET } from './binding.js';
@@ -76,9 +76,9 @@ export class Filesystem {
     this.queue = queue;
   }
 
-  /** Should the chunker still take this generation? Called when its delay is over. */
-  wanted(ino: number, gen: number): boolean {
-    return this.tree.stagedUsers(ino, gen) > 0 && !this.writers.isWorking(ino, gen);
+  /** Which of these generations the chunker should still take: asked when their delay is over. */
+  wanted(items: StagedGeneration[]): boolean[] {
+    return this.tree.reading(() => items.map(({ ino, gen }) => this.tree.stagedUsers(ino, gen) > 0 && !this.writers.isWorking(ino, gen)));
   }
 
   /** A generation finished (chunked or dropped): remove its file if nothing needs it. */

@@ -91,6 +91,7 @@ export class Tree {
   private readonly cache = new LRUCache<number, Inode>({ max: CACHED_ROWS });
   private batching = false;
   private readonly begin;
+  private readonly beginRead;
   private readonly commit;
   private readonly rollback;
   /** Called when no row references a staging generation any more: its file can go. */
@@ -105,6 +106,7 @@ export class Tree {
     const get = db.prepare<[string], number>('SELECT v FROM tree_meta WHERE k = ?').pluck();
     this.runTx = db.transaction((fn: () => unknown) => fn());
     this.begin = db.prepare('BEGIN IMMEDIATE');
+    this.beginRead = db.prepare('BEGIN');
     this.commit = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
     this.q = {
@@ -239,6 +241,20 @@ export class Tree {
    */
   beginBatch(): void {
     this.batching = true;
+  }
+
+  /**
+   * Run fn's reads as one read transaction (one snapshot, the WAL's read lock taken once),
+   * or inside the transaction already open. fn must not write.
+   */
+  reading<T>(fn: () => T): T {
+    if (this.db.inTransaction) return fn();
+    this.beginRead.run();
+    try {
+      return fn();
+    } finally {
+      if (this.db.inTransaction) this.commit.run();
+    }
   }
 
   /** Commit the batch; if that fails, everything stays as it was for abortBatch. */

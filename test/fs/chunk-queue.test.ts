@@ -36,7 +36,7 @@ test('drained: once, after the last file of a burst is chunked, not between its 
   const drained = new Promise<void>((res) => (done = res));
   const queue = new ChunkQueue(
     {
-      wanted: () => true,
+      wanted: (items) => items.map(() => true),
       path: (ino, gen) => staging.path(ino, gen),
       settled: (ino) => events.push(`settled ${ino}`),
       failed: (ino, _gen, err) => events.push(`failed ${ino}: ${err.message}`),
@@ -67,7 +67,7 @@ test('forget: a generation deleted before its turn stops counting as waiting and
   const asked: string[] = [];
   const queue = new ChunkQueue(
     {
-      wanted: (ino) => (asked.push(`wanted ${ino}`), true),
+      wanted: (items) => items.map(({ ino }) => (asked.push(`wanted ${ino}`), true)),
       path: (ino, gen) => join(dir, `${ino}-${gen}`),
       settled: (ino) => asked.push(`settled ${ino}`),
       failed: (ino) => asked.push(`failed ${ino}`),
