@@ -128,10 +128,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       {
         wanted: (items) => fs.wanted(items),
         path: (ino, gen) => staging.path(ino, gen),
-        settled: (ino, gen) => fs.settled(ino, gen),
+        settled: (items) => fs.settled(items),
         failed: (ino, gen, err) => {
           // Deleted or rewritten while waiting: nothing to chunk, nothing to report.
-          if (!fs.wanted([{ ino, gen }])[0]) return fs.settled(ino, gen);
+          if (!fs.wanted([{ ino, gen }])[0]) return fs.settled([{ ino, gen }]);
           log.warn(`chunking ${ino}-${gen} failed: ${err.message}; retrying in 30 s`);
           queue.schedule(ino, gen, 30_000);
         },
@@ -209,7 +209,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       if (dryRun) return { keep: [...keep].sort(), forget: drop, dryRun: true };
       const r = forgetSnapshots(tree.db, store!, drop);
       mounted?.snapshotsChanged(drop);
-      for (const [ino, gen] of r.staged) fs.settled(ino, gen);
+      fs.settled(r.staged.map(([ino, gen]) => ({ ino, gen })));
       // Alone, nobody needs to be told what was dropped; in a group the replicator drains.
       if (!inGroup) store!.drainReleased(store!.releasedHead());
       const gc = drop.length > 0 ? await collect() : null;

@@ -16,8 +16,8 @@ export interface QueueHooks {
   /** Which of these generations are still wanted (referenced by a row, not being written), in order. */
   wanted(items: StagedGeneration[]): boolean[];
   path(ino: number, gen: number): string;
-  /** Chunked and swapped in (or found unwanted by the worker): the staging file may go. */
-  settled(ino: number, gen: number): void;
+  /** Chunked and swapped in (or found unwanted): their staging files may go. */
+  settled(items: StagedGeneration[]): void;
   failed(ino: number, gen: number, err: Error): void;
   /** A burst of writes is over and all of it is chunked: nothing waits, nothing runs. */
   drained?(): void;
@@ -47,6 +47,7 @@ const BURST_OVER_MS = 250;
 
 export class ChunkQueue {
   private readonly waiting = new Map<string, { ino: number; gen: number; due: number }>();
+  private readonly done: StagedGeneration[] = [];
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private readonly pool: IngestPool;
@@ -115,14 +116,22 @@ export class ChunkQueue {
     if (next < this.timerAt) this.arm(next);
   }
 
+  /**
+   * Generations done in this turn (a worker's batch resolves all of its files at once) are
+   * settled together, in one read of the tree instead of a transaction each.
+   */
+  private settle(g: StagedGeneration): void {
+    if (this.done.push(g) === 1) queueMicrotask(() => this.hooks.settled(this.done.splice(0)));
+  }
+
   private start(ino: number, gen: number, wanted: boolean): void {
     if (!wanted) {
-      this.hooks.settled(ino, gen);
+      this.settle({ ino, gen });
       return;
     }
     this.running++;
     this.pool.ingest(this.hooks.path(ino, gen), 0, { ino, gen } satisfies StagedGeneration).then(
-      () => this.hooks.settled(ino, gen),
+      () => this.settle({ ino, gen }),
       (err: Error) => this.hooks.failed(ino, gen, err),
     ).finally(() => {
       if (--this.running === 0 && this.waiting.size === 0 && Date.now() - this.lastScheduled >= BURST_OVER_MS) this.hooks.drained?.();

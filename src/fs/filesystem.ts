@@ -66,7 +66,7 @@ export class Filesystem {
     this.reader = new ContentReader(tree, store);
     this.stagedFds = new FdCache((key) => staging.dir + '/' + key, 128);
     // A generation published at fsync may be in a snapshot by the time its writer lets go of it.
-    this.writers = new Writers(tree, staging, this.reader, (ino, gen) => this.settled(ino, gen));
+    this.writers = new Writers(tree, staging, this.reader, (ino, gen) => this.settled([{ ino, gen }]));
     this.snapshots = new SnapshotDir(tree);
     tree.onStagedReleased = (ino, gen) => this.dropStaged(ino, gen);
   }
@@ -81,11 +81,15 @@ export class Filesystem {
     return this.tree.reading(() => items.map(({ ino, gen }) => this.tree.stagedUsers(ino, gen) > 0 && !this.writers.isWorking(ino, gen)));
   }
 
-  /** A generation finished (chunked or dropped): remove its file if nothing needs it. */
-  settled(ino: number, gen: number): void {
-    // A worker may have swapped the row's content to chunks on its own connection.
-    this.tree.uncache(ino);
-    if (this.tree.stagedUsers(ino, gen) === 0 && !this.writers.isWorking(ino, gen)) this.dropStaged(ino, gen, true);
+  /** Generations finished (chunked or dropped): remove their files if nothing needs them. */
+  settled(items: StagedGeneration[]): void {
+    this.tree.reading(() => {
+      for (const { ino, gen } of items) {
+        // A worker may have swapped the row's content to chunks on its own connection.
+        this.tree.uncache(ino);
+        if (this.tree.stagedUsers(ino, gen) === 0 && !this.writers.isWorking(ino, gen)) this.dropStaged(ino, gen, true);
+      }
+    });
   }
 
   /** Crash recovery: chunk what the tree references, delete the rest. */

@@ -38,7 +38,7 @@ test('drained: once, after the last file of a burst is chunked, not between its 
     {
       wanted: (items) => items.map(() => true),
       path: (ino, gen) => staging.path(ino, gen),
-      settled: (ino) => events.push(`settled ${ino}`),
+      settled: (items) => items.forEach(({ ino }) => events.push(`settled ${ino}`)),
       failed: (ino, _gen, err) => events.push(`failed ${ino}: ${err.message}`),
       drained: () => {
         events.push('drained');
@@ -69,7 +69,7 @@ test('forget: a generation deleted before its turn stops counting as waiting and
     {
       wanted: (items) => items.map(({ ino }) => (asked.push(`wanted ${ino}`), true)),
       path: (ino, gen) => join(dir, `${ino}-${gen}`),
-      settled: (ino) => asked.push(`settled ${ino}`),
+      settled: (items) => items.forEach(({ ino }) => asked.push(`settled ${ino}`)),
       failed: (ino) => asked.push(`failed ${ino}`),
     },
     data,
