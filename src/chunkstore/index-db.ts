@@ -86,6 +86,21 @@ export function prepared<P extends unknown[] | {} = unknown[], R = unknown>(db: 
   return st as unknown as Database.Statement<P, R>;
 }
 
+/**
+ * Run fn's reads as one read transaction (one snapshot, the WAL's read lock taken once, the
+ * page cache checked once against other connections' commits), or inside the transaction
+ * already open. fn must not write: a write there could meet a commit made since it began.
+ */
+export function inReadTransaction<T>(db: Db, fn: () => T): T {
+  if (db.inTransaction) return fn();
+  prepared(db, 'BEGIN').run();
+  try {
+    return fn();
+  } finally {
+    if (db.inTransaction) prepared(db, 'COMMIT').run();
+  }
+}
+
 export function createChunkTables(db: Db): void {
   db.exec(`
     CREATE TABLE IF NOT EXISTS packs (

@@ -10,6 +10,7 @@ import { boxId } from './sealer.js';
 import { StagedFile } from './staged-file.js';
 import type { ChunkRef, ChunkRow, ChunkStore } from './store.js';
 import type { CommitLock } from './commit-lock.js';
+import { inReadTransaction } from './index-db.js';
 
 export interface IngestedFile {
   size: number;
@@ -46,12 +47,7 @@ export class Ingester {
    */
   inSnapshot<T>(fn: () => T): T {
     this.writer.ready();
-    this.store.db.exec('BEGIN');
-    try {
-      return fn();
-    } finally {
-      if (this.store.db.inTransaction) this.store.db.exec('COMMIT');
-    }
+    return inReadTransaction(this.store.db, fn);
   }
 
   /** Chunk and store the file at `path`, streaming. */

@@ -3,7 +3,7 @@
 // callbacks on the JS thread. Writes happen at the current epoch; a row born before it is
 // visible to a snapshot, so changing it kills it (died = epoch) and inserts a copy.
 import { LRUCache } from 'lru-cache';
-import type { Db } from '../chunkstore/index-db.js';
+import { inReadTransaction, type Db } from '../chunkstore/index-db.js';
 import type { CommitLock } from '../chunkstore/commit-lock.js';
 import type { ChunkRef, ChunkStore } from '../chunkstore/store.js';
 import { releaseChunkList } from './content.js';
@@ -91,7 +91,6 @@ export class Tree {
   private readonly cache = new LRUCache<number, Inode>({ max: CACHED_ROWS });
   private batching = false;
   private readonly begin;
-  private readonly beginRead;
   private readonly commit;
   private readonly rollback;
   /** Called when no row references a staging generation any more: its file can go. */
@@ -106,7 +105,6 @@ export class Tree {
     const get = db.prepare<[string], number>('SELECT v FROM tree_meta WHERE k = ?').pluck();
     this.runTx = db.transaction((fn: () => unknown) => fn());
     this.begin = db.prepare('BEGIN IMMEDIATE');
-    this.beginRead = db.prepare('BEGIN');
     this.commit = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
     this.q = {
@@ -243,18 +241,9 @@ export class Tree {
     this.batching = true;
   }
 
-  /**
-   * Run fn's reads as one read transaction (one snapshot, the WAL's read lock taken once),
-   * or inside the transaction already open. fn must not write.
-   */
+  /** Run fn's reads as one read transaction (index-db.ts inReadTransaction). fn must not write. */
   reading<T>(fn: () => T): T {
-    if (this.db.inTransaction) return fn();
-    this.beginRead.run();
-    try {
-      return fn();
-    } finally {
-      if (this.db.inTransaction) this.commit.run();
-    }
+    return inReadTransaction(this.db, fn);
   }
 
   /** Commit the batch; if that fails, everything stays as it was for abortBatch. */
