@@ -142,7 +142,7 @@ static int answer(thread_state_t *t, const read_job_t *job) {
   return at == job->total;
 }
 
-static void close_fds(read_job_t *job) {
+void read_job_close_fds(read_job_t *job) {
   int last = -1;
   for (uint32_t i = 0; i < job->count; i++) {
     if (job->boxes[i].fd != last) close(job->boxes[i].fd);
@@ -166,7 +166,7 @@ static void *reader_main(void *arg) {
     pthread_mutex_unlock(&r->lock);
     if (!job) break;
     int ok = ready && answer(&t, job);
-    close_fds(job);
+    read_job_close_fds(job);
     if (ok) {
       fuse_reply_buf(job->req, (const char *)t.out.p, job->total);
       free(job);

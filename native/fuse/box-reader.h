@@ -41,6 +41,8 @@ typedef struct {
   void *ctx;
 } box_reader_t;
 
+/** Closes the job's descriptors (one per run of boxes in the same pack). */
+void read_job_close_fds(read_job_t *job);
 int box_reader_start(box_reader_t *r, void (*fail)(void *, read_job_t *), void *ctx);
 void box_reader_submit(box_reader_t *r, read_job_t *job);
 /** Answers what is queued, then joins the threads. */

@@ -42,26 +42,32 @@ int windows_put(windows_t *ws, uint64_t fh, uint64_t ino, uint64_t eof, const un
   if (count == 0) return 0;
   wbox_t *boxes = malloc((size_t)count * sizeof(wbox_t));
   if (!boxes) return 0;
-  int last_in = -1, last_out = -1;
-  for (uint32_t i = 0; i < count; i++, wire += WINDOW_WIRE) {
+  for (uint32_t i = 0; i < count; i++) {
+    const unsigned char *p = wire + (size_t)i * WINDOW_WIRE;
     wbox_t *b = &boxes[i];
-    int32_t fd; double off, at;
-    memcpy(&fd, wire, 4); memcpy(&b->len, wire + 4, 4); memcpy(&off, wire + 8, 8);
-    memcpy(&at, wire + 16, 8); memcpy(&b->raw, wire + 24, 4); memcpy(b->handle, wire + 32, 32);
+    double off, at;
+    memcpy(&b->len, p + 4, 4); memcpy(&off, p + 8, 8);
+    memcpy(&at, p + 16, 8); memcpy(&b->raw, p + 24, 4); memcpy(b->handle, p + 32, 32);
     b->off = (uint64_t)off;
     b->at = (uint64_t)at;
-    if (fd != last_in) {
-      last_in = fd;
-      last_out = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    // Chunks out of order: no window (the read goes to JS).
+    if (i > 0 && b->at != boxes[i - 1].at + boxes[i - 1].raw) {
+      free(boxes);
+      return 0;
     }
-    // Out of descriptors, or chunks out of order: no window (the read goes to JS).
-    if (last_out < 0 || (i > 0 && b->at != boxes[i - 1].at + boxes[i - 1].raw)) {
-      window_t partial = { .count = last_out < 0 ? i : i + 1, .boxes = boxes };
-      if (last_out >= 0) b->fd = last_out;
+  }
+  // A descriptor of the window's own per run of chunks in one pack.
+  int32_t given = -1;
+  for (uint32_t i = 0; i < count; i++) {
+    int32_t fd;
+    memcpy(&fd, wire + (size_t)i * WINDOW_WIRE, 4);
+    boxes[i].fd = i > 0 && fd == given ? boxes[i - 1].fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    given = fd;
+    if (boxes[i].fd < 0) {
+      window_t partial = { .count = i, .boxes = boxes };
       free_window(&partial);
       return 0;
     }
-    b->fd = last_out;
   }
   w->fh = fh;
   w->ino = ino;
@@ -103,7 +109,8 @@ read_job_t *windows_job(windows_t *ws, fuse_req_t req, uint64_t fh, size_t size,
       last_in = src->fd;
       last_out = fcntl(src->fd, F_DUPFD_CLOEXEC, 0);
       if (last_out < 0) {
-        for (uint32_t j = 0; j < k; j++) if (j == 0 || job->boxes[j].fd != job->boxes[j - 1].fd) close(job->boxes[j].fd);
+        job->count = k;
+        read_job_close_fds(job);
         free(job);
         return NULL;
       }
