@@ -25,9 +25,15 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // threshold gave the heap's top back after each; 256 MiB first shipments went from 38-51 to
 // 43-66 MB/s. What the heap keeps goes back once the daemon is idle (daemon.ts: malloc_trim
 // after a quiet spell): after an untar of 8k files and a 256 MiB dd, 126-129 MB 16 s later,
-// 77-78 MB once trimmed. A 64 MiB trim threshold held 187 MB at 16 s.
+// 77-78 MB once trimmed.
+// Since then the heap's top is kept between bursts (trim threshold 256 MiB, 64 MiB of padding
+// on each growth): a shipping host still took 87-173k page faults per 512 MiB, each buffer of
+// the channel's ciphers landing on pages the last trim had given back. With both, 39-47k, and
+// first shipments of 512 MiB went from 64-66 to 72-77 MB/s (alternating runs, CPU of both
+// daemons 13.5-13.9 -> 11.6-12.6 s). The same untar and dd: 121-151 MB after, 81 MB once
+// trimmed (the old thresholds 127-129 and 79-80); the linux tree's untar: 118 MB after.
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
-const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(16 << 20) };
+const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(256 << 20), MALLOC_TOP_PAD_: String(64 << 20) };
 
 /** Starts the daemon process, hands it the keys, and waits for its first line: ready or why not. */
 async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | number, detached: boolean): Promise<ChildProcess> {
