@@ -157,9 +157,13 @@ export function scanPack(path: string): PackScan {
   return { records, size: data.length, data };
 }
 
-/** Positional read of exactly len bytes; a short read means the pack was truncated. */
-export function readExact(fd: number, off: number, len: number, what: string): Buffer {
-  const out = Buffer.allocUnsafe(len);
+/**
+ * Positional read of exactly len bytes, into the start of `into` when given (a buffer used
+ * again); a short read means the pack was truncated.
+ */
+export function readExact(fd: number, off: number, len: number, what: string, into?: Buffer): Buffer {
+  if (into && into.length < len) throw new RangeError(`${what}: ${len} bytes do not fit a buffer of ${into.length}`);
+  const out = into ? into.subarray(0, len) : Buffer.allocUnsafe(len);
   let got = 0;
   while (got < len) {
     const n = readSync(fd, out, got, len - got, off + got);

@@ -323,7 +323,12 @@ export class ChunkStore {
   readBox(id: Uint8Array): Buffer {
     const loc = this.location(id);
     if (!loc) throw new MissingChunkError(`chunk ${hexId(id)} is not in the store`);
-    return this.withPack(loc.pack, (fd) => readExact(fd, loc.off, loc.len, `chunk ${hexId(id)} in pack ${loc.pack}`));
+    return this.readBoxAt(id, loc);
+  }
+
+  /** The box of `id` at `loc` (from locations()), read into the start of `into` when given. */
+  readBoxAt(id: Uint8Array, loc: Location, into?: Buffer): Buffer {
+    return this.withPack(loc.pack, (fd) => readExact(fd, loc.off, loc.len, `chunk ${hexId(id)} in pack ${loc.pack}`, into));
   }
 
   /** Plaintext of a chunk, authenticated. Synchronous: for worker threads and tools. */

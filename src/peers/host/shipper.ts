@@ -9,7 +9,8 @@
 import { createHash } from 'node:crypto';
 import { encode, type Value } from '../wire/canonical.js';
 import { hexId } from '../../chunkstore/sealer.js';
-import type { ChunkStore } from '../../chunkstore/store.js';
+import type { ChunkStore, Location } from '../../chunkstore/store.js';
+import { BufferPool } from '../../chunkstore/buffer-pool.js';
 import type { Db } from '../../chunkstore/index-db.js';
 import { addSet } from '../../snapshot/changes.js';
 import { countUpTo, idsUpTo, unchunkedUpTo } from '../../snapshot/records.js';
@@ -94,7 +95,8 @@ const PIPELINE = 4;
 
 /** Sends requests ahead of their answers (each must be 'stored'), up to PIPELINE at once. */
 class Pipe {
-  private outstanding = 0;
+  /** Per message sent and not yet answered, what to run once it is (or nothing). */
+  private readonly outstanding: ((() => void) | undefined)[] = [];
   bytes = 0;
   constructor(private readonly ch: Channel<BuddyMsg, HostMsg>) {}
 
@@ -104,22 +106,24 @@ class Pipe {
     return answer(await this.ch.request(msg));
   }
 
-  async push(msg: HostMsg, bytes: number): Promise<void> {
+  /** `answered` runs once the buddy answered this message: its bytes are no longer needed. */
+  async push(msg: HostMsg, bytes: number, answered?: () => void): Promise<void> {
     this.bytes += bytes;
     await this.ch.send(msg);
-    this.outstanding++;
-    while (this.outstanding >= PIPELINE) await this.take();
+    this.outstanding.push(answered);
+    while (this.outstanding.length >= PIPELINE) await this.take();
   }
 
   async drain(): Promise<void> {
-    while (this.outstanding > 0) await this.take();
+    while (this.outstanding.length > 0) await this.take();
   }
 
   private async take(): Promise<void> {
     const r = await this.ch.receive();
-    this.outstanding--;
+    const answered = this.outstanding.shift();
     if (r === null) throw new Error('the buddy ended the shipment early');
     answer(r);
+    answered?.();
   }
 }
 
@@ -159,6 +163,11 @@ export async function shipSnapshot(
   const { stream, bandwidth } = await ctx.node.dial(peer, BACKUP_PROTOCOL, { signal: opts.signal });
   const ch = openChannel(stream, { receive: buddyMessages, send: hostMessages }, { maxFrame: BACKUP_MAX_FRAME, bandwidth });
   const pipe = new Pipe(ch);
+  // Our boxes are read straight into the buffer of the message that carries them, one buffer
+  // per message in flight, used again once the buddy answered it. A fresh buffer per box lived
+  // through the window in flight, outlived the young generation, and only a full collection
+  // freed it: 21-25 of those per 256 MiB shipped, 11-13 since.
+  const messageBuffers = new BufferPool(CHUNK_BATCH_BYTES, PIPELINE + 1);
   const owner = ctx.signer.publicKey;
   /** Chunk ids this shipment will offer, once shipChunks counted them, and how many are settled. */
   let total = 0;
@@ -210,11 +219,24 @@ export async function shipSnapshot(
     return report;
   }
 
-  /** A box to send, or a shard coded again from our boxes; null once it left the store. */
-  async function payload(id: Buffer): Promise<Buffer | null> {
+  /**
+   * A box to send, read into `into` at `at` when it fits there, or a shard coded again from our
+   * boxes; null once it left the store.
+   */
+  async function payload(id: Buffer, loc: Location | undefined, into: Buffer, at: number): Promise<Buffer | null> {
     if (striping) return striping.stripes.shard(id);
+    const room = (l: Location): Buffer | undefined => (l.len <= into.length - at ? into.subarray(at) : undefined);
     try {
-      return ctx.store.readBox(id);
+      if (loc) {
+        try {
+          return ctx.store.readBoxAt(id, loc, room(loc));
+        } catch {
+          // Looked up with its page: garbage collection may have moved it since.
+        }
+      }
+      const now = ctx.store.location(id);
+      if (!now) throw new Error('not in the index');
+      return ctx.store.readBoxAt(id, now, room(now));
     } catch (err) {
       // Collected since we listed it: released after the snapshot, so no longer needed.
       ctx.log.warn(`chunk ${hexId(id)} left the store during shipment: ${(err as Error).message}`);
@@ -227,31 +249,41 @@ export async function shipSnapshot(
     const m = await pipe.request({ type: 'has', ids }, ids.length * 32);
     if (m.type !== 'missing') throw new Error(`buddy answered has with ${m.type}`);
     settled += ids.length - m.indexes.length;
+    const wanted = m.indexes.map((i) => {
+      const id = ids[i];
+      if (!id) throw new Error(`buddy named chunk ${i} of ${ids.length}`);
+      return id;
+    });
+    const locs = striping ? [] : ctx.store.locations(wanted);
     let batch: { id: Buffer; box: Buffer }[] = [];
     let size = 0;
+    let buf = messageBuffers.take(CHUNK_BATCH_BYTES);
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
-      await pipe.push({ type: 'chunks', items: batch }, size + batch.length * 32);
+      const sent = buf;
+      await pipe.push({ type: 'chunks', items: batch }, size + batch.length * 32, () => messageBuffers.give(sent));
       settled += batch.length;
       progress();
       batch = [];
       size = 0;
+      buf = messageBuffers.take(CHUNK_BATCH_BYTES);
     };
-    for (const i of m.indexes) {
-      const id = ids[i];
-      if (!id) throw new Error(`buddy named chunk ${i} of ${ids.length}`);
-      const box = await payload(id);
+    for (const [k, id] of wanted.entries()) {
+      const loc = locs[k];
+      if (loc && size + loc.len > CHUNK_BATCH_BYTES) await flush();
+      const box = await payload(id, loc, buf, size);
       if (!box) {
         if (striping) ctx.log.warn(`shard ${hexId(id)} cannot be coded again: a box of its stripe left the store`);
         continue;
       }
-      if (size + box.length > CHUNK_BATCH_BYTES) await flush();
+      if (striping && size + box.length > CHUNK_BATCH_BYTES) await flush();
       batch.push({ id, box });
       size += box.length;
       report.chunksSent++;
       report.chunkBytes += box.length;
     }
     await flush();
+    messageBuffers.give(buf);
     await pipe.drain();
     progress();
   }
