@@ -32,7 +32,14 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // first shipments of 512 MiB went from 64-66 to 72-77 MB/s (alternating runs, CPU of both
 // daemons 13.5-13.9 -> 11.6-12.6 s). The same untar and dd: 121-151 MB after, 81 MB once
 // trimmed (the old thresholds 127-129 and 79-80); the linux tree's untar: 118 MB after.
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1'];
+// With so small a young generation, whatever outlives a few milliseconds is promoted: on a
+// buddy, every frame and message of the 16 MiB a shipment keeps in flight. V8 then ran a full
+// collection each time its old generation grew past its limit, a small factor over the 22-25 MB
+// live heap: 37-50 per 256 MiB received, their marking 2.6-3.5 s of CPU per 512 MiB on the
+// helper threads (a bare channel's receiver: 0.6). With the limit at three times the live heap
+// (--heap-growing-percent=200), 1.2-1.4 s, and the linux tree's untar left 135 MB after it and
+// 95 MB once idle (before: 117-119 and 82-92).
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--heap-growing-percent=200'];
 const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(256 << 20), MALLOC_TOP_PAD_: String(64 << 20) };
 
 /** Starts the daemon process, hands it the keys, and waits for its first line: ready or why not. */
