@@ -276,7 +276,8 @@ export async function shipSnapshot(
         if (striping) ctx.log.warn(`shard ${hexId(id)} cannot be coded again: a box of its stripe left the store`);
         continue;
       }
-      if (striping && size + box.length > CHUNK_BATCH_BYTES) await flush();
+      // Only a box that came in a buffer of its own can overflow: a shard, or one found again.
+      if (size + box.length > CHUNK_BATCH_BYTES) await flush();
       batch.push({ id, box });
       size += box.length;
       report.chunksSent++;
