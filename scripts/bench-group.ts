@@ -1,7 +1,7 @@
 // Real daemons for the peer benchmarks: each host its own SAFE_HOME, mount and port on
 // 127.0.0.1, all in one group; and a raw TCP transfer to measure beside them.
 import { execSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -55,6 +55,19 @@ export async function host(root: string, name: string, o: HostOptions): Promise<
   safe('init', '--host', name, '--mount', mnt, '--group', o.group ?? 'bench', '--offer', o.offer, '--listen', addr, ...spread, '--no-mdns', ...o.peers.flatMap((p) => ['--peer', p]), ...(o.initArgs ?? []));
   safe('mount');
   return { name, home, mnt, addr, env, safe };
+}
+
+const CLK_TCK = Number(execSync('getconf CLK_TCK', { encoding: 'utf8' }));
+
+/** CPU seconds a process has used so far, in all its threads (user and system). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+export function daemonPid(h: Host): number {
+  return Number(readFileSync(join(h.home, 'daemon.pid'), 'utf8'));
 }
 
 export async function settle(h: Host): Promise<void> {

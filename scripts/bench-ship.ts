@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { channelReceiver } from './channel-baseline.js';
-import { host, rawTcp, resticRepo, settle, syncAll, unmountAll, type Host, type Report } from './bench-group.js';
+import { cpuSeconds, daemonPid, host, rawTcp, resticRepo, settle, syncAll, unmountAll, type Host, type Report } from './bench-group.js';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' } } });
 const mib = Number(values.mib ?? 512);
@@ -36,16 +36,31 @@ try {
   execSync(`dd if=/dev/urandom of=${a.mnt}/random.bin bs=1M count=${mib} status=none`);
   await settle(a);
   a.safe('snapshot');
+  // Both ends share this machine's CPUs, and a shipment is CPU-bound: the CPU each side spent
+  // (every thread: the collector's helpers too) says where a gap to the bare channel comes from.
+  const ends = [daemonPid(a), daemonPid(buddy)];
+  const cpu0 = ends.map(cpuSeconds);
   const first = sync(a);
+  const [hostCpu, buddyCpu] = ends.map((pid, i) => cpuSeconds(pid) - cpu0[i]!);
   const tcpMs = await rawTcp(first.chunkBytes);
   // The backup protocol's window and message size, on a channel that stores nothing.
   const receiver = await channelReceiver(16 << 20);
-  const channelMs = await receiver.channel(first.chunkBytes, 4 << 20, true).finally(() => receiver.stop());
-  results.first = { ...first, rawTcpMs: tcpMs, channelMs, ratio: channelMs / first.ms };
+  const sender0 = process.cpuUsage();
+  const receiver0 = cpuSeconds(receiver.pid);
+  const channelMs = await receiver.channel(first.chunkBytes, 4 << 20, true).catch(async (err: unknown) => {
+    await receiver.stop();
+    throw err;
+  });
+  const used = process.cpuUsage(sender0);
+  const senderCpu = (used.user + used.system) / 1e6;
+  const receiverCpu = cpuSeconds(receiver.pid) - receiver0;
+  await receiver.stop();
+  results.first = { ...first, rawTcpMs: tcpMs, channelMs, ratio: channelMs / first.ms, cpu: { host: hostCpu, buddy: buddyCpu, sender: senderCpu, receiver: receiverCpu } };
   log(
     `first shipment of ${mib} MiB random: ${mbps(first.chunkBytes, first.ms)} (${first.chunksSent} chunks); bare libp2p channel, same bytes: ${mbps(first.chunkBytes, channelMs)}; ` +
       `ratio ${((channelMs / first.ms) * 100).toFixed(0)}%; raw TCP: ${mbps(first.chunkBytes, tcpMs)}`,
   );
+  log(`  CPU seconds: host ${hostCpu.toFixed(1)} + buddy ${buddyCpu.toFixed(1)}; the bare channel's sender ${senderCpu.toFixed(1)} + receiver ${receiverCpu.toFixed(1)}`);
 
   // 2. A snapshot with no change.
   a.safe('snapshot');

@@ -16,6 +16,8 @@ const KEY = new Uint8Array(32).fill(0x42);
 const frameFor = (window: number): number => Math.min(window / 2 - 4, 8 << 20);
 
 export interface ChannelReceiver {
+  /** The receiving process. */
+  pid: number;
   /** Raw TCP port: the first 8 bytes say how many follow, one byte answers once all came. */
   port: number;
   /** Sends `bytes` in `payload`-byte messages; milliseconds until the receiver confirmed them all. */
@@ -28,6 +30,7 @@ export async function channelReceiver(windowBytes: number): Promise<ChannelRecei
   const child: ChildProcess = spawn(process.execPath, [new URL(import.meta.url).pathname, 'receiver', String(windowBytes)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const addrs = JSON.parse(await new Promise<string>((r) => createInterface({ input: child.stdout! }).once('line', r))) as { pnet: string; plain: string; port: number };
   return {
+    pid: child.pid!,
     port: addrs.port,
     async channel(bytes, payloadBytes, pnet) {
       const payload = new Uint8Array(payloadBytes).map((_, i) => i);
