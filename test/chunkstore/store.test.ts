@@ -167,6 +167,35 @@ test('GC compacts packs and frees space while keeping live chunks readable', () 
   store.close();
 });
 
+test('boxes read into a buffer used again; a location from before compaction moved a box fails, a fresh one reads it', () => {
+  const { store, ing } = fresh();
+  const keep = ing.ingestBuffer(seededBytes(3_000_000, 21));
+  const drop = ing.ingestBuffer(seededBytes(9_000_000, 22));
+  ing.commit();
+  ing.close();
+  const kept = ids(keep);
+  const boxes = kept.map((id) => store.readBox(id));
+  // As a shipment reads them: one after another into its message's buffer.
+  const buf = Buffer.alloc(4 << 20, 0xee);
+  const locs = store.locations(kept);
+  let at = 0;
+  for (const [i, id] of kept.entries()) {
+    const box = store.readBoxAt(id, locs[i]!, buf.subarray(at));
+    assert.equal(box.buffer, buf.buffer, 'read in place');
+    assert.deepEqual(box, boxes[i]);
+    at += box.length;
+  }
+  assert.deepEqual(buf.subarray(0, at), Buffer.concat(boxes));
+  assert.throws(() => store.readBoxAt(kept[0]!, locs[0]!, buf.subarray(0, locs[0]!.len - 1)), /do not fit/);
+  store.db.transaction(() => store.decref(ids(drop)))();
+  collectGarbage(store);
+  const moved = kept.findIndex((id, i) => store.location(id)!.pack !== locs[i]!.pack);
+  assert.ok(moved >= 0, 'compaction moved the kept boxes');
+  assert.throws(() => store.readBoxAt(kept[moved]!, locs[moved]!), /missing or unreadable/);
+  assert.deepEqual(store.readBoxAt(kept[moved]!, store.location(kept[moved]!)!), boxes[moved]);
+  store.close();
+});
+
 test('verify names a flipped byte, a truncated pack and a missing pack', () => {
   const { store, ing } = fresh();
   const f = ing.ingestBuffer(seededBytes(500_000, 3));
