@@ -18,12 +18,12 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // 1 MiB instead of V8's 16-32 MiB per heap and two malloc arenas instead of one per thread took
 // an idle daemon after an untar of 4,011 files from 230 to 133 MB of RSS, at the same speed
 // (dd, untar); the main thread's live heap was 20 MB of it.
-// Fixed malloc thresholds, both 16 MiB. glibc's sliding ones left half the runs of a 256 MiB
-// dd taking each FUSE write's buffer (up to 1 MiB) fresh from the kernel (66k page faults,
-// 200-230 MB/s against 500-575). Below 8 MiB the mmap threshold mapped, faulted in and unmapped
-// every shipment message a buddy receives (13% of its main thread), and a 128 KiB trim
-// threshold gave the heap's top back after each; 256 MiB first shipments went from 38-51 to
-// 43-66 MB/s. What the heap keeps goes back once the daemon is idle (daemon.ts: malloc_trim
+// Fixed malloc thresholds (both 16 MiB at first; the trim one since raised, below). glibc's
+// sliding ones left half the runs of a 256 MiB dd taking each FUSE write's buffer (up to
+// 1 MiB) fresh from the kernel (66k page faults, 200-230 MB/s against 500-575). Below 8 MiB
+// the mmap threshold mapped, faulted in and unmapped every shipment message a buddy receives
+// (13% of its main thread), and a 128 KiB trim threshold gave the heap's top back after each;
+// 256 MiB first shipments went from 38-51 to 43-66 MB/s. What the heap keeps goes back once the daemon is idle (daemon.ts: malloc_trim
 // after a quiet spell): after an untar of 8k files and a 256 MiB dd, 126-129 MB 16 s later,
 // 77-78 MB once trimmed.
 // Since then the heap's top is kept between bursts (trim threshold 256 MiB, 64 MiB of padding

@@ -92,6 +92,7 @@ const CHUNK_BATCH_BYTES = 4 * 1024 * 1024;
 const OBJECT_BATCH_BYTES = 4 * 1024 * 1024;
 /** Messages in flight before we wait for the first answer: keeps the pipe full over fsyncs. */
 const PIPELINE = 4;
+const NO_BUFFER = Buffer.alloc(0);
 
 /** Sends requests ahead of their answers (each must be 'stored'), up to PIPELINE at once. */
 class Pipe {
@@ -168,6 +169,9 @@ export async function shipSnapshot(
   // through the window in flight, outlived the young generation, and only a full collection
   // freed it: 21-26 of those per 256 MiB shipped, 11-17 since (four runs each).
   const messageBuffers = new BufferPool(CHUNK_BATCH_BYTES, PIPELINE + 1);
+  // Shards are coded into buffers of their own: a message of shards takes none from the pool
+  // (and the pool takes back only buffers of its own size).
+  const messageBuffer = (): Buffer => (striping ? NO_BUFFER : messageBuffers.take(CHUNK_BATCH_BYTES));
   const owner = ctx.signer.publicKey;
   /** Chunk ids this shipment will offer, once shipChunks counted them, and how many are settled. */
   let total = 0;
@@ -257,7 +261,7 @@ export async function shipSnapshot(
     const locs = striping ? [] : ctx.store.locations(wanted);
     let batch: { id: Buffer; box: Buffer }[] = [];
     let size = 0;
-    let buf = messageBuffers.take(CHUNK_BATCH_BYTES);
+    let buf = messageBuffer();
     const flush = async (): Promise<void> => {
       if (batch.length === 0) return;
       const sent = buf;
@@ -266,7 +270,7 @@ export async function shipSnapshot(
       progress();
       batch = [];
       size = 0;
-      buf = messageBuffers.take(CHUNK_BATCH_BYTES);
+      buf = messageBuffer();
     };
     for (const [k, id] of wanted.entries()) {
       const loc = locs[k];
