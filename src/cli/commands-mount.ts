@@ -23,9 +23,9 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // 1 MiB) fresh from the kernel (66k page faults, 200-230 MB/s against 500-575). Below 8 MiB
 // the mmap threshold mapped, faulted in and unmapped every shipment message a buddy receives
 // (13% of its main thread), and a 128 KiB trim threshold gave the heap's top back after each;
-// 256 MiB first shipments went from 38-51 to 43-66 MB/s. What the heap keeps goes back once the daemon is idle (daemon.ts: malloc_trim
-// after a quiet spell): after an untar of 8k files and a 256 MiB dd, 126-129 MB 16 s later,
-// 77-78 MB once trimmed.
+// 256 MiB first shipments went from 38-51 to 43-66 MB/s. What the heap keeps goes back once
+// the daemon is idle (daemon.ts: malloc_trim after a quiet spell): after an untar of 8k files
+// and a 256 MiB dd, 126-129 MB 16 s later, 77-78 MB once trimmed.
 // Since then the heap's top is kept between bursts (trim threshold 256 MiB, 64 MiB of padding
 // on each growth): a shipping host still took 87-173k page faults per 512 MiB, each buffer of
 // the channel's ciphers landing on pages the last trim had given back. With both, 39-47k, and
