@@ -230,8 +230,10 @@ export function finishImport(db: Db, epoch: number, nextIno: number, snapshots: 
     prepared(db, `UPDATE ${t} SET died = NULL WHERE died > ?`).run(epoch);
     db.exec(`DELETE FROM ${t} WHERE died IS NOT NULL AND NOT EXISTS (SELECT 1 FROM snapshots s WHERE s.epoch >= ${t}.born AND s.epoch < ${t}.died)`);
   }
+  // The lists no row names, found from clists: asked of crefs directly, SQLite walked crefs in
+  // the order of its index by chunk id (random) and took 0.4 s for linux-prev's 120k spans.
   db.exec(`
-    DELETE FROM crefs WHERE cl NOT IN (SELECT cl FROM inodes WHERE cl IS NOT NULL);
+    DELETE FROM crefs WHERE cl IN (SELECT cl FROM clists WHERE cl NOT IN (SELECT cl FROM inodes WHERE cl IS NOT NULL));
     DELETE FROM clists WHERE cl NOT IN (SELECT cl FROM inodes WHERE cl IS NOT NULL);
     UPDATE clists SET users = (SELECT count(*) FROM inodes i WHERE i.cl = clists.cl);
   `);
