@@ -243,18 +243,26 @@ async function importChain(
       bad.add(key);
     }
   };
+  // The next page is asked for before this one is applied: a segment's import takes longer
+  // than its transfer (linux-prev: 0.15-0.5 s against 0.06-0.07 s a segment).
+  const ask = (skip: Set<string>): Promise<{ id: Buffer; box: Buffer }[]> | null => {
+    const ids = [...want.keys()].filter((k) => !bad.has(k) && !skip.has(k)).slice(0, 256);
+    if (ids.length === 0) return null;
+    const page = c.getObjects(ids.map((k) => Buffer.from(k, 'hex')));
+    page.catch(() => {}); // awaited below, unless an apply failed first
+    return page;
+  };
   let byId = true;
-  for (;;) {
-    const ask = [...want.keys()].filter((k) => !bad.has(k)).slice(0, 256);
-    if (ask.length === 0) break;
+  for (let pending = ask(new Set()); pending; ) {
     let page: { id: Buffer; box: Buffer }[];
     try {
-      page = await c.getObjects(ask.map((k) => Buffer.from(k, 'hex')));
+      page = await pending;
     } catch {
       byId = false;
       break;
     }
     if (page.length === 0) break;
+    pending = ask(new Set(page.map((it) => it.id.toString('hex'))));
     for (const it of page) take(it);
   }
   if (!byId) {
