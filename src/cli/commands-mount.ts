@@ -42,14 +42,20 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--heap-growing-percent=200'];
 const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(256 << 20), MALLOC_TOP_PAD_: String(64 << 20) };
 
-/** Starts the daemon process, hands it the keys, and waits for its first line: ready or why not. */
-async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | number, detached: boolean): Promise<ChildProcess> {
+/** A daemon process started before its keys are given: it loads its code meanwhile. */
+export interface PendingDaemon {
+  /** Hands it the keys; resolves once it mounted, or throws why not. */
+  start(keys: DaemonKeys): Promise<ChildProcess>;
+  /** Not needed after all: it exits without touching anything. */
+  cancel(): void;
+}
+
+function spawnDaemon(home: string, stderr: 'pipe' | number, detached: boolean): PendingDaemon {
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, BIN, '__daemon'], {
     detached,
     stdio: ['pipe', 'pipe', stderr],
     env: { ...process.env, ...DAEMON_ENV, SAFE_HOME: home, SAFE_PASSPHRASE: undefined, SAFE_GROUP_PASSWORD: undefined },
   });
-  child.stdin!.end(keysToLine(keys) + '\n');
   // In the foreground its log comes here, shown as `safe logs` shows it (under a service, to
   // the journal), and goes to the log file as well, for safe logs.
   if (child.stderr) {
@@ -62,14 +68,35 @@ async function startDaemon(home: string, keys: DaemonKeys, stderr: 'pipe' | numb
       if (l) process.stderr.write(formatLine(l) + '\n');
     });
   }
-  const answer = await new Promise<string>((resolve) => {
+  const answer = new Promise<string>((resolve) => {
     const rl = createInterface({ input: child.stdout! });
     rl.once('line', (line) => resolve(line));
     child.once('exit', (code) => resolve(`error the daemon exited (code ${code}); see ${stderr === 'pipe' ? 'above' : paths(home).log}`));
   });
-  child.stdout!.destroy();
-  if (!answer.startsWith('ready')) throw new UserError(answer.replace(/^error /, ''));
-  return child;
+  return {
+    async start(keys) {
+      child.stdin!.end(keysToLine(keys) + '\n');
+      const line = await answer;
+      child.stdout!.destroy();
+      if (!line.startsWith('ready')) throw new UserError(line.replace(/^error /, ''));
+      return child;
+    },
+    cancel: () => void child.stdin!.end(),
+  };
+}
+
+/**
+ * A background daemon for `home`, started now and given its keys later: `safe recover` starts
+ * it before its import, so the ~0.3 s a daemon takes to load overlap the import, not the wait
+ * for a usable mount.
+ */
+export function spawnBackgroundDaemon(home: string): PendingDaemon {
+  const log = openSync(paths(home).log, 'a', 0o600);
+  try {
+    return spawnDaemon(home, log, true);
+  } finally {
+    closeSync(log);
+  }
 }
 
 const daemonKeys = (u: Unlocked): DaemonKeys => ({ convergence: u.convergence, host: u.keys, group: u.group });
@@ -86,7 +113,8 @@ function keysFromLine(line: string): DaemonKeys {
   return JSON.parse(line, (_k, v: unknown) => (v && typeof v === 'object' && 'hex' in v ? Buffer.from((v as { hex: string }).hex, 'hex') : v)) as DaemonKeys;
 }
 
-export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked, from?: Unattended): Promise<void> {
+/** `early`: a daemon spawnBackgroundDaemon started for this mount. */
+export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked, from?: Unattended, early?: PendingDaemon): Promise<void> {
   const home = safeHome();
   const cfg = loadConfig(home);
   if (cfg.recovering) throw new UserError(`recovery of '${cfg.host}' is not finished: run safe recover again to resume it`);
@@ -94,7 +122,7 @@ export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked, 
   if (running?.ok) throw new UserError(`already mounted at ${cfg.mount}`);
   const keys = unlocked ?? (await unlock(home, cfg, from));
   if (foreground) {
-    const child = await startDaemon(home, daemonKeys(keys), 'pipe', false);
+    const child = await spawnDaemon(home, 'pipe', false).start(daemonKeys(keys));
     out.print(`mounted ${cfg.mount} (foreground; Ctrl-C to unmount)`, { mounted: true, mount: cfg.mount, pid: child.pid });
     // The daemon unmounts on SIGINT/SIGTERM; this process only waits for it to be done.
     const pass = (sig: NodeJS.Signals): void => void child.kill(sig);
@@ -103,28 +131,29 @@ export async function mount(foreground: boolean, out: Out, unlocked?: Unlocked, 
     if (code !== 0) throw new UserError(`the daemon exited with code ${code}`);
     return;
   }
-  const log = openSync(paths(home).log, 'a', 0o600);
-  try {
-    const child = await startDaemon(home, daemonKeys(keys), log, true);
-    child.unref();
-    out.print(`mounted ${cfg.mount}`, { mounted: true, mount: cfg.mount, pid: child.pid });
-  } finally {
-    closeSync(log);
-  }
+  const child = await (early ?? spawnBackgroundDaemon(home)).start(daemonKeys(keys));
+  child.unref();
+  out.print(`mounted ${cfg.mount}`, { mounted: true, mount: cfg.mount, pid: child.pid });
 }
 
 /** Entry of the background daemon process: keys arrive on stdin, never via argv or env (no secret stays in its environment). */
 export async function daemonMain(): Promise<void> {
   const home = safeHome();
-  const cfg = loadConfig(home);
-  const line = await new Promise<string>((resolve) => {
+  // The code loads while the keys are on their way (safe recover starts the daemon early).
+  const code = import('./daemon.js');
+  code.catch(() => {}); // a failure to load surfaces where it is awaited
+  const line = await new Promise<string | null>((resolve) => {
     const rl = createInterface({ input: process.stdin });
     rl.once('line', (l) => {
+      resolve(l); // before close(), which would resolve it with null
       rl.close();
-      resolve(l);
     });
+    rl.once('close', () => resolve(null));
   });
-  const { runDaemon } = await import('./daemon.js');
+  // Started early and then not needed (the recovery failed or was stopped).
+  if (line === null) process.exit(0);
+  const cfg = loadConfig(home);
+  const { runDaemon } = await code;
   const log = createLog(2);
   let d;
   try {

@@ -16,7 +16,7 @@ import { formatBytes, loadConfig, paths, safeHome, redundancyOf, saveConfig, typ
 import { UserError } from './errors.js';
 import { Progress } from './progress.js';
 import { secret } from './secrets.js';
-import { mount } from './commands-mount.js';
+import { mount, spawnBackgroundDaemon, type PendingDaemon } from './commands-mount.js';
 import { callDaemon } from './control.js';
 import type { BackfillProgress } from '../peers/host/backfill.js';
 import type { PeerStatus } from '../peers/service.js';
@@ -91,6 +91,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     rendezvous: gk.rendezvous,
   });
   let store: ChunkStore | null = null;
+  let early: PendingDaemon | null = null;
   try {
     if (!opts['no-mdns']) await new Promise((r) => setTimeout(r, 2000)); // give mDNS a moment
     const known = await candidates(node, peers);
@@ -131,6 +132,8 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     store = ChunkStore.open(p.store, gk.convergence, { create: true, recover: true, schema: HOST_SCHEMA, key: keys.storeKey });
     const bar = new Progress('recover');
     const t0 = performance.now();
+    // The daemon loads its code during the import; it touches nothing before it has its keys.
+    if (!opts['no-mount']) early = spawnBackgroundDaemon(home);
     let report;
     try {
       report = await recoverData({
@@ -159,7 +162,8 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       return;
     }
     const unlocked: Unlocked = { config: { ...cfg, recovering: false }, keys, convergence: gk.convergence, group: gk };
-    await mount(false, { json: true, print: () => {} }, unlocked);
+    await mount(false, { json: true, print: () => {} }, unlocked, undefined, early ?? undefined);
+    early = null;
     const mountedAfter = (performance.now() - t0) / 1000;
     if (opts['no-wait']) {
       out.print(`${summary}\nmounted ${mountDir} after ${mountedAfter.toFixed(1)} s; chunks are being fetched back (safe status shows how far; reads fetch what they need)`, { ...base, mounted: true, mount: mountDir, mountedAfter });
@@ -177,6 +181,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       data,
     );
   } finally {
+    early?.cancel();
     store?.close();
     await node.stop().catch(() => {});
   }
