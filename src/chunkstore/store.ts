@@ -23,6 +23,8 @@ export interface ChunkRow extends Placed {
   id: Buffer;
   raw: number;
   handle: Buffer | null;
+  /** References it is stored with (default 0: the caller counts them in). */
+  refs?: number;
 }
 
 /** Where a stored box lies: its pack's open descriptor, and its bytes there. */
@@ -102,7 +104,7 @@ export class ChunkStore {
       adopt: db.prepare('UPDATE chunks SET handle = ? WHERE id = ? AND handle IS NULL'),
       alias: db.prepare<[Uint8Array], Buffer>('SELECT id FROM chunk_aliases WHERE old = ?').pluck(),
       relocate: db.prepare('UPDATE chunks SET pack = ?, off = ?, len = ? WHERE id = ?'),
-      insert: db.prepare('INSERT OR IGNORE INTO chunks (id, pack, off, len, raw, refs, handle) VALUES (?, ?, ?, ?, ?, 0, ?)'),
+      insert: db.prepare('INSERT OR IGNORE INTO chunks (id, pack, off, len, raw, refs, handle) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       live: db.prepare('UPDATE packs SET live = live + ? WHERE pack = ?'),
       incref: db.prepare('UPDATE chunks SET refs = refs + 1 WHERE id = ?'),
       decref: db.prepare('UPDATE chunks SET refs = refs - 1 WHERE id = ? AND refs > 0 RETURNING refs'),
@@ -244,7 +246,7 @@ export class ChunkStore {
     // or an ingest is hundreds of chunks in one or two packs.
     const live = new Map<number, number>();
     for (const r of rows) {
-      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.handle).changes > 0) live.set(r.pack, (live.get(r.pack) ?? 0) + r.len + RECORD_HEAD);
+      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.refs ?? 0, r.handle).changes > 0) live.set(r.pack, (live.get(r.pack) ?? 0) + r.len + RECORD_HEAD);
     }
     for (const [pack, bytes] of live) this.q.live.run(bytes, pack);
   }

@@ -45,12 +45,9 @@ export function countReferences(db: Db): void {
   db.exec('UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.id = chunks.id) WHERE handle IS NOT NULL');
 }
 
-/** The same for one chunk just stored, with its plaintext length from the lists naming it. */
-export function countReferencesOf(db: Db, id: Buffer): void {
-  prepared<{ id: Buffer }, unknown>(
-    db,
-    'UPDATE chunks SET refs = (SELECT count(*) FROM crefs c WHERE c.id = @id), raw = (SELECT coalesce(max(raw), 0) FROM crefs c WHERE c.id = @id) WHERE id = @id',
-  ).run({ id });
+/** What a chunk about to be stored carries: its references, and its plaintext length from the lists naming it. */
+export function referencesOf(db: Db, id: Buffer): { refs: number; raw: number } {
+  return prepared<[Buffer], { refs: number; raw: number }>(db, 'SELECT count(*) AS refs, coalesce(max(raw), 0) AS raw FROM crefs WHERE id = ?').get(id)!;
 }
 
 /** References to a chunk under its release-0.1.0 id move to its box id, once its box is here. */

@@ -20,11 +20,12 @@ interface Fetching {
 
 test('the only buddy dies while reads wait for its chunks: they get EIO, the daemon keeps serving', { timeout: 240_000 }, async () => {
   // The buddy sends at most 1.5 MB/s (--max-upload 1.5M). The recovery's background fetch takes
-  // cold.bin in batches of 512 chunks (~9.5 MB), two at a time sharing the cap, and counts a
-  // batch once it is all back: the buddy is stopped at the first count, ~13 s in, with ~19 MB
-  // back, in the first half of cold.bin. The chunks the reads below want (48 MiB on, the sixth
-  // batch) would be back after ~28 s: room for fill.bin's 72 MiB to take 25 s to chunk on a
-  // loaded machine (2 s idle).
+  // cold.bin in batches of 16 MiB, two at a time sharing the cap, and counts a batch once it is
+  // all back: the buddy is stopped at the first count, ~22 s in, with ~34 MB back, in the first
+  // half of cold.bin. The chunks the reads below want (48 MiB on) are in the fourth batch, which
+  // starts once one of the first two is back and whose first page of answers (up to 4 MiB) takes
+  // seconds more: back after ~45 s, room for fill.bin's 72 MiB to take 20 s to chunk on a loaded
+  // machine (2 s idle).
   const c = await mountedMember('buddy-c', { offer: '1G', initArgs: ['--max-upload', '1.5M'] });
   const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
   const cold = seededBytes(64 << 20, 41);

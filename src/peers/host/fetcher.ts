@@ -8,7 +8,8 @@
 import { boxId, handleDigest, hexId } from '../../chunkstore/sealer.js';
 import type { ChunkRef, ChunkRow, ChunkStore, RemoteChunks } from '../../chunkstore/store.js';
 import type { PackWriter } from '../../chunkstore/packs.js';
-import { countReferencesOf, refOfId, renameChunk } from '../../snapshot/records.js';
+import { inReadTransaction } from '../../chunkstore/index-db.js';
+import { referencesOf, refOfId, renameChunk } from '../../snapshot/records.js';
 import { decodeStripe } from '../../redundancy/rs-codec.js';
 import { STRIPE_OWNER, type Stripes } from '../metadata/stripes.js';
 import type { PeerNode } from '../net/node.js';
@@ -36,6 +37,14 @@ export interface FetchResult {
   missing: ChunkRef[];
   /** Holders that could not be asked (no connection, or it dropped): the missing may be there. */
   unreachable: string[];
+}
+
+/** Boxes appended to our pack by one fetch, their rows not committed yet. */
+interface Received {
+  rows: ChunkRow[];
+  /** Release 0.1.0 ids and the box ids their chunks are stored under. */
+  renamed: [Buffer, Buffer][];
+  bytes: number;
 }
 
 export interface Holders {
@@ -83,38 +92,45 @@ export class ChunkFetcher implements RemoteChunks {
   async fetchAll(refs: ChunkRef[], start = this.turn++ % TURNS, repair = false): Promise<FetchResult> {
     const { store } = this.o;
     const want = new Map<string, ChunkRef>();
-    for (const r of refs) if (repair || !store.has(r.id)) want.set(r.id.toString('hex'), r);
+    inReadTransaction(store.db, () => {
+      for (const r of refs) if (repair || !store.has(r.id)) want.set(r.id.toString('hex'), r);
+    });
     const result: FetchResult = { fetched: 0, bytes: 0, missing: [], unreachable: [] };
     const h = this.o.holders();
     const [first, rest] = h.buddies.length > 0 ? [h.buddies, h.others] : [h.others, []];
     const slot = Math.floor(start / Math.max(1, first.length)) % STREAMS_PER_HOLDER;
     const order = [...first.map((_, k) => first[(start + k) % first.length]!), ...rest];
     await this.fetchStriped(want, everyHolder(h), slot, repair, result);
-    for (const peer of order) {
-      if (want.size === 0) break;
-      const client = await this.client(peer, slot);
-      if (!client) {
-        result.unreachable.push(peer);
-        continue;
-      }
-      // A page of answers is bounded in bytes: ask again until it gives nothing new.
-      while (want.size > 0) {
-        let got: { id: Buffer; box: Buffer }[];
-        try {
-          got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
-        } catch (err) {
-          this.o.log.warn(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
-          this.clients.delete(this.key(peer, slot));
+    const received: Received = { rows: [], renamed: [], bytes: 0 };
+    try {
+      for (const peer of order) {
+        if (want.size === 0) break;
+        const client = await this.client(peer, slot);
+        if (!client) {
           result.unreachable.push(peer);
-          break;
+          continue;
         }
-        const stored = this.store(peer, got, want, repair);
-        if (stored.n > 0) this.lastDelivery = Date.now();
-        result.fetched += stored.n;
-        result.bytes += stored.bytes;
-        if (stored.n === 0) break;
+        // A page of answers is bounded in bytes: ask again until it gives nothing new.
+        while (want.size > 0) {
+          let got: { id: Buffer; box: Buffer }[];
+          try {
+            got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
+          } catch (err) {
+            this.o.log.warn(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
+            this.clients.delete(this.key(peer, slot));
+            result.unreachable.push(peer);
+            break;
+          }
+          const n = this.receive(peer, got, want, received);
+          if (n > 0) this.lastDelivery = Date.now();
+          if (n === 0) break;
+        }
       }
+    } finally {
+      this.commit(received, repair);
     }
+    result.fetched += received.rows.length;
+    result.bytes += received.bytes;
     result.missing = [...want.values()];
     return result;
   }
@@ -122,14 +138,12 @@ export class ChunkFetcher implements RemoteChunks {
   /**
    * A box is what its id says. Chunks named in metadata shipped by release 0.1.0 carry their old
    * id (a hash of the handle), which only the tag can confirm; they are stored under their box
-   * id, and the tree's references follow.
+   * id, and the tree's references follow. Boxes go into our pack as they come; their rows wait
+   * for commit(). Returns how many were taken.
    */
-  private store(peer: string, got: { id: Buffer; box: Buffer }[], want: Map<string, ChunkRef>, repair: boolean): { n: number; bytes: number } {
-    const { store } = this.o;
-    const rows: ChunkRow[] = [];
-    const renamed: [Buffer, Buffer][] = [];
-    let bytes = 0;
-    this.writer ??= store.newWriter();
+  private receive(peer: string, got: { id: Buffer; box: Buffer }[], want: Map<string, ChunkRef>, into: Received): number {
+    this.writer ??= this.o.store.newWriter();
+    let n = 0;
     for (const { id, box } of got) {
       const key = id.toString('hex');
       const ref = want.get(key);
@@ -138,40 +152,53 @@ export class ChunkFetcher implements RemoteChunks {
       const old = !real.equals(id);
       try {
         if (old && !id.equals(handleDigest(ref.handle))) throw new Error('box does not match its id');
-        if (old) store.sealer.open(ref.handle, box, id);
+        if (old) this.o.store.sealer.open(ref.handle, box, id);
       } catch {
         if (!this.flagged.has(peer)) this.o.log.warn(`${peer} served a box for chunk ${hexId(id)} that is not it: fetching it elsewhere`);
         this.flagged.add(peer);
         continue;
       }
-      if (old) renamed.push([id, real]);
-      rows.push({ id: real, handle: ref.handle, raw: 0, ...this.writer.append(real, box) });
+      if (old) into.renamed.push([id, real]);
+      into.rows.push({ id: real, handle: ref.handle, raw: 0, ...this.writer.append(real, box) });
+      into.bytes += box.length;
       want.delete(key);
-      bytes += box.length;
+      n++;
     }
-    if (rows.length === 0) return { n: 0, bytes: 0 };
-    // Pack bytes durable before the rows that name them.
-    this.writer.sync();
+    return n;
+  }
+
+  /**
+   * The received boxes durable in their pack, then their rows, with the references the tree
+   * gives them, in one transaction per fetch: a recovery's pages of ~1,000 chunks each had an
+   * fsync and a commit of their own, and rows in id order touch each page of the index once.
+   */
+  private commit(received: Received, repair: boolean): void {
+    const { rows, renamed } = received;
+    if (rows.length === 0) return;
+    this.writer!.sync();
+    rows.sort((a, b) => Buffer.compare(a.id, b.id));
+    const { store } = this.o;
     const db = store.db;
     db.transaction(() => {
       if (repair) return store.relocate(rows);
-      store.insert(rows);
       for (const [old, real] of renamed) renameChunk(db, old, real);
-      for (const r of rows) countReferencesOf(db, r.id);
+      for (const r of rows) Object.assign(r, referencesOf(db, r.id));
+      store.insert(rows);
     }).immediate();
-    return { n: rows.length, bytes };
   }
 
   /** Fetches the stripes the striped boxes of `want` lie in, and takes them out of `want`. */
   private async fetchStriped(want: Map<string, ChunkRef>, holders: string[], slot: number, repair: boolean, result: FetchResult): Promise<void> {
     const stripes = new Set<number>();
     const striped: string[] = [];
-    for (const [key, r] of want) {
-      const place = this.o.stripes.boxPlace(r.id);
-      if (!place) continue;
-      stripes.add(place.stripe);
-      striped.push(key);
-    }
+    inReadTransaction(this.o.store.db, () => {
+      for (const [key, r] of want) {
+        const place = this.o.stripes.boxPlace(r.id);
+        if (!place) continue;
+        stripes.add(place.stripe);
+        striped.push(key);
+      }
+    });
     const unreachable = new Set<string>();
     for (const stripe of stripes) {
       let run = this.stripesInFlight.get(stripe);
@@ -260,11 +287,9 @@ export class ChunkFetcher implements RemoteChunks {
     const db = store.db;
     db.transaction(() => {
       if (repair) return store.relocate(rows);
+      for (const r of rows) if (r.handle) Object.assign(r, referencesOf(db, r.id));
       store.insert(rows);
-      for (const r of rows) {
-        store.holdFor(STRIPE_OWNER, r.id);
-        if (r.handle) countReferencesOf(db, r.id);
-      }
+      for (const r of rows) store.holdFor(STRIPE_OWNER, r.id);
     }).immediate();
     this.lastDelivery = Date.now();
     result.fetched += rows.filter((r) => want.has(r.id.toString('hex'))).length;
