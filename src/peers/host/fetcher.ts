@@ -54,6 +54,16 @@ export interface Holders {
 
 const everyHolder = (h: Holders): string[] => [...h.buddies, ...h.others];
 
+/** The ids of the first `n` refs still wanted. */
+function firstIds(want: Map<string, ChunkRef>, n: number): Buffer[] {
+  const ids: Buffer[] = [];
+  for (const r of want.values()) {
+    if (ids.length === n) break;
+    ids.push(r.id);
+  }
+  return ids;
+}
+
 /** Requests in flight to one holder: one answer is being read while the next is prepared. */
 export const STREAMS_PER_HOLDER = 2;
 /** Starts for callers that name none: few enough to reuse streams, more than one holder. */
@@ -114,7 +124,7 @@ export class ChunkFetcher implements RemoteChunks {
         while (want.size > 0) {
           let got: { id: Buffer; box: Buffer }[];
           try {
-            got = await client.chunks([...want.keys()].slice(0, 1024).map((x) => Buffer.from(x, 'hex')));
+            got = await client.chunks(firstIds(want, 1024));
           } catch (err) {
             this.o.log.warn(`fetching chunks from ${peer} failed: ${(err as Error).message}`);
             this.clients.delete(this.key(peer, slot));

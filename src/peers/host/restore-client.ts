@@ -7,6 +7,8 @@ import { BACKUP_MAX_FRAME, RESTORE_PROTOCOL, SIGNED, restoreReplies, restoreRequ
 import { boxDigest } from '../metadata/sealed-objects.js';
 import { verify } from '../wire/signing.js';
 
+const asBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
 type Req = MessageOf<typeof restoreRequests.shapes>;
 type Rep = MessageOf<typeof restoreReplies.shapes>;
 
@@ -68,7 +70,9 @@ export class RestoreClient {
   /** Boxes for as many of `ids` as fit one answer (it may return fewer: ask again for the rest). */
   async chunks(ids: Buffer[]): Promise<{ id: Buffer; box: Buffer }[]> {
     const page = await this.ask({ type: 'getChunks', ids }, 'chunkPage');
-    return page.items.map((it) => ({ id: Buffer.from(it.id), box: Buffer.from(it.box) }));
+    // Views into the answer, which is ours alone (the channel copies each frame out): a
+    // recovery's fetch takes ~120k boxes, and a copy of each was garbage for the collector.
+    return page.items.map((it) => ({ id: asBuffer(it.id), box: asBuffer(it.box) }));
   }
 
   async audit(nonce: Buffer, ids: Buffer[]): Promise<{ digest: Buffer; missing: number }> {
