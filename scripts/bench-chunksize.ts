@@ -7,7 +7,7 @@
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { openDb } from '../src/chunkstore/index-db.js';
 import { ChunkStore, type StoreStats } from '../src/chunkstore/store.js';
 import { IngestPool } from '../src/chunkstore/ingest-pool.js';
@@ -18,7 +18,7 @@ import { HOST_SCHEMA } from '../src/cli/host-schema.js';
 /** The index is sealed at rest as a host's is, so its cost is in the figures. */
 const STORE_KEY = randomBytes(32);
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: { json: { type: 'boolean' }, corpus: { type: 'string' }, avg: { type: 'string' }, workers: { type: 'string' } },
 });
 const avgs = (values.avg ?? '4096,8192,16384,32768,65536').split(',').map((s) => Number(s.trim()));

@@ -8,13 +8,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { resticRepo } from './bench-group.js';
 
 const NAMES = ['disk', 'gocryptfs', 'safe'] as const;
 type Name = (typeof NAMES)[number];
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     json: { type: 'boolean' }, mib: { type: 'string' }, corpus: { type: 'string' }, targets: { type: 'string' },
     'skip-corpus': { type: 'boolean' }, 'skip-gocryptfs': { type: 'boolean' },

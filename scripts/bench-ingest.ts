@@ -4,7 +4,7 @@ import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, statSyn
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { ChunkStore } from '../src/chunkstore/store.js';
 import { IngestPool } from '../src/chunkstore/ingest-pool.js';
 import { DEFAULT_AVG_CHUNK } from '../src/chunkstore/defaults.js';
@@ -14,7 +14,7 @@ import { HOST_SCHEMA } from '../src/cli/host-schema.js';
 /** The index is sealed at rest as a host's is, so its cost is in the figures. */
 const STORE_KEY = randomBytes(32);
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, mib: { type: 'string' }, avg: { type: 'string' }, workers: { type: 'string' } } });
+const { values } = scriptArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, mib: { type: 'string' }, avg: { type: 'string' }, workers: { type: 'string' } } });
 const MiB = 1 << 20;
 const total = Number(values.mib ?? 1024) * MiB;
 const avg = Number(values.avg ?? DEFAULT_AVG_CHUNK);

@@ -9,11 +9,11 @@
 //   node dist/scripts/bench-nat.js [--json] [--mib N] [--rate 100mbit]
 import { execSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { host, settle, syncAll, unmountAll, type Host } from './bench-group.js';
 import { canBuildBed, makeBed, type Bed } from './nat-bed.js';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, rate: { type: 'string' } } });
+const { values } = scriptArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, rate: { type: 'string' } } });
 const mib = Number(values.mib ?? 256);
 const rate = values.rate ?? '100mbit';
 const log = (s: string): void => void (values.json || process.stdout.write(s + '\n'));

@@ -6,10 +6,10 @@
 import { execSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { benchTree, bin, host, resticRepo, settle, syncAll, unmountAll, type Host } from './bench-group.js';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' }, mib: { type: 'string' } } });
+const { values } = scriptArgs({ options: { json: { type: 'boolean' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' }, mib: { type: 'string' } } });
 const root = mkdtempSync('/var/tmp/safe-benchrec-');
 const results: Record<string, unknown> = {};
 const log = (s: string): void => void (values.json || process.stdout.write(s + '\n'));

@@ -4,10 +4,10 @@
 //
 //   node dist/scripts/bench-rs.js [--json] [--mib 256] [--stripe-mib 4]
 import { randomFillSync } from 'node:crypto';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { decodeStripe, encodeStripe } from '../src/redundancy/rs-codec.js';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, 'stripe-mib': { type: 'string' } } });
+const { values } = scriptArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, 'stripe-mib': { type: 'string' } } });
 const MiB = 1 << 20;
 const total = Number(values.mib ?? 256) * MiB;
 const stripeBytes = Number(values['stripe-mib'] ?? 4) * MiB;

@@ -8,11 +8,11 @@
 import { execSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { channelReceiver } from './channel-baseline.js';
 import { cpuSeconds, daemonPid, host, rawTcp, resticRepo, settle, syncAll, unmountAll, type Host, type Report } from './bench-group.js';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' } } });
+const { values } = scriptArgs({ options: { json: { type: 'boolean' }, mib: { type: 'string' }, corpus: { type: 'string' }, 'skip-corpus': { type: 'boolean' } } });
 const mib = Number(values.mib ?? 512);
 const corpusDir = values.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-corpus';
 const root = mkdtempSync('/var/tmp/safe-benchship-');

@@ -10,12 +10,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { chromium } from 'playwright-core';
 import { callDaemon } from '../src/cli/control.js';
 
 // bench.sh hands every benchmark the same options: --mib and the like mean nothing here.
-const { values } = parseArgs({ strict: false, options: { json: { type: 'boolean' }, corpus: { type: 'string' }, snapshots: { type: 'string' }, 'skip-corpus': { type: 'boolean' } } });
+const { values } = scriptArgs({ strict: false, options: { json: { type: 'boolean' }, corpus: { type: 'string' }, snapshots: { type: 'string' }, 'skip-corpus': { type: 'boolean' } } });
 if (values['skip-corpus']) {
   process.stderr.write('bench-ui: skipped (--skip-corpus): it measures the dashboard over the linux-prev tree\n');
   process.exit(0);

@@ -6,11 +6,11 @@
 //
 //   node dist/scripts/simulate-durability.js [--json] [--hosts 10000] [--days 365] [--seeds 1]
 //     [--schemes copies:2,copies:3,rs:4+2,rs:6+3,rs:10+4] [--loss 0.1,0.2,0.4] [--silence 72,168]
-import { parseArgs } from 'node:util';
+import { scriptArgs } from './script-args.js';
 import { simulate, type SimParams } from './durability/model.js';
 import { formatRedundancy, parseRedundancy, stripeShape, type Redundancy } from '../src/redundancy/scheme.js';
 
-const { values } = parseArgs({
+const { values } = scriptArgs({
   options: {
     json: { type: 'boolean' },
     hosts: { type: 'string' },
