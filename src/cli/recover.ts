@@ -91,7 +91,7 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
     rendezvous: gk.rendezvous,
   });
   let store: ChunkStore | null = null;
-  let early: PendingDaemon | null = null;
+  let early: PendingDaemon | undefined;
   try {
     if (!opts['no-mdns']) await new Promise((r) => setTimeout(r, 2000)); // give mDNS a moment
     const known = await candidates(node, peers);
@@ -162,8 +162,8 @@ export async function recover(opts: RecoverOptions, out: Out): Promise<void> {
       return;
     }
     const unlocked: Unlocked = { config: { ...cfg, recovering: false }, keys, convergence: gk.convergence, group: gk };
-    await mount(false, { json: true, print: () => {} }, unlocked, undefined, early ?? undefined);
-    early = null;
+    await mount(false, { json: true, print: () => {} }, unlocked, undefined, early);
+    early = undefined; // started: nothing to cancel
     const mountedAfter = (performance.now() - t0) / 1000;
     if (opts['no-wait']) {
       out.print(`${summary}\nmounted ${mountDir} after ${mountedAfter.toFixed(1)} s; chunks are being fetched back (safe status shows how far; reads fetch what they need)`, { ...base, mounted: true, mount: mountDir, mountedAfter });
