@@ -234,7 +234,14 @@ function basics(targets: Target[], random: string): void {
   record('ddWriteMBs', `dd ${mib} MiB random, conv=fsync`, 'MB/s', write);
   if (chunked.safe !== undefined) record('ddUntilChunkedSecs', `  same, until chunked`, 's', chunked);
   record('ddReadColdMBs', 'dd read back (cold)', 'MB/s', each((t) => { t.cold(); return bytes / MB / time(`dd if=${t.dir}/seq of=/dev/null bs=1M status=none`); }, targets));
-  for (const t of targets) rmSync(join(t.dir, 'seq'));
+  // Logs, databases and compilers write a few KiB at a time: each write(2) reaches the daemon
+  // unless the kernel may keep it in its cache.
+  record('ddSmallWritesMBs', `dd ${mib} MiB random in 4 KiB writes, conv=fsync`, 'MB/s', each((t) => {
+    const mbs = bytes / MB / time(`dd if=${random} of=${t.dir}/small bs=4k conv=fsync status=none`);
+    t.settle();
+    return mbs;
+  }, targets));
+  for (const t of targets) for (const f of ['seq', 'small']) rmSync(join(t.dir, f));
   record('smallFileCyclesPerSec', 'small files: create+write 1000 B+close+stat+unlink, 3 s', '/s', each((t) => smallFileCycles(t.dir), targets));
 }
 

@@ -4,7 +4,7 @@
 {
   "targets": [{
     "target_name": "fuse3",
-    "sources": ["lowlevel.c", "box-reader.c", "read-windows.c"],
+    "sources": ["lowlevel.c", "box-reader.c", "killpriv.c", "read-windows.c"],
     "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "<!@(pkg-config fuse3 --cflags)"],
     "link_settings": { "libraries": ["<!@(pkg-config fuse3 --libs)", "-lzstd"] }
   }]

@@ -14,6 +14,7 @@
 #define FUSE_USE_VERSION 34
 #define _GNU_SOURCE
 #include "box-reader.h"
+#include "killpriv.h"
 #include "read-windows.h"
 #include <node_api.h>
 #include <uv.h>
@@ -27,7 +28,9 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
   OP_LOOKUP = 1, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK,
@@ -95,6 +98,7 @@ typedef struct session {
   // what JS handed over of each sequential reader's chunks ahead (read-windows.c)
   windows_t windows;
   int dirty;  // requests went to JS since it was last told the loop went idle
+  killpriv_t killpriv;  // we clear setuid and setgid bits, not the kernel (killpriv.c)
 } session_t;
 
 static char mount_error[512];
@@ -235,7 +239,7 @@ static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) windows_drop_ino(&S(req)->windows, ino);
   item_t *it = Q(OP_OPEN, ino, NULL, 0, NULL, 0);
-  if (it) it->n[0] = fi->flags;
+  if (it) { it->n[0] = fi->flags; it->n[1] = S(req)->killpriv.kill; }
   queue(req, it);
 }
 
@@ -278,6 +282,7 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     if (napi_create_buffer(env, size, &d, &b) == napi_ok && napi_create_reference(env, b, 1, &it->wbuf) == napi_ok) {
       memcpy(d, buf, size);
       it->n[0] = (double)fi->fh;
+      it->n[1] = S(req)->killpriv.kill;
       it->n[2] = (double)off;
     } else {
       free(it);
@@ -324,8 +329,8 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino) { queue(req, Q(OP_STATFS, 
 // The security.* namespace (file capabilities, SELinux labels) is not kept: a backup folder
 // runs no binaries with privileges and has no security module labels. It is refused here,
 // without a trip through JS, with EOPNOTSUPP: the kernel asks for security.capability before
-// every write, and `ls -l` asks for security.selinux on every file until a filesystem tells
-// it the namespace is unsupported (then it stops asking).
+// the first write to each file (killpriv.c), and `ls -l` asks for security.selinux on every
+// file until a filesystem tells it the namespace is unsupported (then it stops asking).
 static int is_security(const char *name) { return strncmp(name, "security.", 9) == 0; }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
@@ -476,6 +481,7 @@ static void call_item(napi_env env, napi_value fn, napi_value recv, item_t *it) 
       napi_get_reference_value(env, it->wbuf, &argv[4]);
       napi_delete_reference(env, it->wbuf);
       argv[5] = num(env, it->n[2]);
+      argv[6] = num(env, it->n[1]);
       break;
     case OP_SETXATTR: {
       napi_value name, b;
@@ -558,6 +564,7 @@ static int read_requests(session_t *s) {
     if (res == -EINTR) continue;
     if (res == -EAGAIN) return n;
     if (res <= 0) return -1;  // the kernel let go of the connection (unmounted) or a read error
+    killpriv_peek(&s->killpriv, &s->fbuf);
     fuse_session_process_buf(s->se, &s->fbuf);
     n++;
   }
@@ -657,6 +664,12 @@ static char *get_string(napi_env env, napi_value v) {
 }
 
 // mount(mountpoint, options: string ("-o" list), settings {maxWrite, maxReadahead, writeback}, dispatch) -> session
+static ssize_t device_read(int fd, void *buf, size_t len, void *ud) { return read(fd, buf, len); }
+static ssize_t device_writev(int fd, struct iovec *iov, int count, void *ud) {
+  return killpriv_writev(&((session_t *)ud)->killpriv, fd, iov, count);
+}
+static const struct fuse_custom_io device_io = { .writev = device_writev, .read = device_read };
+
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], thisv;
@@ -701,6 +714,9 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   int fd = fuse_session_fd(s->se);
   fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  // Replies go through killpriv.c, which negotiates FUSE_HANDLE_KILLPRIV_V2. Should libfuse
+  // refuse, the kernel keeps clearing the bits itself, as before.
+  fuse_session_custom_io(s->se, &device_io, fd);
 
   napi_value resource_name, ext;
   napi_create_string_utf8(env, "safe:fuse", NAPI_AUTO_LENGTH, &resource_name);

@@ -20,7 +20,7 @@ export const enum A { INO, MODE, NLINK, UID, GID, RDEV, SIZE, BLOCKS, ATIME, MTI
 export const enum SA { MODE, UID, GID, SIZE, ATIME, MTIME, CTIME }
 
 /** FUSE_SET_ATTR_* bits of setattr's `valid`. */
-export const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8, CTIME: 1 << 10 } as const;
+export const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8, CTIME: 1 << 10, KILL_SUIDGID: 1 << 11 } as const;
 
 /** Open reply flags: bit 0 direct_io, bit 1 keep_cache, bit 2 cache_readdir. */
 export const OPEN = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_READDIR: 4 } as const;

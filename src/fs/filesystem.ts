@@ -20,8 +20,18 @@ import { SnapshotDir, SNAPSHOTS } from './snapshot-dir.js';
 import { Writers, type Working } from './writers.js';
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs.js';
 
+const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
+/**
+ * The mode once a write, a truncation or a chown has cleared the privilege bits (the kernel
+ * leaves that to us: FUSE_HANDLE_KILLPRIV_V2, native/fuse/killpriv.c). As Linux does: setuid
+ * goes, setgid only with group execute (without it, setgid marks mandatory locking).
+ */
+const killPrivileges = (mode: number): number => mode & ~S_ISUID & ~(mode & S_IXGRP ? S_ISGID : 0);
 /** A setattr that changes only mtime and ctime. */
+/** The bits of a setattr that change something (ctime follows any change). */
+const CHANGES = SET.MODE | SET.UID | SET.GID | SET.SIZE | SET.ATIME | SET.MTIME;
 const TIMES_ONLY = (valid: number): boolean => (valid & ~(SET.MTIME | SET.MTIME_NOW | SET.CTIME)) === 0;
 const FALLOC_FL_KEEP_SIZE = 1;
 const SNAPSHOTS_NAME = Buffer.from(SNAPSHOTS);
@@ -210,6 +220,13 @@ export class Filesystem {
     const n = this.tree.inode(w.ino);
     const orphan = n ? undefined : this.orphan(w);
     if (!n && !orphan) throw new FsError('ENOENT');
+    // Before a write by a caller without CAP_FSETID to a file with setuid or setgid, the kernel
+    // asks to remove privileges with a setattr that sets nothing: its answer carries the mode
+    // without them, so the kernel's copy is right before the write.
+    if (valid & SET.KILL_SUIDGID || (valid & CHANGES) === 0) {
+      const mode = changes.mode ?? (n ?? orphan!.node).mode;
+      if (killPrivileges(mode) !== mode) changes.mode = killPrivileges(mode);
+    }
     const apply = (): Float64Array => {
       const working = this.writers.get(w.ino);
       if (working) {
@@ -217,7 +234,7 @@ export class Filesystem {
         working.ctime = changes.ctime!;
         // The writeback cache's time stamps before each close: the content they date is
         // published with them, so the row needs no change of its own now.
-        if (working.dirty && !orphan && TIMES_ONLY(valid)) return this.attrOfLive(n!);
+        if (working.dirty && !orphan && TIMES_ONLY(valid) && changes.mode === undefined) return this.attrOfLive(n!);
       }
       if (!orphan) return this.attrOfLive(this.tree.update(w.ino, changes));
       // No row to change: the handle's copy carries the change until the last close.
@@ -335,6 +352,23 @@ export class Filesystem {
     if (n.kind !== S_IFREG) return this.newHandle({ w, write: null, node: n });
     const working = await this.writers.acquire(n.ino, (flags & fsc.O_TRUNC) !== 0);
     return this.newHandle({ w, write: working, node: n });
+  }
+
+  /**
+   * A write or a truncating open by a caller without CAP_FSETID clears setuid and setgid
+   * (killPrivileges). True if the mode changed: the kernel still has the old one cached.
+   */
+  dropPrivileges(id: number): boolean {
+    const w = where(id);
+    if (w.epoch !== null) return false;
+    const n = this.tree.inode(w.ino);
+    const orphan = n ? undefined : this.orphan(w);
+    const mode = (n ?? orphan?.node)?.mode;
+    if (mode === undefined || killPrivileges(mode) === mode) return false;
+    const changes = { mode: killPrivileges(mode), ctime: Date.now() };
+    if (n) this.tree.update(w.ino, changes);
+    else orphan!.node = { ...orphan!.node, ...changes };
+    return true;
   }
 
   async create(parent: number, name: Buffer, mode: number, flags: number, uid: number, gid: number): Promise<Created> {

@@ -166,11 +166,11 @@ export class Kernel {
       case Op.CREATE:
         return this.run(req, () => fs.create(ino, a as Buffer, b as number, c as number, d as number, e as number), (r) => x.replyCreate(req, r.attr, TTL, TTL, r.fh, OPEN.KEEP_CACHE));
       case Op.OPEN:
-        return this.run(req, () => fs.open(ino, a as number), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
+        return this.run(req, () => (this.killPrivileges(ino, b), fs.open(ino, a as number)), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
       case Op.READ:
         return this.read(req, ino, a as number, b as number, c as number);
       case Op.WRITE:
-        return this.run(req, () => fs.write(a as number, b as Buffer, c as number), (n) => x.replyWrite(req, n, b as Buffer));
+        return this.run(req, () => (this.killPrivileges(ino, d), fs.write(a as number, b as Buffer, c as number)), (n) => x.replyWrite(req, n, b as Buffer));
       case Op.FLUSH:
         return this.run(req, () => fs.flush(a as number), () => x.replyErr(req, 0), true);
       case Op.RELEASE:
@@ -232,6 +232,16 @@ export class Kernel {
       this.addon.replyBuf(req, buf, n);
       this.readBuffers.give(buf);
     });
+  }
+
+  /**
+   * A write or truncating open whose caller lacks CAP_FSETID comes with `kill` set (we clear
+   * setuid and setgid, not the kernel: native/fuse/killpriv.c). A truncating open says so
+   * whatever the mode, and its reply carries no attributes: if the mode changed, the kernel
+   * is told to forget the one it has.
+   */
+  private killPrivileges(id: number, kill: unknown): void {
+    if (kill === 1 && this.fs.dropPrivileges(id) && this.session) this.addon.invalInode(this.session, id, -1, 0);
   }
 
   /** getxattr/listxattr: size 0 asks for the length; a smaller buffer gets ERANGE. */

@@ -1,7 +1,7 @@
-// Permissions are checked by the daemon, not the kernel (the mount has no
-// default_permissions), so they are tested as an ordinary user would meet them: a daemon
-// and its callers running as `nobody`, driven through a shell script whose every step
-// prints its result. A mount without allow_other admits only its owner, so the daemon must
+// Permissions are tested as an ordinary user meets them: a daemon and its callers running
+// as `nobody`, driven through a shell script whose every step prints its result. The bits a
+// write clears are the daemon's to clear (native/fuse/killpriv.c), and only a caller without
+// CAP_FSETID has them cleared: root could not see it. A mount without allow_other admits only its owner, so the daemon must
 // be nobody's own; /dev/fuse is opened to it for the test and closed again after.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,9 +30,13 @@ chmod 700 d
 echo "access R on 200: $(chmod 200 f; try test -r f)"
 echo "exec 644 script: $(printf '#!/bin/sh\\ntrue\\n' > s; chmod 644 s; try ./s)"
 echo "exec 755 script: $(chmod 755 s; try ./s)"
+echo hi > k; chmod 6775 k; echo x >> k; echo "write clears setuid and setgid: $(stat -c %a k)"
+chmod 6775 k; truncate -s 1 k;          echo "truncate clears setuid and setgid: $(stat -c %a k)"
+chmod 6775 k; : > k;                     echo "O_TRUNC open clears setuid and setgid: $(stat -c %a k)"
+chmod 6745 k; echo x >> k;               echo "write keeps setgid without group exec: $(stat -c %a k)"
 `;
 
-test('permissions for an ordinary user: files, directories, chown, times, access, exec', { timeout: 120_000 }, (t) => {
+test('permissions for an ordinary user: files, directories, chown, times, access, exec, setuid and setgid cleared by writes', { timeout: 120_000 }, (t) => {
   if (process.getuid?.() !== 0) return t.skip('needs root to run a daemon as nobody');
   const root = tempDir('safe-perm-');
   chmodSync(root, 0o755);
@@ -72,6 +76,11 @@ test('permissions for an ordinary user: files, directories, chown, times, access
         'access R on 200': 'denied',
         'exec 644 script': 'denied',
         'exec 755 script': 'ok',
+        // As on ext4, by the same user: the bits go for a caller without CAP_FSETID.
+        'write clears setuid and setgid': '775',
+        'truncate clears setuid and setgid': '775',
+        'O_TRUNC open clears setuid and setgid': '775',
+        'write keeps setgid without group exec': '2745',
       });
     } finally {
       asNobody(SAFE_BIN, 'unmount');
