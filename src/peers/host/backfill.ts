@@ -31,15 +31,25 @@ export interface BackfillProgress {
 
 const LISTS_PER_PAGE = 64;
 /**
- * A batch is fetched by one worker and stored with one fsync and one commit: up to 16 MiB of
- * file contents, or 8,192 chunks of small files. Linux-prev's recovery (119k chunks, 11 KB of
- * file each on average) committed 232 batches of 512 chunks, each rewriting much of the
- * index's pages (chunk ids are random): its fetch went from 18.3-20.0 s to 11.9-15.3 s with
- * batches of 8,192 (alternating runs), 12.1-12.8 s with the 16 MiB bound too. Larger batches
- * would leave fewer in flight at once, and progress would move in coarser steps.
+ * A batch is fetched by one worker and stored with one fsync and one commit: a twentieth of
+ * the tree's file contents, between 16 and 64 MiB, or 32,768 chunks of small files. Each
+ * commit rewrites much of the index's pages, chunk ids being random: linux-prev's recovery
+ * (119k chunks, 11 KB of file each on average) committed 232 batches of 512 chunks, and its
+ * fetch went from 18.3-20.0 s to 11.9-15.3 s with batches of 8,192 chunks or 16 MiB
+ * (alternating runs), then with a twentieth (64 MiB) and the checkpoint bound below from
+ * 12.0-15.0 s to 10.0-11.5 s (five rounds). Progress moves in steps of a batch: a stopped
+ * fetch resumes from the last one committed.
  */
-const REFS_PER_FETCH = 8192;
-const BYTES_PER_FETCH = 16 << 20;
+const REFS_PER_FETCH = 32_768;
+const BATCH_SHARE = 20;
+const BATCH_MIN_BYTES = 16 << 20;
+const BATCH_MAX_BYTES = 64 << 20;
+/**
+ * SQLite checkpoints the WAL into the database each time it passes the daemon's bound (4,096
+ * pages), and a fetch's commits spread over all of the chunk index: the same pages were
+ * copied again every few batches (11% of the host's thread). While a fetch runs, 64 MiB of WAL.
+ */
+const FETCH_CHECKPOINT_PAGES = 16_384;
 /**
  * Chunks that may be on a holder not answering (refused, dropped, restarting) are asked again
  * after a pause, doubling from the first to the second...
@@ -77,7 +87,7 @@ function* groupsOf<T>(items: Iterable<T>, n: number): Generator<T[]> {
  * (and their bytes) it completes: callers fetch batches, not files, so one large file is
  * fetched by several workers at once.
  */
-export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number; size: number }>): Generator<{ refs: ChunkRef[]; files: number; bytes: number }> {
+export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number; size: number }>, batchBytes = BATCH_MIN_BYTES): Generator<{ refs: ChunkRef[]; files: number; bytes: number }> {
   let refs: ChunkRef[] = [];
   let raw = 0;
   let files = 0;
@@ -89,7 +99,7 @@ export function* missingBatches(store: ChunkStore, lists: Iterable<{ cl: number;
       for (const r of lacking[i]!) {
         refs.push(r);
         raw += r.raw;
-        if (refs.length === REFS_PER_FETCH || raw >= BYTES_PER_FETCH) {
+        if (refs.length === REFS_PER_FETCH || raw >= batchBytes) {
           yield { refs, files, bytes };
           refs = [];
           raw = 0;
@@ -139,7 +149,19 @@ export class Backfill {
 
   private async pass(): Promise<boolean> {
     const db = this.store.db;
-    const work = missingBatches(this.store, allChunkLists(db));
+    const bound = db.pragma('wal_autocheckpoint', { simple: true }) as number;
+    db.pragma(`wal_autocheckpoint = ${FETCH_CHECKPOINT_PAGES}`);
+    try {
+      return await this.fetchMissing();
+    } finally {
+      db.pragma(`wal_autocheckpoint = ${bound}`);
+    }
+  }
+
+  private async fetchMissing(): Promise<boolean> {
+    const db = this.store.db;
+    const batchBytes = Math.min(BATCH_MAX_BYTES, Math.max(BATCH_MIN_BYTES, this.progress.totalBytes / BATCH_SHARE));
+    const work = missingBatches(this.store, allChunkLists(db), batchBytes);
     const started = Date.now();
     const quiet = (): number => Date.now() - Math.max(started, this.fetcher.lastDelivery ?? 0);
     /** Holders that had not answered when a batch was given up. */
