@@ -265,9 +265,20 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
       return conn.remotePeer.toString();
     },
     async dial(target, protocol, o) {
-      const conn = await node.dial(parseTarget(target), { signal: o?.signal });
-      const stream = await conn.newStream(protocol, { signal: o?.signal });
-      return wrap(stream, conn);
+      const peer = parseTarget(target);
+      const open = async (): Promise<PeerStream> => {
+        const conn = await node.dial(peer, { signal: o?.signal });
+        return wrap(await conn.newStream(protocol, { signal: o?.signal }), conn);
+      };
+      try {
+        return await open();
+      } catch (err) {
+        // A connection the other side closes as it opens: a daemon just started after a
+        // recovery met it on its first fetch from a buddy, every time (that buddy was dialing
+        // it back to see whether it is reachable). Dialed again, it opens.
+        if (o?.signal?.aborted || (err as Error).name !== 'ConnectionClosedError') throw err;
+        return open();
+      }
     },
     async handle(protocol, handler, o) {
       const options: StreamHandlerOptions = {};
