@@ -29,9 +29,9 @@ const S_IXGRP = 0o010;
  * goes, setgid only with group execute (without it, setgid marks mandatory locking).
  */
 const killPrivileges = (mode: number): number => mode & ~S_ISUID & ~(mode & S_IXGRP ? S_ISGID : 0);
-/** A setattr that changes only mtime and ctime. */
 /** The bits of a setattr that change something (ctime follows any change). */
 const CHANGES = SET.MODE | SET.UID | SET.GID | SET.SIZE | SET.ATIME | SET.MTIME;
+/** A setattr that changes only mtime and ctime. */
 const TIMES_ONLY = (valid: number): boolean => (valid & ~(SET.MTIME | SET.MTIME_NOW | SET.CTIME)) === 0;
 const FALLOC_FL_KEEP_SIZE = 1;
 const SNAPSHOTS_NAME = Buffer.from(SNAPSHOTS);
@@ -220,11 +220,13 @@ export class Filesystem {
     const n = this.tree.inode(w.ino);
     const orphan = n ? undefined : this.orphan(w);
     if (!n && !orphan) throw new FsError('ENOENT');
-    // Before a write by a caller without CAP_FSETID to a file with setuid or setgid, the kernel
-    // asks to remove privileges with a setattr that sets nothing: its answer carries the mode
-    // without them, so the kernel's copy is right before the write.
-    if (valid & SET.KILL_SUIDGID || (valid & CHANGES) === 0) {
-      const mode = changes.mode ?? (n ?? orphan!.node).mode;
+    // Before a write by a caller without CAP_FSETID to a file with setuid or setgid (and at a
+    // chown that changes neither owner), the kernel asks to remove privileges with a setattr
+    // that sets nothing: its answer carries the mode without them, so the kernel's copy is
+    // right before the write. Directories keep theirs, as on Linux.
+    const node = n ?? orphan!.node;
+    if (node.kind === S_IFREG && (valid & SET.KILL_SUIDGID || (valid & CHANGES) === 0)) {
+      const mode = changes.mode ?? node.mode;
       if (killPrivileges(mode) !== mode) changes.mode = killPrivileges(mode);
     }
     const apply = (): Float64Array => {
