@@ -757,13 +757,16 @@ test('chown clears setuid and setgid (setgid only with group exec) as on disk; d
   const m = area('killpriv');
   const ref = tempDir('safe-ref-');
   const run = (root: string): string[] => {
-    const made: [string, number, boolean][] = [['suid', 0o4755, false], ['sgid', 0o2755, false], ['sgid-noexec', 0o2745, false], ['both', 0o6711, false], ['dir', 0o2755, true]];
-    return made.map(([n, mode, dir]) => {
+    // The last two change neither owner (chown(-1, -1)): the kernel then asks the daemon to
+    // clear the bits with a setattr that sets nothing.
+    const made: [string, number, boolean, number][] = [['suid', 0o4755, false, 1234], ['sgid', 0o2755, false, 1234], ['sgid-noexec', 0o2745, false, 1234],
+      ['both', 0o6711, false, 1234], ['dir', 0o2755, true, 1234], ['same-owner', 0o6755, false, -1], ['same-owner-dir', 0o2775, true, -1]];
+    return made.map(([n, mode, dir, owner]) => {
       const p = join(root, n);
       if (dir) mkdirSync(p);
       else writeFileSync(p, 'x');
       chmodSync(p, mode);
-      chownSync(p, 1234, 5678);
+      chownSync(p, owner, owner === -1 ? -1 : 5678);
       return `${n} ${(lstatSync(p).mode & 0o7777).toString(8)}`;
     });
   };
