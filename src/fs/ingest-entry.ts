@@ -7,6 +7,6 @@ import type { StagedGeneration } from './chunk-queue.js';
 serveIngest((store) => (done) => {
   for (const { job, file } of done) {
     const { ino, gen } = job.tag as StagedGeneration;
-    swapStaged(store.db, store, ino, gen, file.chunks);
+    swapStaged(store.db, store, ino, gen, file.chunks, file.chunks.length > 0 && file.fresh === file.chunks.length);
   }
 });
