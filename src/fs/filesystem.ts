@@ -29,6 +29,8 @@ const S_IXGRP = 0o010;
  * goes, setgid only with group execute (without it, setgid marks mandatory locking).
  */
 const killPrivileges = (mode: number): number => mode & ~S_ISUID & ~(mode & S_IXGRP ? S_ISGID : 0);
+/** A setattr's values when none is set (`valid` names what applies). */
+const NO_VALUES = new Float64Array(SA.CTIME + 1);
 /** The bits of a setattr that change something (ctime follows any change). */
 const CHANGES = SET.MODE | SET.UID | SET.GID | SET.SIZE | SET.ATIME | SET.MTIME;
 /** A setattr that changes only mtime and ctime. */
@@ -363,13 +365,10 @@ export class Filesystem {
   dropPrivileges(id: number): boolean {
     const w = where(id);
     if (w.epoch !== null) return false;
-    const n = this.tree.inode(w.ino);
-    const orphan = n ? undefined : this.orphan(w);
-    const mode = (n ?? orphan?.node)?.mode;
+    const mode = (this.tree.inode(w.ino) ?? this.orphan(w)?.node)?.mode;
     if (mode === undefined || killPrivileges(mode) === mode) return false;
-    const changes = { mode: killPrivileges(mode), ctime: Date.now() };
-    if (n) this.tree.update(w.ino, changes);
-    else orphan!.node = { ...orphan!.node, ...changes };
+    // The kernel's own setattr for it, as at a truncation: same change, same path.
+    this.setattr(id, SET.KILL_SUIDGID, -1, NO_VALUES);
     return true;
   }
 
