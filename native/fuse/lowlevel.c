@@ -250,7 +250,9 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 }
 
 // A read inside the window JS last handed over for its handle goes to the reader threads at
-// once; any other goes to JS, which hands over the next window with its answer.
+// once; any other goes to JS, which hands over the next window with its answer. It carries
+// the node's mark, so that a window JS makes from the tree before a write it has yet to see
+// (decoded after this read, in the same batch) is refused.
 static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   session_t *s = S(req);
   if (s->retry) {
@@ -262,7 +264,10 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     }
   }
   item_t *it = Q(OP_READ, ino, NULL, 0, NULL, 0);
-  if (it) { it->n[0] = (double)fi->fh; it->n[1] = (double)size; it->n[2] = (double)off; }
+  if (it) {
+    it->n[0] = (double)fi->fh; it->n[1] = (double)size; it->n[2] = (double)off;
+    it->n[3] = (double)windows_mark(&s->windows, ino);
+  }
   queue(req, it);
 }
 
@@ -1079,13 +1084,14 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// replyBoxes(session, req, ino, fh, size, pos, window: Buffer, count, eof): the read is answered
-// by a reader thread from the window of `count` chunks JS hands over for the handle (layout in
-// src/fs/read-windows.ts), which answers the handle's next reads too while they fall inside it
-// (read-windows.c). The descriptors are dup'd here, so the caller may close its own once this
-// returns. Returns false, with nothing sent, when the read must take the JS path.
+// replyBoxes(session, req, ino, fh, size, pos, window: Buffer, count, eof, mark): the read is
+// answered by a reader thread from the window of `count` chunks JS hands over for the handle
+// (layout in src/fs/read-windows.ts), which answers the handle's next reads too while they fall
+// inside it (read-windows.c). `mark` came with the read (ll_read). The descriptors are dup'd
+// here, so the caller may close its own once this returns. Returns false, with nothing sent,
+// when the read must take the JS path.
 static napi_value js_reply_boxes(napi_env env, napi_callback_info info) {
-  ARGS(9);
+  ARGS(10);
   napi_value no;
   napi_get_boolean(env, false, &no);
   session_t *s = get_session(env, argv[0]);
@@ -1095,7 +1101,7 @@ static napi_value js_reply_boxes(napi_env env, napi_callback_info info) {
   uint32_t count = (uint32_t)dbl(env, argv[7]);
   if ((size_t)count * WINDOW_WIRE > len || count == 0) { napi_throw_range_error(env, NULL, "window: count out of range"); return NULL; }
   uint64_t fh = (uint64_t)dbl(env, argv[3]);
-  if (!windows_put(&s->windows, fh, (uint64_t)dbl(env, argv[2]), (uint64_t)dbl(env, argv[8]), data, count)) return no;
+  if (!windows_put(&s->windows, fh, (uint64_t)dbl(env, argv[2]), (uint64_t)dbl(env, argv[9]), (uint64_t)dbl(env, argv[8]), data, count)) return no;
   read_job_t *job = windows_job(&s->windows, req_of(env, argv[1]), fh, (size_t)dbl(env, argv[4]), (uint64_t)dbl(env, argv[5]));
   if (!job) return no;
   box_reader_submit(&s->reader, job);

@@ -8,7 +8,10 @@
 // A window describes the content the handle saw when JS made it. Every change to a live
 // file's content reaches the daemon as a request (write, truncating setattr, fallocate, an
 // open for writing), and each drops the node's windows as it is decoded, before anything
-// after it is read; snapshot nodes never change. A box moved by compaction is still read
+// after it is read; snapshot nodes never change. JS answers a batch of requests after all of
+// them were decoded, so a window it makes for a read may predate a change decoded after that
+// read: each read carries the node's mark as it was decoded, and a window made for a read
+// whose node changed since is refused. A box moved by compaction is still read
 // through the window's own descriptor of its old pack; one that fails its tag goes back to
 // JS, which drops the window.
 #define _GNU_SOURCE
@@ -31,7 +34,10 @@ static window_t *find(windows_t *ws, uint64_t fh) {
   return NULL;
 }
 
-int windows_put(windows_t *ws, uint64_t fh, uint64_t ino, uint64_t eof, const unsigned char *wire, uint32_t count) {
+uint64_t windows_mark(const windows_t *ws, uint64_t ino) { return ws->dropped[ino % DROP_SLOTS]; }
+
+int windows_put(windows_t *ws, uint64_t fh, uint64_t ino, uint64_t mark, uint64_t eof, const unsigned char *wire, uint32_t count) {
+  if (windows_mark(ws, ino) != mark) return 0;
   window_t *w = find(ws, fh);
   if (!w) {
     w = &ws->slot[0];
@@ -135,6 +141,7 @@ void windows_drop_fh(windows_t *ws, uint64_t fh) {
 }
 
 void windows_drop_ino(windows_t *ws, uint64_t ino) {
+  ws->dropped[ino % DROP_SLOTS] = ++ws->tick;
   for (int i = 0; i < WINDOWS; i++)
     if (ws->slot[i].count && ws->slot[i].ino == ino) free_window(&ws->slot[i]);
 }

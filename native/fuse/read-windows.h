@@ -5,6 +5,8 @@
 
 /** File handles followed at once; more, and the least recently read loses its window. */
 #define WINDOWS 64
+/** Slots of the table of when each node's windows were last dropped (nodes share slots). */
+#define DROP_SLOTS 256
 
 /** Bytes per chunk as JS hands them over: i32 fd, u32 box len, f64 pack off, f64 file off, u32 raw, u32 0, handle[32]. */
 #define WINDOW_WIRE 64
@@ -30,13 +32,22 @@ typedef struct {
 typedef struct {
   window_t slot[WINDOWS];
   uint64_t tick;
+  /** When a node's content last changed (its windows dropped), by ino modulo DROP_SLOTS. */
+  uint64_t dropped[DROP_SLOTS];
 } windows_t;
 
 /**
- * Keeps the window JS handed over for `fh` (`count` chunks in the WINDOW_WIRE layout of
- * src/fs/read-windows.ts), replacing the handle's last one. 0 if it could not be kept.
+ * A mark of the node's content as it is now, taken as a request is decoded: windows_put
+ * refuses a window made for that request if the content changed since.
  */
-int windows_put(windows_t *ws, uint64_t fh, uint64_t ino, uint64_t eof, const unsigned char *wire, uint32_t count);
+uint64_t windows_mark(const windows_t *ws, uint64_t ino);
+/**
+ * Keeps the window JS handed over for `fh` (`count` chunks in the WINDOW_WIRE layout of
+ * src/fs/read-windows.ts), replacing the handle's last one. 0 if it could not be kept, or if
+ * node `ino`'s windows were dropped after `mark` was taken: JS made it from what the tree held
+ * before a write (or truncation, or open for writing) that was decoded meanwhile.
+ */
+int windows_put(windows_t *ws, uint64_t fh, uint64_t ino, uint64_t mark, uint64_t eof, const unsigned char *wire, uint32_t count);
 /** The job answering [pos, pos + size) of `fh` from its window, or NULL when the window does not hold all of it. */
 read_job_t *windows_job(windows_t *ws, fuse_req_t req, uint64_t fh, size_t size, uint64_t pos);
 void windows_drop_fh(windows_t *ws, uint64_t fh);

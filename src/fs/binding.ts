@@ -58,9 +58,10 @@ export interface Addon {
    * chunks of node `ino` from the one holding `pos` on (read-windows.ts layout; descriptors
    * dup'd before it returns), of a file `eof` bytes long. The addon keeps it and answers the
    * handle's next reads inside it too, until a write, truncation or open for writing of the
-   * node, or the handle's release. False, nothing sent, when the read must take the JS path.
+   * node, or the handle's release. `mark` came with the read: if the node changed since it
+   * was decoded, the window is refused. False, nothing sent, when the read must take the JS path.
    */
-  replyBoxes(s: Session, req: Req, ino: number, fh: number, size: number, pos: number, window: Buffer, count: number, eof: number): boolean;
+  replyBoxes(s: Session, req: Req, ino: number, fh: number, size: number, pos: number, window: Buffer, count: number, eof: number, mark: number): boolean;
   /** mknod(2), which Node lacks: fifos, sockets and device nodes for restores. */
   mknod(path: Buffer, mode: number, rdev: number): void;
 }

@@ -168,7 +168,7 @@ export class Kernel {
       case Op.OPEN:
         return this.run(req, () => (this.killPrivileges(ino, b), fs.open(ino, a as number)), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE));
       case Op.READ:
-        return this.read(req, ino, a as number, b as number, c as number);
+        return this.read(req, ino, a as number, b as number, c as number, d as number);
       case Op.WRITE:
         return this.run(req, () => (this.killPrivileges(ino, d), fs.write(a as number, b as Buffer, c as number)), (n) => x.replyWrite(req, n, b as Buffer));
       case Op.FLUSH:
@@ -213,11 +213,11 @@ export class Kernel {
    * ahead of it, and the addon answers the reads inside it without asking here. Anything
    * else, and what the threads hand back, is read here.
    */
-  private read(req: Req, ino: number, fh: number, size: number, pos: number): void {
+  private read(req: Req, ino: number, fh: number, size: number, pos: number, mark: number): void {
     const session = this.session;
     try {
       const sent = session !== null && this.fs.sendBoxes(fh, size, pos, (spans, places, eof) =>
-        this.addon.replyBoxes(session, req, ino, fh, size, pos, readWindow(spans, places), spans.length, eof));
+        this.addon.replyBoxes(session, req, ino, fh, size, pos, readWindow(spans, places), spans.length, eof, mark));
       if (sent) return;
     } catch {
       // The JS path meets the same fault and answers it with its errno.

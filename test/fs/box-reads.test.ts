@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, constants, openSync, readdirSync, readSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { makeHost, type Host } from './mounted.js';
 import { seededBytes } from '../helpers.js';
@@ -166,4 +168,59 @@ test('reads through one handle, answered from the window of chunks ahead of it, 
   } finally {
     closeSync(fd);
   }
+});
+
+/** A child process that runs `script` with `path` as argv[1] and answers each line sent to it with one line. */
+function helper(script: string, path: string): { child: ChildProcess; ask(line: string): Promise<string>; next(): Promise<string> } {
+  const child = spawn(process.execPath, ['-e', script, path], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  const waiting: ((l: string) => void)[] = [];
+  createInterface({ input: child.stdout! }).on('line', (l) => (waiting.length > 0 ? waiting.shift()!(l) : lines.push(l)));
+  const next = (): Promise<string> => (lines.length > 0 ? Promise.resolve(lines.shift()!) : new Promise((r) => waiting.push(r)));
+  return { child, next, ask: (line) => (child.stdin!.write(`${line}\n`), next()) };
+}
+
+// Reads through one O_DIRECT handle, on command: "read <pos>" answers with 131,072 bytes at pos, base64.
+const READER = `
+const fs = require('node:fs');
+const fd = fs.openSync(process.argv[1], fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+console.log('open');
+require('node:readline').createInterface({ input: process.stdin }).on('line', (l) => {
+  const pos = Number(l.split(' ')[1]);
+  const b = Buffer.alloc(131072);
+  let got = 0;
+  for (let n; got < b.length && (n = fs.readSync(fd, b, got, b.length - got, pos + got)) > 0; ) got += n;
+  console.log(b.subarray(0, got).toString('base64'));
+});`;
+
+test('a window the daemon makes for a read is refused when the file was truncated by an open decoded in the same batch', { timeout: 120_000 }, async (t) => {
+  const h = await chunkedHost();
+  const path = join(h.mnt, 'raw.bin');
+  const data = FILES['raw.bin']!;
+  const pid = (h.status() as { daemon: { pid: number } }).daemon.pid;
+  const reader = helper(READER, path);
+  t.after(() => reader.child.kill('SIGKILL'));
+  assert.equal(await reader.next(), 'open');
+  // With the daemon stopped, the kernel queues the reader's first read and then a truncating
+  // open for writing: the daemon reads both at once when it goes on, and answers the read
+  // (with a window of the old content) before it has run the open.
+  process.kill(pid, 'SIGSTOP');
+  let first: Promise<string>;
+  let writer: ReturnType<typeof helper>;
+  try {
+    first = reader.ask('read 0');
+    await new Promise((r) => setTimeout(r, 300));
+    // Writes one byte 2 MiB in and keeps the file open: the byte stays in the kernel's cache.
+    writer = helper(`const fs = require('node:fs'); const fd = fs.openSync(process.argv[1], 'w'); fs.writeSync(fd, 'x', 2097152); console.log('written'); process.stdin.resume();`, path);
+    t.after(() => writer.child.kill('SIGKILL'));
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  assert.ok(Buffer.from(await first, 'base64').equals(data.subarray(0, 131_072)), 'the first read, before the open, got the old content');
+  assert.equal(await writer.next(), 'written');
+  // The file is now a hole up to 2 MiB: the next read must not come from the old content.
+  const second = Buffer.from(await reader.ask('read 131072'), 'base64');
+  assert.ok(!second.equals(data.subarray(131_072, 262_144)), 'the read after the truncating open was answered from the old content');
+  assert.ok(second.every((b) => b === 0), `the read after the truncating open got ${second.length} bytes, not all zeros`);
 });
