@@ -21,10 +21,17 @@ export interface IngestedFile {
 
 const READ_BLOCK = 1 << 20;
 
+/** A chunk new to the store, with the references this batch takes to it. */
+type Counted = ChunkRow & { refs: number };
+
 export class Ingester {
   private readonly writer: PackWriter;
-  private readonly pending = new Map<string, ChunkRow>();
+  /** Chunks new to the store, with the references this batch takes to each (`refs`). */
+  private readonly pending = new Map<string, Counted>();
+  /** References to chunks already stored, one entry each. */
   private readonly refs: Buffer[] = [];
+  /** Pending rows, once per reference counted to them: a file that fails part-way takes its back. */
+  private readonly counted: Counted[] = [];
   private readonly adopted: { id: Buffer; handle: Buffer }[] = [];
   private readonly block = Buffer.allocUnsafe(READ_BLOCK);
   /** add() is done with each chunk before the chunker is called again, so they can be reused. */
@@ -100,6 +107,7 @@ export class Ingester {
     const chunker = new StreamChunker(this.params, cuts, this.chunkBuffers);
     const out: IngestedFile = { size: 0, chunks: [], fresh: 0 };
     const mark = this.refs.length;
+    const countedMark = this.counted.length;
     try {
       for (;;) {
         const n = fill(this.block);
@@ -110,6 +118,7 @@ export class Ingester {
       for (const c of chunker.finish()) this.add(c, out);
     } catch (err) {
       this.refs.length = mark;
+      for (const row of this.counted.splice(countedMark)) row.refs--;
       throw err;
     }
     return out;
@@ -123,19 +132,24 @@ export class Ingester {
     const sealer = this.store.sealer;
     const handle = sealer.handleOf(plain);
     const key = handle.toString('latin1');
-    let id = this.pending.get(key)?.id ?? this.store.idOf(handle);
+    let row = this.pending.get(key);
+    let id = row?.id ?? this.store.idOf(handle);
     if (!id) {
       const parts = sealer.sealParts(plain, handle);
       id = boxId(parts);
       if (this.store.has(id)) this.adopted.push({ id, handle });
       else {
         const placed = this.writer.appendParts(id, parts);
-        this.pending.set(key, { id, handle, raw: plain.length, ...placed });
+        row = { id, handle, raw: plain.length, refs: 0, ...placed };
+        this.pending.set(key, row);
         this.pendingBytes += placed.len;
         out.fresh++;
       }
     }
-    this.refs.push(id);
+    if (row) {
+      row.refs++;
+      this.counted.push(row);
+    } else this.refs.push(id);
     out.chunks.push({ id, handle, raw: plain.length });
   }
 
@@ -151,13 +165,19 @@ export class Ingester {
     const adopted = this.adopted.slice();
     this.pending.clear();
     this.refs.length = 0;
+    this.counted.length = 0;
     this.adopted.length = 0;
     this.pendingBytes = 0;
+    // New chunks go in with their references counted: inserted at zero and counted up
+    // after, each entered the index of unreferenced chunks and left it in the same commit,
+    // under the commit lock the folder's thread waits for.
     const txn = (): void =>
       this.store.db.transaction(() => {
-        this.store.insert(rows);
+        const there = this.store.insert(rows);
         for (const a of adopted) this.store.adopt(a.id, a.handle);
         this.store.incref(refs);
+        // Stored by another worker since we looked: its references count up from there.
+        for (const row of there) this.store.incref(Array.from({ length: row.refs }, () => row.id));
         inTxn?.();
       }).immediate();
     if (this.lock) this.lock.hold(txn);
@@ -169,6 +189,7 @@ export class Ingester {
     this.writer.discard();
     this.pending.clear();
     this.refs.length = 0;
+    this.counted.length = 0;
     this.adopted.length = 0;
     this.pendingBytes = 0;
   }

@@ -241,14 +241,25 @@ export class ChunkStore {
   }
 
   /** Index rows for boxes already durable in packs. Call inside a transaction. */
-  insert(rows: Iterable<ChunkRow>): void {
+  /**
+   * Returns the rows not inserted because their chunk is stored already. A row inserted with
+   * references leaves the delete set if it was there (released, collected, now stored again).
+   */
+  insert<R extends ChunkRow>(rows: Iterable<R>): R[] {
     // One update of each pack's live bytes per call, not one per chunk: a batch of a shipment
     // or an ingest is hundreds of chunks in one or two packs.
     const live = new Map<number, number>();
+    const there: R[] = [];
     for (const r of rows) {
-      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.refs ?? 0, r.handle).changes > 0) live.set(r.pack, (live.get(r.pack) ?? 0) + r.len + RECORD_HEAD);
+      if (this.q.insert.run(r.id, r.pack, r.off, r.len, r.raw, r.refs ?? 0, r.handle).changes === 0) {
+        there.push(r);
+        continue;
+      }
+      live.set(r.pack, (live.get(r.pack) ?? 0) + r.len + RECORD_HEAD);
+      if ((r.refs ?? 0) > 0) this.q.unrelease.run(r.id);
     }
     for (const [pack, bytes] of live) this.q.live.run(bytes, pack);
+    return there;
   }
 
   /**

@@ -75,6 +75,37 @@ test('ingest: round trip, dedup within and across files, refcounts', () => {
   store.close();
 });
 
+test('new chunks go in with their references counted: stored meanwhile by another ingester, or released, collected and stored again', () => {
+  const { store, ing, conv } = fresh();
+  const data = seededBytes(500_000, 21);
+  // Two ingesters find the same chunks new; the second to commit finds them stored.
+  const other = new Ingester(store, cdcParams(AVG, conv));
+  const a = ing.ingestBuffer(data);
+  ing.ingestBuffer(data);
+  const b = other.ingestBuffer(data);
+  assert.equal(b.fresh, b.chunks.length, 'the other ingester found them new too');
+  other.commit();
+  ing.commit();
+  for (const id of ids(a)) assert.equal(store.refs(id), 3, 'one reference per copy, whichever committed first');
+  assert.equal(verifyStore(store).problems.length, 0);
+
+  // Released and collected: the ids stay in the delete set for the buddies. Stored again,
+  // they leave it, or the buddies would be told to drop chunks the tree names.
+  store.db.transaction(() => store.decref([...ids(a), ...ids(a), ...ids(b)]))();
+  collectGarbage(store, { threshold: 1 });
+  assert.equal(store.refs(ids(a)[0]!), undefined, 'collected');
+  const released = (): Set<string> => new Set(store.released().map((id) => id.toString('hex')));
+  assert.ok(ids(a).every((id) => released().has(id.toString('hex'))));
+  const again = ing.ingestBuffer(data);
+  assert.equal(again.fresh, again.chunks.length);
+  ing.commit();
+  for (const id of ids(again)) assert.equal(store.refs(id), 1);
+  assert.ok(ids(again).every((id) => !released().has(id.toString('hex'))), 'stored again, they left the delete set');
+  assert.deepEqual(readBack(store, again), data);
+  assert.equal(verifyStore(store).problems.length, 0);
+  store.close();
+});
+
 test('zero-length input has no chunks; unknown ids are a clear error', () => {
   const { store, ing } = fresh();
   const e = ing.ingestBuffer(Buffer.alloc(0));
