@@ -240,10 +240,10 @@ export class ChunkStore {
     return this.q.refs.get(id) as number | undefined;
   }
 
-  /** Index rows for boxes already durable in packs. Call inside a transaction. */
   /**
-   * Returns the rows not inserted because their chunk is stored already. A row inserted with
-   * references leaves the delete set if it was there (released, collected, now stored again).
+   * Index rows for boxes already durable in packs. Call inside a transaction. Returns the rows
+   * not inserted because their chunk is stored already. A row inserted with references leaves
+   * the delete set if it was there (released, collected, now stored again).
    */
   insert<R extends ChunkRow>(rows: Iterable<R>): R[] {
     // One update of each pack's live bytes per call, not one per chunk: a batch of a shipment
