@@ -30,8 +30,6 @@ export class Ingester {
   private readonly pending = new Map<string, Counted>();
   /** References to chunks already stored, one entry each. */
   private readonly refs: Buffer[] = [];
-  /** Pending rows, once per reference counted to them: a file that fails part-way takes its back. */
-  private readonly counted: Counted[] = [];
   private readonly adopted: { id: Buffer; handle: Buffer }[] = [];
   private readonly block = Buffer.allocUnsafe(READ_BLOCK);
   /** add() is done with each chunk before the chunker is called again, so they can be reused. */
@@ -107,7 +105,6 @@ export class Ingester {
     const chunker = new StreamChunker(this.params, cuts, this.chunkBuffers);
     const out: IngestedFile = { size: 0, chunks: [], fresh: 0 };
     const mark = this.refs.length;
-    const countedMark = this.counted.length;
     try {
       for (;;) {
         const n = fill(this.block);
@@ -118,7 +115,11 @@ export class Ingester {
       for (const c of chunker.finish()) this.add(c, out);
     } catch (err) {
       this.refs.length = mark;
-      for (const row of this.counted.splice(countedMark)) row.refs--;
+      // Its chunks new to the store were counted on their rows (add() looks there first).
+      for (const c of out.chunks) {
+        const row = this.pending.get(c.handle.toString('latin1'));
+        if (row) row.refs--;
+      }
       throw err;
     }
     return out;
@@ -146,10 +147,8 @@ export class Ingester {
         out.fresh++;
       }
     }
-    if (row) {
-      row.refs++;
-      this.counted.push(row);
-    } else this.refs.push(id);
+    if (row) row.refs++;
+    else this.refs.push(id);
     out.chunks.push({ id, handle, raw: plain.length });
   }
 
@@ -165,7 +164,6 @@ export class Ingester {
     const adopted = this.adopted.slice();
     this.pending.clear();
     this.refs.length = 0;
-    this.counted.length = 0;
     this.adopted.length = 0;
     this.pendingBytes = 0;
     // New chunks go in with their references counted: inserted at zero and counted up
@@ -189,7 +187,6 @@ export class Ingester {
     this.writer.discard();
     this.pending.clear();
     this.refs.length = 0;
-    this.counted.length = 0;
     this.adopted.length = 0;
     this.pendingBytes = 0;
   }
