@@ -5,6 +5,7 @@
 // shape and chunk handles are unreadable without the passphrase.
 import { closeSync, openSync, readSync } from 'node:fs';
 import Database from 'better-sqlite3-multiple-ciphers';
+import { walBatchExtension } from './native.js';
 
 export type Db = Database.Database;
 
@@ -48,6 +49,24 @@ export function sealDatabase(path: string, key: Uint8Array): void {
   }
 }
 
+let walBatch = false;
+
+/**
+ * Connections opened after this write each transaction's WAL frames with one system call
+ * instead of two per page (native/wal-batch.c). The VFS is registered for the whole process
+ * by an extension loaded into a connection of no consequence; once per thread is cheap.
+ */
+function useWalBatch(): void {
+  if (walBatch || !walBatchExtension) return;
+  walBatch = true;
+  const probe = new Database(':memory:');
+  try {
+    probe.loadExtension(walBatchExtension);
+  } finally {
+    probe.close();
+  }
+}
+
 /**
  * Write transactions must start with BEGIN IMMEDIATE (`db.transaction(fn).immediate()`):
  * a deferred one that reads first and then writes fails at once with SQLITE_BUSY when another
@@ -55,6 +74,7 @@ export function sealDatabase(path: string, key: Uint8Array): void {
  * `key` null: a plain database (chunkstore tests); every host's store has one.
  */
 export function openDb(path: string, opts: { readonly?: boolean; key?: Uint8Array | null } = {}): Db {
+  useWalBatch();
   const db = new Database(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: 30_000 });
   if (opts.key) useKey(db, opts.key);
   if (!opts.readonly) {

@@ -1,6 +1,6 @@
 // The chunkstore's C addon (native/): FastCDC cut points, page-cache-only reads, staged files'
-// AES-CTR. Loaded
-// once; where it is missing, each caller has a TS twin (chunker.ts, store.ts).
+// AES-CTR, the WAL's gathered writes. Loaded once; where it is missing, each caller has a TS
+// twin (chunker.ts, store.ts) or does without (index-db.ts).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -26,16 +26,16 @@ function repoRoot(): string | null {
   }
 }
 
-function loadNative(): { addon: NativeAddon | null; error: string | null } {
+function loadNative(): { addon: NativeAddon | null; path: string | null; error: string | null } {
   const root = repoRoot();
-  if (!root) return { addon: null, error: 'package.json not found above the chunkstore module' };
+  if (!root) return { addon: null, path: null, error: 'package.json not found above the chunkstore module' };
   const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function' || typeof addon.ctrXor !== 'function') return { addon: null, error: `${path} is from another build (run npm run build)` };
-    return { addon, error: null };
+    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function' || typeof addon.ctrXor !== 'function') return { addon: null, path: null, error: `${path} is from another build (run npm run build)` };
+    return { addon, path, error: null };
   } catch (e) {
-    return { addon: null, error: `${path}: ${(e as Error).message}` };
+    return { addon: null, path: null, error: `${path}: ${(e as Error).message}` };
   }
 }
 
@@ -57,4 +57,10 @@ export const trimHeap: () => boolean = loaded.addon ? loaded.addon.trimHeap : ()
  * `dst` = `src` xor the AES-256-CTR keystream of `key` at byte `pos` (staged files' layout;
  * `dst` may be `src`). Null without the addon: staged-file.ts has the TS twin.
  */
+/**
+ * The addon's file, which is also an SQLite extension (native/wal-batch.c: a transaction's WAL
+ * frames written with one system call). Null without the addon: SQLite then writes them itself.
+ */
+export const walBatchExtension: string | null = loaded.path;
+
 export const ctrXor: NativeAddon['ctrXor'] | null = loaded.addon ? loaded.addon.ctrXor : null;
