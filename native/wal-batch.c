@@ -4,9 +4,10 @@
 // of seven pages (a file created in the folder) costs fourteen pwrite(2)s, and an ingest
 // worker's commit of a thousand random index pages two thousand. On this machine a system call
 // costs more than the copy it makes. The shim sits between SQLite3 Multiple Ciphers (which
-// encrypts the pages above it) and the "unix" VFS. It gathers writes to a WAL file that follow
-// each other and hands them down as one when a commit's last frame is complete, before SQLite
-// publishes the commit in the WAL index: no other connection can look for a frame before it is
+// encrypts the pages above it) and the "unix" VFS. It gathers the frames a connection appends
+// to a WAL file and hands them down as one when a commit's last frame is complete, before SQLite
+// publishes the commit in the WAL index (what SQLite writes again below the end, a frame of the
+// same transaction or the checksums of its headers, goes down at once): no other connection can look for a frame before it is
 // in the file, and a crash before that loses a transaction that was never committed. Anything
 // else done with the WAL file (a read, its size, a sync, a truncation, a write elsewhere) first
 // writes out what is gathered, so the file is always as SQLite left it when it looks.
@@ -32,6 +33,10 @@ typedef struct {
   sqlite3_int64 start;
   /* The last header gathered was a commit frame's: its page ends the commit. */
   int commitPending;
+  /* Where the frames this connection appended to the log's current generation end, and that
+   * generation's salts (each frame header carries them; a restarted log has new ones). */
+  sqlite3_int64 end;
+  unsigned char salts[8];
 } BatchFile;
 
 static sqlite3_vfs *realVfs;
@@ -61,6 +66,24 @@ static int bRead(sqlite3_file *p, void *z, int n, sqlite3_int64 off) {
 static int bWrite(sqlite3_file *p, const void *z, int n, sqlite3_int64 off) {
   BatchFile *f = (BatchFile *)p;
   if (!f->buf) return f->real->pMethods->xWrite(f->real, z, n, off);
+  const unsigned char *h = z;
+  static const unsigned char none[8];
+  if (off == 0) {
+    f->end = 0;  // the log's own header: this connection starts it again
+  } else if (n == WAL_FRAME_HEADER && memcmp(h + 8, none, 8) != 0 && memcmp(h + 8, f->salts, 8) != 0) {
+    // Another connection started it again. (A frame written while checksums are to be
+    // rewritten has no salts yet: zeros, set with its checksums later.)
+    f->end = 0;
+    memcpy(f->salts, h + 8, 8);
+  }
+  // Below the end: SQLite rewriting a frame of this transaction in place, or the checksums of
+  // its headers once the commit frame is written. Those go straight to the file: a rewritten
+  // commit header has no page after it to send it on its way.
+  if (off < f->end) {
+    int rc = writeOut(f);
+    return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, z, n, off);
+  }
+  f->end = off + n;
   if (f->len > 0 && (off != f->start + f->len || f->len + n > GATHER_MAX)) {
     int rc = writeOut(f);
     if (rc != SQLITE_OK) return rc;
@@ -71,7 +94,6 @@ static int bWrite(sqlite3_file *p, const void *z, int n, sqlite3_int64 off) {
   f->len += n;
   if (n == WAL_FRAME_HEADER) {
     // Bytes 4-7 of a frame header: the database's size in pages after a commit, else zero.
-    const unsigned char *h = z;
     f->commitPending = (h[4] | h[5] | h[6] | h[7]) != 0;
     return SQLITE_OK;
   }
@@ -85,6 +107,7 @@ static int bWrite(sqlite3_file *p, const void *z, int n, sqlite3_int64 off) {
 static int bTruncate(sqlite3_file *p, sqlite3_int64 size) {
   BatchFile *f = (BatchFile *)p;
   int rc = writeOut(f);
+  if (f->end > size) f->end = size;
   return rc != SQLITE_OK ? rc : f->real->pMethods->xTruncate(f->real, size);
 }
 

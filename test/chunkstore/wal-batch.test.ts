@@ -1,7 +1,8 @@
 // The WAL's gathered writes (native/wal-batch.c): a transaction's frames go down in one system
 // call, and nothing SQLite promises changes: another thread's connection sees each commit at
 // once, a transaction larger than the gathering buffer or rewriting its own frames reads back
-// whole, and a process killed at any moment keeps every transaction it saw committed.
+// whole, and a process killed at any moment keeps every transaction it saw committed, including
+// one whose commit ended by rewriting its frames' checksums.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -133,4 +134,30 @@ test('a writer killed mid-commit keeps every transaction it saw committed, and n
     // The one transaction in flight when the kill came may have committed unseen.
     assert.ok(r.last === seen || r.last === seen + 1, `committed ${seen} seen, ${r.last} found after the kill`);
   }
+});
+
+// Pages spilled to the WAL by a small cache and changed again are rewritten in place, and the
+// commit then rewrites the checksums of the transaction's frame headers, the commit frame's
+// last. Killed right after, with nothing else written, a new process finds the transaction.
+const REWRITER = `
+import { openDb } from ${JSON.stringify(INDEX_DB)};
+const db = openDb(process.argv[1], { key: new Uint8Array(32).fill(7) });
+db.pragma('cache_size = 8');
+db.exec('CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB NOT NULL)');
+db.transaction(() => {
+  const ins = db.prepare('INSERT INTO t (v) VALUES (randomblob(1000))');
+  for (let i = 0; i < 300; i++) ins.run();
+  db.prepare('UPDATE t SET v = randomblob(1000)').run();
+})();
+process.kill(process.pid, 'SIGKILL');
+`;
+
+test('a transaction that rewrote its own frames, killed right after its commit, is found whole', { skip }, (t) => {
+  const path = join(tempDir(t), 'd.db');
+  const w = spawnSync(process.execPath, ['--input-type=module', '-e', REWRITER, path], { encoding: 'utf8' });
+  assert.equal(w.signal, 'SIGKILL', w.stderr);
+  const db = openDb(path, { key: KEY });
+  t.after(() => db.close());
+  assert.equal(db.prepare('SELECT count(*) FROM t').pluck().get(), 300);
+  assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
 });
