@@ -6,11 +6,12 @@
 // costs more than the copy it makes. The shim sits between SQLite3 Multiple Ciphers (which
 // encrypts the pages above it) and the "unix" VFS. It gathers the frames a connection appends
 // to a WAL file and hands them down as one when a commit's last frame is complete, before SQLite
-// publishes the commit in the WAL index (what SQLite writes again below the end, a frame of the
-// same transaction or the checksums of its headers, goes down at once): no other connection can look for a frame before it is
-// in the file, and a crash before that loses a transaction that was never committed. Anything
-// else done with the WAL file (a read, its size, a sync, a truncation, a write elsewhere) first
-// writes out what is gathered, so the file is always as SQLite left it when it looks.
+// publishes the commit in the WAL index: no other connection can look for a frame before it is
+// in the file, and a crash before that loses a transaction that was never committed. What
+// SQLite writes again below the end (a frame of the same transaction, the checksums of its
+// headers) goes down at once. Anything else done with the WAL file (a read, its size, a sync, a
+// truncation) first writes out what is gathered, so the file is always as SQLite left it when
+// it looks.
 //
 // Loaded as an SQLite extension (index-db.ts; SQLite names the entry point after the addon's
 // file): it makes "multipleciphers-walbatch" the default VFS of the connections opened after.

@@ -57,10 +57,10 @@ export const trimHeap: () => boolean = loaded.addon ? loaded.addon.trimHeap : ()
  * `dst` = `src` xor the AES-256-CTR keystream of `key` at byte `pos` (staged files' layout;
  * `dst` may be `src`). Null without the addon: staged-file.ts has the TS twin.
  */
+export const ctrXor: NativeAddon['ctrXor'] | null = loaded.addon ? loaded.addon.ctrXor : null;
+
 /**
  * The addon's file, which is also an SQLite extension (native/wal-batch.c: a transaction's WAL
  * frames written with one system call). Null without the addon: SQLite then writes them itself.
  */
 export const walBatchExtension: string | null = loaded.path;
-
-export const ctrXor: NativeAddon['ctrXor'] | null = loaded.addon ? loaded.addon.ctrXor : null;
