@@ -126,6 +126,11 @@ export class IngestPool {
     return new Promise((r) => this.drained.push(r));
   }
 
+  /** Let the idle workers go now rather than after their quiet spell (a burst of work is over). */
+  async retireIdle(): Promise<void> {
+    await Promise.all([...this.idle].map((w) => this.retire(w)));
+  }
+
   async close(): Promise<void> {
     await this.whenIdle();
     this.closing = true;

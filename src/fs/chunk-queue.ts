@@ -1,6 +1,7 @@
 // Files closed after writing wait a short delay, then go to the ingest workers, those due
 // together in one batch. A generation that no tree row references any more when its turn
-// comes (deleted, rewritten) is dropped without being chunked.
+// comes (deleted, rewritten) is dropped without being chunked. The folder comes first: while
+// files keep closing (an untar, a checkout, a build), chunking waits for a pause, up to a bound.
 import { availableParallelism } from 'node:os';
 import { IngestPool } from '../chunkstore/ingest-pool.js';
 import type { CommitLock } from '../chunkstore/commit-lock.js';
@@ -21,6 +22,8 @@ export interface QueueHooks {
   failed(ino: number, gen: number, err: Error): void;
   /** A burst of writes is over and all of it is chunked: nothing waits, nothing runs. */
   drained?(): void;
+  /** Whether staged files may wait for a pause in the folder's writes (false once the disk is tight). */
+  roomToWait(): boolean;
 }
 
 /**
@@ -35,24 +38,51 @@ export interface QueueHooks {
 const MIN_GATHER_MS = 100;
 
 /**
- * The folder's thread takes a CPU of its own while files are written. On two vCPUs a second
- * worker only shared the other one: an untar of linux-prev took as long with one (61.7-70.6 s
- * against 64.3-66.5, until chunked 2.2 s later either way), and the second worker's heap and
- * database connection went.
+ * Chunking waits while the folder is busy (below), so the workers mostly have the CPUs to
+ * themselves. (While the folder was busy, on two vCPUs a second worker only shared the other
+ * one: an untar of linux-prev took as long with one.)
  */
-const WORKERS = Math.max(1, Math.min(2, availableParallelism() - 1));
+const WORKERS = Math.min(2, availableParallelism());
+
+/**
+ * Files closing less than this apart keep chunking waiting. On two vCPUs the ingest worker
+ * chunking alongside an untar took CPU from the folder's thread, tar and the kernel, which
+ * all wait on one another: linux-prev untarred in 37.6 and 46.4 s with chunking put off
+ * against 45.2 and 65.1 s beside it (alternating runs).
+ */
+const QUIET_MS = 300;
+
+/**
+ * Chunking waits for a pause at most this many delays per burst of writes (a minute at the
+ * default delay; none where scripts want files chunked at once): past it, it runs beside the
+ * folder until it has caught up, so a long build's backlog, and the staging space it holds,
+ * stays what a minute of writing makes.
+ */
+const HOLD_DELAYS = 30;
+
+/** Files handed to the workers at once; the rest wait here as a map entry each, not a promise. */
+const IN_FLIGHT = 2048;
 
 /** A queue that empties this long after the last close it was given ends a burst of writes. */
 const BURST_OVER_MS = 250;
 
 export class ChunkQueue {
-  private readonly waiting = new Map<string, { ino: number; gen: number; due: number }>();
+  /** In order of scheduling: `seq` counts schedule calls. */
+  private readonly waiting = new Map<string, { ino: number; gen: number; due: number; seq: number }>();
+  private seq = 0;
   private readonly done: StagedGeneration[] = [];
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private readonly pool: IngestPool;
   private running = 0;
   private lastScheduled = 0;
+  /** When this burst's wait for a pause ends (null: not waiting, or caught up since). */
+  private holdUntil: number | null = null;
+  /** Flushes in progress: everything waiting goes now. */
+  private flushing = 0;
+  private readonly turns: (() => void)[] = [];
+  /** Due files wait for room in flight. */
+  private blocked = false;
 
   constructor(private readonly hooks: QueueHooks, data: IngestWorkerData, private readonly delayMs: number, commitLock: CommitLock, workers = WORKERS) {
     this.pool = new IngestPool({ workers, script: new URL('./ingest-entry.js', import.meta.url), data, commitLock });
@@ -66,7 +96,10 @@ export class ChunkQueue {
   schedule(ino: number, gen: number, delayMs = this.delayMs): void {
     this.lastScheduled = Date.now();
     const due = this.lastScheduled + delayMs;
-    this.waiting.set(`${ino}-${gen}`, { ino, gen, due });
+    const key = `${ino}-${gen}`;
+    // Scheduled again (a retry): to the back, as the flushes under way count it.
+    this.waiting.delete(key);
+    this.waiting.set(key, { ino, gen, due, seq: ++this.seq });
     if (due < this.timerAt) this.arm(due);
   }
 
@@ -75,10 +108,25 @@ export class ChunkQueue {
     this.waiting.delete(`${ino}-${gen}`);
   }
 
-  /** Start everything waiting now and resolve when all of it is chunked. */
+  /**
+   * Start everything waiting now and resolve when all of it is chunked. A file whose chunking
+   * failed meanwhile waits for its retry like any other, not for this flush.
+   */
   async flush(): Promise<void> {
-    this.startDue(Infinity);
-    await this.pool.whenIdle();
+    const upTo = this.seq;
+    this.flushing++;
+    try {
+      this.pump();
+      while (this.running > 0 || this.waitingFrom(upTo)) await new Promise<void>((r) => this.turns.push(r));
+    } finally {
+      this.flushing--;
+    }
+  }
+
+  /** Whether a file scheduled by the `upTo`th call still waits. */
+  private waitingFrom(upTo: number): boolean {
+    const first = this.waiting.values().next();
+    return !first.done && first.value.seq <= upTo;
   }
 
   async close(): Promise<void> {
@@ -93,19 +141,42 @@ export class ChunkQueue {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.timerAt = Infinity;
-      this.startDue(Date.now() + Math.max(MIN_GATHER_MS, this.delayMs / 2));
+      this.pump();
     }, Math.max(0, at - Date.now()));
   }
 
-  /** Start what is due by `by`; the timer then waits for the next one. */
+  /**
+   * Whether chunking keeps waiting for the folder to pause: files still closing, this burst's
+   * bound not reached, and room on the disk for staged files to wait (chunked, they take less).
+   */
+  private holding(now: number): boolean {
+    if (this.flushing > 0 || now - this.lastScheduled >= QUIET_MS) return false;
+    this.holdUntil ??= now + HOLD_DELAYS * this.delayMs;
+    return now < this.holdUntil && this.hooks.roomToWait();
+  }
+
+  /** Start what is due (and what is due soon after: one batch), unless the folder comes first. */
+  private pump(): void {
+    const now = Date.now();
+    if (this.holding(now)) {
+      this.arm(this.lastScheduled + QUIET_MS);
+      return;
+    }
+    this.startDue(this.flushing > 0 ? Infinity : now + Math.max(MIN_GATHER_MS, this.delayMs / 2));
+  }
+
+  /** Start what is due by `by`, as many as may be in flight; the timer then waits for the next one. */
   private startDue(by: number): void {
     let next = Infinity;
     const due: StagedGeneration[] = [];
+    this.blocked = false;
     for (const [key, item] of this.waiting) {
-      if (item.due <= by) {
+      if (item.due > by) next = Math.min(next, item.due);
+      else if (this.running + due.length >= IN_FLIGHT) this.blocked = true;
+      else {
         this.waiting.delete(key);
         due.push({ ino: item.ino, gen: item.gen });
-      } else next = Math.min(next, item.due);
+      }
     }
     if (due.length > 0) {
       // Asked together: one read of the tree for the batch. Asked file by file, each was a
@@ -133,8 +204,21 @@ export class ChunkQueue {
     this.pool.ingest(this.hooks.path(ino, gen), 0, { ino, gen } satisfies StagedGeneration).then(
       () => this.settle({ ino, gen }),
       (err: Error) => this.hooks.failed(ino, gen, err),
-    ).finally(() => {
-      if (--this.running === 0 && this.waiting.size === 0 && Date.now() - this.lastScheduled >= BURST_OVER_MS) this.hooks.drained?.();
-    });
+    ).finally(() => this.finished());
+  }
+
+  private finished(): void {
+    this.running--;
+    if (this.running === 0 && this.waiting.size === 0) {
+      // After a burst that made chunking wait, the workers chunked its backlog in full batches
+      // and leave at once, their heaps and page caches (tens of MB each) with them, before the
+      // hook hands the process's free memory back. After a trickle they stay for the next file.
+      const held = this.holdUntil !== null;
+      this.holdUntil = null;
+      if (Date.now() - this.lastScheduled >= BURST_OVER_MS) void (held ? this.pool.retireIdle() : Promise.resolve()).then(() => this.hooks.drained?.());
+    }
+    // Due files held back by the in-flight bound go as room is made.
+    if (this.blocked && this.running <= IN_FLIGHT / 2) this.pump();
+    for (const r of this.turns.splice(0)) r();
   }
 }

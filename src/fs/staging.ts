@@ -8,12 +8,14 @@
 // file created and one deleted per file written through the mount, an untar's creates cost
 // 100-290 µs of system time here, against ~16 µs on a journalled ext4. Reusing a spare (two
 // renames, a truncate) costs ~40 µs on either, so spares are kept only where creates are slow.
-import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, statSync, statfsSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { StagedFile } from '../chunkstore/staged-file.js';
 
 import { join } from 'node:path';
 
 const RESERVE_BYTES = 8 << 20;
+/** Staged files may wait to be chunked while their disk has this much free (and a tenth of it). */
+const ROOM_TO_WAIT_BYTES = 2 ** 31;
 /** Above this (moving average of fresh creates), spares are kept. */
 export const SLOW_CREATE_US = 60;
 /** Spares kept at most: a block of disk each. */
@@ -58,6 +60,20 @@ export class Staging {
     try {
       unlinkSync(this.reservePath);
       return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Whether staged files may wait for their chunking: chunked, they take less room (compressed,
+   * deduplicated), so on a disk running out they go at once.
+   */
+  roomToWait(): boolean {
+    try {
+      const s = statfsSync(this.dir);
+      const free = s.bavail * s.bsize;
+      return free >= ROOM_TO_WAIT_BYTES && free * 10 >= s.blocks * s.bsize;
     } catch {
       return false;
     }
