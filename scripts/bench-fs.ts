@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, s
 import { join } from 'node:path';
 import { scriptArgs } from './script-args.js';
 import { resticRepo } from './bench-group.js';
+import { DEFAULT_CHUNK_DELAY_MS } from '../src/fs/chunk-queue.js';
 
 const NAMES = ['disk', 'gocryptfs', 'safe'] as const;
 type Name = (typeof NAMES)[number];
@@ -24,7 +25,8 @@ const mib = Number(values.mib ?? 1024);
 const corpusRoot = values.corpus ?? process.env.SAFE_CORPUS ?? '/var/tmp/safe-corpus';
 const corpusDir = join(corpusRoot, 'linux-prev');
 const corpusTar = join(corpusRoot, 'linux-prev.tar');
-const chunkDelayMs = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 500);
+// The daemon's own delay unless told otherwise: chunking waits for the folder for up to thirty of them.
+const chunkDelayMs = Number(process.env.SAFE_CHUNK_DELAY_MS ?? DEFAULT_CHUNK_DELAY_MS);
 const hasGocryptfs = spawnSync('gocryptfs', ['-version'], { stdio: 'ignore' }).status === 0;
 if (!hasGocryptfs && !values['skip-gocryptfs']) process.stderr.write('bench-fs: gocryptfs is not installed (apt-get install -y gocryptfs): its column is skipped\n');
 const names = (values.targets ?? NAMES.join(',')).split(',').map((s) => s.trim()).filter((n) => n !== 'gocryptfs' || (hasGocryptfs && !values['skip-gocryptfs']));

@@ -9,7 +9,7 @@ import { Tree } from '../snapshot/tree.js';
 import { CommitLock } from '../chunkstore/commit-lock.js';
 import { Staging } from '../fs/staging.js';
 import { Filesystem } from '../fs/filesystem.js';
-import { ChunkQueue } from '../fs/chunk-queue.js';
+import { ChunkQueue, DEFAULT_CHUNK_DELAY_MS } from '../fs/chunk-queue.js';
 import { mountFs, prepareMountPoint, type Mounted } from '../fs/mount.js';
 import { parseDuration, parseRate, parseSize, paths, redundancyOf, relaySlotsOf, repairThresholdOf, settingsOf, type HostConfig } from './config.js';
 import { bandwidthOf } from '../peers/net/bandwidth.js';
@@ -120,9 +120,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     if (sealed > 0) log(`sealed ${sealed} staged files left in the clear by an earlier release`);
     const fs = new Filesystem(tree, store, staging, home);
     phase('tree and staging ready');
-    // How long after its last close a file waits to be chunked (a file written again soon is
-    // chunked once). Scripts and tests that want their files chunked at once set it lower.
-    const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? 2000);
+    // Scripts and tests that want their files chunked at once set the delay lower.
+    const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? DEFAULT_CHUNK_DELAY_MS);
     if (!Number.isSafeInteger(delay) || delay < 0) throw new UserError(`SAFE_CHUNK_DELAY_MS is not a number of milliseconds: '${process.env.SAFE_CHUNK_DELAY_MS}'`);
     const queue = new ChunkQueue(
       {
