@@ -56,10 +56,12 @@ const WORKERS = Math.min(2, availableParallelism());
 const QUIET_MS = 300;
 
 /**
- * Chunking waits for a pause at most this many delays per burst of writes (a minute at the
- * default delay; none where scripts want files chunked at once): past it, it runs beside the
- * folder until it has caught up, so a long build's backlog, and the staging space it holds,
- * stays what a minute of writing makes.
+ * No file waits for a pause more than this many delays past its turn (a minute at the default
+ * delay; none where scripts want files chunked at once): then chunking runs beside the folder,
+ * so a long build's backlog, and the staging space it holds, stays what a minute of writing
+ * makes. Counted per file, not per burst: a burst's clock would run on through the chunking
+ * of an earlier one (bench-fs's untar came right after its small-file cycles, while a GiB
+ * written before them was still chunking, and found its hold used up).
  */
 const HOLD_DELAYS = 30;
 
@@ -79,8 +81,8 @@ export class ChunkQueue {
   private readonly pool: IngestPool;
   private running = 0;
   private lastScheduled = 0;
-  /** When this burst's wait for a pause ends (null: not waiting, or caught up since). */
-  private holdUntil: number | null = null;
+  /** Chunking waited for the folder since the queue was last empty. */
+  private held = false;
   /** Flushes in progress: everything waiting goes now. */
   private flushing = 0;
   private readonly turns: (() => void)[] = [];
@@ -149,13 +151,16 @@ export class ChunkQueue {
   }
 
   /**
-   * Whether chunking keeps waiting for the folder to pause: files still closing, this burst's
-   * bound not reached, and room on the disk for staged files to wait (chunked, they take less).
+   * Whether chunking keeps waiting for the folder to pause: files still closing, the longest
+   * waiting file (the first scheduled) within its bound, and room on the disk for staged files
+   * to wait (chunked, they take less).
    */
   private holding(now: number): boolean {
     if (this.flushing > 0 || now - this.lastScheduled >= QUIET_MS) return false;
-    this.holdUntil ??= now + HOLD_DELAYS * this.delayMs;
-    return now < this.holdUntil && this.hooks.roomToWait();
+    const oldest = this.waiting.values().next();
+    if (oldest.done || now - oldest.value.due >= HOLD_DELAYS * this.delayMs || !this.hooks.roomToWait()) return false;
+    this.held = true;
+    return true;
   }
 
   /** Start what is due (and what is due soon after: one batch), unless the folder comes first. */
@@ -216,8 +221,8 @@ export class ChunkQueue {
       // After a burst that made chunking wait, the workers chunked its backlog in full batches
       // and leave at once, their heaps and page caches (tens of MB each) with them, before the
       // hook hands the process's free memory back. After a trickle they stay for the next file.
-      const held = this.holdUntil !== null;
-      this.holdUntil = null;
+      const held = this.held;
+      this.held = false;
       if (Date.now() - this.lastScheduled >= BURST_OVER_MS) void (held ? this.pool.retireIdle() : Promise.resolve()).then(() => this.hooks.drained?.());
     }
     // Due files held back by the in-flight bound go as room is made.
