@@ -41,11 +41,14 @@ export const DEFAULT_CHUNK_DELAY_MS = 2000;
 const MIN_GATHER_MS = 100;
 
 /**
- * Chunking waits while the folder is busy (below), so the workers mostly have the CPUs to
- * themselves. (While the folder was busy, on two vCPUs a second worker only shared the other
- * one: an untar of linux-prev took as long with one.)
+ * The folder's thread takes a CPU of its own while files are written. On two vCPUs a second
+ * worker only shared the other one: an untar of linux-prev took as long with one (61.7-70.6 s
+ * against 64.3-66.5, until chunked 2.2 s later either way), and the second worker's heap and
+ * database connection went. Nor does a second one pay for a backlog chunked after a burst:
+ * each holds a read transaction through its batch, so with two the WAL never found a moment
+ * without a reader to start over, and reached 960 MB after linux-prev (96 MB with one).
  */
-const WORKERS = Math.min(2, availableParallelism());
+const WORKERS = Math.max(1, Math.min(2, availableParallelism() - 1));
 
 /**
  * Files closing less than this apart keep chunking waiting. On two vCPUs the ingest worker
