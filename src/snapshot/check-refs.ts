@@ -1,7 +1,7 @@
 // The tree and the chunk index must agree: every chunk a chunk list names is stored, and each
 // chunk's local refcount equals the number of chunk-list entries naming it. A refcount too low
 // would let GC delete live data; too high leaks space.
-import type { Db } from '../chunkstore/index-db.js';
+import { inReadTransaction, type Db } from '../chunkstore/index-db.js';
 import { hexId } from '../chunkstore/sealer.js';
 
 export interface RefProblem {
@@ -10,7 +10,15 @@ export interface RefProblem {
   detail: string;
 }
 
+/**
+ * In one read transaction: the daemon may be chunking meanwhile, and a commit between reading
+ * the lists and reading the chunks showed a chunk it had just stored as named by no list.
+ */
 export function checkReferences(db: Db, limit = 100): { checked: number; problems: RefProblem[] } {
+  return inReadTransaction(db, () => checkConsistent(db, limit));
+}
+
+function checkConsistent(db: Db, limit: number): { checked: number; problems: RefProblem[] } {
   // A host never mounted has no tree yet.
   if (!db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'crefs'").get()) return { checked: 0, problems: [] };
   const expected = new Map<string, number>();
