@@ -3,7 +3,7 @@
 // refcount changes commit in one transaction. It is encrypted page by page (AEGIS-256, which
 // uses AES-NI: measured here ~10% slower inserts, same lookups), so names, sizes, the tree's
 // shape and chunk handles are unreadable without the passphrase.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3-multiple-ciphers';
 import { walBatchExtension } from './native.js';
 
@@ -87,6 +87,37 @@ export function openDb(path: string, opts: { readonly?: boolean; key?: Uint8Arra
   // costs memory. Ingest workers keep less (ingest-worker.ts).
   db.pragma('cache_size = -16384');
   return db;
+}
+
+/** Bytes a WAL file may keep at rest before shrinkWal gives them back. */
+export const WAL_KEEP_BYTES = 16 << 20;
+
+/**
+ * Gives back the disk space of a WAL file grown past `keep` bytes: SQLite reuses the file from
+ * its start once every frame is in the database, but keeps its size (96 MB after chunking an
+ * untar of the linux tree, for as long as the daemon runs). Copies every frame back and
+ * truncates the file if no reader holds the WAL now; never waits for one. For a quiet moment:
+ * capping the file at every restart (journal_size_limit) made untars 6% slower here, each
+ * truncation inside a commit of the folder's. True if the file was truncated.
+ */
+export function shrinkWal(db: Db, keep = WAL_KEEP_BYTES): boolean {
+  let size: number;
+  try {
+    size = statSync(`${db.name}-wal`).size;
+  } catch {
+    return false;
+  }
+  if (size <= keep) return false;
+  const timeout = db.pragma('busy_timeout', { simple: true }) as number;
+  db.pragma('busy_timeout = 0');
+  try {
+    const [row] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    return row?.busy === 0;
+  } catch {
+    return false;
+  } finally {
+    db.pragma(`busy_timeout = ${timeout}`);
+  }
 }
 
 /** The store's disk is full: SQLite's word for it, or the file system's. */

@@ -23,6 +23,7 @@ import { scheduleJob } from './scheduler.js';
 import { recordSample } from './storage-samples.js';
 import { collectGarbageInWorker, type GcProgress, type GcReport } from '../chunkstore/gc.js';
 import { trimHeap } from '../chunkstore/native.js';
+import { shrinkWal } from '../chunkstore/index-db.js';
 import { UserError } from './errors.js';
 import { requireSoundIndex } from './index-check.js';
 import type { PeerService, PeerStatus } from '../peers/service.js';
@@ -136,10 +137,12 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         },
         // The heap's holes from the burst (write buffers, chunkers, the workers' pages) go back
         // now rather than after the next quiet spell: the burst is over, so the pause costs nobody.
-        // V8's first: after the linux tree's untar its heap held 90 MB, 20 of them live.
+        // V8's first: after the linux tree's untar its heap held 90 MB, 20 of them live. Then
+        // the disk space of the WAL the burst grew.
         drained: () => {
           globalThis.gc?.();
           trimHeap();
+          shrinkWal(store!.db);
         },
         roomToWait: () => staging.roomToWait(),
       },
