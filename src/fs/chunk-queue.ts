@@ -76,7 +76,7 @@ const BURST_OVER_MS = 250;
 
 export class ChunkQueue {
   /** In order of scheduling: `seq` counts schedule calls. */
-  private readonly waiting = new Map<string, { ino: number; gen: number; due: number; seq: number }>();
+  private readonly waiting = new Map<string, { ino: number; gen: number; due: number; seq: number; at: number }>();
   private seq = 0;
   private readonly done: StagedGeneration[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -107,7 +107,7 @@ export class ChunkQueue {
     const key = `${ino}-${gen}`;
     // Scheduled again (a retry): to the back, as the flushes under way count it.
     this.waiting.delete(key);
-    this.waiting.set(key, { ino, gen, due, seq: ++this.seq });
+    this.waiting.set(key, { ino, gen, due, seq: ++this.seq, at: this.lastScheduled });
     if (due < this.timerAt) this.arm(due);
   }
 
@@ -156,12 +156,14 @@ export class ChunkQueue {
   /**
    * Whether chunking keeps waiting for the folder to pause: files still closing, the longest
    * waiting file (the first scheduled) within its bound, and room on the disk for staged files
-   * to wait (chunked, they take less).
+   * to wait (chunked, they take less). The bound counts from the first file's close plus the
+   * usual delay, not from its own due time: a retry, due 30 s after its failure, may be first,
+   * and every file behind it was closed later.
    */
   private holding(now: number): boolean {
     if (this.flushing > 0 || now - this.lastScheduled >= QUIET_MS) return false;
     const oldest = this.waiting.values().next();
-    if (oldest.done || now - oldest.value.due >= HOLD_DELAYS * this.delayMs || !this.hooks.roomToWait()) return false;
+    if (oldest.done || now - (oldest.value.at + this.delayMs) >= HOLD_DELAYS * this.delayMs || !this.hooks.roomToWait()) return false;
     this.held = true;
     return true;
   }

@@ -42,12 +42,12 @@ function timedQueue(delayMs: number, roomToWait: () => boolean) {
     delayMs,
     new CommitLock(),
   );
-  /** Stage file `ino` and hand it to the queue, as a close does. */
-  const close = (ino: number): void => {
+  /** Stage file `ino` and hand it to the queue, as a close does (or, given a delay, a retry). */
+  const close = (ino: number, delay?: number): void => {
     const { gen, file } = staging.create(ino);
     file.write(seededBytes(20_000, ino), 0, 0);
     closeSync(file.fd);
-    queue.schedule(ino, gen);
+    queue.schedule(ino, gen, delay);
     closed++;
   };
   /** Close files `from`.. one every `everyMs` until `untilMs` since t0: how many, and the time of the last close. */
@@ -61,7 +61,7 @@ function timedQueue(delayMs: number, roomToWait: () => boolean) {
     }
     return { count: ino - from, last };
   };
-  return { queue, settledAt, failures, burst, closed: () => closed };
+  return { queue, settledAt, failures, burst, close, closed: () => closed };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -90,6 +90,20 @@ test('hold: a burst that does not pause waits at most thirty delays, then is chu
     assert.deepEqual(failures, []);
     assert.ok(settledAt.size > 0 && first(settledAt) < last, `nothing was chunked during the ${last} ms burst`);
     assert.ok(first(settledAt) >= 1_500, `the first file settled at ${first(settledAt)} ms, before the bound`);
+  } finally {
+    await queue.close();
+  }
+});
+
+test('hold: a retry first in line, due 30 s on, does not stretch the bound of the files behind it', { timeout: 60_000 }, async () => {
+  const { queue, settledAt, failures, burst, close } = timedQueue(50, () => true);
+  try {
+    // Scheduled as the failed hook schedules a retry.
+    close(1, 30_000);
+    const { last } = await burst(2, 40, 4_000);
+    assert.deepEqual(failures, []);
+    assert.ok(settledAt.size > 0 && first(settledAt) < last, `nothing was chunked during the ${last} ms burst`);
+    assert.ok(!settledAt.has(1), 'the retry waited for its turn');
   } finally {
     await queue.close();
   }
