@@ -93,21 +93,21 @@ export function openDb(path: string, opts: { readonly?: boolean; key?: Uint8Arra
 export const WAL_KEEP_BYTES = 16 << 20;
 
 /**
- * Gives back the disk space of a WAL file grown past `keep` bytes: SQLite reuses the file from
+ * Gives back the disk space of a WAL file grown past WAL_KEEP_BYTES: SQLite reuses the file from
  * its start once every frame is in the database, but keeps its size (96 MB after chunking an
  * untar of the linux tree, for as long as the daemon runs). Copies every frame back and
  * truncates the file if no reader holds the WAL now; never waits for one. For a quiet moment:
  * capping the file at every restart (journal_size_limit) made untars 6% slower here, each
  * truncation inside a commit of the folder's. True if the file was truncated.
  */
-export function shrinkWal(db: Db, keep = WAL_KEEP_BYTES): boolean {
+export function shrinkWal(db: Db): boolean {
   let size: number;
   try {
     size = statSync(`${db.name}-wal`).size;
   } catch {
     return false;
   }
-  if (size <= keep) return false;
+  if (size <= WAL_KEEP_BYTES) return false;
   const timeout = db.pragma('busy_timeout', { simple: true }) as number;
   db.pragma('busy_timeout = 0');
   try {
