@@ -259,6 +259,42 @@ test('verify names a flipped byte, a truncated pack and a missing pack', () => {
   store.close();
 });
 
+test('verify while the daemon compacts: moved chunks are checked in their new pack, a deleted pack is no problem', () => {
+  const { store, ing, dir, conv } = fresh();
+  const first = ing.ingestBuffer(seededBytes(400_000, 31));
+  ing.commit();
+  ing.close();
+  const ing2 = new Ingester(store, cdcParams(AVG, conv));
+  const keep = ing2.ingestBuffer(seededBytes(1_000_000, 32));
+  const drop = ing2.ingestBuffer(seededBytes(3_000_000, 33));
+  ing2.commit();
+  ing2.close();
+  const packsBefore = new Set(ids(keep).map((id) => store.location(id)!.pack));
+  assert.ok(!packsBefore.has(store.location(ids(first)[0]!)!.pack), 'the first file has a pack of its own');
+  store.db.transaction(() => store.decref(ids(drop)))();
+
+  // The daemon's connection collects right after verify's first pack, then a moved box rots.
+  const daemon = ChunkStore.open(dir, conv, { schema: HOST_SCHEMA, key: KEY });
+  const victim = ids(keep)[5]!;
+  let rotted: { pack: number; off: number } | null = null;
+  const r = verifyStore(store, () => {
+    if (rotted) return;
+    collectGarbage(daemon, { threshold: 0.5 });
+    const loc = daemon.location(victim)!;
+    assert.ok(!packsBefore.has(loc.pack), 'compaction moved the kept chunks to a new pack');
+    const path = packPath(daemon.packsDir, loc.pack);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.from([readFileSync(path)[loc.off + 9]! ^ 0x10]), 0, 1, loc.off + 9);
+    closeSync(fd);
+    rotted = loc;
+  });
+  assert.ok(rotted, 'the collection ran mid-verify');
+  assert.deepEqual(r.problems.map((p) => [p.kind, p.id]), [['bad-chunk', victim.toString('hex')]], JSON.stringify(r.problems));
+  assert.equal(r.chunks, ids(first).length + new Set(ids(keep).map((id) => id.toString('hex'))).size, 'every live chunk checked once');
+  daemon.close();
+  store.close();
+});
+
 test('a damaged index is a clear error at open', () => {
   const { store, dir } = fresh();
   store.close();
