@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 /** Request codes, as native/fuse/lowlevel.c numbers them. */
 export const enum Op {
   LOOKUP = 1, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME, LINK,
-  OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, READDIRPLUS, RELEASEDIR, FSYNCDIR,
+  OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, READDIR, READDIRPLUS, FSYNCDIR,
   STATFS, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, CREATE, FALLOCATE, BATCH_END, IDLE,
   /** A read the reader threads handed back (a box did not open there): (req, 0, fh, size, pos). */
   READ_RETRY,
@@ -22,8 +22,8 @@ export const enum SA { MODE, UID, GID, SIZE, ATIME, MTIME, CTIME }
 /** FUSE_SET_ATTR_* bits of setattr's `valid`. */
 export const SET = { MODE: 1 << 0, UID: 1 << 1, GID: 1 << 2, SIZE: 1 << 3, ATIME: 1 << 4, MTIME: 1 << 5, ATIME_NOW: 1 << 7, MTIME_NOW: 1 << 8, CTIME: 1 << 10, KILL_SUIDGID: 1 << 11 } as const;
 
-/** Open reply flags: bit 0 direct_io, bit 1 keep_cache, bit 2 cache_readdir. */
-export const OPEN = { DIRECT_IO: 1, KEEP_CACHE: 2, CACHE_READDIR: 4 } as const;
+/** Open reply flags: bit 0 direct_io, bit 1 keep_cache (directories are opened in the addon). */
+export const OPEN = { DIRECT_IO: 1, KEEP_CACHE: 2 } as const;
 
 /** rename(2) flags the kernel passes through. */
 export const RENAME_NOREPLACE = 1;
@@ -49,8 +49,8 @@ export interface Addon {
   replyReadlink(req: Req, target: Buffer): void;
   /** [bsize, frsize, blocks, bfree, bavail, files, ffree, favail, namemax] */
   replyStatfs(req: Req, st: Float64Array): void;
-  /** Adds entries from index `start` while they fit in `size`; entry i gets offset i + 1. Returns how many went. */
-  replyDir(req: Req, size: number, plus: boolean, names: Buffer[], attrs: Float64Array, start: number, entryTimeout: number, attrTimeout: number): number;
+  /** Adds entries from index `start` while they fit in `size`; entry i gets offset base + i + 1. Returns how many went. */
+  replyDir(req: Req, size: number, plus: boolean, names: Buffer[], attrs: Float64Array, start: number, entryTimeout: number, attrTimeout: number, base: number): number;
   invalInode(s: Session, ino: number, off: number, len: number): void;
   invalEntry(s: Session, parent: number, name: Buffer): void;
   /**

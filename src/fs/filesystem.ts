@@ -18,6 +18,7 @@ import { attrOf, deviceTarget, fillAttr } from './attrs.js';
 import { SNAPDIR, nodeId, where, type Where } from './nodes.js';
 import { SnapshotDir, SNAPSHOTS } from './snapshot-dir.js';
 import { Writers, type Working } from './writers.js';
+import { Listings } from './listings.js';
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs.js';
 
 const S_ISUID = 0o4000;
@@ -47,8 +48,8 @@ interface Handle {
   node: Inode;
 }
 
-/** One listing per open directory, taken at opendir: offsets stay valid while it is read. */
-export interface DirHandle {
+/** A directory's entries as one READDIR stream reads them (listings.ts). */
+export interface DirListing {
   names: Buffer[];
   /** A.LEN attributes per entry. */
   attrs: Float64Array;
@@ -61,7 +62,7 @@ export interface Created {
 
 export class Filesystem {
   private readonly handles = new Map<number, Handle>();
-  private readonly dirs = new Map<number, DirHandle>();
+  private readonly listings = new Listings<DirListing>();
   private readonly stagedFds: FdCache<string>;
   private readonly reader: ContentReader;
   private readonly writers: Writers;
@@ -473,22 +474,33 @@ export class Filesystem {
   closeAll(): void {
     this.writers.closeAll();
     this.handles.clear();
-    this.dirs.clear();
+    this.listings.clear();
     this.stagedFds.closeAll();
   }
 
   // ---- directories ----
 
-  opendir(id: number): number {
+  /**
+   * What a READDIR of directory `id` at `offset` reads: the listing its stream started, or a
+   * fresh one at offset 0; from position `start`, its offsets counted from `base`.
+   */
+  readdir(id: number, offset: number): { listing: DirListing; start: number; base: number } {
+    return this.listings.at(offset, () => this.list(id));
+  }
+
+  /** A READDIR found nothing more in the listing whose offsets count from `base`. */
+  readdirEnded(base: number): void {
+    this.listings.ended(base);
+  }
+
+  private list(id: number): DirListing {
     const rows = this.listing(id);
     const attrs = new Float64Array(rows.length * A.LEN);
     rows.forEach((r, i) => {
       if (r.id === SNAPDIR) attrs.set(this.snapdirAttr(), i * A.LEN);
       else fillAttr(attrs, i * A.LEN, r.id, r.node, this.extraLinks(r.id), this.overlay(r.id, r.node));
     });
-    const fh = this.nextFh++;
-    this.dirs.set(fh, { names: rows.map((r) => r.name), attrs });
-    return fh;
+    return { names: rows.map((r) => r.name), attrs };
   }
 
   /** A directory's entries with their node ids and rows, "." and ".." first. */
@@ -507,16 +519,6 @@ export class Filesystem {
     return rows;
   }
 
-  /** The listing taken at opendir; offset i is "after entry i-1". */
-  readdir(fh: number): DirHandle {
-    const d = this.dirs.get(fh);
-    if (!d) throw new FsError('EBADF');
-    return d;
-  }
-
-  releasedir(fh: number): void {
-    this.dirs.delete(fh);
-  }
 
   // ---- extended attributes ----
 

@@ -180,15 +180,15 @@ export class Kernel {
         return this.run(req, () => fs.fsync(a as number), () => x.replyErr(req, 0), true);
       case Op.FALLOCATE:
         return this.run(req, () => fs.fallocate(a as number, b as number, c as number, d as number), () => x.replyErr(req, 0));
-      case Op.OPENDIR:
-        // Listings are cached across opens: every change to them goes through the kernel,
-        // except new and forgotten snapshots, which snapshotsChanged invalidates.
-        return this.run(req, () => fs.opendir(ino), (fh) => x.replyOpen(req, fh, OPEN.KEEP_CACHE | OPEN.CACHE_READDIR));
       case Op.READDIR:
       case Op.READDIRPLUS:
-        return this.run(req, () => fs.readdir(a as number), (dir) => void x.replyDir(req, b as number, op === Op.READDIRPLUS, dir.names, dir.attrs, c as number, TTL, TTL));
-      case Op.RELEASEDIR:
-        return this.run(req, () => fs.releasedir(a as number), () => x.replyErr(req, 0));
+        // The kernel keeps listings cached across opens (the addon opens directories with
+        // cache_readdir): every change to them goes through it, except new and forgotten
+        // snapshots, which snapshotsChanged invalidates.
+        return this.run(req, () => fs.readdir(ino, b as number), ({ listing, start, base }) => {
+          const sent = x.replyDir(req, a as number, op === Op.READDIRPLUS, listing.names, listing.attrs, start, TTL, TTL, base);
+          if (sent === 0) fs.readdirEnded(base);
+        });
       case Op.FSYNCDIR:
         return this.hold(req, () => x.replyErr(req, 0));
       case Op.STATFS:

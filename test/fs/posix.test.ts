@@ -587,6 +587,40 @@ test('rename: RENAME_NOREPLACE, RENAME_EXCHANGE, a directory over an empty one, 
   });
 });
 
+// ---- readdir while the directory changes ----
+
+/**
+ * Python lists `dir` with one scandir stream (getdents in 32 KiB slices, several READDIRs
+ * each): `first` names, then unlinks those and creates as many new ones, then reads on. JSON:
+ * the names read before and after the change. The new names sort after the old ones, so a
+ * listing taken afresh mid-stream would put every old name 300 places earlier: read on at the
+ * same position, it would skip 300 of them.
+ */
+const LIST_ACROSS_CHANGE = `import json, os, sys
+d, first = sys.argv[1], int(sys.argv[2])
+it = os.scandir(d)
+before = [next(it).name for _ in range(first)]
+for n in before:
+    os.unlink(os.path.join(d, n))
+for i in range(first):
+    open(os.path.join(d, 'pnew-%05d' % i + 'n' * 90), 'w').close()
+after = [e.name for e in it]
+print(json.dumps({'before': before, 'after': after}))`;
+
+test('readdir while the directory changes: every entry that stayed is listed once, then a fresh listing shows the change', { timeout: 60_000 }, () => {
+  const d = area('listing');
+  const names = Array.from({ length: 3000 }, (_, i) => `old-${String(i).padStart(5, '0')}${'o'.repeat(90)}`);
+  for (const n of names) writeFileSync(join(d, n), '');
+  const out = JSON.parse(execFileSync('python3', ['-c', LIST_ACROSS_CHANGE, d, '300'], { encoding: 'utf8' })) as { before: string[]; after: string[] };
+  const seen = [...out.before, ...out.after].filter((n) => n.startsWith('old-'));
+  assert.equal(new Set(seen).size, seen.length, 'no entry listed twice');
+  assert.deepEqual([...seen].sort(), names, 'every entry that was there when the listing began, exactly once');
+  const now = readdirSync(d);
+  assert.equal(now.length, 3000);
+  assert.equal(now.filter((n) => n.startsWith('pnew-')).length, 300, 'a listing begun after the change shows it');
+  assert.ok(!now.some((n) => out.before.includes(n)), 'and not the names unlinked');
+});
+
 // ---- copies that keep attributes ----
 
 interface Entry { type: string; mode: number; uid: number; gid: number; mtimeMs: string; size?: number; hash?: string; target?: string; xattrs: string }
