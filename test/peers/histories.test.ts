@@ -112,6 +112,11 @@ test(`${HISTORIES} random histories, each recovered on a blank host; compaction 
     assert.equal(spawnSync('cp', ['-a', join(a.mnt, '.snapshots', name), ref]).status, 0);
     refs.set(name, ref);
   };
+  /** The reference of the live tree, without .snapshots: copying every kept snapshot again each time was most of it. */
+  const refreshLive = (): void => {
+    rmSync(join(refRoot, 'live'), { recursive: true, force: true });
+    assert.equal(spawnSync('rsync', ['-aHX', '--exclude=/.snapshots', `${a.mnt}/`, join(refRoot, 'live')]).status, 0);
+  };
   const chain = (): { from: number; to: number }[] =>
     withDb(a, (db) => db.prepare('SELECT from_epoch AS "from", to_epoch AS "to" FROM meta_segments WHERE live = 1 ORDER BY seq').all() as { from: number; to: number }[]);
   const recoverOnBlank = (what: string, peers: string[]): { objects: number; reusedObjects: number; rootFrom: string } => {
@@ -178,9 +183,7 @@ test(`${HISTORIES} random histories, each recovered on a blank host; compaction 
       }
       ship(what);
     }
-    // The live tree without .snapshots: copying every kept snapshot again each round was most of it.
-    rmSync(join(refRoot, 'live'), { recursive: true, force: true });
-    assert.equal(spawnSync('rsync', ['-aHX', '--exclude=/.snapshots', `${a.mnt}/`, join(refRoot, 'live')]).status, 0);
+    refreshLive();
     a.unmount();
     recoverOnBlank(what, [c.addr]);
     a.mount();
@@ -211,10 +214,16 @@ test(`${HISTORIES} random histories, each recovered on a blank host; compaction 
   const replayed = recoverOnBlank('C replays an old root block and chain', [c.addr, d.addr]);
   assert.equal(replayed.rootFrom, d.peerId(), 'the newest root block wins');
 
-  // C catches up (a whole shipment: it lost track of us). Then each buddy damages every other
-  // segment, alternating: whichever is asked first fails a tag part-way, and the other gives
-  // the rest while what the first gave whole is kept.
+  // C catches up (a whole shipment: it lost track of us), with one change more, so the chain
+  // ends in a delta after its base whatever the dice did (the last history's extension may have
+  // written a new base alone: seed 684220349). Then each buddy damages every other segment,
+  // alternating: whichever is asked first fails a tag part-way, and the other gives the rest
+  // while what the first gave whole is kept.
   a.mount();
+  writeFileSync(join(a.mnt, `last${n++}`), bytes());
+  await a.settle();
+  snapshot();
+  refreshLive();
   assert.ok(syncWait(a).buddies.every((b) => b.ok));
   a.unmount();
   const digests = withDb(a, (db) => db.prepare('SELECT digest FROM meta_segments WHERE live = 1 ORDER BY seq').pluck().all() as Buffer[]);
