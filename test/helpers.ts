@@ -47,7 +47,7 @@ export { seededRandom };
  * `${prefix}_SEED`, `${prefix}_ROUNDS` and `${prefix}_SECONDS` set them; the seed is printed
  * so that a failure can be replayed.
  */
-export function campaign(prefix: string, rounds: number, seconds: number): { seed: number; random: () => number; next(round: number): boolean } {
+export function campaign(prefix: string, rounds: number, seconds: number): { seed: number; rounds: number; random: () => number; next(round: number): boolean } {
   const env = (k: string, d: number): number => (process.env[`${prefix}_${k}`] ? Number(process.env[`${prefix}_${k}`]) : d);
   const seed = env('SEED', Math.floor(Math.random() * 2 ** 31));
   const n = env('ROUNDS', rounds);
@@ -55,6 +55,7 @@ export function campaign(prefix: string, rounds: number, seconds: number): { see
   process.stderr.write(`${prefix}_SEED=${seed} ${prefix}_ROUNDS=${n}\n`);
   return {
     seed,
+    rounds: n,
     random: seededRandom(seed),
     next(round) {
       if (round < n && Date.now() < deadline) return true;

@@ -22,7 +22,10 @@ const mountPid = (h: Host): number => {
 };
 
 test('a buddy killed mid-shipment, round after round: each resumed shipment sends only what its disk lacks, and it ends up holding everything', { timeout: 300_000 }, async () => {
-  const { seed, random, next } = campaign('SAFE_KILL', 20, 45);
+  const { seed, rounds, random, next } = campaign('SAFE_KILL', 20, 45);
+  // Room for every round's file (at most 24 MiB) on both sides: a host may store no more with a
+  // buddy than it offers the group, and the buddy refuses it ("unfair") past that.
+  const offer = `${Math.max(500, rounds * 25)}M`;
   // The buddy receives at most 1 MB/s (--max-download 1M), which it enforces by holding back
   // the credit it grants: a shipment's first 16 MiB (its window, four 4 MiB batches) arrive at
   // once, the fifth batch ~3 s later, the sixth ~11 s later. A round's file is 17-24 MiB, five
@@ -30,8 +33,8 @@ test('a buddy killed mid-shipment, round after round: each resumed shipment send
   // 0.4 s) lands before the end even when `safe status` is slow on a loaded machine; a file
   // within the window would arrive whole before any kill. The resend after the kill (what is
   // left, within a fresh window) is not slowed.
-  const c = await mountedMember('buddy-c', { offer: '1G', initArgs: ['--max-download', '1M'] });
-  const a = await mountedMember('host-a', { offer: '500M', buddies: 1, peers: [c.addr] });
+  const c = await mountedMember('buddy-c', { offer: `${Math.max(1000, rounds * 25)}M`, initArgs: ['--max-download', '1M'] });
+  const a = await mountedMember('host-a', { offer, buddies: 1, peers: [c.addr] });
   let cPid = (c.status().daemon as { pid: number }).pid;
   let held = 0;
   let cut = 0;
