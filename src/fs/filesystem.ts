@@ -485,7 +485,7 @@ export class Filesystem {
    * fresh one at offset 0; from position `start`, its offsets counted from `base`.
    */
   readdir(id: number, offset: number): { listing: DirListing; start: number; base: number } {
-    return this.listings.at(offset, () => this.list(id));
+    return this.listings.at(id, offset, () => this.list(id));
   }
 
   /** A READDIR found nothing more in the listing whose offsets count from `base`. */

@@ -12,7 +12,7 @@ const NUMBERS = 2 ** 20;
 
 export class Listings<T> {
   /** Insertion order is age: the oldest goes first when too many are held. */
-  private readonly held = new Map<number, T>();
+  private readonly held = new Map<number, { dir: number; listing: T }>();
   private last = 0;
 
   /**
@@ -22,18 +22,18 @@ export class Listings<T> {
   constructor(private readonly keep = 64) {}
 
   /**
-   * The listing a READDIR at `offset` reads, the position it starts at and the base of the
-   * offsets it hands out. A listing no longer held (dropped for room) is taken again fresh:
+   * The listing a READDIR of directory `dir` at `offset` reads, the position it starts at and
+   * the base of the offsets it hands out. A listing no longer held (dropped for room), or an
+   * offset from another directory's (a seekdir with a stranger's cookie), is taken again fresh:
    * the reader goes on at the same position, as it would with no listing kept at all.
    */
-  at(offset: number, take: () => T): { listing: T; start: number; base: number } {
+  at(dir: number, offset: number, take: () => T): { listing: T; start: number; base: number } {
     const start = offset % SPAN;
     let id = Math.floor(offset / SPAN);
-    let listing = offset > 0 ? this.held.get(id) : undefined;
-    if (listing === undefined) {
-      listing = take();
-      id = this.hold(listing);
-    }
+    const kept = offset > 0 ? this.held.get(id) : undefined;
+    if (kept?.dir === dir) return { listing: kept.listing, start, base: id * SPAN };
+    const listing = take();
+    id = this.hold(dir, listing);
     return { listing, start, base: id * SPAN };
   }
 
@@ -46,10 +46,10 @@ export class Listings<T> {
     this.held.clear();
   }
 
-  private hold(listing: T): number {
+  private hold(dir: number, listing: T): number {
     this.last = (this.last % (NUMBERS - 1)) + 1;
     this.held.delete(this.last);
-    this.held.set(this.last, listing);
+    this.held.set(this.last, { dir, listing });
     if (this.held.size > this.keep) this.held.delete(this.held.keys().next().value!);
     return this.last;
   }

@@ -9,20 +9,22 @@ test('listings: offsets lead back to their own listing until it ends or is crowd
   let taken = 0;
   const take = (what: string) => () => `${what}#${++taken}`;
 
-  const a = l.at(0, take('a'));
+  const a = l.at(1, 0, take('a'));
   assert.deepEqual([a.listing, a.start], ['a#1', 0]);
   assert.ok(a.base > 0 && Number.isSafeInteger(a.base), 'offsets are never 0 (the start) and exact as doubles');
-  const b = l.at(0, take('b'));
+  const b = l.at(1, 0, take('b'));
   assert.notEqual(b.base, a.base, 'two streams of one directory get listings of their own');
-  const again = l.at(a.base + 7, take('a'));
+  const again = l.at(1, a.base + 7, take('a'));
   assert.deepEqual([again.listing, again.start, again.base], ['a#1', 7, a.base], 'read on in the same listing');
 
   l.ended(a.base);
-  const fresh = l.at(a.base + 9, take('a'));
+  const fresh = l.at(1, a.base + 9, take('a'));
   assert.deepEqual([fresh.listing, fresh.start], ['a#3', 9], 'an ended listing is taken again, at the same position');
   assert.notEqual(fresh.base, a.base);
 
-  l.at(0, take('c'));
-  const crowded = l.at(b.base + 2, take('b'));
+  l.at(2, 0, take('c'));
+  const crowded = l.at(1, b.base + 2, take('b'));
   assert.deepEqual([crowded.listing, crowded.start], ['b#5', 2], 'past two held, the oldest is taken again when asked for');
+  const stranger = l.at(3, crowded.base + 4, take('d'));
+  assert.deepEqual([stranger.listing, stranger.start], ['d#6', 4], "another directory's offset never reads that directory's listing");
 });
