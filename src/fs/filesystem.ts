@@ -519,7 +519,6 @@ export class Filesystem {
     return rows;
   }
 
-
   // ---- extended attributes ----
 
   setxattr(id: number, name: string, value: Buffer, flags: number): void {

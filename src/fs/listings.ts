@@ -29,12 +29,10 @@ export class Listings<T> {
    */
   at(dir: number, offset: number, take: () => T): { listing: T; start: number; base: number } {
     const start = offset % SPAN;
-    let id = Math.floor(offset / SPAN);
-    const kept = offset > 0 ? this.held.get(id) : undefined;
-    if (kept?.dir === dir) return { listing: kept.listing, start, base: id * SPAN };
+    const kept = offset > 0 ? this.held.get((offset - start) / SPAN) : undefined;
+    if (kept?.dir === dir) return { listing: kept.listing, start, base: offset - start };
     const listing = take();
-    id = this.hold(dir, listing);
-    return { listing, start, base: id * SPAN };
+    return { listing, start, base: this.hold(dir, listing) * SPAN };
   }
 
   /** A READDIR found nothing more in the listing whose offsets count from `base`: it is done. */
