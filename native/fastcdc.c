@@ -145,6 +145,7 @@ static napi_value Cuts(napi_env env, napi_callback_info info) {
 napi_value PreadCached(napi_env env, napi_callback_info info);  /* pread.c */
 napi_value TrimHeap(napi_env env, napi_callback_info info);  /* memory.c */
 napi_value CtrXor(napi_env env, napi_callback_info info);  /* ctr.c */
+napi_value ReduceV8Heap(napi_env env, napi_callback_info info);  /* v8-heap.cc */
 
 NAPI_MODULE_INIT() {
   napi_value fn;
@@ -156,5 +157,7 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "trimHeap", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "ctrXor", NAPI_AUTO_LENGTH, CtrXor, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "ctrXor", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "reduceV8Heap", NAPI_AUTO_LENGTH, ReduceV8Heap, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "reduceV8Heap", fn) != napi_ok) return NULL;
   return exports;
 }

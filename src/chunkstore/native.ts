@@ -11,6 +11,7 @@ export interface NativeAddon {
        max: number, maskS: number, maskL: number, eof: boolean): Uint32Array;
   preadCached(fd: number, buf: Buffer, offset: number): number;
   trimHeap(): boolean;
+  reduceV8Heap(): void;
   ctrXor(key: Buffer, pos: number, src: Uint8Array, dst: Uint8Array): void;
 }
 
@@ -32,7 +33,7 @@ function loadNative(): { addon: NativeAddon | null; path: string | null; error: 
   const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function' || typeof addon.ctrXor !== 'function') return { addon: null, path: null, error: `${path} is from another build (run npm run build)` };
+    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function' || typeof addon.ctrXor !== 'function' || typeof addon.reduceV8Heap !== 'function') return { addon: null, path: null, error: `${path} is from another build (run npm run build)` };
     return { addon, path, error: null };
   } catch (e) {
     return { addon: null, path: null, error: `${path}: ${(e as Error).message}` };
@@ -52,6 +53,12 @@ export const preadCached: (fd: number, buf: Buffer, offset: number) => number = 
  * Without the addon, or off glibc, nothing to do.
  */
 export const trimHeap: () => boolean = loaded.addon ? loaded.addon.trimHeap : () => false;
+
+/**
+ * Collects this thread's V8 heap in full and shrinks its young generation back to its first
+ * size (native/v8-heap.cc): after a burst, before trimHeap. Without the addon, nothing to do.
+ */
+export const reduceV8Heap: () => void = loaded.addon ? loaded.addon.reduceV8Heap : () => {};
 
 /**
  * `dst` = `src` xor the AES-256-CTR keystream of `key` at byte `pos` (staged files' layout;

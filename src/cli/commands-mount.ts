@@ -15,7 +15,7 @@ import { createLog, formatLine, parseLine } from '../log/logger.js';
 const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 
 // The daemon always runs in a process of its own, started with these. A young generation of
-// 1 MiB instead of V8's 16-32 MiB per heap and two malloc arenas instead of one per thread took
+// 1 MiB instead of V8's 16-32 MiB per heap (since grown again, below) and two malloc arenas instead of one per thread took
 // an idle daemon after an untar of 4,011 files from 230 to 133 MB of RSS, at the same speed
 // (dd, untar); the main thread's live heap was 20 MB of it.
 // Fixed malloc thresholds (both 16 MiB at first; the trim one since raised, below). glibc's
@@ -40,8 +40,18 @@ const BIN = fileURLToPath(new URL('../../../bin/safe', import.meta.url));
 // (--heap-growing-percent=200), 1.2-1.4 s, and the linux tree's untar left 135 MB after it and
 // 95 MB once idle (before: 117-119 and 82-92).
 // That limit also lets the heap stay large after a burst of writes; the daemon collects it in
-// full once the burst is chunked (daemon.ts, `gc` exposed for it).
-const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--heap-growing-percent=200', '--expose-gc'];
+// full once the burst is chunked (daemon.ts).
+// The 1 MiB young generation cost the network more than its own promotions: the bench's bare
+// libp2p channel, run with it, made 159-185 MB/s against 241-267 with V8's default, its
+// receiver's CPU 3.0-3.5 s against 1.8-2.0 per 512 MiB. V8 starts a young generation at 1 MiB
+// and grows it only while what it holds survives (a shipment's frames in flight), so the
+// daemon now runs with V8's own limit (16 MiB semi-spaces; a --max-semi-space-size flag would
+// also override the ingest workers' own limit). The folder's requests die young: it ran as
+// fast (alternating runs: untar of linux-prev 53.7-54.5 s against 54.6-56.0, small-file cycles
+// the same), but V8 keeps a grown young generation for good: 222-233 MB of RSS after the
+// untar against 107-119. The daemon now shrinks it after each burst and in quiet spells
+// (reduceV8Heap, daemon.ts). The ingest workers keep 1 MiB (ingest-pool.ts).
+const DAEMON_NODE_FLAGS = ['--heap-growing-percent=200'];
 const DAEMON_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: String(16 << 20), MALLOC_TRIM_THRESHOLD_: String(256 << 20), MALLOC_TOP_PAD_: String(64 << 20) };
 
 /** A daemon process started before its keys are given: it loads its code meanwhile. */

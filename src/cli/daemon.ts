@@ -2,6 +2,7 @@
 // crash, mounts the filesystem, serves the control socket, and on unmount/SIGTERM/SIGINT
 // finishes pending chunking and makes everything durable before it exits.
 import { closeSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { ChunkStore } from '../chunkstore/store.js';
 import { HOST_SCHEMA } from './host-schema.js';
 import type { StoreKeysReply } from './open-store.js';
@@ -22,7 +23,7 @@ import { DEFAULT_POLICY, retain, type Policy } from '../snapshot/retention.js';
 import { scheduleJob } from './scheduler.js';
 import { recordSample } from './storage-samples.js';
 import { collectGarbageInWorker, type GcProgress, type GcReport } from '../chunkstore/gc.js';
-import { trimHeap } from '../chunkstore/native.js';
+import { reduceV8Heap, trimHeap } from '../chunkstore/native.js';
 import { shrinkWal } from '../chunkstore/index-db.js';
 import { UserError } from './errors.js';
 import { requireSoundIndex } from './index-check.js';
@@ -32,6 +33,9 @@ import { backfillPending } from '../snapshot/records.js';
 import { chunkListsUnder } from '../snapshot/walk.js';
 import type { GroupKeys, HostKeys } from '../keys/derive.js';
 import type { Log } from '../log/logger.js';
+
+/** Bytes V8's young generation spans now: it grows under a burst and keeps what it grew. */
+const youngBytes = (): number => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
 
 /** Audits of the buddies: daily, at an hour when machines are usually idle but on. */
 const DEFAULT_AUDIT_SCHEDULE = '17 4 * * *';
@@ -124,6 +128,9 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     // Scripts and tests that want their files chunked at once set the delay lower.
     const delay = Number(process.env.SAFE_CHUNK_DELAY_MS ?? DEFAULT_CHUNK_DELAY_MS);
     if (!Number.isSafeInteger(delay) || delay < 0) throw new UserError(`SAFE_CHUNK_DELAY_MS is not a number of milliseconds: '${process.env.SAFE_CHUNK_DELAY_MS}'`);
+    // What V8's young generation spanned after the last shrink: grown past it, a quiet spell
+    // shrinks it again (commands-mount.ts: it may grow to 16 MiB semi-spaces under a burst).
+    let youngAtRest = 0;
     const queue = new ChunkQueue(
       {
         wanted: (items) => fs.wanted(items),
@@ -140,7 +147,8 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         // V8's first: after the linux tree's untar its heap held 90 MB, 20 of them live. Then
         // the disk space of the WAL the burst grew.
         drained: () => {
-          globalThis.gc?.();
+          reduceV8Heap();
+          youngAtRest = youngBytes();
           trimHeap();
           shrinkWal(store!.db);
         },
@@ -333,7 +341,12 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     const trimTimer = setInterval(() => {
       const used = process.cpuUsage(cpuBefore);
       cpuBefore = process.cpuUsage();
-      if (used.user + used.system < 100_000) trimHeap();
+      if (used.user + used.system >= 100_000) return;
+      if (youngBytes() > youngAtRest) {
+        reduceV8Heap();
+        youngAtRest = youngBytes();
+      }
+      trimHeap();
     }, 10_000);
     trimTimer.unref();
     void startPeers().then(peersStarted);
