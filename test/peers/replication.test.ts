@@ -104,3 +104,22 @@ test('two hosts ship to two buddies: exactly the add sets, shared chunks once, n
   const self = spawnSync('grep', ['-r', '-a', '-l', 'PLAINTEXT-A', a.mnt], { encoding: 'utf8' });
   assert.equal(self.status, 0, 'grep finds the marker in the mount');
 });
+
+test('a shipment of more chunks than a page of ids, most of them tiny: one stream of messages, each within the protocol caps', { timeout: 300_000 }, async () => {
+  const buddy = await mountedMember('buddy-p', { offer: '1G' });
+  const a = await mountedMember('host-p', { offer: '200M', peers: [buddy.addr] });
+  // 9,000 files of a few dozen distinct bytes: 9,000 chunks whose boxes are tiny, so a message
+  // holds thousands of them and spans pages of 4,096 ids; a few large ones among them.
+  mkdirSync(join(a.mnt, 'tiny'));
+  for (let i = 0; i < 9000; i++) writeFileSync(join(a.mnt, 'tiny', `f${i}`), `file ${i} of the page test\n`);
+  for (let i = 0; i < 3; i++) writeFileSync(join(a.mnt, `big${i}`), seededBytes(3 << 20, 100 + i));
+  await a.settle();
+  a.ok('snapshot');
+  const r = syncWait(a);
+  assert.ok(r.buddies.length === 1 && r.buddies[0]!.ok, JSON.stringify(r));
+  const shipped = shippedIds(a);
+  assert.ok(shipped.size > 9000, `${shipped.size} chunks`);
+  assert.equal(r.buddies[0]!.report!.chunksSent, shipped.size);
+  assert.deepEqual(heldIds(buddy, a.peerId()), shipped);
+  for (const m of [a, buddy]) m.unmount();
+});

@@ -96,8 +96,8 @@ const NO_BUFFER = Buffer.alloc(0);
 
 /** Sends requests ahead of their answers (each must be 'stored'), up to PIPELINE at once. */
 class Pipe {
-  /** Per message sent and not yet answered, what to run once it is (or nothing). */
-  private readonly outstanding: ((() => void) | undefined)[] = [];
+  /** Per message sent and not yet answered, what to run with its answer (or nothing). */
+  private readonly outstanding: (((r: BuddyMsg) => void) | undefined)[] = [];
   bytes = 0;
   constructor(private readonly ch: Channel<BuddyMsg, HostMsg>) {}
 
@@ -107,12 +107,25 @@ class Pipe {
     return answer(await this.ch.request(msg));
   }
 
-  /** `answered` runs once the buddy answered this message: its bytes are no longer needed. */
-  async push(msg: HostMsg, bytes: number, answered?: () => void): Promise<void> {
+  /** `answered` runs with the buddy's answer to this message: its bytes are no longer needed. */
+  async push(msg: HostMsg, bytes: number, answered?: (r: BuddyMsg) => void): Promise<void> {
     this.bytes += bytes;
     await this.ch.send(msg);
     this.outstanding.push(answered);
     while (this.outstanding.length >= PIPELINE) await this.take();
+  }
+
+  /**
+   * Sends `msg` behind those in flight, without waiting for them; the function returned reads
+   * answers up to its own and gives it.
+   */
+  async ask(msg: HostMsg, bytes: number): Promise<() => Promise<BuddyMsg>> {
+    let got: BuddyMsg | undefined;
+    await this.push(msg, bytes, (r) => (got = r));
+    return async () => {
+      while (got === undefined) await this.take();
+      return got;
+    };
   }
 
   async drain(): Promise<void> {
@@ -123,8 +136,7 @@ class Pipe {
     const r = await this.ch.receive();
     const answered = this.outstanding.shift();
     if (r === null) throw new Error('the buddy ended the shipment early');
-    answer(r);
-    answered?.();
+    answered?.(answer(r));
   }
 }
 
@@ -248,17 +260,15 @@ export async function shipSnapshot(
     }
   }
 
-  async function offerChunks(ids: Buffer[]): Promise<void> {
-    report.chunksOffered += ids.length;
-    const m = await pipe.request({ type: 'has', ids }, ids.length * 32);
-    if (m.type !== 'missing') throw new Error(`buddy answered has with ${m.type}`);
-    settled += ids.length - m.indexes.length;
-    const wanted = m.indexes.map((i) => {
-      const id = ids[i];
-      if (!id) throw new Error(`buddy named chunk ${i} of ${ids.length}`);
-      return id;
-    });
-    const locs = striping ? [] : ctx.store.locations(wanted);
+  /**
+   * Offers every page of ids `next` gives (an empty one ends) and sends what the buddy lacks
+   * as one stream of messages. The question about the next page goes down the pipe ahead of
+   * this page's chunks, so its answer is back before they are all sent, and a message fills
+   * across pages. Sent page by page (each page's last message part full, the pipe drained
+   * between pages), a first shipment of 512 MiB made 135-140 MB/s; as one stream, 143-152
+   * (five rounds alternating).
+   */
+  async function offerPages(next: () => Buffer[]): Promise<void> {
     let batch: { id: Buffer; box: Buffer }[] = [];
     let size = 0;
     let buf = messageBuffer();
@@ -272,20 +282,45 @@ export async function shipSnapshot(
       size = 0;
       buf = messageBuffer();
     };
-    for (const [k, id] of wanted.entries()) {
-      const loc = locs[k];
-      if (loc && size + loc.len > CHUNK_BATCH_BYTES) await flush();
-      const box = await payload(id, loc, buf, size);
-      if (!box) {
-        if (striping) ctx.log.warn(`shard ${hexId(id)} cannot be coded again: a box of its stripe left the store`);
-        continue;
+    const send = async (wanted: Buffer[]): Promise<void> => {
+      const locs = striping ? [] : ctx.store.locations(wanted);
+      for (const [k, id] of wanted.entries()) {
+        const loc = locs[k];
+        // A message of tiny boxes reaches the protocol's count before its size.
+        if (batch.length === IDS_PER_MESSAGE || (loc && size + loc.len > CHUNK_BATCH_BYTES)) await flush();
+        const box = await payload(id, loc, buf, size);
+        if (!box) {
+          if (striping) ctx.log.warn(`shard ${hexId(id)} cannot be coded again: a box of its stripe left the store`);
+          continue;
+        }
+        // Only a box that came in a buffer of its own can overflow: a shard, or one found again.
+        if (size + box.length > CHUNK_BATCH_BYTES) await flush();
+        batch.push({ id, box });
+        size += box.length;
+        report.chunksSent++;
+        report.chunkBytes += box.length;
       }
-      // Only a box that came in a buffer of its own can overflow: a shard, or one found again.
-      if (size + box.length > CHUNK_BATCH_BYTES) await flush();
-      batch.push({ id, box });
-      size += box.length;
-      report.chunksSent++;
-      report.chunkBytes += box.length;
+    };
+    const ask = async (ids: Buffer[]): Promise<(() => Promise<BuddyMsg>) | null> => {
+      if (ids.length === 0) return null;
+      report.chunksOffered += ids.length;
+      return pipe.ask({ type: 'has', ids }, ids.length * 32);
+    };
+    let ids = next();
+    let answer = await ask(ids);
+    while (answer) {
+      const m = await answer();
+      if (m.type !== 'missing') throw new Error(`buddy answered has with ${m.type}`);
+      settled += ids.length - m.indexes.length;
+      const asked = ids;
+      const wanted = m.indexes.map((i) => {
+        const id = asked[i];
+        if (!id) throw new Error(`buddy named chunk ${i} of ${asked.length}`);
+        return id;
+      });
+      ids = next();
+      answer = await ask(ids);
+      await send(wanted);
     }
     await flush();
     messageBuffers.give(buf);
@@ -298,29 +333,28 @@ export async function shipSnapshot(
       total = striping.stripes.shardCount(slot!, base);
       progress();
       // Our slot's shard of every stripe made since the buddy's epoch.
-      for (let after = 0; ; ) {
+      let after = 0;
+      return offerPages(() => {
         const page = striping.stripes.shardsAfter(slot!, base, after, IDS_PER_MESSAGE);
-        if (page.length === 0) return;
-        await offerChunks(page.map((p) => p.id));
-        after = page[page.length - 1]!.stripe;
-      }
+        if (page.length > 0) after = page[page.length - 1]!.stripe;
+        return page.map((p) => p.id);
+      });
     }
     if (base === 0) {
       total = countUpTo(ctx.db, epoch);
       progress();
       let after: Buffer = Buffer.alloc(0);
-      for (;;) {
+      return offerPages(() => {
         const ids = idsUpTo(ctx.db, epoch, after, IDS_PER_MESSAGE);
-        if (ids.length === 0) break;
-        await offerChunks(ids);
-        after = ids[ids.length - 1]!;
-      }
-      return;
+        if (ids.length > 0) after = ids[ids.length - 1]!;
+        return ids;
+      });
     }
     const ids = addSet(ctx.db, base, epoch).ids;
     total = ids.length;
     progress();
-    for (let i = 0; i < ids.length; i += IDS_PER_MESSAGE) await offerChunks(ids.slice(i, i + IDS_PER_MESSAGE));
+    let at = 0;
+    return offerPages(() => ids.slice(at, (at += IDS_PER_MESSAGE)));
   }
 
   /** Offers the chain's segments; sends those the buddy lacks (or holds another version of). */
