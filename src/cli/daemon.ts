@@ -131,6 +131,10 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
     // What V8's young generation spanned after the last shrink: grown past it, a quiet spell
     // shrinks it again (commands-mount.ts: it may grow to 16 MiB semi-spaces under a burst).
     let youngAtRest = 0;
+    const shrinkV8Heap = (): void => {
+      reduceV8Heap();
+      youngAtRest = youngBytes();
+    };
     const queue = new ChunkQueue(
       {
         wanted: (items) => fs.wanted(items),
@@ -147,8 +151,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
         // V8's first: after the linux tree's untar its heap held 90 MB, 20 of them live. Then
         // the disk space of the WAL the burst grew.
         drained: () => {
-          reduceV8Heap();
-          youngAtRest = youngBytes();
+          shrinkV8Heap();
           trimHeap();
           shrinkWal(store!.db);
         },
@@ -342,10 +345,7 @@ export async function runDaemon(home: string, cfg: HostConfig, keys: DaemonKeys,
       const used = process.cpuUsage(cpuBefore);
       cpuBefore = process.cpuUsage();
       if (used.user + used.system >= 100_000) return;
-      if (youngBytes() > youngAtRest) {
-        reduceV8Heap();
-        youngAtRest = youngBytes();
-      }
+      if (youngBytes() > youngAtRest) shrinkV8Heap();
       trimHeap();
     }, 10_000);
     trimTimer.unref();

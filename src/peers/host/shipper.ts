@@ -94,7 +94,7 @@ const OBJECT_BATCH_BYTES = 4 * 1024 * 1024;
 const PIPELINE = 4;
 const NO_BUFFER = Buffer.alloc(0);
 
-/** Sends requests ahead of their answers (each must be 'stored'), up to PIPELINE at once. */
+/** Sends requests ahead of their answers, up to PIPELINE at once; the buddy answers in order. */
 class Pipe {
   /** Per message sent and not yet answered, what to run with its answer (or nothing). */
   private readonly outstanding: (((r: BuddyMsg) => void) | undefined)[] = [];
