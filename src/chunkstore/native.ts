@@ -1,5 +1,5 @@
-// The chunkstore's C addon (native/): FastCDC cut points, page-cache-only reads, staged files'
-// AES-CTR, the WAL's gathered writes. Loaded once; where it is missing, each caller has a TS
+// The chunkstore's C addon (native/): FastCDC cut points, page-cache-only reads, AES-CTR (staged
+// files, and the group network's connections), the WAL's gathered writes. Loaded once; where it is missing, each caller has a TS
 // twin (chunker.ts, store.ts) or does without (index-db.ts).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -12,7 +12,8 @@ export interface NativeAddon {
   preadCached(fd: number, buf: Buffer, offset: number): number;
   trimHeap(): boolean;
   reduceV8Heap(): void;
-  ctrXor(key: Buffer, pos: number, src: Uint8Array, dst: Uint8Array): void;
+  /** AES-256-CTR at byte `pos` of a stream whose counter starts at `iv` (zero when absent). */
+  ctrXor(key: Buffer, pos: number, src: Uint8Array, dst: Uint8Array, iv?: Uint8Array): void;
 }
 
 // Compiled JS runs from dist/src/chunkstore, sources from src/chunkstore:

@@ -162,3 +162,26 @@ test("the addon's AES-CTR matches its TS twin at any offset and length, in place
   assert.throws(() => ctrXor!(key.subarray(0, 16), 0, Buffer.alloc(4), Buffer.alloc(4)), TypeError);
   assert.throws(() => ctrXor!(key, 0, Buffer.alloc(8), Buffer.alloc(4)), TypeError);
 });
+
+test("the addon's AES-CTR from an IV is Node's aes-256-ctr stream, cut anywhere (the group network's peers may use either)", () => {
+  assert.ok(ctrXor, 'the native addon is built');
+  // IVs whose counter carries across bytes and across its 64-bit halves are the likely slips.
+  const iv = fc.oneof(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.nat(255).map((b) => Buffer.alloc(16, 0xff).fill(b, 0, 8)), fc.constant(Buffer.alloc(16, 0xff)));
+  fc.assert(
+    fc.property(iv, fc.uint8Array({ minLength: 1, maxLength: 5000 }), fc.array(fc.nat(400), { maxLength: 20 }), (ivBytes, data, cuts) => {
+      const key = Buffer.from(secret32());
+      const start = Buffer.from(ivBytes);
+      const want = createCipheriv('aes-256-ctr', key, start).update(data);
+      const got = Buffer.from(data);
+      let pos = 0;
+      for (const cut of [...cuts, data.length]) {
+        const end = Math.min(data.length, pos + cut);
+        ctrXor!(key, pos, got.subarray(pos, end), got.subarray(pos, end), start);
+        pos = end;
+      }
+      assert.deepEqual(got, want);
+    }),
+    { numRuns: 300 },
+  );
+  assert.throws(() => ctrXor!(Buffer.alloc(32), 0, Buffer.alloc(4), Buffer.alloc(4), Buffer.alloc(8)), TypeError);
+});

@@ -13,6 +13,7 @@
 //   times out (5 of 8 wrong-key dials failed fast, 3 hung for the whole budget). With the
 //   marker an outsider is refused within one round trip. Under fresh IVs it reveals nothing.
 import { createCipheriv, hkdfSync, randomBytes, type Cipher } from 'node:crypto';
+import { ctrXor } from '../../chunkstore/native.js';
 import { AbstractMultiaddrConnection, byteStream } from './libp2p.js';
 import type { AbortOptions, ConnectionProtector, MessageStream, MultiaddrConnection } from '@libp2p/interface';
 
@@ -28,27 +29,60 @@ const DEFAULT_TIMEOUT_MS = 5000;
 
 /**
  * Frames sent within one turn of the event loop go to the socket as one write, up to this many
- * bytes; a larger batch is written at once.
+ * bytes; a larger frame is written at once.
  */
 const COALESCE_BYTES = 64 * 1024;
+/** Writes below this are copied out of the gathering buffer (Node's own pool serves them). */
+const SMALL_WRITE = 4096;
+
+/**
+ * One direction's keystream, applied at its running position. Through the addon it writes
+ * where it is told (in place, or straight into the buffer a write gathers): Node's
+ * `cipher.update` returns a fresh, zero-filled buffer per call, and those buffers, their zeroing
+ * and copying them together again were most of what the group network cost a shipment's
+ * processes beyond the cipher itself.
+ */
+class Keystream {
+  private pos = 0;
+  private readonly cipher: Cipher | null;
+
+  constructor(private readonly key: Buffer, private readonly iv: Buffer) {
+    this.cipher = ctrXor ? null : createCipheriv('aes-256-ctr', key, iv);
+  }
+
+  /** dst = src xor the next src.length bytes of the stream; dst may be src. */
+  xor(src: Uint8Array, dst: Uint8Array): void {
+    if (ctrXor) ctrXor(this.key, this.pos, src, dst, this.iv);
+    else dst.set(this.cipher!.update(src));
+    this.pos += src.length;
+  }
+}
 
 /** A connection whose bytes pass through one keystream each way. */
 class CipherConnection extends AbstractMultiaddrConnection {
-  /** Encrypted, in order, not yet handed to the socket. */
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** Encrypted, in order, not yet handed to the socket: the first `used` bytes of `out`. */
+  private out: Buffer | null = null;
+  private used = 0;
   private flushQueued = false;
 
   constructor(
     private readonly raw: MultiaddrConnection,
-    private readonly outbound: Cipher,
-    inbound: Cipher,
+    private readonly outbound: Keystream,
+    inbound: Keystream,
   ) {
     super({ log: raw.log.newScope('group-net'), remoteAddr: raw.remoteAddr, direction: raw.direction });
+    // What the socket read is ours alone: it is decrypted where it lies.
     raw.addEventListener('message', (evt) => {
       const data = evt.data;
-      if (data instanceof Uint8Array) this.onData(inbound.update(data));
-      else for (const buf of data) this.onData(inbound.update(buf));
+      if (data instanceof Uint8Array) {
+        inbound.xor(data, data);
+        this.onData(data);
+      } else {
+        for (const buf of data) {
+          inbound.xor(buf, buf);
+          this.onData(buf);
+        }
+      }
     });
     raw.addEventListener('drain', () => this.onMuxerDrain());
     raw.addEventListener('close', (evt) => {
@@ -68,11 +102,19 @@ class CipherConnection extends AbstractMultiaddrConnection {
     // Every layer above writes each of its frames through at once: a yamux frame, its Noise
     // box, a window update, each was a socket write of its own (the largest self time of a
     // fuzzed buddy, and 9% of a shipping one's). They are gathered until the current turn of
-    // the event loop ends.
-    const box = this.outbound.update(data.subarray());
-    this.pending.push(box);
-    this.pendingBytes += box.length;
-    if (this.pendingBytes >= COALESCE_BYTES) return { sentBytes: data.byteLength, canSendMore: this.flush() };
+    // the event loop ends, encrypted straight into the buffer that goes to the socket.
+    const size = data.byteLength;
+    // What is gathered goes first when this frame does not fit beside it.
+    const more = this.out && this.used + size > this.out.length ? this.flush() : true;
+    if (size >= COALESCE_BYTES) {
+      const box = Buffer.allocUnsafe(size);
+      this.encryptInto(data, box, 0);
+      return { sentBytes: size, canSendMore: this.raw.status === 'open' && this.raw.send(box) && more };
+    }
+    this.out ??= Buffer.allocUnsafe(COALESCE_BYTES);
+    this.encryptInto(data, this.out, this.used);
+    this.used += size;
+    if (this.used === this.out.length) return { sentBytes: size, canSendMore: this.flush() && more };
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => {
@@ -86,7 +128,7 @@ class CipherConnection extends AbstractMultiaddrConnection {
         }
       });
     }
-    return { sentBytes: data.byteLength, canSendMore: true };
+    return { sentBytes: size, canSendMore: more };
   }
 
   /**
@@ -94,17 +136,30 @@ class CipherConnection extends AbstractMultiaddrConnection {
    * closed under us (reset by the peer, aborted) has no use for it.
    */
   private flush(): boolean {
-    if (this.pending.length === 0) return true;
-    const out = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (!this.out || this.used === 0) return true;
+    // A few small frames (a request, a window update) are copied out of the gathering buffer,
+    // which stays for the next ones: a fresh 64 KiB per small write would be garbage the
+    // collector counts as external memory. A full one goes to the socket as it is.
+    let out: Buffer;
+    if (this.used < SMALL_WRITE) out = Buffer.from(this.out.subarray(0, this.used));
+    else {
+      out = this.out.subarray(0, this.used);
+      this.out = null;
+    }
+    this.used = 0;
     if (this.raw.status !== 'open') return false;
     return this.raw.send(out);
   }
 
+  private encryptInto(data: Iterable<Uint8Array>, into: Buffer, at: number): void {
+    for (const part of data) {
+      this.outbound.xor(part, into.subarray(at, at + part.length));
+      at += part.length;
+    }
+  }
+
   sendReset(err: Error): void {
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.used = 0;
     this.raw.abort(err);
   }
 
@@ -130,8 +185,8 @@ class GroupProtector implements ConnectionProtector {
       const [remoteIv] = await Promise.all([plain.read({ bytes: IV_BYTES, ...opts }), plain.write(localIv, opts)]);
       const boxed = new CipherConnection(
         plain.unwrap() as MultiaddrConnection,
-        createCipheriv('aes-256-ctr', this.key, localIv),
-        createCipheriv('aes-256-ctr', this.key, Buffer.from(remoteIv.subarray())),
+        new Keystream(this.key, localIv),
+        new Keystream(this.key, Buffer.from(remoteIv.subarray())),
       );
       const checked = byteStream(boxed);
       const [got] = await Promise.all([checked.read({ bytes: MARKER.length, ...opts }), checked.write(MARKER, opts)]);
