@@ -146,6 +146,8 @@ napi_value PreadCached(napi_env env, napi_callback_info info);  /* pread.c */
 napi_value TrimHeap(napi_env env, napi_callback_info info);  /* memory.c */
 napi_value CtrXor(napi_env env, napi_callback_info info);  /* ctr.c */
 napi_value ReduceV8Heap(napi_env env, napi_callback_info info);  /* v8-heap.cc */
+napi_value ChachaSeal(napi_env env, napi_callback_info info);  /* chacha.c */
+napi_value ChachaOpen(napi_env env, napi_callback_info info);  /* chacha.c */
 
 NAPI_MODULE_INIT() {
   napi_value fn;
@@ -159,5 +161,9 @@ NAPI_MODULE_INIT() {
   if (napi_set_named_property(env, exports, "ctrXor", fn) != napi_ok) return NULL;
   if (napi_create_function(env, "reduceV8Heap", NAPI_AUTO_LENGTH, ReduceV8Heap, NULL, &fn) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "reduceV8Heap", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "chachaSeal", NAPI_AUTO_LENGTH, ChachaSeal, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "chachaSeal", fn) != napi_ok) return NULL;
+  if (napi_create_function(env, "chachaOpen", NAPI_AUTO_LENGTH, ChachaOpen, NULL, &fn) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "chachaOpen", fn) != napi_ok) return NULL;
   return exports;
 }

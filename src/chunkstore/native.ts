@@ -1,6 +1,7 @@
 // The chunkstore's C addon (native/): FastCDC cut points, page-cache-only reads, AES-CTR (staged
-// files, and the group network's connections), the WAL's gathered writes. Loaded once; where it is missing, each caller has a TS
-// twin (chunker.ts, store.ts) or does without (index-db.ts).
+// files, and the group network's connections), Noise's ChaCha20-Poly1305, the WAL's gathered
+// writes. Loaded once; where it is missing, each caller has a TS twin (chunker.ts, store.ts,
+// staged-file.ts) or keeps what it used before (index-db.ts, the peers layer).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -14,6 +15,10 @@ export interface NativeAddon {
   reduceV8Heap(): void;
   /** AES-256-CTR at byte `pos` of a stream whose counter starts at `iv` (zero when absent). */
   ctrXor(key: Buffer, pos: number, src: Uint8Array, dst: Uint8Array, iv?: Uint8Array): void;
+  /** ChaCha20-Poly1305 of `parts` (at most 64) into `out`: their text, then the 16-byte tag. */
+  chachaSeal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, parts: Uint8Array[], out: Uint8Array): void;
+  /** The text of `parts` (ending with the tag) into `out` (it may be the first part); false if the tag fails. */
+  chachaOpen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, parts: Uint8Array[], out: Uint8Array): boolean;
 }
 
 // Compiled JS runs from dist/src/chunkstore, sources from src/chunkstore:
@@ -34,7 +39,7 @@ function loadNative(): { addon: NativeAddon | null; path: string | null; error: 
   const path = join(root, 'native', 'build', 'Release', 'safe_native.node');
   try {
     const addon = createRequire(import.meta.url)(path) as NativeAddon;
-    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function' || typeof addon.ctrXor !== 'function' || typeof addon.reduceV8Heap !== 'function') return { addon: null, path: null, error: `${path} is from another build (run npm run build)` };
+    if (typeof addon?.cuts !== 'function' || typeof addon.preadCached !== 'function' || typeof addon.trimHeap !== 'function' || typeof addon.ctrXor !== 'function' || typeof addon.reduceV8Heap !== 'function' || typeof addon.chachaSeal !== 'function') return { addon: null, path: null, error: `${path} is from another build (run npm run build)` };
     return { addon, path, error: null };
   } catch (e) {
     return { addon: null, path: null, error: `${path}: ${(e as Error).message}` };
@@ -66,6 +71,12 @@ export const reduceV8Heap: () => void = loaded.addon ? loaded.addon.reduceV8Heap
  * `dst` may be `src`). Null without the addon: staged-file.ts has the TS twin.
  */
 export const ctrXor: NativeAddon['ctrXor'] | null = loaded.addon ? loaded.addon.ctrXor : null;
+
+/**
+ * Noise's ChaCha20-Poly1305 in one call a message, into buffers the caller gives (native/chacha.c).
+ * Null without the addon: the peers layer keeps Noise's own.
+ */
+export const chacha: Pick<NativeAddon, 'chachaSeal' | 'chachaOpen'> | null = loaded.addon;
 
 /**
  * The addon's file, which is also an SQLite extension (native/wal-batch.c: a transaction's WAL

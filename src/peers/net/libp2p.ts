@@ -9,6 +9,7 @@ import './polyfill.js';
 export { createLibp2p } from 'libp2p';
 export { tcp } from '@libp2p/tcp';
 export { noise } from '@chainsafe/libp2p-noise';
+export { defaultCrypto as defaultNoiseCrypto } from '@chainsafe/libp2p-noise/crypto';
 export { yamux } from '@chainsafe/libp2p-yamux';
 export { identify, identifyPush } from '@libp2p/identify';
 export { ping } from '@libp2p/ping';

@@ -17,6 +17,7 @@ import type { TransportManager } from '@libp2p/interface-internal';
 import { isRelayed } from './addresses.js';
 import type { Connection, PeerId, Stream, StreamHandlerOptions } from '@libp2p/interface';
 import { groupNetwork } from './private-network.js';
+import { noiseCrypto } from './noise-crypto.js';
 import { rendezvousDHT, startRendezvous, type Rendezvous } from './rendezvous.js';
 import { UNLIMITED, type Bandwidth } from './bandwidth.js';
 
@@ -199,7 +200,7 @@ export async function createPeerNode(opts: PeerNodeOptions): Promise<PeerNode> {
     privateKey,
     addresses: { listen: opts.listen },
     transports: [tcp(), circuitRelayTransport()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [cappedYamux()],
     ...(opts.pnetKey ? { connectionProtector: groupNetwork(opts.pnetKey) } : {}),
     // timeout 0: the default waits a whole second before the first dial.
