@@ -2,7 +2,7 @@
 // repair threshold and silence period, at several rates of permanent loss; prints, per case,
 // the share of hosts fully recoverable at the end, hosts that lost data, the worst host, the
 // repair traffic a month as a share of stored bytes, and the storage overhead. The model is
-// described in scripts/durability/model.ts; the README's redundancy section quotes its table.
+// described in scripts/durability/model.ts; docs/performance.md's redundancy section quotes its table.
 //
 //   node dist/scripts/simulate-durability.js [--json] [--hosts 10000] [--days 365] [--seeds 1]
 //     [--schemes copies:2,copies:3,rs:4+2,rs:6+3,rs:10+4] [--loss 0.1,0.2,0.4] [--silence 72,168]

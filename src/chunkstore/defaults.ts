@@ -1,2 +1,2 @@
-/** Average chunk size: chosen by measurement on the linux corpus (README, "Chunk size"). */
+/** Average chunk size: chosen by measurement on the linux corpus (docs/performance.md, "Chunk size"). */
 export const DEFAULT_AVG_CHUNK = 16 * 1024;

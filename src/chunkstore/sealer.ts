@@ -22,7 +22,7 @@ const enum Codec { Raw = 0, Zstd = 1 }
 
 /**
  * zstd level 1: on 200 MB of linux source in 16 KiB chunks, level 1 keeps 31.5% at 248 MB/s,
- * level 3 30.2% at 200 MB/s; on random data 1130 vs 890 MB/s (README, "Compression").
+ * level 3 30.2% at 200 MB/s; on random data 1130 vs 890 MB/s (docs/performance.md, "Compression").
  */
 export const ZSTD_LEVEL = 1;
 

@@ -2,7 +2,7 @@
 // to the whole send window (16 MiB), as one data frame, and a receiver delivers none of a frame
 // before its last byte (its `maxMessageSize` setting is not used). Through a relay that made
 // the relay take in a whole window from one side before it passed a byte to the other: the two
-// hops took turns, and a relayed shipment ran at half the link (README, "Across home routers").
+// hops took turns, and a relayed shipment ran at half the link (docs/performance.md, "Across home routers").
 //
 // The split happens where a stream hands a data frame to its muxer, not by lowering the
 // stream's own message size: a stream takes that many bytes off its write queue at a time,
