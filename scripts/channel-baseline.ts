@@ -3,13 +3,13 @@
 // Beside it, a plain store at both ends of the same channel, the work any shipment has to do
 // and nothing else (no protocol, no index): the sender reads its messages from a file, and the
 // receiver checks each box-sized piece with SHA-256 (as a buddy checks a box against its id)
-// and writes it down, fsynced a message at a time (a buddy makes a message's boxes durable
-// before it names them).
+// and writes it down in pack-sized files, fsynced a message at a time (a buddy makes a
+// message's boxes durable before it names them).
 // The receiver runs in a child process (this file, run with `receiver`), so sender and
 // receiver each have a core, like two hosts.
 import '../src/peers/net/polyfill.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fsyncSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,8 @@ const PROTOCOL = '/safe-bench/ship/1.0.0';
 const STORE_PROTOCOL = '/safe-bench/ship-store/1.0.0';
 /** The piece the plain store hashes: the chunker's average chunk. */
 const BOX = 16 << 10;
+/** The size a pack file grows to before the next one starts (the chunkstore's target). */
+const PACK_BYTES = 16 << 20;
 const KEY = new Uint8Array(32).fill(0x42);
 const frameFor = (window: number): number => Math.min(window / 2 - 4, 8 << 20);
 
@@ -96,15 +98,25 @@ async function receiver(window: number, storeDir: string): Promise<void> {
   for (const node of nodes) {
     await node.handle(STORE_PROTOCOL, async ({ stream }) => {
       const ch = openChannel(stream, { receive: ToReceiver, send: ToSender }, { window, maxFrame: frameFor(window) });
-      const file = join(storeDir, `plain-store-${process.pid}`);
-      const fd = openSync(file, 'w');
+      const dir = mkdtempSync(join(storeDir, 'plain-store-'));
+      let fd = -1;
+      let files = 0;
+      let inFile = 0;
       let bytes = 0;
       try {
         for await (const m of ch) {
           if (m.type === 'chunk') {
             for (let off = 0; off < m.data.length; off += BOX) boxId(m.data.subarray(off, off + BOX));
+            // Files of a pack's size: one file grown to 512 MiB cost this machine's kernel
+            // 0.14-1.46 s of CPU to write, 16 MiB files 0.13-0.16 s.
+            if (fd < 0 || inFile >= PACK_BYTES) {
+              if (fd >= 0) closeSync(fd);
+              fd = openSync(join(dir, String(files++)), 'w');
+              inFile = 0;
+            }
             writeSync(fd, m.data);
             fsyncSync(fd);
+            inFile += m.data.length;
             bytes += m.data.length;
           } else {
             await ch.send({ type: 'got', bytes });
@@ -113,8 +125,8 @@ async function receiver(window: number, storeDir: string): Promise<void> {
         }
         await ch.end();
       } finally {
-        closeSync(fd);
-        rmSync(file, { force: true });
+        if (fd >= 0) closeSync(fd);
+        rmSync(dir, { recursive: true, force: true });
       }
     });
     await node.handle(PROTOCOL, async ({ stream }) => {
