@@ -3,17 +3,18 @@
 // Beside it, a plain store at both ends of the same channel, the work any shipment has to do
 // and nothing else (no protocol, no index): the sender reads its messages from a file, and the
 // receiver checks each box-sized piece with SHA-256 (as a buddy checks a box against its id)
-// and writes it down in pack-sized files, fsynced a message at a time (a buddy makes a
-// message's boxes durable before it names them).
+// and appends it to packs through the chunkstore's own writer, synced a message at a time (a
+// buddy makes a message's boxes durable before it names them).
 // The receiver runs in a child process (this file, run with `receiver`), so sender and
 // receiver each have a core, like two hosts.
 import '../src/peers/net/polyfill.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { PackWriter } from '../src/chunkstore/packs.js';
 import { boxId } from '../src/chunkstore/sealer.js';
 import { createPeerNode } from '../src/peers/net/node.js';
 import { defineMessages, openChannel, t } from '../src/peers/wire/messages.js';
@@ -22,10 +23,8 @@ const ToReceiver = defineMessages({ chunk: { data: t.bytes({ max: 8 << 20 }) }, 
 const ToSender = defineMessages({ got: { bytes: t.uint() } });
 const PROTOCOL = '/safe-bench/ship/1.0.0';
 const STORE_PROTOCOL = '/safe-bench/ship-store/1.0.0';
-/** The piece the plain store hashes: the chunker's average chunk. */
+/** The piece the plain store hashes and stores as a box: the chunker's average chunk. */
 const BOX = 16 << 10;
-/** The size a pack file grows to before the next one starts (the chunkstore's target). */
-const PACK_BYTES = 16 << 20;
 const KEY = new Uint8Array(32).fill(0x42);
 const frameFor = (window: number): number => Math.min(window / 2 - 4, 8 << 20);
 
@@ -64,16 +63,13 @@ export async function channelReceiver(windowBytes: number, storeDir = tmpdir()):
       // into while a message in it may still be on its way.
       const ring = source ? Array.from({ length: Math.ceil(windowBytes / payloadBytes) + 2 }, () => Buffer.allocUnsafe(payloadBytes)) : [];
       const t0 = performance.now();
+      const read = (i: number): Uint8Array => {
+        const data = ring[i % ring.length]!;
+        if (readSync(fd, data, 0, payloadBytes, i * payloadBytes) !== payloadBytes) throw new Error(`${source} is shorter than ${bytes} bytes`);
+        return data;
+      };
       try {
-        for (let i = 0; i < count; i++) {
-          if (fd < 0) {
-            await ch.send({ type: 'chunk', data: payload });
-            continue;
-          }
-          const data = ring[i % ring.length]!;
-          if (readSync(fd, data, 0, payloadBytes, i * payloadBytes) !== payloadBytes) throw new Error(`${source} is shorter than ${bytes} bytes`);
-          await ch.send({ type: 'chunk', data });
-        }
+        for (let i = 0; i < count; i++) await ch.send({ type: 'chunk', data: fd < 0 ? payload : read(i) });
       } finally {
         if (fd >= 0) closeSync(fd);
       }
@@ -99,24 +95,17 @@ async function receiver(window: number, storeDir: string): Promise<void> {
     await node.handle(STORE_PROTOCOL, async ({ stream }) => {
       const ch = openChannel(stream, { receive: ToReceiver, send: ToSender }, { window, maxFrame: frameFor(window) });
       const dir = mkdtempSync(join(storeDir, 'plain-store-'));
-      let fd = -1;
-      let files = 0;
-      let inFile = 0;
+      let packs = 0;
+      const writer = new PackWriter(dir, () => packs++, () => {});
       let bytes = 0;
       try {
         for await (const m of ch) {
           if (m.type === 'chunk') {
-            for (let off = 0; off < m.data.length; off += BOX) boxId(m.data.subarray(off, off + BOX));
-            // Files of a pack's size: one file grown to 512 MiB cost this machine's kernel
-            // 0.14-1.46 s of CPU to write, 16 MiB files 0.13-0.16 s.
-            if (fd < 0 || inFile >= PACK_BYTES) {
-              if (fd >= 0) closeSync(fd);
-              fd = openSync(join(dir, String(files++)), 'w');
-              inFile = 0;
+            for (let off = 0; off < m.data.length; off += BOX) {
+              const box = m.data.subarray(off, off + BOX);
+              writer.append(boxId(box), box);
             }
-            writeSync(fd, m.data);
-            fsyncSync(fd);
-            inFile += m.data.length;
+            writer.sync();
             bytes += m.data.length;
           } else {
             await ch.send({ type: 'got', bytes });
@@ -125,7 +114,7 @@ async function receiver(window: number, storeDir: string): Promise<void> {
         }
         await ch.end();
       } finally {
-        if (fd >= 0) closeSync(fd);
+        writer.discard();
         rmSync(dir, { recursive: true, force: true });
       }
     });
