@@ -64,6 +64,8 @@ export interface Addon {
   replyBoxes(s: Session, req: Req, ino: number, fh: number, size: number, pos: number, window: Buffer, count: number, eof: number, mark: number): boolean;
   /** mknod(2), which Node lacks: fifos, sockets and device nodes for restores. */
   mknod(path: Buffer, mode: number, rdev: number): void;
+  /** CLOCK_REALTIME_COARSE in whole milliseconds. */
+  coarseNowMs(): number;
 }
 
 function repoRoot(): string {

@@ -14,6 +14,7 @@ import type { ChunkQueue, StagedGeneration } from './chunk-queue.js';
 import { FsError } from './errors.js';
 import type { Staging } from './staging.js';
 import { A, RENAME_EXCHANGE, RENAME_NOREPLACE, SA, SET } from './binding.js';
+import { inodeNow } from './clock.js';
 import { attrOf, deviceTarget, fillAttr } from './attrs.js';
 import { SNAPDIR, nodeId, where, type Where } from './nodes.js';
 import { SnapshotDir, SNAPSHOTS } from './snapshot-dir.js';
@@ -212,7 +213,7 @@ export class Filesystem {
   setattr(id: number, valid: number, fh: number, sa: Float64Array): Float64Array | Promise<Float64Array> {
     const w = where(id);
     if (w.epoch !== null || id === SNAPDIR) throw new FsError('EROFS');
-    const now = Date.now();
+    const now = inodeNow();
     const changes: Partial<Inode> = {};
     if (valid & SET.MODE) changes.mode = sa[SA.MODE]! & 0o7777;
     if (valid & SET.UID) changes.uid = sa[SA.UID]!;
@@ -294,39 +295,39 @@ export class Filesystem {
     const kind = mode & S_IFMT;
     if (![S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK].includes(kind)) throw new FsError('EINVAL');
     const device = kind === S_IFCHR || kind === S_IFBLK;
-    const n = this.tree.create(parent, name, { ...this.newInode(dir, kind, mode, uid, gid), target: device ? deviceTarget(rdev) : undefined, now: Date.now() });
+    const n = this.tree.create(parent, name, { ...this.newInode(dir, kind, mode, uid, gid), target: device ? deviceTarget(rdev) : undefined, now: inodeNow() });
     return this.attrOfLive(n);
   }
 
   mkdir(parent: number, name: Buffer, mode: number, uid: number, gid: number): Float64Array {
     const dir = this.liveDir(parent);
     this.checkName(parent, name);
-    return this.attrOfLive(this.tree.create(parent, name, { ...this.newInode(dir, S_IFDIR, mode, uid, gid), now: Date.now() }));
+    return this.attrOfLive(this.tree.create(parent, name, { ...this.newInode(dir, S_IFDIR, mode, uid, gid), now: inodeNow() }));
   }
 
   symlink(parent: number, name: Buffer, target: Buffer, uid: number, gid: number): Float64Array {
     const dir = this.liveDir(parent);
     this.checkName(parent, name);
-    return this.attrOfLive(this.tree.create(parent, name, { ...this.newInode(dir, S_IFLNK, 0o777, uid, gid), target, now: Date.now() }));
+    return this.attrOfLive(this.tree.create(parent, name, { ...this.newInode(dir, S_IFLNK, 0o777, uid, gid), target, now: inodeNow() }));
   }
 
   link(id: number, parent: number, name: Buffer): Float64Array {
     const n = this.live(id);
     this.liveDir(parent);
     this.checkName(parent, name);
-    return this.attrOfLive(this.tree.link(n.ino, parent, name, Date.now()));
+    return this.attrOfLive(this.tree.link(n.ino, parent, name, inodeNow()));
   }
 
   unlink(parent: number, name: Buffer): void {
     this.liveDir(parent);
     if (parent === ROOT && name.equals(SNAPSHOTS_NAME)) throw new FsError('EROFS');
-    this.tree.unlink(parent, name, Date.now());
+    this.tree.unlink(parent, name, inodeNow());
   }
 
   rmdir(parent: number, name: Buffer): void {
     this.liveDir(parent);
     if (parent === ROOT && name.equals(SNAPSHOTS_NAME)) throw new FsError('EROFS');
-    this.tree.rmdir(parent, name, Date.now());
+    this.tree.rmdir(parent, name, inodeNow());
   }
 
   rename(parent: number, name: Buffer, newParent: number, newName: Buffer, flags: number): void {
@@ -334,7 +335,7 @@ export class Filesystem {
     this.liveDir(newParent);
     if ((parent === ROOT && name.equals(SNAPSHOTS_NAME)) || (newParent === ROOT && newName.equals(SNAPSHOTS_NAME))) throw new FsError('EROFS');
     if (newName.length > 255) throw new FsError('ENAMETOOLONG');
-    const now = Date.now();
+    const now = inodeNow();
     if (flags & RENAME_EXCHANGE) {
       this.tree.exchange(parent, name, newParent, newName, now);
       return;
@@ -376,7 +377,7 @@ export class Filesystem {
   async create(parent: number, name: Buffer, mode: number, flags: number, uid: number, gid: number): Promise<Created> {
     const dir = this.liveDir(parent);
     this.checkName(parent, name);
-    const n = this.tree.create(parent, name, { ...this.newInode(dir, S_IFREG, mode, uid, gid), now: Date.now() });
+    const n = this.tree.create(parent, name, { ...this.newInode(dir, S_IFREG, mode, uid, gid), now: inodeNow() });
     const working = await this.writers.acquire(n.ino, (flags & fsc.O_TRUNC) !== 0);
     const fh = this.newHandle({ w: { ino: n.ino, epoch: null }, write: working, node: n });
     return { attr: this.attrOfLive(n), fh };
@@ -463,7 +464,7 @@ export class Filesystem {
     if (!w) throw new FsError('EBADF');
     if (mode & ~FALLOC_FL_KEEP_SIZE) throw new FsError('EOPNOTSUPP');
     // Space is not reserved (staging is chunked away anyway); the size grows as POSIX says.
-    if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > w.size) return this.writers.resize(w, off + len, Date.now());
+    if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > w.size) return this.writers.resize(w, off + len, inodeNow());
   }
 
   statfs(): Promise<Float64Array> {

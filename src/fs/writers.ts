@@ -9,6 +9,7 @@ import { closeSync, openSync } from 'node:fs';
 import type { StagedFile } from '../chunkstore/staged-file.js';
 import { S_IFREG, type Inode, type Tree } from '../snapshot/tree.js';
 import type { ContentReader } from './content-reader.js';
+import { inodeNow } from './clock.js';
 import type { ChunkQueue } from './chunk-queue.js';
 import { FsError } from './errors.js';
 import type { Staging } from './staging.js';
@@ -69,7 +70,7 @@ export class Writers {
     if (ready) {
       ready.writers++;
       try {
-        if (trunc) await this.resize(ready, 0, Date.now());
+        if (trunc) await this.resize(ready, 0, inodeNow());
       } catch (err) {
         // This open fails (a copy it had to make found the disk full): it holds nothing.
         this.release(ready);

@@ -3,6 +3,7 @@
 // (cp -a then left files at 0600), while EOPNOTSUPP makes cp, rsync and tar fall back to chmod.
 // The security.* namespace never gets here: native/fuse refuses it.
 import type { Inode, Tree } from '../snapshot/tree.js';
+import { inodeNow } from './clock.js';
 import { FsError } from './errors.js';
 
 const XATTR_CREATE = 1;
@@ -22,7 +23,7 @@ export function setXattr(tree: Tree, n: Inode, name: string, value: Buffer, flag
   if (flags & XATTR_CREATE && name in x) throw new FsError('EEXIST');
   if (flags & XATTR_REPLACE && !(name in x)) throw new FsError('ENODATA');
   x[name] = value.toString('base64');
-  tree.update(n.ino, { xattrs: JSON.stringify(x), ctime: Date.now() });
+  tree.update(n.ino, { xattrs: JSON.stringify(x), ctime: inodeNow() });
 }
 
 export function getXattr(n: Inode, name: string): Buffer {
@@ -42,5 +43,5 @@ export function removeXattr(tree: Tree, n: Inode, name: string): void {
   const x = parse(n);
   if (!(name in x)) throw new FsError('ENODATA');
   delete x[name];
-  tree.update(n.ino, { xattrs: Object.keys(x).length ? JSON.stringify(x) : null, ctime: Date.now() });
+  tree.update(n.ino, { xattrs: Object.keys(x).length ? JSON.stringify(x) : null, ctime: inodeNow() });
 }

@@ -314,6 +314,30 @@ test('the mtime stat shows after writes is the one kept: in a snapshot and after
   }]);
 });
 
+test('times are whole milliseconds, a new file\'s never ahead of its first write, and the same to the ns after a remount', { timeout: 60_000 }, () => {
+  const m = area('time-grain');
+  // A time given to the nanosecond is kept to the millisecond, and stat says so at once.
+  const set = join(m, 'set');
+  writeFileSync(set, 'x');
+  execFileSync('touch', ['-m', '-d', '2021-03-04 05:06:07.123456789', set]);
+  assert.equal(lst(set).mtimeNs % 1_000_000_000n, 123_000_000n, 'a time set to the ns is shown to the ms');
+  // The folder stamps a create from the clock the kernel stamps writes with: the directory's
+  // mtime is the create's, and the write right after it cannot be earlier.
+  const d = join(m, 'fresh');
+  mkdirSync(d);
+  for (let i = 0; i < 50; i++) {
+    const f = join(d, `f${i}`);
+    writeFileSync(f, 'data');
+    const [dt, ft] = [lst(d).mtimeNs, lst(f).mtimeNs];
+    assert.ok(ft >= dt, `f${i}: written at ${ft}, before its create at ${dt}`);
+  }
+  const shown = new Map([set, ...readdirSync(d).map((n) => join(d, n))].map((f) => [f, [lst(f).mtimeNs, lst(f).ctimeNs]]));
+  for (const [f, [mt, ct]] of shown) assert.ok(mt! % 1_000_000n === 0n && ct! % 1_000_000n === 0n, `${f}: times in whole ms (${mt}, ${ct})`);
+  afterRemount.push(['times to the ns', () => {
+    for (const [f, t] of shown) assert.deepEqual([lst(f).mtimeNs, lst(f).ctimeNs], t, `${f}: mtime and ctime after a remount`);
+  }]);
+});
+
 // ---- open files that lost their names ----
 
 test('an open file outlives its last name: fstat (nlink 0), read, write and close through the fd', { timeout: 60_000 }, async (t) => {
