@@ -383,6 +383,14 @@ export class Filesystem {
     return { attr: this.attrOfLive(n), fh };
   }
 
+  /** A directory holding node `id` (one of them, for a file with several names). */
+  parentOf(id: number): number | undefined {
+    if (id === SNAPDIR) return undefined;
+    const w = where(id);
+    const dir = this.tree.parentOf(w.ino, w.epoch ?? this.tree.epoch);
+    return dir === undefined ? undefined : nodeId(dir, w.epoch);
+  }
+
   private newHandle(h: Handle): number {
     const fh = this.nextFh++;
     this.handles.set(fh, h);

@@ -13,6 +13,7 @@ import { readWindow } from './read-windows.js';
 import { errnoOf } from './errors.js';
 import type { Filesystem } from './filesystem.js';
 import { SNAPDIR } from './nodes.js';
+import { ListingDrops } from './listing-drops.js';
 import type { Staging } from './staging.js';
 import type { Log } from '../log/logger.js';
 
@@ -39,6 +40,7 @@ export class Kernel {
    * and a deletion that finds no room spends the staging reserve, so `rm` always works.
    */
   private lowSpace = false;
+  private readonly listingDrops = new ListingDrops();
 
   constructor(
     private readonly addon: Addon,
@@ -135,7 +137,11 @@ export class Kernel {
 
   readonly dispatch: Dispatch = (op, req, ino, a, b, c, d, e) => {
     if (op === Op.BATCH_END) return void (this.held.length > 0 && this.commit());
-    if (op === Op.IDLE) return this.commit();
+    if (op === Op.IDLE) {
+      const session = this.session;
+      if (session) this.listingDrops.flush((dir) => this.addon.invalInode(session, dir, 0, 0));
+      return this.commit();
+    }
     if (op === Op.READ_RETRY) return this.readInJs(req, a as number, b as number, c as number);
     if (!this.lowSpace) this.tree.beginBatch();
     const fs = this.fs;
@@ -185,6 +191,7 @@ export class Kernel {
         // The kernel keeps listings cached across opens (the addon opens directories with
         // cache_readdir): every change to them goes through it, except new and forgotten
         // snapshots, which snapshotsChanged invalidates.
+        if (b === 0) this.listingDrops.listed(ino);
         return this.run(req, () => fs.readdir(ino, b as number), ({ listing, start, base }) => {
           const sent = x.replyDir(req, a as number, op === Op.READDIRPLUS, listing.names, listing.attrs, start, TTL, TTL, base);
           if (sent === 0) fs.readdirEnded(base);
@@ -215,6 +222,8 @@ export class Kernel {
    */
   private read(req: Req, ino: number, fh: number, size: number, pos: number, mark: number): void {
     const session = this.session;
+    const dir = this.fs.parentOf(ino);
+    if (dir !== undefined) this.listingDrops.read(dir);
     try {
       const sent = session !== null && this.fs.sendBoxes(fh, size, pos, (spans, places, eof) =>
         this.addon.replyBoxes(session, req, ino, fh, size, pos, readWindow(spans, places), spans.length, eof, mark));

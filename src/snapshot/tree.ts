@@ -114,6 +114,7 @@ export class Tree {
       list: db.prepare<{ parent: number; e: number }, Entry>(`SELECT name, ino FROM entries WHERE parent = @parent AND ${LIVE} ORDER BY name`),
       listFull: db.prepare<[number, number, number, number, number], EntryWithInode>(`SELECT e.name, i.* FROM entries e JOIN inodes i ON i.ino = e.ino AND i.born <= ? AND (i.died IS NULL OR i.died > ?)
         WHERE e.parent = ? AND e.born <= ? AND (e.died IS NULL OR e.died > ?) ORDER BY e.name`),
+      parentOf: db.prepare<[number, number, number], number>('SELECT parent FROM entries WHERE ino = ? AND born <= ? AND (died IS NULL OR died > ?) LIMIT 1').pluck(),
       hasChild: db.prepare<{ parent: number; e: number }, number>(`SELECT 1 FROM entries WHERE parent = @parent AND ${LIVE} LIMIT 1`).pluck(),
       entryRow: db.prepare<{ parent: number; name: Buffer; e: number }, { born: number; ino: number }>(`SELECT born, ino FROM entries WHERE parent = @parent AND name = @name AND ${LIVE}`),
       insInode: db.prepare(`INSERT INTO inodes (ino, born, died, kind, mode, uid, gid, nlink, size, atime, mtime, ctime, target, cl, staged, xattrs)
@@ -435,9 +436,13 @@ export class Tree {
     return dir;
   }
 
+  /** A directory holding `ino` (one of them, for a file with several names). */
+  parentOf(ino: number, e = this.e): number | undefined {
+    return this.q.parentOf.get(ino, e, e) as number | undefined;
+  }
+
   private isAncestor(ancestor: number, ino: number): boolean {
-    const up = this.db.prepare<{ ino: number; e: number }, number>(`SELECT parent FROM entries WHERE ino = @ino AND ${LIVE} LIMIT 1`).pluck();
-    for (let cur: number | undefined = ino; cur !== undefined && cur !== ROOT; cur = up.get({ ino: cur, e: this.e }) as number | undefined) {
+    for (let cur: number | undefined = ino; cur !== undefined && cur !== ROOT; cur = this.parentOf(cur)) {
       if (cur === ancestor) return true;
     }
     return ancestor === ROOT;

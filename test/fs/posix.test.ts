@@ -645,6 +645,41 @@ test('readdir while the directory changes: every entry that stayed is listed onc
   assert.ok(!now.some((n) => out.before.includes(n)), 'and not the names unlinked');
 });
 
+/**
+ * Python lists `dir` with one scandir stream: `first` names, then reads every file of `dir`
+ * from the daemon (its pages dropped first) and waits for the daemon to go idle (it then
+ * drops the directory's cached listing), then reads on: the rest of the stream comes from
+ * the daemon, from where it stood. JSON: the names read, and each file's size as the
+ * stream's lstat saw it.
+ */
+const LIST_ACROSS_READS = `import json, os, sys, time
+d, first = sys.argv[1], int(sys.argv[2])
+it = os.scandir(d)
+seen = [next(it) for _ in range(first)]
+for n in os.listdir(d):
+    with open(os.path.join(d, n), 'rb') as f:
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        f.read()
+time.sleep(0.2)
+seen += list(it)
+print(json.dumps({e.name: e.stat(follow_symlinks=False).st_size for e in seen}))`;
+
+test('reading files drops their directory\'s cached listing: a listing under way reads on, and the next is whole and current', { timeout: 60_000 }, () => {
+  const d = area('listing-reads');
+  const sizes = new Map(Array.from({ length: 2000 }, (_, i) => [`f-${String(i).padStart(5, '0')}${'x'.repeat(90)}`, i % 97]));
+  for (const [n, size] of sizes) writeFileSync(join(d, n), 'y'.repeat(size));
+  assert.equal(readdirSync(d).length, sizes.size, 'listed once, so the kernel caches it');
+  const seen = JSON.parse(execFileSync('python3', ['-c', LIST_ACROSS_READS, d, '500'], { encoding: 'utf8' })) as Record<string, number>;
+  assert.deepEqual(Object.keys(seen).sort(), [...sizes.keys()], 'every entry once, across the drop');
+  for (const [n, size] of sizes) assert.equal(seen[n], size, `${n}: its size through the listing`);
+  // A change after the drop shows in the next listing and in stat, through the new listing's attributes.
+  writeFileSync(join(d, 'f-00001' + 'x'.repeat(90)), 'longer than before');
+  unlinkSync(join(d, 'f-00002' + 'x'.repeat(90)));
+  const now = readdirSync(d, { withFileTypes: true });
+  assert.equal(now.length, sizes.size - 1);
+  assert.equal(lst(join(d, 'f-00001' + 'x'.repeat(90))).size, BigInt('longer than before'.length));
+});
+
 // ---- copies that keep attributes ----
 
 interface Entry { type: string; mode: number; uid: number; gid: number; mtimeMs: string; size?: number; hash?: string; target?: string; xattrs: string }
