@@ -139,7 +139,7 @@ export class Kernel {
     if (op === Op.BATCH_END) return void (this.held.length > 0 && this.commit());
     if (op === Op.IDLE) {
       const session = this.session;
-      if (session) this.listingDrops.flush((dir) => this.addon.invalInode(session, dir, 0, 0));
+      if (session) this.listingDrops.flush((node) => this.fs.parentOf(node), (dir) => this.addon.invalInode(session, dir, 0, 0));
       return this.commit();
     }
     if (op === Op.READ_RETRY) return this.readInJs(req, a as number, b as number, c as number);
@@ -222,8 +222,7 @@ export class Kernel {
    */
   private read(req: Req, ino: number, fh: number, size: number, pos: number, mark: number): void {
     const session = this.session;
-    const dir = this.fs.parentOf(ino);
-    if (dir !== undefined) this.listingDrops.read(dir);
+    this.listingDrops.noteRead(ino);
     try {
       const sent = session !== null && this.fs.sendBoxes(fh, size, pos, (spans, places, eof) =>
         this.addon.replyBoxes(session, req, ino, fh, size, pos, readWindow(spans, places), spans.length, eof, mark));

@@ -13,13 +13,13 @@
 const MAX_DROPPED = 1 << 16;
 
 export class ListingDrops {
-  /** Directories a file was read from since their listing was last dropped. */
-  private readonly due = new Set<number>();
+  /** Nodes read since the last idle; their directories are looked up then, off the requests' path. */
+  private readonly read = new Set<number>();
   /** Dropped and not listed since: the kernel reads them afresh anyway. */
   private readonly dropped = new Set<number>();
 
-  read(dir: number): void {
-    if (!this.dropped.has(dir)) this.due.add(dir);
+  noteRead(node: number): void {
+    this.read.add(node);
   }
 
   /** The kernel asked for the listing from its start. */
@@ -27,13 +27,15 @@ export class ListingDrops {
     this.dropped.delete(dir);
   }
 
-  flush(drop: (dir: number) => void): void {
-    if (this.due.size === 0) return;
+  flush(parentOf: (node: number) => number | undefined, drop: (dir: number) => void): void {
+    if (this.read.size === 0) return;
     if (this.dropped.size > MAX_DROPPED) this.dropped.clear();
-    for (const dir of this.due) {
+    for (const node of this.read) {
+      const dir = parentOf(node);
+      if (dir === undefined || this.dropped.has(dir)) continue;
       drop(dir);
       this.dropped.add(dir);
     }
-    this.due.clear();
+    this.read.clear();
   }
 }
